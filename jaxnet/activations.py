@@ -1,0 +1,201 @@
+"""Activation functions, and the same functions as parameter-free layers.
+
+Functions are elementwise ``f(x) -> y`` (``softmax``/``log_softmax`` reduce over ``axis``).
+Layers (``Relu()``, ``LeakyRelu(0.2)``, ``Activation("selu")``) wrap them and record
+``info["activation"]`` so diagnostics know which units can die (ReLU family) or saturate
+(sigmoid, tanh).
+
+>>> relu(jnp.array([-1.0, 2.0]))
+Array([0., 2.], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+
+from jaxnet.core import Layer, function_layer
+from jaxnet.errors import ConfigError
+
+_SELU_ALPHA = 1.6732632423543772
+_SELU_SCALE = 1.0507009873554805
+
+
+def step(x):
+    """Heaviside step ``1[x >= 0]``: the perceptron's threshold unit. Its gradient is zero."""
+    return jnp.where(x >= 0, 1.0, 0.0).astype(x.dtype)
+
+
+def sigmoid(x):
+    """Logistic ``1 / (1 + exp(-x))``, written as ``(1 + tanh(x/2)) / 2`` so it never overflows."""
+    return 0.5 * (jnp.tanh(0.5 * x) + 1.0)
+
+
+logistic = sigmoid
+
+
+def tanh(x):
+    """Hyperbolic tangent, in (-1, 1)."""
+    return jnp.tanh(x)
+
+
+def relu(x):
+    """``max(x, 0)``; its gradient at 0 is 0, as in ``jax.nn.relu``."""
+    return jnp.maximum(x, 0)
+
+
+def leaky_relu(x, alpha: float = 0.01):
+    """``x`` if ``x >= 0`` else ``alpha * x`` (``jax.nn.leaky_relu``'s ``negative_slope``)."""
+    return jnp.where(x >= 0, x, alpha * x)
+
+
+def elu(x, alpha: float = 1.0):
+    """``x`` if ``x > 0`` else ``alpha * (exp(x) - 1)``."""
+    return jnp.where(x > 0, x, alpha * jnp.expm1(jnp.minimum(x, 0)))
+
+
+def selu(x):
+    """Scaled ELU with the self-normalising constants of Klambauer et al. (2017); pair with LeCun."""
+    return _SELU_SCALE * elu(x, _SELU_ALPHA)
+
+
+def softplus(x):
+    """``log(1 + exp(x))``, a smooth ReLU that is always > 0 (for positive regression targets)."""
+    return jnp.logaddexp(x, 0.0)
+
+
+def gelu(x, approximate: bool = False):
+    """Gaussian error linear unit ``x * Phi(x)``; ``approximate=True`` uses the tanh formula."""
+    if approximate:
+        return 0.5 * x * (1.0 + jnp.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+    return 0.5 * x * (1.0 + jax.lax.erf(x / math.sqrt(2.0)))
+
+
+def swish(x):
+    """``x * sigmoid(x)``, also called SiLU."""
+    return x * sigmoid(x)
+
+
+silu = swish
+
+
+def log_softmax(x, axis: int = -1):
+    """``x - logsumexp(x)`` along ``axis``; stable for any magnitude of ``x``."""
+    shifted = x - jax.lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
+    return shifted - jnp.log(jnp.sum(jnp.exp(shifted), axis=axis, keepdims=True))
+
+
+def softmax(x, axis: int = -1):
+    """``exp(x) / sum(exp(x))`` along ``axis``: class probabilities from logits."""
+    shifted = x - jax.lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
+    e = jnp.exp(shifted)
+    return e / jnp.sum(e, axis=axis, keepdims=True)
+
+
+def identity(x):
+    """``x`` unchanged (a linear output unit)."""
+    return x
+
+
+# kind: how diagnostics treat the units. "relu" units can die; "saturating" ones can saturate.
+_FUNCTIONS = {
+    "step": (step, "saturating"),
+    "sigmoid": (sigmoid, "saturating"),
+    "logistic": (sigmoid, "saturating"),
+    "tanh": (tanh, "saturating"),
+    "relu": (relu, "relu"),
+    "leaky_relu": (leaky_relu, "leaky"),
+    "elu": (elu, "leaky"),
+    "selu": (selu, "leaky"),
+    "softplus": (softplus, "smooth"),
+    "gelu": (gelu, "smooth"),
+    "swish": (swish, "smooth"),
+    "silu": (swish, "smooth"),
+    "softmax": (softmax, "output"),
+    "log_softmax": (log_softmax, "output"),
+    "identity": (identity, "linear"),
+    "linear": (identity, "linear"),
+}
+
+NAMES = tuple(_FUNCTIONS)
+
+
+def get(name_or_fn):
+    """An activation function from itself or its name (``"relu"``, ``"leaky_relu"``)."""
+    if callable(name_or_fn):
+        return name_or_fn
+    try:
+        return _FUNCTIONS[name_or_fn][0]
+    except KeyError:
+        raise ConfigError(
+            f"unknown activation {name_or_fn!r}; expected one of {sorted(_FUNCTIONS)}",
+            ("activation",),
+        ) from None
+
+
+def Activation(name: str, **kwargs) -> Layer:
+    """A parameter-free layer applying the named activation; ``kwargs`` go to the function.
+
+    >>> Activation("leaky_relu", alpha=0.2)
+    """
+    fn, kind = _FUNCTIONS.get(name, (None, None))
+    if fn is None:
+        get(name)  # raises the error that lists the valid names
+    bound = functools.partial(fn, **kwargs) if kwargs else fn
+    return function_layer(bound, name, {"activation": name, "kind": kind, **kwargs})
+
+
+def Step() -> Layer:
+    return Activation("step")
+
+
+def Sigmoid() -> Layer:
+    return Activation("sigmoid")
+
+
+def Tanh() -> Layer:
+    return Activation("tanh")
+
+
+def Relu() -> Layer:
+    return Activation("relu")
+
+
+def LeakyRelu(alpha: float = 0.01) -> Layer:
+    return Activation("leaky_relu", alpha=alpha)
+
+
+def Elu(alpha: float = 1.0) -> Layer:
+    return Activation("elu", alpha=alpha)
+
+
+def Selu() -> Layer:
+    return Activation("selu")
+
+
+def Softplus() -> Layer:
+    return Activation("softplus")
+
+
+def Gelu(approximate: bool = False) -> Layer:
+    return Activation("gelu", approximate=approximate)
+
+
+def Swish() -> Layer:
+    return Activation("swish")
+
+
+def Softmax(axis: int = -1) -> Layer:
+    return Activation("softmax", axis=axis)
+
+
+def LogSoftmax(axis: int = -1) -> Layer:
+    return Activation("log_softmax", axis=axis)
+
+
+def kind_of(name: str) -> str | None:
+    """``"relu"``, ``"leaky"``, ``"saturating"``, ``"smooth"``, ``"output"`` or ``"linear"``."""
+    return _FUNCTIONS.get(name, (None, None))[1]

@@ -1,0 +1,176 @@
+"""Pure training steps: one step, and one whole epoch as a single ``lax.scan``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxnet.core import Layer, apply_with_outputs, init_model
+
+
+class TrainState(NamedTuple):
+    """Everything that changes during training, as one pytree.
+
+    ``key`` is fixed for the whole run: the step's key is :func:`step_key` and the epoch's shuffle
+    key :func:`shuffle_key`, both functions of ``key`` and a counter, so a run resumed at any step
+    replays exactly.
+    """
+
+    params: Any
+    state: Any
+    opt_state: Any
+    step: jax.Array  # int32 scalar: steps taken so far
+    key: jax.Array
+
+
+def step_key(ts: TrainState):
+    """The key of step ``ts.step`` (for dropout and other layer randomness)."""
+    return jax.random.fold_in(jax.random.fold_in(ts.key, 0), ts.step)
+
+
+def shuffle_key(ts: TrainState, epoch):
+    """The key that shuffles the data in ``epoch``."""
+    return jax.random.fold_in(jax.random.fold_in(ts.key, 1), epoch)
+
+
+def create_train_state(model: Layer, optimizer, input_shape, key) -> TrainState:
+    """Initialise params/state from ``key`` and the optimizer state from the params."""
+    init_key, train_key = jax.random.split(key)
+    params, state = init_model(model, init_key, input_shape)
+    return TrainState(params, state, optimizer.init(params), jnp.zeros((), jnp.int32), train_key)
+
+
+def named_metrics(metrics) -> dict[str, Callable]:
+    """``[accuracy]`` or ``{"acc": accuracy}`` -> ``{"accuracy": accuracy}``."""
+    if metrics is None:
+        return {}
+    if isinstance(metrics, Mapping):
+        return dict(metrics)
+    return {getattr(m, "__name__", f"metric_{i}"): m for i, m in enumerate(metrics)}
+
+
+def make_loss(model: Layer, loss_fn: Callable, penalty: Callable | None = None):
+    """``objective(params, state, x, y, key) -> (total_loss, aux)``.
+
+    ``aux = (predictions, new_state, data_loss, outputs)`` where ``outputs`` maps each child of a
+    :func:`~jaxnet.serial` model to its output (what diagnostics read). ``penalty(params) -> scalar``
+    (e.g. an L2 term) is added to the data loss.
+    """
+
+    def objective(params, state, x, y, key):
+        predictions, new_state, outputs = apply_with_outputs(model, params, state, x, key=key, train=True)
+        data_loss = loss_fn(predictions, y)
+        total = data_loss if penalty is None else data_loss + penalty(params)
+        return total, (predictions, new_state, data_loss, outputs)
+
+    return objective
+
+
+def make_train_step(
+    model: Layer,
+    loss_fn: Callable,
+    optimizer,
+    metrics=None,
+    *,
+    penalty: Callable | None = None,
+    probe: Callable | None = None,
+    jit: bool = True,
+):
+    """A pure step ``(params, state, opt_state, (x, y), key) -> (params, state, opt_state, logs)``.
+
+    ``optimizer`` is any optax-protocol ``GradientTransformation`` (jaxnet's or optax's).
+    ``logs`` holds ``"loss"`` (the data loss, without ``penalty``) and each metric. With
+    ``probe(grads=, params=, updates=, outputs=, loss=) -> pytree`` (e.g. per-layer gradient
+    statistics), ``logs["probe"]`` holds its result, computed inside the same compiled step.
+
+    >>> step = make_train_step(model, losses.mse, optax.adam(1e-3))
+    >>> params, state, opt_state, logs = step(params, state, opt_state, (x, y), key)
+    """
+    objective = make_loss(model, loss_fn, penalty)
+    metric_fns = named_metrics(metrics)
+
+    def step(params, state, opt_state, batch, key):
+        x, y = batch
+        grads, (predictions, new_state, data_loss, outputs) = jax.grad(objective, has_aux=True)(
+            params, state, x, y, key
+        )
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        logs = {"loss": data_loss, **{n: m(predictions, y) for n, m in metric_fns.items()}}
+        if probe is not None:
+            logs["probe"] = probe(
+                grads=grads, params=params, updates=updates, outputs=outputs, loss=data_loss
+            )
+        params = optax.apply_updates(params, updates)
+        return params, new_state, opt_state, logs
+
+    return jax.jit(step) if jit else step
+
+
+def make_epoch(
+    model: Layer,
+    loss_fn: Callable,
+    optimizer,
+    batch_size: int,
+    metrics=None,
+    *,
+    penalty: Callable | None = None,
+    probe: Callable | None = None,
+    probe_every: int = 1,
+    shuffle: bool = True,
+):
+    """``epoch(train_state, x, y) -> (train_state, logs, probes)``: one pass, one program.
+
+    The permutation, the per-step batch gather, forward, backward and update all run inside one
+    ``lax.scan``; ``x``/``y`` (arrays or pytrees of arrays) stay on the device. The last
+    ``n % batch_size`` examples of each (shuffled) epoch are dropped, so every step has the same
+    shape; shuffling makes a different remainder drop each epoch. ``logs`` are the epoch means of
+    the per-step loss and metrics. ``probes`` stacks ``probe``'s result for every step (zeros on
+    steps where ``step % probe_every != 0``; those are never computed) or is ``None``.
+    Wrap in ``jax.jit`` (``fit`` does).
+    """
+    step = make_train_step(model, loss_fn, optimizer, metrics, penalty=penalty, jit=False)
+    probed_step = make_train_step(
+        model, loss_fn, optimizer, metrics, penalty=penalty, probe=probe, jit=False
+    )
+
+    def epoch(ts: TrainState, x, y):
+        n = jax.tree.leaves(x)[0].shape[0]
+        n_batches = n // batch_size
+        if shuffle:
+            order = jax.random.permutation(shuffle_key(ts, ts.step // n_batches), n)
+        else:
+            order = jnp.arange(n)
+        batches = order[: n_batches * batch_size].reshape(n_batches, batch_size)
+
+        def body(ts: TrainState, index):
+            batch = jax.tree.map(lambda a: jnp.take(a, index, axis=0), (x, y))
+            args = (ts.params, ts.state, ts.opt_state, batch, step_key(ts))
+            if probe is None:
+                params, state, opt_state, logs = step(*args)
+                probes = None
+            else:
+                params, state, opt_state, logs = _probe_every(probe_every, ts.step, probed_step, step, args)
+                probes = logs.pop("probe")
+            return TrainState(params, state, opt_state, ts.step + 1, ts.key), (logs, probes)
+
+        ts, (logs, probes) = jax.lax.scan(body, ts, batches)
+        return ts, jax.tree.map(jnp.mean, logs), probes
+
+    return epoch
+
+
+def _probe_every(every: int, count, probed_step, step, args):
+    """Run ``probed_step`` when ``count % every == 0``, else ``step`` with zero probe results."""
+    if every == 1:
+        return probed_step(*args)
+    shapes = jax.eval_shape(probed_step, *args)[3]["probe"]
+
+    def plain(args):
+        params, state, opt_state, logs = step(*args)
+        return params, state, opt_state, logs | {"probe": jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)}
+
+    return jax.lax.cond(count % every == 0, lambda a: probed_step(*a), plain, args)
