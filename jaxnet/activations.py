@@ -30,8 +30,10 @@ def step(x):
 
 
 def sigmoid(x):
-    """Logistic ``1 / (1 + exp(-x))``, written as ``(1 + tanh(x/2)) / 2`` so it never overflows."""
-    return 0.5 * (jnp.tanh(0.5 * x) + 1.0)
+    """Logistic ``1 / (1 + exp(-x))``, via ``e = exp(-|x|)`` so it never overflows and keeps full
+    relative precision in both tails."""
+    e = jnp.exp(-jnp.abs(x))
+    return jnp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 logistic = sigmoid
@@ -44,7 +46,7 @@ def tanh(x):
 
 def relu(x):
     """``max(x, 0)``; its gradient at 0 is 0, as in ``jax.nn.relu``."""
-    return jnp.maximum(x, 0)
+    return jnp.where(x > 0, x, jnp.zeros_like(x))
 
 
 def leaky_relu(x, alpha: float = 0.01):
@@ -54,7 +56,7 @@ def leaky_relu(x, alpha: float = 0.01):
 
 def elu(x, alpha: float = 1.0):
     """``x`` if ``x > 0`` else ``alpha * (exp(x) - 1)``."""
-    return jnp.where(x > 0, x, alpha * jnp.expm1(jnp.minimum(x, 0)))
+    return jnp.where(x > 0, x, alpha * jnp.expm1(jnp.where(x > 0, 0.0, x)))
 
 
 def selu(x):

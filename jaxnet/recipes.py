@@ -21,7 +21,8 @@ from typing import NamedTuple
 from jaxnet import activations, losses, metrics
 from jaxnet.core import Layer, function_layer, serial
 from jaxnet.errors import ConfigError, check_range
-from jaxnet.layers import Dense
+from jaxnet.layers import AlphaDropout, BatchNorm, Dense, Dropout
+from jaxnet.regularizers import elastic_net
 
 
 class Recipe(NamedTuple):
@@ -31,6 +32,7 @@ class Recipe(NamedTuple):
     loss: Callable
     metrics: Mapping[str, Callable]
     output_activation: Callable  # model output -> prediction (probabilities for classifiers)
+    penalty: Callable | None = None  # weight penalty for fit(..., penalty=recipe.penalty)
 
 
 def initializer_for(activation: str) -> str:
@@ -48,16 +50,28 @@ def mlp(
     activation: str = "relu",
     kernel_init: str | Callable | None = None,
     name: str = "mlp",
+    *,
+    dropout: float = 0.0,
+    batch_norm: bool = False,
 ) -> Layer:
     """``Dense -> activation`` for each hidden size, then a linear ``Dense(n_outputs)``.
 
-    ``kernel_init`` defaults to :func:`initializer_for(activation)`.
+    ``kernel_init`` defaults to :func:`initializer_for(activation)`. ``batch_norm=True`` puts a
+    ``BatchNorm`` between each hidden ``Dense`` (then without bias, which BatchNorm's own bias makes
+    redundant) and its activation; ``dropout=rate`` adds ``Dropout(rate)`` after each hidden
+    activation (``AlphaDropout`` for SELU, which plain dropout would de-normalise).
     """
     check_range(name, "n_outputs", n_outputs, 1)
+    check_range(name, "dropout", dropout, 0.0, 1.0, high_open=True)
     kernel_init = kernel_init or initializer_for(activation)
     layers = []
     for units in hidden:
-        layers += [Dense(units, kernel_init=kernel_init), activations.Activation(activation)]
+        layers.append(Dense(units, kernel_init=kernel_init, use_bias=not batch_norm))
+        if batch_norm:
+            layers.append(BatchNorm())
+        layers.append(activations.Activation(activation))
+        if dropout:
+            layers.append(AlphaDropout(dropout) if activation == "selu" else Dropout(dropout))
     # Glorot on the output layer: it feeds a softmax/logistic/linear unit, not a ReLU.
     layers.append(Dense(n_outputs, kernel_init="glorot_uniform"))
     return serial(*layers, name=name)
@@ -68,6 +82,11 @@ def _scaled(fn01: Callable, low: float, high: float) -> Callable:
         return low + (high - low) * fn01(z)
 
     return scaled
+
+
+def weight_penalty(l1: float = 0.0, l2: float = 0.0) -> Callable | None:
+    """``l1 * sum|w| + l2 * sum w**2`` over every kernel (no biases); ``None`` if both are 0."""
+    return elastic_net(l1, l2, paths="w") if (l1 or l2) else None
 
 
 _REGRESSION_LOSSES = {"mse": losses.mse, "mae": losses.mae, "huber": losses.huber}
@@ -82,6 +101,10 @@ def regression_mlp(
     output_range: tuple[float, float] | None = None,
     loss: str = "mse",
     kernel_init: str | Callable | None = None,
+    dropout: float = 0.0,
+    batch_norm: bool = False,
+    l1: float = 0.0,
+    l2: float = 0.0,
 ) -> Recipe:
     """A regression MLP from the textbook table.
 
@@ -90,10 +113,14 @@ def regression_mlp(
       output: ``"none"`` (linear), ``"relu"``/``"softplus"`` (positive targets), or
         ``"sigmoid"``/``"tanh"`` scaled to ``output_range=(a, b)``.
       loss: ``"mse"``, ``"mae"`` or ``"huber"`` (the last two when there are outliers).
+      dropout, batch_norm: see :func:`mlp`.
+      l1, l2: weight penalty on every kernel, returned as ``recipe.penalty`` for
+        ``fit(..., penalty=recipe.penalty)``.
     """
     if loss not in _REGRESSION_LOSSES:
         raise ConfigError(f"loss must be one of {sorted(_REGRESSION_LOSSES)}, got {loss!r}", ("regression_mlp",))
-    model = mlp(n_outputs, hidden, activation, kernel_init, name="regression_mlp")
+    extras = {"dropout": dropout, "batch_norm": batch_norm}
+    model = mlp(n_outputs, hidden, activation, kernel_init, "regression_mlp", **extras)
     if output in ("sigmoid", "tanh"):
         if output_range is None or not output_range[0] < output_range[1]:
             raise ConfigError(
@@ -110,7 +137,8 @@ def regression_mlp(
             f"output must be none, relu, softplus, sigmoid or tanh, got {output!r}", ("regression_mlp",)
         )
     recipe_metrics = {"mae": metrics.mae, "rmse": metrics.rmse}
-    return Recipe(model, _REGRESSION_LOSSES[loss], recipe_metrics, activations.identity)
+    penalty = weight_penalty(l1, l2)
+    return Recipe(model, _REGRESSION_LOSSES[loss], recipe_metrics, activations.identity, penalty)
 
 
 def classifier_mlp(
@@ -121,6 +149,10 @@ def classifier_mlp(
     task: str = "multiclass",
     labels: str = "sparse",
     kernel_init: str | Callable | None = None,
+    dropout: float = 0.0,
+    batch_norm: bool = False,
+    l1: float = 0.0,
+    l2: float = 0.0,
 ) -> Recipe:
     """A classification MLP from the textbook table.
 
@@ -129,21 +161,29 @@ def classifier_mlp(
       task: ``"binary"`` (1 logistic unit, BCE), ``"multilabel"`` (1 logistic unit per label,
         BCE) or ``"multiclass"`` (softmax, cross-entropy).
       labels: for multiclass, ``"sparse"`` integer labels or ``"one_hot"`` targets.
+      dropout, batch_norm: see :func:`mlp`.
+      l1, l2: weight penalty on every kernel, returned as ``recipe.penalty`` for
+        ``fit(..., penalty=recipe.penalty)``.
     """
+    extras = {"dropout": dropout, "batch_norm": batch_norm}
+    penalty = weight_penalty(l1, l2)
     if task == "binary":
         if n_classes not in (1, 2):
             raise ConfigError(f"a binary classifier has 1 output unit, got n_classes={n_classes}", ("classifier_mlp",))
-        model = mlp(1, hidden, activation, kernel_init, name="binary_mlp")
-        return Recipe(model, losses.binary_cross_entropy, {"accuracy": metrics.binary_accuracy}, activations.sigmoid)
+        model = mlp(1, hidden, activation, kernel_init, "binary_mlp", **extras)
+        recipe_metrics = {"accuracy": metrics.binary_accuracy}
+        sigmoid = activations.sigmoid
+        return Recipe(model, losses.binary_cross_entropy, recipe_metrics, sigmoid, penalty)
     if task == "multilabel":
-        model = mlp(n_classes, hidden, activation, kernel_init, name="multilabel_mlp")
+        model = mlp(n_classes, hidden, activation, kernel_init, "multilabel_mlp", **extras)
         recipe_metrics = {"hamming_accuracy": metrics.binary_accuracy, "exact_match": metrics.exact_match_accuracy}
-        return Recipe(model, losses.binary_cross_entropy, recipe_metrics, activations.sigmoid)
+        sigmoid = activations.sigmoid
+        return Recipe(model, losses.binary_cross_entropy, recipe_metrics, sigmoid, penalty)
     if task == "multiclass":
         check_range("classifier_mlp", "n_classes", n_classes, 2)
         if labels not in ("sparse", "one_hot"):
             raise ConfigError(f"labels must be 'sparse' or 'one_hot', got {labels!r}", ("classifier_mlp",))
         loss = losses.sparse_categorical_cross_entropy if labels == "sparse" else losses.categorical_cross_entropy
-        model = mlp(n_classes, hidden, activation, kernel_init, name="multiclass_mlp")
-        return Recipe(model, loss, {"accuracy": metrics.accuracy}, activations.softmax)
+        model = mlp(n_classes, hidden, activation, kernel_init, "multiclass_mlp", **extras)
+        return Recipe(model, loss, {"accuracy": metrics.accuracy}, activations.softmax, penalty)
     raise ConfigError(f"task must be binary, multilabel or multiclass, got {task!r}", ("classifier_mlp",))

@@ -121,7 +121,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
       ...                   optim.scale_by_learning_rate(1e-3))
       >>> state = opt.init({"w": jnp.zeros(3)})
       >>> optim.get_hyperparameter(state, "learning_rate")
-      Array(0.001, dtype=float32, weak_type=True)
+      Array(0.001, dtype=float32)
     """
     init_fns = tuple(t.init for t in transforms)
     update_fns = tuple(t.update for t in transforms)

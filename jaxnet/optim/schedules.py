@@ -7,8 +7,8 @@ Example:
   >>> from jaxnet import optim
   >>> schedule = optim.warmup_cosine_decay_schedule(0.0, 1e-3, warmup_steps=100, decay_steps=1000)
   >>> opt = optim.adam(learning_rate=schedule)
-  >>> float(schedule(50)), float(schedule(100)), float(schedule(1000))
-  (0.0005, 0.001, 0.0)
+  >>> [round(float(schedule(t)), 6) for t in (0, 50, 100, 550, 1000)]
+  [0.0, 0.0005, 0.001, 0.0005, 0.0]
 """
 
 from __future__ import annotations
@@ -74,15 +74,15 @@ def piecewise_constant_schedule(
 ) -> Schedule:
     """Multiply the value by ``scale`` once ``count`` passes each ``boundary``.
 
-    .. math:: \\eta(t) = \\eta_0 \\prod_{b_i < t} s_i
+    .. math:: \\eta(t) = \\eta_0 \\prod_{b_i \\le t} s_i
 
-    Note a boundary ``b`` takes effect from step ``b + 1`` (optax's convention).
+    A boundary ``b`` takes effect at ``count == b``, i.e. from the ``(b+1)``-th update on.
 
     Example:
       >>> from jaxnet import optim
       >>> schedule = optim.piecewise_constant_schedule(1.0, {2: 0.1})
       >>> [round(float(schedule(t)), 3) for t in range(4)]
-      [1.0, 1.0, 1.0, 0.1]
+      [1.0, 1.0, 0.1, 0.1]
     """
     if boundaries_and_scales is not None and any(
         s < 0.0 for s in boundaries_and_scales.values()

@@ -7,13 +7,15 @@ import warnings
 from collections.abc import Callable, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
+from jaxnet.checkpoint import CheckpointManager, path_string
 from jaxnet.core import Layer
 from jaxnet.errors import ConfigError, DataError, check_range
-from jaxnet.train.callbacks import PrintProgress
 from jaxnet.train.data import match_targets, num_examples, split_validation, to_numpy
 from jaxnet.train.evaluate import make_evaluate
+from jaxnet.train.logging import default_progress
 from jaxnet.train.step import TrainState, create_train_state, make_epoch, named_metrics
 
 
@@ -69,6 +71,9 @@ def fit(
     train_state: TrainState | None = None,
     penalty: Callable | None = None,
     shuffle: bool = True,
+    checkpoint_dir=None,
+    keep: int = 3,
+    resume: bool = False,
 ) -> tuple[TrainState, History]:
     """Train ``model`` on ``(x, y)``; return the final :class:`TrainState` and the :class:`History`.
 
@@ -85,9 +90,15 @@ def fit(
         are checked against the model's number of outputs before training starts.
       validation_data: ``(x_val, y_val)``; or ``validation_split``: the last fraction of ``x``.
       callbacks: objects following :mod:`jaxnet.train.callbacks`'s protocol.
-      verbose: ``1`` prints one line per epoch, ``0`` is silent.
+      verbose: ``0`` silent; ``1`` a progress bar over epochs on a terminal, one line per epoch
+        otherwise; ``2`` one line per epoch.
       train_state: continue from this state instead of initialising from ``seed``.
       penalty: ``penalty(params) -> scalar`` added to the loss (weight regularization).
+      checkpoint_dir: save a checkpoint (TrainState, epoch, history) here after every epoch,
+        keeping the newest ``keep`` (see :mod:`jaxnet.checkpoint`; a
+        :class:`~jaxnet.checkpoint.CheckpointManager` may be passed instead of a path).
+      resume: continue from the newest intact checkpoint in ``checkpoint_dir`` (if any) for the
+        remaining epochs; the result is bit-identical to an uninterrupted run.
 
     >>> ts, history = fit(model, losses.sparse_categorical_cross_entropy, optax.adam(1e-3),
     ...                   x, y, epochs=20, metrics=[metrics.accuracy], validation_split=0.1)
@@ -136,12 +147,13 @@ def fit(
             shuffle=shuffle,
         )
     )
-    callbacks = list(callbacks) + ([PrintProgress(epochs)] if verbose else [])
+    callbacks = list(callbacks) + default_progress(epochs, verbose)
     history = History()
+    train_state, start_epoch, manager = _restore(checkpoint_dir, keep, resume, train_state, history)
     for callback in callbacks:
         getattr(callback, "on_train_begin", lambda ts: None)(train_state)
 
-    for epoch in range(epochs):
+    for epoch in range(start_epoch, epochs):
         start = time.perf_counter()
         steps_before = int(train_state.step)
         new_state, logs, probes = epoch_fn(train_state, x, y)
@@ -153,10 +165,15 @@ def fit(
             for callback in probers:
                 callback.on_probe(epoch, steps[keep], probes)
         if not all(np.isfinite(v) for v in logs.values()):
+            probed_epoch = make_epoch(
+                model, loss_fn, optimizer, batch_size, metrics, penalty=penalty,
+                probe=_finite_probe, shuffle=shuffle,
+            )  # fmt: skip
+            where = _locate_non_finite(probed_epoch, train_state, x, y)
             warnings.warn(
-                f"fit: non-finite training loss/metrics in epoch {epoch + 1} ({logs}); stopped and "
-                "kept the parameters from the end of the previous epoch. Lower the learning rate, "
-                "clip gradients or check the data.",
+                f"fit: non-finite training loss/metrics in epoch {epoch + 1} ({logs}); {where}. "
+                "Stopped and kept the parameters from the end of the previous epoch. Lower the "
+                "learning rate, clip gradients or check the data.",
                 RuntimeWarning,
                 stacklevel=2,
             )
@@ -167,6 +184,8 @@ def fit(
             logs |= {f"val_{name}": float(val_logs[name]) for name in ["loss", *named_metrics(metrics)]}
         logs["time"] = time.perf_counter() - start
         history.append(logs)
+        if manager is not None:
+            manager.save(train_state, epoch + 1, metrics=logs, extra={"history": history.to_dict()})
         stop = False
         for callback in callbacks:
             hook = getattr(callback, "on_epoch_end", None)
@@ -181,3 +200,74 @@ def fit(
     return train_state, history
 
 
+def _restore(checkpoint_dir, keep, resume, train_state, history):
+    """``(train_state, first epoch, manager)``: from the newest good checkpoint when resuming."""
+    if checkpoint_dir is None:
+        if resume:
+            raise ConfigError("resume=True needs a checkpoint_dir to resume from", ("fit",))
+        return train_state, 0, None
+    manager = checkpoint_dir
+    if not isinstance(manager, CheckpointManager):
+        manager = CheckpointManager(checkpoint_dir, keep=keep)
+    if not resume:
+        if manager.manifests():
+            raise ConfigError(
+                f"{manager.directory} already holds checkpoints; pass resume=True to continue from "
+                "the newest one, or use an empty checkpoint_dir",
+                ("fit",),
+            )
+        return train_state, 0, manager
+    restored = manager.restore_latest(train_state)
+    if restored is None:
+        return train_state, 0, manager
+    history.history = restored.manifest["extra"].get("history", {})
+    return restored.tree, restored.epoch, manager
+
+
+def _finite_probe(*, grads, params, updates, outputs, loss):
+    """Per step: is the loss finite, each layer's output, each gradient leaf?"""
+    del params, updates
+
+    def finite(tree):
+        return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree)]))
+
+    return {
+        "loss": jnp.isfinite(loss),
+        "outputs": {name: finite(out) for name, out in outputs.items()},
+        "grads": {
+            path_string(path): jnp.all(jnp.isfinite(g))
+            for path, g in jax.tree_util.tree_flatten_with_path(grads)[0]
+        },
+    }
+
+
+def _locate_non_finite(probed_epoch, train_state, x, y) -> str:
+    """Re-run a failed epoch with :func:`_finite_probe` on every step; say where it first broke.
+
+    Only called after a failure, so normal epochs pay nothing.
+    """
+    _, _, probes = jax.jit(probed_epoch)(train_state, x, y)
+    probes = jax.tree.map(np.asarray, probes)
+    ok = probes["loss"].copy()
+    for flags in [*probes["outputs"].values(), *probes["grads"].values()]:
+        ok &= flags
+    if ok.all():
+        return "re-running the epoch step by step found no non-finite loss, output or gradient"
+    i = int(np.argmin(ok))
+    step = int(train_state.step) + i
+    layers = list(probes["outputs"])
+    bad_outputs = [name for name in layers if not probes["outputs"][name][i]]
+    bad_grads = [name for name, flags in probes["grads"].items() if not flags[i]]
+    order = {name: k for k, name in enumerate(layers)}
+    bad_grads.sort(key=lambda name: order.get(name.split("/")[0], len(order)))
+    loss = "finite" if probes["loss"][i] else "non-finite"
+    parts = [f"first at step {step} (batch {i + 1} of this epoch): the loss was {loss}"]
+    if bad_outputs:
+        parts.append(f"the first layer with a non-finite output was {bad_outputs[0]}")
+    if bad_grads:
+        first = bad_grads[0].split("/")[0]
+        parts.append(
+            f"the first layer with a non-finite gradient was {first} ({len(bad_grads)} of "
+            f"{len(probes['grads'])} gradient arrays non-finite, e.g. {bad_grads[0]})"
+        )
+    return ", ".join(parts)

@@ -58,13 +58,16 @@ def make_loss(model: Layer, loss_fn: Callable, penalty: Callable | None = None):
 
     ``aux = (predictions, new_state, data_loss, outputs)`` where ``outputs`` maps each child of a
     :func:`~jaxnet.serial` model to its output (what diagnostics read). ``penalty(params) -> scalar``
-    (e.g. an L2 term) is added to the data loss.
+    (e.g. an L2 term) is added to the data loss, and so is every ``"activity_penalty"`` entry of the
+    new state (written by :func:`~jaxnet.regularizers.ActivityRegularization` layers).
     """
+    from jaxnet.regularizers import activity_penalty
 
     def objective(params, state, x, y, key):
         predictions, new_state, outputs = apply_with_outputs(model, params, state, x, key=key, train=True)
         data_loss = loss_fn(predictions, y)
         total = data_loss if penalty is None else data_loss + penalty(params)
+        total = total + activity_penalty(new_state)
         return total, (predictions, new_state, data_loss, outputs)
 
     return objective

@@ -1,0 +1,49 @@
+"""Shared helpers for the benchmarks: timing, data, machine facts, Markdown tables."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+
+import numpy as np
+
+
+def median_time(fn, repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` in seconds; ``fn`` must block until its result is ready."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def digits(seed: int = 0):
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    data = load_digits()
+    x = (data.data / 16.0).astype(np.float32)
+    return train_test_split(x, data.target.astype(np.int32), test_size=0.2, random_state=seed, stratify=data.target)
+
+
+def machine() -> str:
+    import jax
+
+    device = jax.devices()[0]
+    return (
+        f"{platform.processor() or platform.machine()}, {device.platform} ({device.device_kind}), "
+        f"jax {jax.__version__}, python {platform.python_version()}"
+    )
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    def cell(v):
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)

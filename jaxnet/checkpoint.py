@@ -1,0 +1,427 @@
+"""Checkpoints: a pytree's arrays in a safetensors file plus a JSON manifest; never pickle.
+
+A checkpoint named ``ckpt-000005`` (5 = epochs completed) is two files in one directory:
+
+- ``ckpt-000005.safetensors``: every array leaf, keyed by its pytree path
+  (``"params/dense_0/w"``, ``"opt_state/0/mu/dense_0/w"``, ``"step"``, ``"key"``); PRNG keys are
+  stored as their raw ``jax.random.key_data`` and re-wrapped on load.
+- ``ckpt-000005.json``: the manifest — format version, jaxnet/jax versions, epoch, step, the
+  array file's name, size and SHA-256, every path with its shape and dtype, the PRNG
+  implementation of each key leaf, and free JSON (history, metrics, model config).
+
+Writes are atomic: each file goes to a temporary file in the same directory, is fsynced, renamed
+into place, and the directory fsynced. The manifest is written last, so a checkpoint without a
+manifest does not exist as far as readers are concerned. A checkpoint whose array file is missing,
+truncated or altered (checksum mismatch) is reported with a warning naming the file and skipped in
+favour of the previous good one.
+
+Restoring goes *into a template* (e.g. the freshly initialised ``TrainState``): the template gives
+the tree structure — dicts, tuples, optimizer ``NamedTuple`` states — and every path, shape and
+dtype must match, or :class:`CheckpointError` says which does not.
+
+>>> manager = CheckpointManager("runs/mlp", keep=3)
+>>> manager.save(train_state, epoch=5, extra={"history": history.to_dict()})
+>>> restored = manager.restore_latest(template=train_state)   # None if there is no checkpoint
+>>> restored.tree, restored.epoch, restored.manifest["extra"]["history"]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxnet.errors import JaxnetError
+
+FORMAT = "jaxnet-checkpoint"
+FORMAT_VERSION = 1
+PREFIX = "ckpt-"
+ARRAYS_SUFFIX = ".safetensors"
+MANIFEST_SUFFIX = ".json"
+_NAME = re.compile(rf"^{PREFIX}(\d+)$")
+# Test hook: "before_manifest@3" kills the process (SIGKILL) after epoch 3's array file is in
+# place but before its manifest; "mid_arrays@3" after writing half of the array file's bytes.
+FAULT_ENV = "JAXNET_CHECKPOINT_FAULT"
+# dtypes safetensors' NumPy API reads back as themselves; others (bfloat16) travel as raw bits.
+_NATIVE = {"bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64"}
+_NATIVE |= {"float16", "float32", "float64"}
+
+
+class CheckpointError(JaxnetError, ValueError):
+    """A checkpoint does not fit the template, or no usable checkpoint exists where one must."""
+
+
+class Restored(NamedTuple):
+    """A restored checkpoint: the ``tree`` (template's structure), its ``epoch``, ``step``,
+    the ``path`` of its manifest and the whole ``manifest`` dict."""
+
+    tree: Any
+    epoch: int
+    step: int | None
+    path: Path
+    manifest: dict
+
+
+# ----------------------------------------------------------------------------- paths and leaves
+
+
+def _key_name(entry) -> str:
+    for attribute in ("key", "name", "idx"):
+        if hasattr(entry, attribute):
+            return str(getattr(entry, attribute))
+    return str(entry)
+
+
+def path_string(path) -> str:
+    """``(GetAttrKey('params'), DictKey('dense_0'), DictKey('w'))`` -> ``"params/dense_0/w"``."""
+    return "/".join(_key_name(entry) for entry in path)
+
+
+def _is_prng_key(leaf) -> bool:
+    return hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+
+
+def flatten(tree) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    """``tree`` -> (``{path: host array}``, ``{path: {"shape", "dtype"[, "prng_impl"]}}``).
+
+    PRNG key leaves become their ``key_data`` (``uint32``), with ``prng_impl`` recorded.
+    """
+    arrays, specs = {}, {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        name = path_string(path)
+        if name in arrays:
+            raise CheckpointError(f"two leaves share the path {name!r}", ("checkpoint",))
+        spec = {}
+        if _is_prng_key(leaf):
+            spec["prng_impl"] = str(jax.random.key_impl(leaf))
+            leaf = jax.random.key_data(leaf)
+        array = np.asarray(leaf, order="C")  # (ascontiguousarray would make scalars 1-d)
+        spec |= {"shape": list(array.shape), "dtype": array.dtype.name}
+        if array.dtype.name not in _NATIVE:  # e.g. bfloat16: store the bits
+            array = array.view(f"uint{8 * array.dtype.itemsize}")
+        arrays[name], specs[name] = array, spec
+    return arrays, specs
+
+
+def unflatten_into(template, arrays: dict[str, np.ndarray], specs: dict[str, dict], source=""):
+    """Put ``arrays`` into ``template``'s structure by path, checking path, shape and dtype."""
+    leaves_with_path, treedef = jax.tree_util.tree_flatten_with_path(template)
+    wanted = [path_string(path) for path, _ in leaves_with_path]
+    problems = []
+    missing = [name for name in wanted if name not in arrays]
+    extra = sorted(set(arrays) - set(wanted))
+    if missing:
+        problems.append(
+            f"missing from the checkpoint: {missing[:5]}{' ...' if len(missing) > 5 else ''}"
+        )
+    if extra:
+        problems.append(
+            f"in the checkpoint but not the template: {extra[:5]}{' ...' if len(extra) > 5 else ''}"
+        )
+    new_leaves = []
+    for name, (_, leaf) in zip(wanted, leaves_with_path):
+        if name not in arrays:
+            continue
+        spec = specs.get(name, {})
+        array = arrays[name]
+        if spec.get("dtype") and array.dtype.name != spec["dtype"]:
+            array = array.view(jnp.dtype(spec["dtype"]))
+        if _is_prng_key(leaf):
+            impl = str(jax.random.key_impl(leaf))
+            if spec.get("prng_impl") != impl:
+                problems.append(
+                    f"{name}: expected a {impl} PRNG key, got {spec.get('prng_impl') or array.dtype}"
+                )
+                continue
+            expected_shape, expected_dtype = jax.random.key_data(leaf).shape, np.dtype("uint32")
+        else:
+            expected_shape = tuple(getattr(leaf, "shape", np.shape(leaf)))
+            expected_dtype = np.dtype(getattr(leaf, "dtype", None) or jnp.result_type(leaf))
+        if tuple(array.shape) != tuple(expected_shape) or array.dtype != expected_dtype:
+            problems.append(
+                f"{name}: expected {expected_dtype.name}{list(expected_shape)}, "
+                f"got {array.dtype.name}{list(array.shape)}"
+            )
+            continue
+        if _is_prng_key(leaf):
+            new_leaves.append(jax.random.wrap_key_data(jnp.asarray(array), impl=spec["prng_impl"]))
+        else:
+            new_leaves.append(jnp.asarray(array))
+    if problems:
+        where = f" {source}" if source else ""
+        raise CheckpointError(
+            f"checkpoint{where} does not match the template: " + "; ".join(problems[:8]),
+            ("checkpoint",),
+        )
+    return jax.tree_util.tree_unflatten(treedef, new_leaves)
+
+
+# ----------------------------------------------------------------------------- atomic files
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # e.g. Windows cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fault(stage: str, epoch) -> bool:
+    return os.environ.get(FAULT_ENV, "") == f"{stage}@{epoch}"
+
+
+def atomic_write(path, data: bytes, *, fault_epoch=None) -> None:
+    """Write ``data`` to ``path`` so readers see either the old file or the complete new one."""
+    path = Path(path)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if fault_epoch is not None and _fault("mid_arrays", fault_epoch):
+                handle.write(data[: len(data) // 2])
+                handle.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ----------------------------------------------------------------------------- one checkpoint
+
+
+def _versions() -> dict:
+    import jaxnet  # late: jaxnet/__init__ imports the training code that imports this module
+
+    return {"jaxnet": getattr(jaxnet, "__version__", "unknown"), "jax": jax.__version__}
+
+
+def _safetensors():
+    try:
+        import safetensors.numpy
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "jaxnet checkpoints need the 'safetensors' package: pip install safetensors"
+        ) from error
+    return safetensors.numpy
+
+
+def save(
+    directory, name: str, tree, *, epoch: int | None = None, extra: dict | None = None
+) -> Path:
+    """Write ``tree`` as checkpoint ``name`` in ``directory``; return the manifest's path.
+
+    ``extra`` is any JSON-serialisable dict (history, metrics, config) stored in the manifest.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    arrays, specs = flatten(tree)
+    data = _safetensors().save(arrays) if arrays else b""
+    arrays_name = name + ARRAYS_SUFFIX
+    atomic_write(directory / arrays_name, data, fault_epoch=epoch)
+    if epoch is not None and _fault("before_manifest", epoch):
+        os.kill(os.getpid(), signal.SIGKILL)
+    step = getattr(tree, "step", None)
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "versions": _versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "epoch": epoch,
+        "step": None if step is None else int(step),
+        "arrays_file": arrays_name,
+        "arrays_bytes": len(data),
+        "sha256": _sha256(data),
+        "treedef": str(jax.tree_util.tree_structure(tree)),
+        "arrays": specs,
+        "extra": extra or {},
+    }
+    manifest_path = directory / (name + MANIFEST_SUFFIX)
+    atomic_write(manifest_path, json.dumps(manifest, indent=1).encode())
+    return manifest_path
+
+
+def read_manifest(manifest_path) -> dict:
+    """The manifest dict; :class:`CheckpointError` if unreadable or not a jaxnet checkpoint."""
+    manifest_path = Path(manifest_path)
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError) as error:
+        raise CheckpointError(
+            f"cannot read manifest {manifest_path}: {error}", ("checkpoint",)
+        ) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise CheckpointError(f"{manifest_path} is not a {FORMAT} manifest", ("checkpoint",))
+    if manifest.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{manifest_path} has format version {manifest['format_version']}; this jaxnet reads "
+            f"up to {FORMAT_VERSION}",
+            ("checkpoint",),
+        )
+    return manifest
+
+
+def read_arrays(manifest_path, manifest: dict | None = None) -> dict[str, np.ndarray]:
+    """The checkpoint's arrays by path, after checking size and SHA-256 against the manifest."""
+    manifest_path = Path(manifest_path)
+    manifest = manifest or read_manifest(manifest_path)
+    arrays_path = manifest_path.parent / manifest["arrays_file"]
+    try:
+        data = arrays_path.read_bytes()
+    except OSError as error:
+        raise CheckpointError(f"cannot read {arrays_path}: {error}", ("checkpoint",)) from None
+    if len(data) != manifest["arrays_bytes"] or _sha256(data) != manifest["sha256"]:
+        raise CheckpointError(
+            f"{arrays_path} is corrupted: {len(data)} bytes with SHA-256 {_sha256(data)[:12]}..., "
+            f"the manifest expects {manifest['arrays_bytes']} bytes with {manifest['sha256'][:12]}...",
+            ("checkpoint",),
+        )
+    return _safetensors().load(data) if data else {}
+
+
+def load(manifest_path, template) -> Restored:
+    """Restore the checkpoint whose manifest is ``manifest_path`` into ``template``'s structure."""
+    manifest_path = Path(manifest_path)
+    manifest = read_manifest(manifest_path)
+    arrays = read_arrays(manifest_path, manifest)
+    tree = unflatten_into(template, arrays, manifest["arrays"], str(manifest_path))
+    return Restored(tree, manifest.get("epoch"), manifest.get("step"), manifest_path, manifest)
+
+
+# ----------------------------------------------------------------------------- a directory of them
+
+
+class CheckpointManager:
+    """Numbered checkpoints in one directory: keep the newest ``keep`` (plus the best one).
+
+    Args:
+      directory: where the checkpoints live (created if needed).
+      keep: how many of the newest checkpoints to keep (older ones are deleted after each save).
+      monitor: a metric name (e.g. ``"val_loss"``); the checkpoint with its best value is kept too.
+      mode: ``"min"`` or ``"max"``: which value of ``monitor`` is best.
+    """
+
+    def __init__(self, directory, keep: int = 3, monitor: str | None = None, mode: str = "min"):
+        if keep < 1:
+            raise CheckpointError(f"keep must be at least 1, got {keep}", ("CheckpointManager",))
+        if mode not in ("min", "max"):
+            raise CheckpointError(
+                f"mode must be 'min' or 'max', got {mode!r}", ("CheckpointManager",)
+            )
+        self.directory, self.keep, self.monitor, self.mode = Path(directory), keep, monitor, mode
+
+    def manifests(self) -> list[Path]:
+        """Manifest paths of the checkpoints present, oldest first (by number)."""
+        if not self.directory.is_dir():
+            return []
+        found = []
+        for path in self.directory.glob(PREFIX + "*" + MANIFEST_SUFFIX):
+            match = _NAME.match(path.name[: -len(MANIFEST_SUFFIX)])
+            if match:
+                found.append((int(match.group(1)), path))
+        return [path for _, path in sorted(found)]
+
+    def save(
+        self, tree, epoch: int, *, metrics: dict | None = None, extra: dict | None = None
+    ) -> Path:
+        """Write checkpoint ``epoch`` (epochs completed), then delete the ones no longer kept."""
+        extra = dict(extra or {})
+        if metrics is not None:
+            extra["metrics"] = {k: float(v) for k, v in metrics.items()}
+        path = save(self.directory, f"{PREFIX}{epoch:06d}", tree, epoch=epoch, extra=extra)
+        self._prune()
+        return path
+
+    def _metric(self, manifest_path) -> float | None:
+        try:
+            value = read_manifest(manifest_path)["extra"].get("metrics", {}).get(self.monitor)
+        except CheckpointError:
+            return None
+        return None if value is None or not np.isfinite(value) else float(value)
+
+    def best(self) -> Path | None:
+        """The manifest with the best ``monitor`` value (``None`` without a monitor)."""
+        if self.monitor is None:
+            return None
+        scored = [(self._metric(p), p) for p in self.manifests()]
+        scored = [(v, p) for v, p in scored if v is not None]
+        if not scored:
+            return None
+        pick = min if self.mode == "min" else max
+        return pick(scored, key=lambda item: item[0])[1]
+
+    def _prune(self) -> None:
+        manifests = self.manifests()
+        kept = set(manifests[-self.keep :])
+        best = self.best()
+        if best is not None:
+            kept.add(best)
+        for manifest_path in manifests:
+            if manifest_path in kept:
+                continue
+            arrays_path = manifest_path.with_suffix(ARRAYS_SUFFIX)
+            manifest_path.unlink(missing_ok=True)  # manifest first: never a manifest without arrays
+            arrays_path.unlink(missing_ok=True)
+        # Leftovers of interrupted writes: temporary files and array files without a manifest.
+        live = {p.with_suffix(ARRAYS_SUFFIX) for p in self.manifests()}
+        for path in self.directory.glob(f".{PREFIX}*.tmp"):
+            path.unlink(missing_ok=True)
+        for path in self.directory.glob(PREFIX + "*" + ARRAYS_SUFFIX):
+            if path not in live:
+                path.unlink(missing_ok=True)
+        _fsync_directory(self.directory)
+
+    def restore_latest(self, template) -> Restored | None:
+        """The newest checkpoint that reads back intact, restored into ``template``.
+
+        Checkpoints with a corrupted or missing array file or an unreadable manifest are skipped
+        with a :class:`RuntimeWarning` naming the file. Returns ``None`` when there are no
+        checkpoints; raises :class:`CheckpointError` when there are some but none is usable, or
+        when the newest intact one does not match ``template``.
+        """
+        manifests = self.manifests()
+        for manifest_path in reversed(manifests):
+            try:
+                manifest = read_manifest(manifest_path)
+                arrays = read_arrays(manifest_path, manifest)
+            except CheckpointError as error:
+                warnings.warn(
+                    f"skipping checkpoint {manifest_path.name}: {error.detail}; trying the previous one",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                continue
+            tree = unflatten_into(template, arrays, manifest["arrays"], str(manifest_path))
+            return Restored(
+                tree, manifest.get("epoch"), manifest.get("step"), manifest_path, manifest
+            )
+        if manifests:
+            raise CheckpointError(
+                f"none of the {len(manifests)} checkpoints in {self.directory} is readable",
+                ("checkpoint",),
+            )
+        return None

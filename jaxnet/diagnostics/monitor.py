@@ -1,0 +1,169 @@
+"""``GradientMonitor``: the ``fit`` callback that records per-layer statistics and raises alarms.
+
+>>> monitor = GradientMonitor(model, every=10)
+>>> ts, history = fit(model, loss, optimizer, x, y, epochs=20, callbacks=[monitor])
+>>> print(monitor.table()); monitor.findings
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from jaxnet.core import Layer
+from jaxnet.diagnostics.stats import make_probe
+from jaxnet.diagnostics.verdicts import Finding, diagnose
+
+
+class GradientMonitor:
+    """Record gradient/activation statistics every ``every`` steps; warn; stop on NaN/inf.
+
+    The statistics are computed inside the compiled epoch (see :func:`make_probe`), so probing
+    costs a few reductions per probed step and no host round trip. After each epoch the monitor
+    appends the probed steps to :attr:`history`, runs :func:`diagnose` on it and (``verbose``)
+    prints each finding the first time it appears.
+
+    Non-finite gradients: with ``stop_on_nonfinite`` the monitor stops ``fit`` after the epoch in
+    which a probed step had a NaN/inf gradient, and ``fit`` returns the train state from the end of
+    the last epoch whose probed gradients were all finite (the initial state if it was the first).
+    Steps between probes are not inspected, but a NaN there reaches the parameters and so the next
+    probed gradient. When the epoch's mean loss is itself non-finite, ``fit`` already stops before
+    ``on_epoch_end`` and keeps the previous epoch's state, which is the same state.
+
+    Args:
+      model: the trained model (optional): lets the statistics find activation layers from
+        ``info`` and the remedies name activations and initializers. Without it, activation layers
+        are recognised by name (``relu_1``).
+      every: probe every ``every``-th step (``1`` = every step).
+      stop_on_nonfinite: stop training at the first non-finite gradient (see above).
+      verbose: print new findings as they appear.
+      stream: where to print (default ``sys.stdout``).
+      **thresholds: passed to :func:`diagnose`.
+    """
+
+    def __init__(
+        self,
+        model: Layer | None = None,
+        *,
+        every: int = 1,
+        stop_on_nonfinite: bool = True,
+        verbose: bool = True,
+        stream=None,
+        **thresholds,
+    ):
+        if every < 1:
+            from jaxnet.errors import ConfigError
+
+            raise ConfigError(f"every must be >= 1, got {every!r}", ("GradientMonitor",))
+        self.model, self.every = model, int(every)
+        self.stop_on_nonfinite, self.verbose = stop_on_nonfinite, verbose
+        self.stream, self.thresholds = stream, thresholds
+        self.probe = make_probe(model, packed=True)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything recorded (``fit`` calls this through ``on_train_begin``)."""
+        self._chunks: list[dict] = []
+        self.epoch_loss: list[float] = []
+        self.findings: list[Finding] = []
+        self._reported: set = set()
+        self.nonfinite_step: int | None = None  # first probed step with a NaN/inf gradient
+        self.stopped_epoch: int | None = None
+        self.last_good_state = None
+        self._bad_epoch = False
+
+    # -- the fit callback protocol -------------------------------------------------------------
+    def on_train_begin(self, train_state) -> None:
+        self.reset()
+        self.last_good_state = train_state
+
+    def on_probe(self, epoch: int, steps, probes) -> None:
+        steps = np.asarray(steps)
+        if steps.size == 0:
+            return
+        probes = self.probe.unpack(probes)
+        self._chunks.append(
+            {
+                "step": steps,
+                "epoch": np.full(steps.shape, epoch),
+                "loss": np.asarray(probes.get("loss", np.full(steps.shape, np.nan))),
+                "layers": {
+                    name: {stat: np.asarray(v) for stat, v in stats.items()}
+                    for name, stats in probes["layers"].items()
+                },
+            }
+        )
+        counts = [s["grad_nonfinite"] for s in probes["layers"].values() if "grad_nonfinite" in s]
+        bad = np.any(np.stack(counts) > 0, axis=0) if counts else np.zeros(steps.shape, bool)
+        if bad.any():
+            self._bad_epoch = True
+            if self.nonfinite_step is None:
+                self.nonfinite_step = int(steps[np.argmax(bad)])
+        self._update_findings()
+
+    def on_epoch_end(self, epoch: int, logs, train_state) -> bool:
+        self.epoch_loss.append(float(logs.get("loss", np.nan)))
+        if self._bad_epoch and self.stop_on_nonfinite:
+            self.stopped_epoch = epoch
+            self._say(
+                f"GradientMonitor: non-finite gradients at step {self.nonfinite_step}; stopping "
+                f"after epoch {epoch + 1} and keeping the state from the end of the previous epoch"
+            )
+            return True
+        if not self._bad_epoch:
+            self.last_good_state = train_state
+        return False
+
+    def on_train_end(self, train_state, history):
+        if self._bad_epoch and self.stop_on_nonfinite:
+            return self.last_good_state
+        return None
+
+    # -- results ---------------------------------------------------------------------------------
+    @property
+    def history(self) -> dict:
+        """``{"step", "epoch", "loss": (T,), "layers": {layer: {stat: (T,)}}}`` over probed steps."""
+        if not self._chunks:
+            return {"step": np.zeros(0), "epoch": np.zeros(0), "loss": np.zeros(0), "layers": {}}
+        out = {k: np.concatenate([c[k] for c in self._chunks]) for k in ("step", "epoch", "loss")}
+        names = self._chunks[-1]["layers"]
+        out["layers"] = {
+            name: {
+                stat: np.concatenate([c["layers"][name][stat] for c in self._chunks])
+                for stat in names[name]
+            }
+            for name in names
+        }
+        return out
+
+    def diagnose(self, **thresholds) -> list[Finding]:
+        """:func:`diagnose` over the whole history, with the epoch losses as the loss history."""
+        loss = self.epoch_loss if len(self.epoch_loss) >= 5 else None
+        return diagnose(
+            self.history, self.model, loss=loss, **{**self.thresholds, **thresholds}
+        )
+
+    def table(self, **kwargs) -> str:
+        """The per-layer text table of the latest probed step."""
+        from jaxnet.diagnostics.report import format_table
+
+        return format_table(self.history, **kwargs)
+
+    def report(self) -> dict:
+        """A JSON-serialisable report: latest statistics, findings and the history."""
+        from jaxnet.diagnostics.report import to_report
+
+        return to_report(self.history, self.findings, model=self.model)
+
+    def _update_findings(self) -> None:
+        self.findings = self.diagnose()
+        for finding in self.findings:
+            keys = {(finding.kind, layer) for layer in finding.layers or ("",)}
+            if keys - self._reported:  # a new kind of problem, or a new layer with it
+                self._reported |= keys
+                self._say(str(finding))
+
+    def _say(self, text: str) -> None:
+        if self.verbose:
+            print(text, file=self.stream or sys.stdout)

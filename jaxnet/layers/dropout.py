@@ -1,0 +1,111 @@
+"""Noise layers for regularization: active only with ``train=True``, identity at inference.
+
+Each layer draws its noise from the ``key`` it is given. :func:`~jaxnet.serial` hands child ``i``
+``fold_in(key, i)`` and ``fit`` a fresh key every step, so two layers never share a mask and a mask
+never repeats across steps, while the same key always gives the same mask.
+
+>>> model = serial(Dense(256), jax.nn.relu, Dropout(0.5), Dense(10))
+>>> y, _ = model.apply(params, state, x, key=jax.random.key(1), train=True)
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from jaxnet.core import Layer
+from jaxnet.errors import ConfigError, check_range
+from jaxnet.layers._checks import check_floating
+
+_SELU_ALPHA = 1.6732632423543772
+_SELU_SCALE = 1.0507009873554805
+
+
+def _noise_layer(name: str, noisy, info: dict) -> Layer:
+    """A shape-preserving layer that applies ``noisy(key, x)`` in training and nothing otherwise."""
+
+    def init(key, input_shape):
+        del key
+        return tuple(input_shape), {}, {}
+
+    def apply(params, state, x, *, key=None, train=False):
+        del params
+        if not train:
+            return x, state
+        check_floating(name, x)
+        if key is None:
+            raise ConfigError(
+                "train=True needs a random key: call apply(..., key=key, train=True) "
+                "(fit passes one every step)",
+                (name,),
+            )
+        return noisy(key, x), state
+
+    return Layer(init, apply, name, info)
+
+
+def Dropout(rate: float, *, name: str = "dropout") -> Layer:
+    """Inverted dropout: zero each unit with probability ``rate``, scale the rest by ``1/(1-rate)``.
+
+    ``rate`` is the **drop** probability, as in Keras (``Dropout(0.2)`` drops 20% of the units).
+    The scaling keeps every unit's expected value, so inference needs no correction.
+    Shape-preserving: ``(batch, ...) -> (batch, ...)``.
+    """
+    check_range(name, "rate", rate, 0.0, 1.0, high_open=True)
+    keep = 1.0 - rate
+
+    def noisy(key, x):
+        if rate == 0.0:
+            return x
+        mask = jax.random.bernoulli(key, keep, x.shape)
+        return jnp.where(mask, x / jnp.asarray(keep, x.dtype), jnp.zeros((), x.dtype))
+
+    return _noise_layer(name, noisy, {"rate": rate})
+
+
+def GaussianDropout(rate: float, *, name: str = "gaussian_dropout") -> Layer:
+    """Multiply each unit by ``N(1, rate / (1 - rate))`` noise: dropout's mean and variance, no 0s.
+
+    Keras's ``GaussianDropout``: the standard deviation is ``sqrt(rate / (1 - rate))``.
+    """
+    check_range(name, "rate", rate, 0.0, 1.0, high_open=True)
+    stddev = math.sqrt(rate / (1.0 - rate))
+
+    def noisy(key, x):
+        return x * (1.0 + stddev * jax.random.normal(key, x.shape, x.dtype))
+
+    return _noise_layer(name, noisy, {"rate": rate})
+
+
+def GaussianNoise(stddev: float, *, name: str = "gaussian_noise") -> Layer:
+    """Add ``N(0, stddev**2)`` noise to every unit (a data-augmentation-like regularizer)."""
+    check_range(name, "stddev", stddev, 0.0)
+
+    def noisy(key, x):
+        return x + stddev * jax.random.normal(key, x.shape, x.dtype)
+
+    return _noise_layer(name, noisy, {"stddev": stddev})
+
+
+def AlphaDropout(rate: float, *, name: str = "alpha_dropout") -> Layer:
+    """Dropout for SELU networks: keeps a zero-mean, unit-variance input at mean 0 and variance 1.
+
+    Dropped units are set to SELU's negative saturation ``-scale * alpha`` instead of 0, then an
+    affine map ``a * x + b`` restores the mean and variance (Klambauer et al., 2017, section 3.4;
+    the same formula as Keras's ``AlphaDropout``).
+    """
+    check_range(name, "rate", rate, 0.0, 1.0, high_open=True)
+    saturation = -_SELU_SCALE * _SELU_ALPHA
+    a = ((1.0 - rate) * (1.0 + rate * saturation**2)) ** -0.5
+    b = -a * saturation * rate
+
+    def noisy(key, x):
+        if rate == 0.0:
+            return x
+        kept = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+        dropped_value = jnp.asarray(saturation, x.dtype)
+        return (a * jnp.where(kept, x, dropped_value) + b).astype(x.dtype)
+
+    return _noise_layer(name, noisy, {"rate": rate})

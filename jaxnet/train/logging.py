@@ -1,0 +1,163 @@
+"""Logging callbacks: a progress bar over epochs, CSV and JSON-lines logs.
+
+The epoch runs as one compiled program, so progress is shown per epoch (one bar over epochs with
+the latest loss and metrics as its postfix), never by splitting the epoch into per-step calls.
+
+>>> fit(model, loss, optimizer, x, y, epochs=50, verbose=0,
+...     callbacks=[ProgressBar(50), CSVLogger("out/log.csv"), JSONLinesLogger("out/log.jsonl")])
+
+TensorBoard is not supported: it would need the ``tensorboard`` package (not a jaxnet
+dependency); the CSV/JSON-lines files are plotted by :func:`jaxnet.plots.plot_history`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+
+from jaxnet.train.callbacks import Callback, PrintProgress
+
+
+def is_terminal(stream) -> bool:
+    """Whether ``stream`` is an interactive terminal (progress bars only draw there)."""
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except (ValueError, OSError):  # closed stream
+        return False
+
+
+def _format_logs(logs: dict) -> dict[str, str]:
+    return {name: f"{value:.4f}" for name, value in logs.items() if name != "time"}
+
+
+class ProgressBar(Callback):
+    """One ``tqdm`` bar over epochs; the postfix shows the last epoch's loss and metrics.
+
+    Silent when ``verbose=0`` or when ``stream`` (default ``sys.stderr``) is not a terminal, so logs
+    of batch jobs stay clean. Needs ``tqdm`` (``pip install tqdm``).
+
+    Args:
+      epochs: the total number of epochs (the bar's length).
+      stream: where to draw; ``sys.stderr`` by default, as tqdm does.
+      verbose: ``0`` disables the bar.
+      leave: keep the finished bar on screen.
+    """
+
+    def __init__(self, epochs: int, *, stream=None, verbose: int = 1, leave: bool = True):
+        self.epochs, self.stream, self.verbose, self.leave = epochs, stream, verbose, leave
+        self.bar = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.verbose) and is_terminal(self.stream or sys.stderr)
+
+    def on_train_begin(self, train_state):
+        if not self.enabled:
+            return
+        try:
+            from tqdm.auto import tqdm
+        except ImportError as error:  # pragma: no cover - depends on the environment
+            raise ImportError("ProgressBar needs tqdm: pip install tqdm") from error
+        self.bar = tqdm(
+            total=self.epochs,
+            unit="epoch",
+            file=self.stream or sys.stderr,
+            leave=self.leave,
+            dynamic_ncols=True,
+        )
+
+    def on_epoch_end(self, epoch, logs, train_state):
+        if self.bar is None:
+            return None
+        # ``epoch + 1 - n`` rather than 1: a resumed run starts part-way through the bar.
+        self.bar.update(epoch + 1 - self.bar.n)
+        self.bar.set_postfix(_format_logs(logs), refresh=True)
+        return None
+
+    def on_train_end(self, train_state, history):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        return None
+
+
+def default_progress(epochs: int, verbose: int, stream=None) -> list:
+    """The progress callback ``fit`` adds for ``verbose``.
+
+    ``0``: none. ``1``: a :class:`ProgressBar` on a terminal (if tqdm is installed), otherwise one
+    :class:`~jaxnet.train.callbacks.PrintProgress` line per epoch. ``2``: always one line per epoch.
+    """
+    if not verbose:
+        return []
+    if verbose == 1 and is_terminal(stream or sys.stderr):
+        try:
+            import tqdm  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            return [ProgressBar(epochs, stream=stream)]
+    return [PrintProgress(epochs, stream=stream)]
+
+
+class _FileLogger(Callback):
+    def __init__(self, path, append: bool = False):
+        self.path, self.append = Path(path), append
+        self._file = None
+
+    def on_train_begin(self, train_state):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a" if self.append else "w", newline="")  # noqa: SIM115
+
+    def on_train_end(self, train_state, history):
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        return None
+
+
+class CSVLogger(_FileLogger):
+    """One CSV row per epoch: ``epoch,loss,accuracy,val_loss,...,time``; flushed every epoch.
+
+    The columns are those of the first epoch. ``append=True`` continues an existing file (a
+    resumed run) without writing the header again.
+    """
+
+    def __init__(self, path, append: bool = False):
+        super().__init__(path, append)
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs, train_state):
+        if self._writer is None:
+            fields = ["epoch", *logs]
+            has_header = self.append and self.path.exists() and self.path.stat().st_size > 0
+            self._writer = csv.DictWriter(self._file, fields, restval="", extrasaction="ignore")
+            if not has_header:
+                self._writer.writeheader()
+        self._writer.writerow({"epoch": epoch + 1, **logs})
+        self._file.flush()
+        return None
+
+    def on_train_end(self, train_state, history):
+        self._writer = None
+        return super().on_train_end(train_state, history)
+
+
+class JSONLinesLogger(_FileLogger):
+    """One JSON object per epoch and line: ``{"epoch": 1, "loss": 0.52, ...}``; flushed every epoch.
+
+    Non-finite values are written as ``null`` (JSON has no NaN).
+    """
+
+    def on_epoch_end(self, epoch, logs, train_state):
+        row = {"epoch": epoch + 1}
+        row |= {
+            k: (v if isinstance(v, int | float) and math.isfinite(v) else None)
+            for k, v in logs.items()
+        }
+        self._file.write(json.dumps(row) + "\n")
+        self._file.flush()
+        return None
