@@ -130,7 +130,7 @@ def unflatten_into(template, arrays: dict[str, np.ndarray], specs: dict[str, dic
             f"in the checkpoint but not the template: {extra[:5]}{' ...' if len(extra) > 5 else ''}"
         )
     new_leaves = []
-    for name, (_, leaf) in zip(wanted, leaves_with_path):
+    for name, (_, leaf) in zip(wanted, leaves_with_path, strict=True):
         if name not in arrays:
             continue
         spec = specs.get(name, {})
@@ -141,7 +141,8 @@ def unflatten_into(template, arrays: dict[str, np.ndarray], specs: dict[str, dic
             impl = str(jax.random.key_impl(leaf))
             if spec.get("prng_impl") != impl:
                 problems.append(
-                    f"{name}: expected a {impl} PRNG key, got {spec.get('prng_impl') or array.dtype}"
+                    f"{name}: expected a {impl} PRNG key, "
+                    f"got {spec.get('prng_impl') or array.dtype}"
                 )
                 continue
             expected_shape, expected_dtype = jax.random.key_data(leaf).shape, np.dtype("uint32")
@@ -296,8 +297,9 @@ def read_arrays(manifest_path, manifest: dict | None = None) -> dict[str, np.nda
         raise CheckpointError(f"cannot read {arrays_path}: {error}", ("checkpoint",)) from None
     if len(data) != manifest["arrays_bytes"] or _sha256(data) != manifest["sha256"]:
         raise CheckpointError(
-            f"{arrays_path} is corrupted: {len(data)} bytes with SHA-256 {_sha256(data)[:12]}..., "
-            f"the manifest expects {manifest['arrays_bytes']} bytes with {manifest['sha256'][:12]}...",
+            f"{arrays_path} is corrupted: {len(data)} bytes with SHA-256 "
+            f"{_sha256(data)[:12]}..., the manifest expects {manifest['arrays_bytes']} bytes "
+            f"with {manifest['sha256'][:12]}...",
             ("checkpoint",),
         )
     return _safetensors().load(data) if data else {}
@@ -410,7 +412,8 @@ class CheckpointManager:
                 arrays = read_arrays(manifest_path, manifest)
             except CheckpointError as error:
                 warnings.warn(
-                    f"skipping checkpoint {manifest_path.name}: {error.detail}; trying the previous one",
+                    f"skipping checkpoint {manifest_path.name}: {error.detail}; "
+                    "trying the previous one",
                     RuntimeWarning,
                     stacklevel=2,
                 )

@@ -124,7 +124,7 @@ def _test_metrics(recipe, train_state, data, x_test, y_test, target_scale) -> di
 
 
 def run_training(args, *, checkpoints: bool) -> dict:
-    """Load, split, standardise, train, evaluate; write config/history/metrics/curves to ``--out``."""
+    """Load, split, standardise, train, evaluate; write config, history, metrics, curves."""
     import numpy as np
 
     from jaxnet import datasets
@@ -235,6 +235,19 @@ def benchmarks_directory() -> Path | None:
     return None
 
 
+def benchmark_scripts(directory: Path | None) -> dict[str, Path]:
+    """The runnable scripts in ``directory`` (those with a ``__main__`` guard), by name.
+
+    ``bench_fit.py`` answers to ``bench_fit`` and to ``fit``.
+    """
+    scripts = {}
+    for path in sorted(directory.glob("*.py")) if directory else []:
+        if "__name__" in path.read_text(errors="replace"):
+            scripts[path.stem] = path
+            scripts.setdefault(path.stem.removeprefix("bench_"), path)
+    return scripts
+
+
 def builtin_benchmark(epochs: int, repeats: int, batch_size: int) -> dict:
     """Time the fused epoch of the demo MLP on digits: compile time and median seconds per epoch."""
     import statistics
@@ -277,26 +290,22 @@ def builtin_benchmark(epochs: int, repeats: int, batch_size: int) -> dict:
 
 def command_bench(args) -> int:
     directory = benchmarks_directory()
-    scripts = (
-        sorted(p.stem for p in directory.glob("*.py") if not p.name.startswith("_"))
-        if directory
-        else []
-    )
+    scripts = benchmark_scripts(directory)
     if args.list:
         print("built-in: the digits MLP epoch timing (run `jaxnet bench` without a name)")
-        for name in scripts:
-            print(f"{name}: {directory / (name + '.py')}")
+        for path in sorted(set(scripts.values())):
+            print(f"{path.stem}: {path}")
         return 0
     if args.name:
         if args.name not in scripts:
             where = directory or "benchmarks/ (not found)"
             print(
-                f"jaxnet: error: no benchmark {args.name!r} in {where}; have {scripts}",
+                f"jaxnet: error: no benchmark {args.name!r} in {where}; have {sorted(scripts)}",
                 file=sys.stderr,
             )
             return 2
-        command = [sys.executable, str(directory / f"{args.name}.py"), *args.rest]
-        return subprocess.call(command)
+        rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
+        return subprocess.call([sys.executable, str(scripts[args.name]), *rest])
     result = builtin_benchmark(args.epochs, args.repeats, args.batch_size)
     width = max(map(len, result))
     print("built-in benchmark: one fused epoch (lax.scan) of the 2x100 ReLU MLP on digits, Adam")
@@ -309,25 +318,45 @@ def command_bench(args) -> int:
 
 
 def command_diagnose(args) -> int:
+    """Per-layer statistics and findings of one forward/backward pass at initialisation."""
     try:
-        from jaxnet.diagnostics import diagnose_at_init
-    except ImportError:
+        from jaxnet import diagnostics
+    except ImportError:  # pragma: no cover - depends on the jaxnet version
         print(
-            "jaxnet: diagnose is not available yet: this jaxnet has no "
-            "jaxnet.diagnostics.diagnose_at_init",
+            "jaxnet: diagnose is not available: this jaxnet has no jaxnet.diagnostics",
             file=sys.stderr,
         )
         return 3
     import jax
 
     from jaxnet import datasets
+    from jaxnet.core import init_model
+    from jaxnet.train.data import match_targets
 
     data = load_data(args)
     x = datasets.standardize(data.x)[0][: args.batch_size]
-    y = data.y[: args.batch_size]
     recipe = make_recipe(data, args)
-    report = diagnose_at_init(recipe.model, x, y, recipe.loss, key=jax.random.key(args.seed))
-    print(report)
+    params, state = init_model(recipe.model, jax.random.key(args.seed), x.shape[1:])
+    output_shape = jax.eval_shape(lambda xb: recipe.model.apply(params, state, xb)[0], x).shape[1:]
+    y = data.y[: args.batch_size]
+    if data.task == "regression":
+        y = (y - y.mean()) / (y.std() or 1.0)
+    y = match_targets(y, output_shape)
+    batch, key = (x, y), jax.random.key(args.seed + 1)
+    stats = diagnostics.stats_at_init(recipe.model, params, state, batch, recipe.loss, key=key)
+    findings = diagnostics.diagnose_at_init(
+        recipe.model, params, state, batch, recipe.loss, key=key
+    )
+    hidden = " x ".join(map(str, args.hidden))
+    print(f"{data.name}: {hidden} {args.activation} MLP, init {args.init}, batch of {len(x)}")
+    print(diagnostics.format_table(stats))
+    print("\n".join(str(f) for f in findings) if findings else "no problems found at init")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        report = diagnostics.to_report(stats, findings, model=recipe.model)
+        _write_json(out / "diagnose.json", report)
+        print(f"wrote diagnose.json to {out}")
     return 0
 
 
@@ -352,7 +381,8 @@ def _add_model_options(parser) -> None:
                         help="hidden layer sizes (default: 100 100)")  # fmt: skip
     parser.add_argument("--activation", default="relu", choices=ACTIVATIONS)
     parser.add_argument("--init", default="auto",
-                        help="kernel initializer; auto: He for ReLU-like, LeCun for SELU, else Glorot")  # fmt: skip
+                        help="kernel initializer (auto: He for ReLU-like, LeCun for SELU, "
+                        "else Glorot)")  # fmt: skip
     parser.add_argument("--loss", default="mse", choices=("mse", "mae", "huber"),
                         help="regression loss (classification uses cross-entropy)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
@@ -410,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(diagnose, required=False)
     _add_model_options(diagnose)
     diagnose.add_argument("--batch-size", type=int, default=256)
+    diagnose.add_argument("--out", default=None, help="also write diagnose.json here")
     diagnose.set_defaults(handler=command_diagnose, dataset="digits")
     return parser
 

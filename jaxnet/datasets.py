@@ -192,7 +192,8 @@ def load_csv(path, target: str, *, task: str | None = None, delimiter: str = ","
                 )
             if not math.isfinite(value):
                 raise DataError(
-                    f"{path}, line {line}: column {header[j]!r} holds {row[j]!r}; values must be finite",
+                    f"{path}, line {line}: column {header[j]!r} holds {row[j]!r}; "
+                    "values must be finite",
                     ("load_csv",),
                 )
             x[line - 2, k] = value
@@ -212,8 +213,8 @@ def load_csv(path, target: str, *, task: str | None = None, delimiter: str = ","
         if not numeric:
             line = next(i for i, v in enumerate(numbers, start=2) if v is None)
             raise DataError(
-                f"{path}, line {line}: target {target!r} is {cells[line - 2]!r}, but regression needs "
-                "numbers (pass task='multiclass' for text labels)",
+                f"{path}, line {line}: target {target!r} is {cells[line - 2]!r}, but "
+                "regression needs numbers (pass task='multiclass' for text labels)",
                 ("load_csv",),
             )
         y, classes = np.asarray(numbers, np.float32), ()
@@ -240,7 +241,10 @@ def load_csv(path, target: str, *, task: str | None = None, delimiter: str = ","
 
 
 def train_test_split(x, y, test_fraction: float = 0.2, seed: int = 0):
-    """Shuffle with ``seed`` and hold out ``test_fraction``: ``((x_train, y_train), (x_test, y_test))``."""
+    """Shuffle with ``seed``, hold out ``test_fraction``.
+
+    Returns ``((x_train, y_train), (x_test, y_test))``.
+    """
     x, y = np.asarray(x), np.asarray(y)
     n = len(x)
     if len(y) != n:
@@ -248,8 +252,8 @@ def train_test_split(x, y, test_fraction: float = 0.2, seed: int = 0):
     n_test = int(round(n * test_fraction))
     if not 0.0 < test_fraction < 1.0 or n_test == 0 or n_test == n:
         raise DataError(
-            f"test_fraction={test_fraction} leaves {n - n_test} training and {n_test} test examples "
-            f"out of {n}; both must be at least 1",
+            f"test_fraction={test_fraction} leaves {n - n_test} training and {n_test} test "
+            f"examples out of {n}; both must be at least 1",
             ("train_test_split",),
         )
     order = np.random.default_rng(seed).permutation(n)

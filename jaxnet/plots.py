@@ -54,7 +54,8 @@ def plot_history(
     """Draw train (solid) and validation (dashed) curves per epoch; save a PNG if ``path`` is given.
 
     Args:
-      history: a :class:`~jaxnet.train.fit.History` or a ``{"loss": [...], "val_loss": [...]}`` dict.
+      history: a :class:`~jaxnet.train.fit.History` or a dict like
+        ``{"loss": [...], "val_loss": [...]}``.
       path: where to write the PNG (folders are created); ``None`` only returns the figure.
       names: the panels to draw (default :func:`curve_names`).
       title: the figure's title.
@@ -69,7 +70,7 @@ def plot_history(
         raise ValueError("plot_history: the history is empty (no epochs were recorded)")
     figure = Figure(figsize=(4.2 * len(names), 3.4), dpi=dpi, layout="constrained")
     axes = figure.subplots(1, len(names), squeeze=False)[0]
-    for ax, name in zip(axes, names):
+    for ax, name in zip(axes, names, strict=True):
         for key, style, label in ((name, "-", "train"), (f"val_{name}", "--", "validation")):
             if key in logs:
                 values = logs[key]

@@ -27,15 +27,27 @@ def _flax_conv(features, kernel, strides, padding, dilation, groups):
     )
 
 
-def forward_and_grads(fn, params, x, key):
-    """``(fn(params, x), grads of <fn(params, x), random cotangent> w.r.t. (params, x))``."""
+def normal(shape, seed=0):
+    """Test data from NumPy (each new shape of jax.random costs a compilation)."""
+    return jnp.asarray(np.random.default_rng(seed).normal(size=shape), jnp.float32)
+
+
+def np_init(key, shape, dtype=jnp.float32):
+    """A NumPy-drawn kernel: keeps the tests free of a compilation per new kernel shape."""
+    del key
+    return normal(shape, seed=sum(shape)).astype(dtype)
+
+
+def forward_and_grads(fn, params, x):
+    """``(fn(params, x), grads of <fn(params, x), fixed random cotangent> w.r.t. (params, x))``."""
 
     @jax.jit
-    def run(params, x):
+    def run(params, x, cotangent):
         y, vjp = jax.vjp(fn, params, x)
-        return y, vjp(jax.random.normal(key, y.shape))
+        return y, vjp(cotangent)
 
-    return run(params, x)
+    y_shape = jax.eval_shape(fn, params, x).shape
+    return run(params, x, normal(y_shape, seed=1))
 
 
 def _compare_with_flax(layer, flax_layer, x, key):
@@ -47,8 +59,8 @@ def _compare_with_flax(layer, flax_layer, x, key):
     def theirs(params, x):  # our params mapped into Flax's dict: kernel layouts are identical
         return flax_layer.apply({"params": {"kernel": params["w"], "bias": params["b"]}}, x)
 
-    y, grads = forward_and_grads(ours, params, x, key)
-    expected_y, expected_grads = forward_and_grads(theirs, params, x, key)
+    y, grads = forward_and_grads(ours, params, x)
+    expected_y, expected_grads = forward_and_grads(theirs, params, x)
     chex.assert_trees_all_close(y, expected_y, atol=1e-5, rtol=1e-5)
     chex.assert_trees_all_close(grads, expected_grads, atol=1e-4, rtol=1e-4)
     assert tuple(y.shape[1:]) == out_shape  # init's shape inference matches the real output
@@ -62,7 +74,16 @@ def test_conv2d_shape_inference(key, padding, strides, dilation, groups):
     # init's output shape (a closed-form formula) equals the shape apply really produces, and
     # Flax's for the same configuration.
     x = jax.ShapeDtypeStruct((2, 9, 8, 4), jnp.float32)
-    layer = Conv2D(6, (3, 2), strides=strides, padding=padding, dilation=dilation, groups=groups)
+    layer = Conv2D(
+        6,
+        (3, 2),
+        strides=strides,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        kernel_init=np_init,
+        bias_init=np_init,
+    )
     out_shape, params, state = layer.init(key, x.shape[1:])
     y = jax.eval_shape(lambda x: layer.apply(params, state, x)[0], x)
     flax_layer = _flax_conv(6, (3, 2), strides, padding, dilation, groups)
@@ -81,8 +102,17 @@ def test_conv2d_shape_inference(key, padding, strides, dilation, groups):
     ],
 )
 def test_conv2d_matches_flax(key, padding, strides, dilation, groups):
-    x = jax.random.normal(key, (2, 9, 8, 4))
-    layer = Conv2D(6, (3, 2), strides=strides, padding=padding, dilation=dilation, groups=groups)
+    x = normal((2, 9, 8, 4))
+    layer = Conv2D(
+        6,
+        (3, 2),
+        strides=strides,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        kernel_init=np_init,
+        bias_init=np_init,
+    )
     flax_layer = _flax_conv(6, (3, 2), strides, padding, dilation, groups)
     _compare_with_flax(layer, flax_layer, x, jax.random.fold_in(key, 1))
 
@@ -91,14 +121,15 @@ def test_conv2d_matches_flax(key, padding, strides, dilation, groups):
     "padding, strides, dilation", [("SAME", 3, 1), ("VALID", 1, 2), (((2, 0),), 2, 1)]
 )
 def test_conv1d_matches_flax(key, padding, strides, dilation):
-    x = jax.random.normal(key, (3, 11, 2))
-    layer = Conv1D(4, 3, strides=strides, padding=padding, dilation=dilation)
+    x = normal((3, 11, 2))
+    layer = Conv1D(4, 3, strides=strides, padding=padding, dilation=dilation, kernel_init=np_init)
     _compare_with_flax(layer, _flax_conv(4, (3,), strides, padding, dilation, 1), x, key)
 
 
 def test_integer_padding_is_symmetric_pairs(key):
-    x = jax.random.normal(key, (1, 5, 5, 1))
-    a, b = Conv2D(2, 3, padding=1), Conv2D(2, 3, padding=((1, 1), (1, 1)))
+    x = normal((1, 5, 5, 1))
+    a = Conv2D(2, 3, padding=1, kernel_init=np_init)
+    b = Conv2D(2, 3, padding=((1, 1), (1, 1)), kernel_init=np_init)
     shape_a, params, _ = a.init(key, x.shape[1:])
     assert shape_a == b.init(key, x.shape[1:])[0] == (5, 5, 2)
     chex.assert_trees_all_close(a.apply(params, {}, x)[0], b.apply(params, {}, x)[0])
@@ -118,12 +149,12 @@ def test_kernel_layout_and_glorot_fans(key):
 
 
 def test_no_bias(key):
-    _, params, _ = Conv2D(3, 3, use_bias=False).init(key, (5, 5, 2))
+    _, params, _ = Conv2D(3, 3, use_bias=False, kernel_init=np_init).init(key, (5, 5, 2))
     assert set(params) == {"w"}
 
 
 def test_2d_input_to_conv2d_is_a_shape_error(key):
-    layer = Conv2D(4, 3)
+    layer = Conv2D(4, 3, kernel_init=np_init)
     with pytest.raises(
         ShapeError, match=r"conv2d: expected inputs of shape \(batch, height, width"
     ):
@@ -134,7 +165,9 @@ def test_2d_input_to_conv2d_is_a_shape_error(key):
 
 
 def test_channel_mismatch_names_the_layer_inside_serial(key):
-    model = serial(Conv2D(4, 3), jax.nn.relu, Conv2D(8, 3))
+    model = serial(
+        Conv2D(4, 3, kernel_init=np_init), jax.nn.relu, Conv2D(8, 3, kernel_init=np_init)
+    )
     _, params, state = model.init(key, (8, 8, 3))
     with pytest.raises(ShapeError, match="with 3 channels, got shape \\(2, 8, 8, 1\\)") as info:
         model.apply(params, state, jnp.ones((2, 8, 8, 1)))

@@ -1,7 +1,7 @@
 """Gradient diagnostics: per-layer statistics inside the compiled step, verdicts outside it.
 
 - :mod:`~jaxnet.diagnostics.stats`: :func:`make_probe` and the ``jnp`` statistics it computes.
-- :mod:`~jaxnet.diagnostics.verdicts`: :func:`diagnose` / :func:`diagnose_at_init` -> :class:`Finding`.
+- :mod:`~jaxnet.diagnostics.verdicts`: :func:`diagnose`, :func:`diagnose_at_init` -> findings.
 - :mod:`~jaxnet.diagnostics.report`: text table, JSON-ready report, PNG plots.
 - :mod:`~jaxnet.diagnostics.monitor`: :class:`GradientMonitor`, the ``fit`` callback.
 

@@ -123,7 +123,7 @@ class GradientMonitor:
     # -- results ---------------------------------------------------------------------------------
     @property
     def history(self) -> dict:
-        """``{"step", "epoch", "loss": (T,), "layers": {layer: {stat: (T,)}}}`` over probed steps."""
+        """``{"step", "epoch", "loss": (T,), "layers": {layer: {stat: (T,)}}}``, T probed steps."""
         if not self._chunks:
             return {"step": np.zeros(0), "epoch": np.zeros(0), "loss": np.zeros(0), "layers": {}}
         out = {k: np.concatenate([c[k] for c in self._chunks]) for k in ("step", "epoch", "loss")}
@@ -140,9 +140,7 @@ class GradientMonitor:
     def diagnose(self, **thresholds) -> list[Finding]:
         """:func:`diagnose` over the whole history, with the epoch losses as the loss history."""
         loss = self.epoch_loss if len(self.epoch_loss) >= 5 else None
-        return diagnose(
-            self.history, self.model, loss=loss, **{**self.thresholds, **thresholds}
-        )
+        return diagnose(self.history, self.model, loss=loss, **{**self.thresholds, **thresholds})
 
     def table(self, **kwargs) -> str:
         """The per-layer text table of the latest probed step."""

@@ -61,12 +61,12 @@ def format_table(stats_or_history, index: int = -1, columns: Sequence[str] | Non
                 row.append("-")
         rows.append(row)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths)))]
-    lines.append("  ".join("-" * w for w in widths))
-    for row in rows:
-        lines.append(
-            "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
-        )
+
+    def line(cells):
+        pairs = enumerate(zip(cells, widths, strict=True))
+        return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in pairs)
+
+    lines = [line(header), line(["-" * w for w in widths]), *(line(row) for row in rows)]
     if "step" in history and len(history["step"]):
         lines.append(f"(probed step {int(history['step'][index])})")
     return "\n".join(lines)

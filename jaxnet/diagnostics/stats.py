@@ -111,7 +111,8 @@ def dead_fraction(a):
 
 def saturated_fraction(a, activation: str, threshold: float = 0.1, batch_fraction: float = 0.9):
     """Fraction of sigmoid/tanh units whose derivative is below ``threshold`` x its maximum on at
-    least ``batch_fraction`` of the batch (``|u| > sqrt(1 - threshold)``, ``u`` scaled to [-1, 1])."""
+    least ``batch_fraction`` of the batch: ``|u| > sqrt(1 - threshold)``, ``u`` scaled to [-1, 1].
+    """
     u = 2.0 * a - 1.0 if activation in ("sigmoid", "logistic") else a
     saturated = jnp.abs(u) > math.sqrt(1.0 - threshold)
     return jnp.mean(jnp.mean(saturated, axis=_unit_axes(a)) >= batch_fraction)
@@ -238,8 +239,7 @@ def stats_at_init(model: Layer, params, state, batch, loss_fn: Callable, *, key=
     objective = make_loss(model, loss_fn)
     probe = make_probe(model, **probe_kw)
 
-    @jax.jit
-    def run(params, state, x, y, key):
+    def run(params, state, x, y, key):  # one pass: op-by-op beats compiling a deep model
         grads, (_, _, data_loss, outputs) = jax.grad(objective, has_aux=True)(
             params, state, x, y, key
         )

@@ -84,7 +84,7 @@ def _plain(value):
 
 
 def depth_index(name: str) -> int:
-    """Position of a ``serial`` child from its unique name: ``dense_12`` -> 12 (else a large int)."""
+    """Position of a ``serial`` child from its unique name: ``dense_12`` -> 12 (else very large)."""
     suffix = name.rsplit("_", 1)[-1]
     return int(suffix) if suffix.isdigit() else 1 << 30
 
@@ -352,7 +352,7 @@ class _Context:
         remedies = (
             ["see the dead_relu finding: its remedies bring the gradient back"]
             if dead
-            else ["check that these layers are used by the loss (and not behind a zero-gradient op)"]
+            else ["check that the loss depends on these layers (not via a zero-gradient op)"]
         )
         evidence = {"grad_zero_fraction": {n: self.recent(n, "grad_zero_fraction") for n in zero}}
         return [Finding("no_gradient", "critical", tuple(zero), evidence, message, tuple(remedies))]
@@ -487,7 +487,9 @@ class _Context:
             )
             remedies = tuple(self._exploding_remedies(self.facts_of(grown)))
             evidence = {"growth": growth}
-            findings.append(Finding("exploding", "warning", tuple(grown), evidence, message, remedies))
+            findings.append(
+                Finding("exploding", "warning", tuple(grown), evidence, message, remedies)
+            )
         return findings
 
     # -- activations --------------------------------------------------------------------------

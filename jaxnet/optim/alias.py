@@ -45,22 +45,22 @@ def sgd(
     nesterov: bool = False,
     accumulator_dtype: Any = None,
 ) -> GradientTransformation:
-    """Stochastic gradient descent, optionally with (Nesterov) momentum.
+    r"""Stochastic gradient descent, optionally with (Nesterov) momentum.
 
     .. math::
-        v_t = g_t + \\mu\\, v_{t-1}, \\qquad
-        \\theta_t = \\theta_{t-1} - \\eta\\, v_t
-        \\quad(\\text{Nesterov: } \\theta_t = \\theta_{t-1} - \\eta\\,(g_t + \\mu v_t))
+        v_t = g_t + \mu\, v_{t-1}, \qquad
+        \theta_t = \theta_{t-1} - \eta\, v_t
+        \quad(\text{Nesterov: } \theta_t = \theta_{t-1} - \eta\,(g_t + \mu v_t))
 
     Args:
-      learning_rate: :math:`\\eta`, a float, array or schedule.
-      momentum: :math:`\\mu` in ``[0, 1)``; ``None`` for plain SGD.
+      learning_rate: :math:`\eta`, a float, array or schedule.
+      momentum: :math:`\mu` in ``[0, 1)``; ``None`` for plain SGD.
       nesterov: use Nesterov's look-ahead form of momentum.
       accumulator_dtype: dtype of the momentum buffer (default: the gradients').
 
     Warning:
       The momentum buffer is a *sum* (PyTorch and optax), not an average (some textbooks use
-      :math:`v_t = \\mu v_{t-1} + (1-\\mu) g_t`): the effective step is :math:`\\eta/(1-\\mu)`.
+      :math:`v_t = \mu v_{t-1} + (1-\mu) g_t`): the effective step is :math:`\eta/(1-\mu)`.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -91,10 +91,10 @@ def adagrad(
     initial_accumulator_value: float = 0.1,
     eps: float = 1e-7,
 ) -> GradientTransformation:
-    """AdaGrad: per-coordinate steps shrinking with the sum of all past squared gradients.
+    r"""AdaGrad: per-coordinate steps shrinking with the sum of all past squared gradients.
 
     .. math::
-        G_t = G_{t-1} + g_t^2, \\qquad \\theta_t = \\theta_{t-1} - \\eta\\, g_t/\\sqrt{G_t + \\epsilon}
+        G_t = G_{t-1} + g_t^2, \qquad \theta_t = \theta_{t-1} - \eta\, g_t/\sqrt{G_t + \epsilon}
 
     Coordinates with large or frequent gradients get small steps, rare ones large steps -- good
     for sparse features. Since :math:`G_t` only grows, the step decays towards zero and AdaGrad
@@ -136,28 +136,28 @@ def rmsprop(
     nesterov: bool = False,
     bias_correction: bool = False,
 ) -> GradientTransformation:
-    """RMSProp: divide by the root of a moving average of squared gradients.
+    r"""RMSProp: divide by the root of a moving average of squared gradients.
 
     .. math::
-        \\nu_t = \\rho\\,\\nu_{t-1} + (1-\\rho)\\, g_t^2, \\qquad
-        \\theta_t = \\theta_{t-1} - \\eta\\, \\frac{g_t}{\\sqrt{\\nu_t + \\epsilon}}
+        \nu_t = \rho\,\nu_{t-1} + (1-\rho)\, g_t^2, \qquad
+        \theta_t = \theta_{t-1} - \eta\, \frac{g_t}{\sqrt{\nu_t + \epsilon}}
 
     ``centered=True`` divides by the standard deviation instead,
-    :math:`\\sqrt{\\nu_t - \\mu_t^2 + \\epsilon}` with :math:`\\mu_t` the moving average of
+    :math:`\sqrt{\nu_t - \mu_t^2 + \epsilon}` with :math:`\mu_t` the moving average of
     :math:`g_t`. ``momentum`` applies heavy-ball momentum to the *scaled* step (after the learning
     rate, as in optax and TensorFlow).
 
     Args:
-      learning_rate: :math:`\\eta`.
-      decay: :math:`\\rho` in ``[0, 1)``: how much of the past average to keep (0.9 remembers about
+      learning_rate: :math:`\eta`.
+      decay: :math:`\rho` in ``[0, 1)``: how much of the past average to keep (0.9 remembers about
         the last 10 steps).
       eps: added inside the square root (outside with ``eps_in_sqrt=False``).
-      initial_scale: initial value of :math:`\\nu` (TensorFlow uses 1.0, PyTorch 0.0).
+      initial_scale: initial value of :math:`\nu` (TensorFlow uses 1.0, PyTorch 0.0).
       eps_in_sqrt: where ``eps`` goes.
       centered: divide by the centred second moment.
       momentum: optional momentum coefficient in ``[0, 1)``.
       nesterov: Nesterov form of that momentum.
-      bias_correction: divide the averages by :math:`1-\\rho^t`.
+      bias_correction: divide the averages by :math:`1-\rho^t`.
 
     Warning:
       PyTorch's RMSprop adds ``eps`` outside the square root; this one (like optax and
@@ -207,16 +207,16 @@ def adadelta(
     weight_decay: ScalarOrSchedule = 0.0,
     weight_decay_mask: MaskOrFn = None,
 ) -> GradientTransformation:
-    """AdaDelta: RMSProp whose numerator is the RMS of past updates, so no learning rate is needed.
+    r"""AdaDelta: RMSProp whose numerator is the RMS of past updates, so no learning rate is needed.
 
     .. math::
-        E[g^2]_t = \\rho E[g^2]_{t-1} + (1-\\rho) g_t^2, \\quad
-        \\Delta_t = \\frac{\\sqrt{E[\\Delta^2]_{t-1}+\\epsilon}}{\\sqrt{E[g^2]_t+\\epsilon}}\\, g_t,
-        \\quad \\theta_t = \\theta_{t-1} - \\eta\\,\\Delta_t
+        E[g^2]_t = \rho E[g^2]_{t-1} + (1-\rho) g_t^2, \quad
+        \Delta_t = \frac{\sqrt{E[\Delta^2]_{t-1}+\epsilon}}{\sqrt{E[g^2]_t+\epsilon}}\, g_t,
+        \quad \theta_t = \theta_{t-1} - \eta\,\Delta_t
 
     Args:
-      learning_rate: :math:`\\eta`; ``None`` (the paper's form) applies no scaling -- but then
-        the update *adds* :math:`\\Delta_t` (no sign flip), exactly as optax does, so pass a
+      learning_rate: :math:`\eta`; ``None`` (the paper's form) applies no scaling -- but then
+        the update *adds* :math:`\Delta_t` (no sign flip), exactly as optax does, so pass a
         learning rate (1.0 reproduces the paper's descent) to minimise.
       rho: decay of both averages, in ``[0, 1)``.
       eps: inside both square roots; it also sets the size of the very first steps.
@@ -260,26 +260,26 @@ def adam(
     *,
     nesterov: bool = False,
 ) -> GradientTransformation:
-    """Adam: momentum on the gradient divided by the root of a moving average of its square.
+    r"""Adam: momentum on the gradient divided by the root of a moving average of its square.
 
     .. math::
-        m_t = \\beta_1 m_{t-1} + (1-\\beta_1) g_t, \\qquad
-        v_t = \\beta_2 v_{t-1} + (1-\\beta_2) g_t^2, \\\\
-        \\hat m_t = \\frac{m_t}{1-\\beta_1^t}, \\qquad \\hat v_t = \\frac{v_t}{1-\\beta_2^t},
-        \\qquad \\theta_t = \\theta_{t-1} - \\eta\\, \\frac{\\hat m_t}{\\sqrt{\\hat v_t +
-        \\epsilon_{root}} + \\epsilon}
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2, \\
+        \hat m_t = \frac{m_t}{1-\beta_1^t}, \qquad \hat v_t = \frac{v_t}{1-\beta_2^t},
+        \qquad \theta_t = \theta_{t-1} - \eta\, \frac{\hat m_t}{\sqrt{\hat v_t +
+        \epsilon_{root}} + \epsilon}
 
     Args:
-      learning_rate: :math:`\\eta`.
-      b1: :math:`\\beta_1` in ``[0, 1)``, decay of the first moment (momentum).
-      b2: :math:`\\beta_2` in ``[0, 1)``, decay of the second moment.
-      eps: :math:`\\epsilon`, added outside the square root.
-      eps_root: :math:`\\epsilon_{root}`, added inside (keeps meta-gradients finite).
+      learning_rate: :math:`\eta`.
+      b1: :math:`\beta_1` in ``[0, 1)``, decay of the first moment (momentum).
+      b2: :math:`\beta_2` in ``[0, 1)``, decay of the second moment.
+      eps: :math:`\epsilon`, added outside the square root.
+      eps_root: :math:`\epsilon_{root}`, added inside (keeps meta-gradients finite).
       mu_dtype: dtype of the first moment (e.g. ``jnp.bfloat16`` to save memory).
       nesterov: use Nesterov momentum (NAdam, see :func:`nadam`).
 
     Warning:
-      :math:`\\epsilon` goes *outside* the square root, as in the paper's Algorithm 1, optax and
+      :math:`\epsilon` goes *outside* the square root, as in the paper's Algorithm 1, optax and
       PyTorch. TensorFlow/Keras add an "epsilon hat" to the un-corrected denominator instead;
       with the same ``eps`` value the two differ in the first steps and whenever gradients are
       tiny.
@@ -290,7 +290,8 @@ def adam(
       >>> opt = optim.adam(learning_rate=0.1)
       >>> state = opt.init(jnp.zeros(2))
       >>> updates, state = opt.update(jnp.array([3.0, -0.001]), state)
-      >>> [round(float(u), 4) for u in updates]  # the first step is -lr * sign(g), whatever the gradient's size
+      >>> # the first step is -lr * sign(g), whatever the gradient's size
+      >>> [round(float(u), 4) for u in updates]
       [-0.1, 0.1]
 
     References:
@@ -305,7 +306,9 @@ def adam(
         eps_root=(eps_root, _NON_NEGATIVE),
     )
     return chain(
-        scale_by_adam(b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov),
+        scale_by_adam(
+            b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
+        ),
         scale_by_learning_rate(learning_rate),
     )
 
@@ -322,16 +325,16 @@ def adamw(
     *,
     nesterov: bool = False,
 ) -> GradientTransformation:
-    """AdamW: Adam with weight decay applied to the parameters, not mixed into the gradient.
+    r"""AdamW: Adam with weight decay applied to the parameters, not mixed into the gradient.
 
     .. math::
-        \\theta_t = \\theta_{t-1} - \\eta\\left(\\frac{\\hat m_t}{\\sqrt{\\hat v_t +
-        \\epsilon_{root}} + \\epsilon} + \\lambda\\, \\theta_{t-1}\\right)
+        \theta_t = \theta_{t-1} - \eta\left(\frac{\hat m_t}{\sqrt{\hat v_t +
+        \epsilon_{root}} + \epsilon} + \lambda\, \theta_{t-1}\right)
 
-    with :math:`\\hat m_t, \\hat v_t` as in :func:`adam`.
+    with :math:`\hat m_t, \hat v_t` as in :func:`adam`.
 
     Args:
-      weight_decay: :math:`\\lambda`, a float or schedule. Note it is multiplied by the learning
+      weight_decay: :math:`\lambda`, a float or schedule. Note it is multiplied by the learning
         rate (optax's and PyTorch's convention; the paper's uses a separate schedule).
       mask: which leaves to decay: a pytree of bools with the params' structure, or a function
         ``params -> pytree of bools``; commonly excludes biases and normalisation scales.
@@ -339,7 +342,7 @@ def adamw(
 
     Warning:
       Adam with an L2 penalty in the loss is *not* AdamW: there the penalty's gradient is divided
-      by :math:`\\sqrt{\\hat v_t}`, so weights with large gradients are barely decayed.
+      by :math:`\sqrt{\hat v_t}`, so weights with large gradients are barely decayed.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -366,7 +369,9 @@ def adamw(
         weight_decay=(weight_decay, _NON_NEGATIVE),
     )
     return chain(
-        scale_by_adam(b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov),
+        scale_by_adam(
+            b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
+        ),
         add_decayed_weights(weight_decay, mask),
         scale_by_learning_rate(learning_rate),
     )
@@ -380,17 +385,17 @@ def nadam(
     eps_root: float = 0.0,
     mu_dtype: Any = None,
 ) -> GradientTransformation:
-    """NAdam: Adam with Nesterov momentum -- the first moment looks one step ahead.
+    r"""NAdam: Adam with Nesterov momentum -- the first moment looks one step ahead.
 
     .. math::
-        \\hat m_t = \\frac{\\beta_1 m_t}{1-\\beta_1^{t+1}} + \\frac{(1-\\beta_1) g_t}{1-\\beta_1^t},
-        \\qquad \\theta_t = \\theta_{t-1} - \\eta\\,\\frac{\\hat m_t}{\\sqrt{\\hat v_t +
-        \\epsilon_{root}} + \\epsilon}
+        \hat m_t = \frac{\beta_1 m_t}{1-\beta_1^{t+1}} + \frac{(1-\beta_1) g_t}{1-\beta_1^t},
+        \qquad \theta_t = \theta_{t-1} - \eta\,\frac{\hat m_t}{\sqrt{\hat v_t +
+        \epsilon_{root}} + \epsilon}
 
     Same as ``adam(..., nesterov=True)`` (and ``optax.nadam``).
 
     Warning:
-      Dozat's Algorithm 2 also multiplies :math:`\\hat v_t` by :math:`\\beta_2` and uses a
+      Dozat's Algorithm 2 also multiplies :math:`\hat v_t` by :math:`\beta_2` and uses a
       momentum schedule; like optax, this omits both. PyTorch's NAdam keeps the schedule, so it
       differs.
 
@@ -400,7 +405,8 @@ def nadam(
       >>> opt = optim.nadam(learning_rate=0.1)
       >>> state = opt.init(jnp.zeros(1))
       >>> updates, state = opt.update(jnp.array([2.0]), state)
-      >>> [round(float(u), 4) for u in updates]  # larger than Adam's first step (0.1): the look-ahead term
+      >>> # larger than Adam's first step (0.1): the look-ahead term
+      >>> [round(float(u), 4) for u in updates]
       [-0.1474]
 
     References:
@@ -420,12 +426,12 @@ def nadam(
 def adamax(
     learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
 ) -> GradientTransformation:
-    """AdaMax: Adam with the root-mean-square replaced by a decaying maximum of ``|g|``.
+    r"""AdaMax: Adam with the root-mean-square replaced by a decaying maximum of ``|g|``.
 
     .. math::
-        m_t = \\beta_1 m_{t-1} + (1-\\beta_1) g_t, \\quad
-        u_t = \\max(|g_t| + \\epsilon, \\beta_2 u_{t-1}), \\quad
-        \\theta_t = \\theta_{t-1} - \\frac{\\eta}{1-\\beta_1^t}\\,\\frac{m_t}{u_t}
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \quad
+        u_t = \max(|g_t| + \epsilon, \beta_2 u_{t-1}), \quad
+        \theta_t = \theta_{t-1} - \frac{\eta}{1-\beta_1^t}\,\frac{m_t}{u_t}
 
     Warning:
       Here (optax) ``eps`` is added to :math:`|g_t|` inside the max; PyTorch adds it the same way,
@@ -461,14 +467,14 @@ def lion(
     weight_decay: ScalarOrSchedule = 1e-3,
     mask: MaskOrFn = None,
 ) -> GradientTransformation:
-    """Lion: step by the sign of an interpolation of momentum and gradient, plus weight decay.
+    r"""Lion: step by the sign of an interpolation of momentum and gradient, plus weight decay.
 
     .. math::
-        c_t = \\beta_1 m_{t-1} + (1-\\beta_1) g_t, \\qquad
-        \\theta_t = \\theta_{t-1} - \\eta\\,(\\operatorname{sign}(c_t) + \\lambda\\theta_{t-1}),
-        \\qquad m_t = \\beta_2 m_{t-1} + (1-\\beta_2) g_t
+        c_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad
+        \theta_t = \theta_{t-1} - \eta\,(\operatorname{sign}(c_t) + \lambda\theta_{t-1}),
+        \qquad m_t = \beta_2 m_{t-1} + (1-\beta_2) g_t
 
-    Every coordinate moves by :math:`\\pm\\eta`, so use a learning rate 3-10x smaller than for
+    Every coordinate moves by :math:`\pm\eta`, so use a learning rate 3-10x smaller than for
     AdamW. Only one moment is stored (half Adam's memory).
 
     Example:
@@ -507,14 +513,14 @@ def lamb(
     weight_decay: ScalarOrSchedule = 0.0,
     mask: MaskOrFn = None,
 ) -> GradientTransformation:
-    """LAMB: AdamW's direction rescaled per leaf (layer) by ``||param|| / ||direction||``.
+    r"""LAMB: AdamW's direction rescaled per leaf (layer) by ``||param|| / ||direction||``.
 
     .. math::
-        r_t = \\frac{\\hat m_t}{\\sqrt{\\hat v_t + \\epsilon_{root}} + \\epsilon} + \\lambda
-        \\theta_{t-1}, \\qquad
-        \\theta_t = \\theta_{t-1} - \\eta\\, \\frac{\\|\\theta_{t-1}\\|}{\\|r_t\\|}\\, r_t
+        r_t = \frac{\hat m_t}{\sqrt{\hat v_t + \epsilon_{root}} + \epsilon} + \lambda
+        \theta_{t-1}, \qquad
+        \theta_t = \theta_{t-1} - \eta\, \frac{\|\theta_{t-1}\|}{\|r_t\|}\, r_t
 
-    Each layer's step is a fixed fraction :math:`\\eta` of its weight norm, which keeps very
+    Each layer's step is a fixed fraction :math:`\eta` of its weight norm, which keeps very
     large batches stable. The ratio is 1 where a norm is zero.
 
     Example:
@@ -546,4 +552,3 @@ def lamb(
         scale_by_trust_ratio(),
         scale_by_learning_rate(learning_rate),
     )
-

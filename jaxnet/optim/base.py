@@ -86,9 +86,9 @@ def identity() -> GradientTransformation:
 
 
 def apply_updates(params: Params, updates: Updates) -> Params:
-    """Return ``params + updates`` leaf by leaf, keeping each parameter's dtype.
+    r"""Return ``params + updates`` leaf by leaf, keeping each parameter's dtype.
 
-    .. math:: \\theta \\leftarrow \\theta + u
+    .. math:: \theta \leftarrow \theta + u
 
     ``updates`` already carry the minus sign (``update`` returns ``-learning_rate * direction``).
 
@@ -137,7 +137,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
                 f"{len(state) if isinstance(state, tuple) else 'n/a'}; call `init` first."
             )
         new_state = []
-        for sub_state, fn in zip(state, update_fns):
+        for sub_state, fn in zip(state, update_fns, strict=True):
             updates, sub_state = fn(updates, sub_state, params)
             new_state.append(sub_state)
         return updates, tuple(new_state)
@@ -190,8 +190,7 @@ def lookup(opt_state: OptState, name: str) -> Any:
             return value
         names.append(field)
     raise OptimizerError(
-        f"lookup: no field {name!r} in the optimizer state; fields there are "
-        f"{sorted(set(names))}."
+        f"lookup: no field {name!r} in the optimizer state; fields there are {sorted(set(names))}."
     )
 
 
@@ -287,9 +286,7 @@ def check_range(
         bracket = "]" if high_inclusive else ")"
         interval = f"[{low}, {high}{bracket}" if high != float("inf") else f">= {low}"
         shown = value if np.ndim(value) == 0 else values[~((values >= low) & upper_ok)][:5]
-        raise OptimizerError(
-            f"{optimizer}: `{argument}` must be in {interval}; received {shown}."
-        )
+        raise OptimizerError(f"{optimizer}: `{argument}` must be in {interval}; received {shown}.")
 
 
 def check_tree_match(optimizer: str, updates: Updates, reference: PyTree, what: str) -> None:
@@ -306,7 +303,7 @@ def check_tree_match(optimizer: str, updates: Updates, reference: PyTree, what: 
             f"  {what}: {reference_def}\n"
             "Was the optimizer state initialised with different parameters?"
         )
-    for u, r in zip(jax.tree.leaves(updates), jax.tree.leaves(reference)):
+    for u, r in zip(jax.tree.leaves(updates), jax.tree.leaves(reference), strict=True):
         if np.shape(u) != np.shape(r):
             shapes_u = [np.shape(x) for x in jax.tree.leaves(updates)]
             shapes_r = [np.shape(x) for x in jax.tree.leaves(reference)]

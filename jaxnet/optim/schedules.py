@@ -21,7 +21,7 @@ from jaxnet.optim.base import OptimizerError, Schedule
 
 
 def constant_schedule(value: float) -> Schedule:
-    """:math:`\\eta(t) = \\eta_0` for every step."""
+    r""":math:`\eta(t) = \eta_0` for every step."""
     return lambda count: value
 
 
@@ -32,11 +32,11 @@ def polynomial_schedule(
     transition_steps: int,
     transition_begin: int = 0,
 ) -> Schedule:
-    """Polynomial interpolation from ``init_value`` to ``end_value`` over ``transition_steps``.
+    r"""Polynomial interpolation from ``init_value`` to ``end_value`` over ``transition_steps``.
 
     .. math::
-        \\eta(t) = (\\eta_0 - \\eta_1)\\left(1 - \\frac{s}{T}\\right)^p + \\eta_1,
-        \\qquad s = \\operatorname{clip}(t - t_0, 0, T)
+        \eta(t) = (\eta_0 - \eta_1)\left(1 - \frac{s}{T}\right)^p + \eta_1,
+        \qquad s = \operatorname{clip}(t - t_0, 0, T)
 
     A non-positive ``transition_steps`` gives the constant ``init_value``; a negative
     ``transition_begin`` is treated as 0 (as in optax).
@@ -45,10 +45,17 @@ def polynomial_schedule(
         return lambda count: init_value
     transition_begin = max(transition_begin, 0)
 
+    # Under jit, XLA's CPU pow(0, p) is NaN for fractional p (optax's schedule has this bug too);
+    # the guard gives the limit value 0 once the transition is over.
+    guard_zero = isinstance(power, (int, float)) and power > 0
+
     def schedule(count):
         count = jnp.clip(count - transition_begin, 0, transition_steps)
         frac = 1 - count / transition_steps
-        return (init_value - end_value) * (frac**power) + end_value
+        decay = frac**power
+        if guard_zero:
+            decay = jnp.where(frac > 0, decay, 0.0)
+        return (init_value - end_value) * decay + end_value
 
     return schedule
 
@@ -56,9 +63,9 @@ def polynomial_schedule(
 def linear_schedule(
     init_value: float, end_value: float, transition_steps: int, transition_begin: int = 0
 ) -> Schedule:
-    """Linear ramp from ``init_value`` to ``end_value`` over ``transition_steps``, then constant.
+    r"""Linear ramp from ``init_value`` to ``end_value`` over ``transition_steps``, then constant.
 
-    .. math:: \\eta(t) = \\eta_0 + (\\eta_1 - \\eta_0)\\,\\operatorname{clip}(t - t_0, 0, T)/T
+    .. math:: \eta(t) = \eta_0 + (\eta_1 - \eta_0)\,\operatorname{clip}(t - t_0, 0, T)/T
 
     Example:
       >>> from jaxnet import optim
@@ -72,9 +79,9 @@ def linear_schedule(
 def piecewise_constant_schedule(
     init_value: float, boundaries_and_scales: dict[int, float] | None = None
 ) -> Schedule:
-    """Multiply the value by ``scale`` once ``count`` passes each ``boundary``.
+    r"""Multiply the value by ``scale`` once ``count`` passes each ``boundary``.
 
-    .. math:: \\eta(t) = \\eta_0 \\prod_{b_i \\le t} s_i
+    .. math:: \eta(t) = \eta_0 \prod_{b_i \le t} s_i
 
     A boundary ``b`` takes effect at ``count == b``, i.e. from the ``(b+1)``-th update on.
 
@@ -84,9 +91,7 @@ def piecewise_constant_schedule(
       >>> [round(float(schedule(t)), 3) for t in range(4)]
       [1.0, 1.0, 0.1, 0.1]
     """
-    if boundaries_and_scales is not None and any(
-        s < 0.0 for s in boundaries_and_scales.values()
-    ):
+    if boundaries_and_scales is not None and any(s < 0.0 for s in boundaries_and_scales.values()):
         raise OptimizerError(
             "piecewise_constant_schedule: every scale must be >= 0; received "
             f"{boundaries_and_scales}."
@@ -110,11 +115,11 @@ def exponential_decay(
     staircase: bool = False,
     end_value: float | None = None,
 ) -> Schedule:
-    """Exponential decay: multiply by ``decay_rate`` every ``transition_steps``.
+    r"""Exponential decay: multiply by ``decay_rate`` every ``transition_steps``.
 
-    .. math:: \\eta(t) = \\eta_0\\, r^{(t - t_0)/T}
-        \\quad(\\text{staircase: } r^{\\lfloor (t-t_0)/T \\rfloor}),
-        \\qquad \\eta(t) = \\eta_0 \\text{ for } t \\le t_0
+    .. math:: \eta(t) = \eta_0\, r^{(t - t_0)/T}
+        \quad(\text{staircase: } r^{\lfloor (t-t_0)/T \rfloor}),
+        \qquad \eta(t) = \eta_0 \text{ for } t \le t_0
 
     clipped below at ``end_value`` (above, if ``decay_rate > 1``). A non-positive
     ``transition_steps`` or a zero ``decay_rate`` gives the constant ``init_value``.
@@ -146,11 +151,11 @@ def exponential_decay(
 def cosine_decay_schedule(
     init_value: float, decay_steps: int, alpha: float = 0.0, exponent: float = 1.0
 ) -> Schedule:
-    """Cosine decay from ``init_value`` to ``alpha * init_value`` over ``decay_steps``.
+    r"""Cosine decay from ``init_value`` to ``alpha * init_value`` over ``decay_steps``.
 
     .. math::
-        \\eta(t) = \\eta_0\\left((1-\\alpha)\\left(\\tfrac12\\left(1 + \\cos\\frac{\\pi
-        \\min(t, T)}{T}\\right)\\right)^{p} + \\alpha\\right)
+        \eta(t) = \eta_0\left((1-\alpha)\left(\tfrac12\left(1 + \cos\frac{\pi
+        \min(t, T)}{T}\right)\right)^{p} + \alpha\right)
 
     References:
       Loshchilov and Hutter, "SGDR: Stochastic Gradient Descent with Warm Restarts", ICLR 2017.
@@ -175,7 +180,7 @@ def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> 
 
     def schedule(count):
         value = schedules[0](count)
-        for boundary, next_schedule in zip(boundaries, schedules[1:]):
+        for boundary, next_schedule in zip(boundaries, schedules[1:], strict=True):
             value = jnp.where(count < boundary, value, next_schedule(count - boundary))
         return value
 
@@ -190,15 +195,15 @@ def warmup_cosine_decay_schedule(
     end_value: float = 0.0,
     exponent: float = 1.0,
 ) -> Schedule:
-    """Linear warm-up from ``init_value`` to ``peak_value``, then cosine decay to ``end_value``.
+    r"""Linear warm-up from ``init_value`` to ``peak_value``, then cosine decay to ``end_value``.
 
     ``decay_steps`` counts the whole schedule, warm-up included (optax's convention), so it must
     exceed ``warmup_steps``.
 
     .. math::
-        \\eta(t) = \\begin{cases} \\eta_0 + (\\eta_{peak} - \\eta_0)\\, t / W & t < W \\\\
-        \\text{cosine decay from } \\eta_{peak} \\text{ to } \\eta_{end}
-        \\text{ over } T - W \\text{ steps} & t \\ge W \\end{cases}
+        \eta(t) = \begin{cases} \eta_0 + (\eta_{peak} - \eta_0)\, t / W & t < W \\
+        \text{cosine decay from } \eta_{peak} \text{ to } \eta_{end}
+        \text{ over } T - W \text{ steps} & t \ge W \end{cases}
     """
     if not decay_steps > warmup_steps:
         raise OptimizerError(

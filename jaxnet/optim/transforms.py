@@ -1,9 +1,9 @@
-"""Gradient transformations: one update rule each, composed into optimizers by :func:`chain`.
+r"""Gradient transformations: one update rule each, composed into optimizers by :func:`chain`.
 
 Every rule is written as its equation, with the same arithmetic as optax's version, so jaxnet and
 optax agree to float32 rounding step after step. Notation: :math:`g_t` the incoming update
 (a gradient, or the output of the previous transformation), :math:`t` the step count starting at 1,
-:math:`\\eta` the learning rate.
+:math:`\eta` the learning rate.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from jaxnet.optim.base import (
     EmptyState,
     GradientTransformation,
     OptimizerError,
-    Schedule,
     ScalarOrSchedule,
+    Schedule,
     canonicalize_dtype,
     check_range,
     check_tree_match,
@@ -65,7 +65,7 @@ def _need_params(name, params):
 
 
 def scale(step_size: float | jax.Array) -> GradientTransformation:
-    """Multiply updates by a fixed ``step_size``: :math:`u = s\\,g`."""
+    r"""Multiply updates by a fixed ``step_size``: :math:`u = s\,g`."""
 
     def update(updates, state, params=None):
         del params
@@ -81,7 +81,7 @@ class ScaleByScheduleState(NamedTuple):
 
 
 def scale_by_schedule(step_size_fn: Schedule) -> GradientTransformation:
-    """Multiply updates by ``step_size_fn(count)``: :math:`u_t = s(t-1)\\,g_t`.
+    r"""Multiply updates by ``step_size_fn(count)``: :math:`u_t = s(t-1)\,g_t`.
 
     The step size is cast to each update's dtype before multiplying (as optax does).
     """
@@ -121,9 +121,9 @@ def _float_array(value) -> jax.Array:
 def scale_by_learning_rate(
     learning_rate: ScalarOrSchedule | None = None, *, flip_sign: bool = True
 ) -> GradientTransformation:
-    """Multiply updates by :math:`-\\eta` (or :math:`+\\eta` with ``flip_sign=False``).
+    r"""Multiply updates by :math:`-\eta` (or :math:`+\eta` with ``flip_sign=False``).
 
-    .. math:: u_t = -\\eta_t\\, g_t
+    .. math:: u_t = -\eta_t\, g_t
 
     Args:
       learning_rate: a float, a JAX array, or a schedule ``count -> rate``; ``None`` means no
@@ -184,14 +184,14 @@ class TraceState(NamedTuple):
 def trace(
     decay: float, nesterov: bool = False, accumulator_dtype: Any = None
 ) -> GradientTransformation:
-    """Heavy-ball momentum: keep a decaying sum of past updates.
+    r"""Heavy-ball momentum: keep a decaying sum of past updates.
 
     .. math::
-        v_t = g_t + \\beta v_{t-1}, \\qquad
-        u_t = v_t \\;\\text{or, with Nesterov,}\\; u_t = g_t + \\beta v_t
+        v_t = g_t + \beta v_{t-1}, \qquad
+        u_t = v_t \;\text{or, with Nesterov,}\; u_t = g_t + \beta v_t
 
     Note this is a *sum* (``trace``), not an average: at steady state it is
-    :math:`g/(1-\\beta)`, as in PyTorch's SGD and optax.
+    :math:`g/(1-\beta)`, as in PyTorch's SGD and optax.
 
     References:
       Polyak, 1964; Sutskever et al., "On the importance of initialization and momentum in deep
@@ -229,11 +229,11 @@ class ScaleByRssState(NamedTuple):
 def scale_by_rss(
     initial_accumulator_value: float = 0.1, eps: float = 1e-7
 ) -> GradientTransformation:
-    """AdaGrad's scaling: divide by the root of the sum of all squared gradients so far.
+    r"""AdaGrad's scaling: divide by the root of the sum of all squared gradients so far.
 
     .. math::
-        G_t = G_{t-1} + g_t^2, \\qquad u_t = g_t / \\sqrt{G_t + \\epsilon}
-        \\quad (u_t = 0 \\text{ where } G_t = 0)
+        G_t = G_{t-1} + g_t^2, \qquad u_t = g_t / \sqrt{G_t + \epsilon}
+        \quad (u_t = 0 \text{ where } G_t = 0)
 
     References:
       Duchi et al., "Adaptive Subgradient Methods for Online Learning and Stochastic
@@ -277,14 +277,14 @@ def scale_by_rms(
     eps_in_sqrt: bool = True,
     bias_correction: bool = False,
 ) -> GradientTransformation:
-    """RMSProp's scaling: divide by the root of a moving average of squared gradients.
+    r"""RMSProp's scaling: divide by the root of a moving average of squared gradients.
 
     .. math::
-        \\nu_t = \\rho\\,\\nu_{t-1} + (1-\\rho)\\,g_t^2, \\qquad
-        u_t = g_t / \\sqrt{\\hat\\nu_t + \\epsilon}
+        \nu_t = \rho\,\nu_{t-1} + (1-\rho)\,g_t^2, \qquad
+        u_t = g_t / \sqrt{\hat\nu_t + \epsilon}
 
-    with :math:`\\hat\\nu_t = \\nu_t/(1-\\rho^t)` if ``bias_correction`` else :math:`\\nu_t`, and
-    :math:`u_t = g_t/(\\sqrt{\\hat\\nu_t} + \\epsilon)` if ``eps_in_sqrt=False``.
+    with :math:`\hat\nu_t = \nu_t/(1-\rho^t)` if ``bias_correction`` else :math:`\nu_t`, and
+    :math:`u_t = g_t/(\sqrt{\hat\nu_t} + \epsilon)` if ``eps_in_sqrt=False``.
 
     Warning:
       Here ``eps`` is *inside* the square root by default (optax, TensorFlow); PyTorch's RMSprop
@@ -347,12 +347,12 @@ def scale_by_stddev(
     eps_in_sqrt: bool = True,
     bias_correction: bool = False,
 ) -> GradientTransformation:
-    """Centred RMSProp's scaling: divide by a running estimate of the gradient's std. deviation.
+    r"""Centred RMSProp's scaling: divide by a running estimate of the gradient's std. deviation.
 
     .. math::
-        \\mu_t = \\rho\\,\\mu_{t-1} + (1-\\rho)\\,g_t, \\quad
-        \\nu_t = \\rho\\,\\nu_{t-1} + (1-\\rho)\\,g_t^2, \\quad
-        u_t = g_t / \\sqrt{\\hat\\nu_t - \\hat\\mu_t^2 + \\epsilon}
+        \mu_t = \rho\,\mu_{t-1} + (1-\rho)\,g_t, \quad
+        \nu_t = \rho\,\nu_{t-1} + (1-\rho)\,g_t^2, \quad
+        u_t = g_t / \sqrt{\hat\nu_t - \hat\mu_t^2 + \epsilon}
 
     References:
       Graves, "Generating Sequences With Recurrent Neural Networks", 2013, eq. 38-41.
@@ -406,19 +406,19 @@ def scale_by_adam(
     *,
     nesterov: bool = False,
 ) -> GradientTransformation:
-    """Adam's scaling: bias-corrected first moment over the root of the second moment.
+    r"""Adam's scaling: bias-corrected first moment over the root of the second moment.
 
     .. math::
-        m_t = \\beta_1 m_{t-1} + (1-\\beta_1) g_t, \\quad
-        v_t = \\beta_2 v_{t-1} + (1-\\beta_2) g_t^2, \\\\
-        \\hat m_t = m_t / (1-\\beta_1^t), \\quad \\hat v_t = v_t / (1-\\beta_2^t), \\quad
-        u_t = \\hat m_t / (\\sqrt{\\hat v_t + \\epsilon_{root}} + \\epsilon)
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \quad
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2, \\
+        \hat m_t = m_t / (1-\beta_1^t), \quad \hat v_t = v_t / (1-\beta_2^t), \quad
+        u_t = \hat m_t / (\sqrt{\hat v_t + \epsilon_{root}} + \epsilon)
 
-    With ``nesterov=True`` (NAdam), :math:`\\hat m_t = \\beta_1 m_t/(1-\\beta_1^{t+1})
-    + (1-\\beta_1) g_t/(1-\\beta_1^t)`.
+    With ``nesterov=True`` (NAdam), :math:`\hat m_t = \beta_1 m_t/(1-\beta_1^{t+1})
+    + (1-\beta_1) g_t/(1-\beta_1^t)`.
 
     Warning:
-      :math:`\\epsilon` is added *outside* the square root, as in the paper's Algorithm 1, optax
+      :math:`\epsilon` is added *outside* the square root, as in the paper's Algorithm 1, optax
       and PyTorch. Some implementations add it inside (or to the un-corrected :math:`v_t`, as
       TensorFlow's "epsilon hat"); those differ early in training and when gradients are tiny.
 
@@ -459,13 +459,15 @@ def scale_by_adam(
     return GradientTransformation(init, update)
 
 
-def scale_by_adamax(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> GradientTransformation:
-    """AdaMax's scaling: Adam with the second moment replaced by a decaying infinity norm.
+def scale_by_adamax(
+    b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
+) -> GradientTransformation:
+    r"""AdaMax's scaling: Adam with the second moment replaced by a decaying infinity norm.
 
     .. math::
-        m_t = \\beta_1 m_{t-1} + (1-\\beta_1) g_t, \\quad
-        v_t = \\max(|g_t| + \\epsilon, \\beta_2 v_{t-1}), \\quad
-        u_t = \\frac{m_t}{(1-\\beta_1^t)\\, v_t}
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \quad
+        v_t = \max(|g_t| + \epsilon, \beta_2 v_{t-1}), \quad
+        u_t = \frac{m_t}{(1-\beta_1^t)\, v_t}
 
     The state reuses :class:`ScaleByAdamState` (``nu`` holds :math:`v_t`).
 
@@ -499,12 +501,14 @@ class ScaleByLionState(NamedTuple):
     mu: Any
 
 
-def scale_by_lion(b1: float = 0.9, b2: float = 0.99, mu_dtype: Any = None) -> GradientTransformation:
-    """Lion's scaling: the sign of an interpolation of momentum and gradient.
+def scale_by_lion(
+    b1: float = 0.9, b2: float = 0.99, mu_dtype: Any = None
+) -> GradientTransformation:
+    r"""Lion's scaling: the sign of an interpolation of momentum and gradient.
 
     .. math::
-        u_t = \\operatorname{sign}(\\beta_1 m_{t-1} + (1-\\beta_1) g_t), \\qquad
-        m_t = \\beta_2 m_{t-1} + (1-\\beta_2) g_t
+        u_t = \operatorname{sign}(\beta_1 m_{t-1} + (1-\beta_1) g_t), \qquad
+        m_t = \beta_2 m_{t-1} + (1-\beta_2) g_t
 
     Every coordinate moves by exactly the learning rate, so Lion wants a learning rate 3-10x
     smaller than AdamW's (and a correspondingly larger weight decay).
@@ -522,9 +526,7 @@ def scale_by_lion(b1: float = 0.9, b2: float = 0.99, mu_dtype: Any = None) -> Gr
     def update(updates, state, params=None):
         del params
         check_tree_match("scale_by_lion", updates, state.mu, "mu state")
-        direction = jax.tree.map(
-            lambda g, m: jnp.sign((1.0 - b1) * g + b1 * m), updates, state.mu
-        )
+        direction = jax.tree.map(lambda g, m: jnp.sign((1.0 - b1) * g + b1 * m), updates, state.mu)
         mu = jax.tree.map(lambda g, m: (1 - b2) * g + b2 * m, updates, state.mu)
         mu = _cast(mu, mu_dtype)
         return direction, ScaleByLionState(count=safe_increment(state.count), mu=mu)
@@ -540,12 +542,12 @@ class ScaleByAdaDeltaState(NamedTuple):
 
 
 def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> GradientTransformation:
-    """AdaDelta's scaling: ratio of RMS past updates to RMS gradients (units match the params).
+    r"""AdaDelta's scaling: ratio of RMS past updates to RMS gradients (units match the params).
 
     .. math::
-        E[g^2]_t = \\rho E[g^2]_{t-1} + (1-\\rho) g_t^2, \\quad
-        u_t = \\frac{\\sqrt{E[\\Delta x^2]_{t-1} + \\epsilon}}{\\sqrt{E[g^2]_t + \\epsilon}}\\, g_t,
-        \\quad E[\\Delta x^2]_t = \\rho E[\\Delta x^2]_{t-1} + (1-\\rho) u_t^2
+        E[g^2]_t = \rho E[g^2]_{t-1} + (1-\rho) g_t^2, \quad
+        u_t = \frac{\sqrt{E[\Delta x^2]_{t-1} + \epsilon}}{\sqrt{E[g^2]_t + \epsilon}}\, g_t,
+        \quad E[\Delta x^2]_t = \rho E[\Delta x^2]_{t-1} + (1-\rho) u_t^2
 
     References:
       Zeiler, "ADADELTA: An Adaptive Learning Rate Method", 2012.
@@ -583,9 +585,9 @@ def _safe_norm(x, min_norm):
 def scale_by_trust_ratio(
     min_norm: float = 0.0, trust_coefficient: float = 1.0, eps: float = 0.0
 ) -> GradientTransformation:
-    """Layer-wise trust ratio (LARS/LAMB): rescale each leaf by ``||param|| / ||update||``.
+    r"""Layer-wise trust ratio (LARS/LAMB): rescale each leaf by ``||param|| / ||update||``.
 
-    .. math:: u_t = g_t \\cdot c\\,\\frac{\\max(\\|\\theta\\|, n_0)}{\\max(\\|g_t\\|, n_0) + \\epsilon}
+    .. math:: u_t = g_t \cdot c\,\frac{\max(\|\theta\|, n_0)}{\max(\|g_t\|, n_0) + \epsilon}
 
     The ratio is 1 where either norm is zero (fresh zero-initialised biases still move).
 
@@ -661,7 +663,9 @@ def masked(
     def update(updates, state, params=None):
         m = mask_tree(updates)
         masked_params = None if params is None else select(params, m)
-        new_updates, inner_state = inner.update(select(updates, m), state.inner_state, masked_params)
+        new_updates, inner_state = inner.update(
+            select(updates, m), state.inner_state, masked_params
+        )
         updates = jax.tree.map(lambda keep, new, old: new if keep else old, m, new_updates, updates)
         return updates, MaskedState(inner_state=inner_state)
 
@@ -671,13 +675,13 @@ def masked(
 def add_decayed_weights(
     weight_decay: ScalarOrSchedule = 0.0, mask: Any | Callable[[Any], Any] = None
 ) -> GradientTransformation:
-    """Add decoupled weight decay to the update: :math:`u_t = g_t + \\lambda\\,\\theta`.
+    r"""Add decoupled weight decay to the update: :math:`u_t = g_t + \lambda\,\theta`.
 
     Placed *after* the adaptive scaling (AdamW), the decay is not divided by
-    :math:`\\sqrt{\\hat v}`, unlike an L2 penalty added to the loss.
+    :math:`\sqrt{\hat v}`, unlike an L2 penalty added to the loss.
 
     Args:
-      weight_decay: :math:`\\lambda`, a float or a schedule ``count -> float``.
+      weight_decay: :math:`\lambda`, a float or a schedule ``count -> float``.
       mask: which leaves to decay: a pytree of bools or a function of the params; ``None``
         decays every leaf.
 
@@ -710,7 +714,7 @@ def add_decayed_weights(
 
 
 def clip(max_delta: float) -> GradientTransformation:
-    """Clip every update element to :math:`[-\\delta, \\delta]`."""
+    r"""Clip every update element to :math:`[-\delta, \delta]`."""
     check_range("clip", "max_delta", max_delta, 0.0)
 
     def update(updates, state, params=None):
@@ -721,7 +725,7 @@ def clip(max_delta: float) -> GradientTransformation:
 
 
 def global_norm(updates) -> jax.Array:
-    """:math:`\\sqrt{\\sum_i \\|g_i\\|^2}` over all leaves of a pytree."""
+    r""":math:`\sqrt{\sum_i \|g_i\|^2}` over all leaves of a pytree."""
     total = 0
     for leaf in jax.tree.leaves(updates):
         total = total + jnp.sum(jnp.square(leaf))
@@ -729,10 +733,10 @@ def global_norm(updates) -> jax.Array:
 
 
 def clip_by_global_norm(max_norm: float) -> GradientTransformation:
-    """Rescale all updates together so their global norm is at most ``max_norm``.
+    r"""Rescale all updates together so their global norm is at most ``max_norm``.
 
-    .. math:: u = g \\cdot \\min\\left(1, \\frac{c}{\\|g\\|}\\right),
-        \\qquad \\|g\\| = \\sqrt{\\textstyle\\sum_i \\|g_i\\|^2}
+    .. math:: u = g \cdot \min\left(1, \frac{c}{\|g\|}\right),
+        \qquad \|g\| = \sqrt{\textstyle\sum_i \|g_i\|^2}
 
     References:
       Pascanu et al., "On the difficulty of training Recurrent Neural Networks", ICML 2013.

@@ -13,6 +13,7 @@ import numpy as np
 from jaxnet.checkpoint import CheckpointManager, path_string
 from jaxnet.core import Layer
 from jaxnet.errors import ConfigError, DataError, check_range
+from jaxnet.train import parallel
 from jaxnet.train.data import match_targets, num_examples, split_validation, to_numpy
 from jaxnet.train.evaluate import make_evaluate
 from jaxnet.train.logging import default_progress
@@ -24,6 +25,7 @@ class History:
 
     def __init__(self):
         self.history: dict[str, list[float]] = {}
+        self.compile_seconds: float = 0.0  # compiling the epoch program, not in history["time"]
 
     def append(self, logs: dict) -> None:
         for name, value in logs.items():
@@ -74,6 +76,8 @@ def fit(
     checkpoint_dir=None,
     keep: int = 3,
     resume: bool = False,
+    compute_dtype=None,
+    mesh=None,
 ) -> tuple[TrainState, History]:
     """Train ``model`` on ``(x, y)``; return the final :class:`TrainState` and the :class:`History`.
 
@@ -99,6 +103,12 @@ def fit(
         :class:`~jaxnet.checkpoint.CheckpointManager` may be passed instead of a path).
       resume: continue from the newest intact checkpoint in ``checkpoint_dir`` (if any) for the
         remaining epochs; the result is bit-identical to an uninterrupted run.
+      compute_dtype: ``jnp.bfloat16`` for mixed precision (float32 master weights and loss).
+      mesh: a ``jax.sharding.Mesh`` from :func:`~jaxnet.train.parallel.data_parallel_mesh`: each
+        batch is split across its devices, params replicated (data parallelism).
+
+    ``history.compile_seconds`` is the time spent compiling the epoch program, kept apart from
+    the per-epoch ``history["time"]``.
 
     >>> ts, history = fit(model, losses.sparse_categorical_cross_entropy, optax.adam(1e-3),
     ...                   x, y, epochs=20, metrics=[metrics.accuracy], validation_split=0.1)
@@ -122,11 +132,20 @@ def fit(
         jax.tree.map(lambda a: jax.ShapeDtypeStruct((1, *a.shape[1:]), a.dtype), x),
     ).shape[1:]
     y = match_targets(y, output_shape)
-    x, y = jax.device_put((x, y))
+    batch_sharding = None
+    if mesh is None:
+        x, y = jax.device_put((x, y))
+    else:
+        parallel.check_batch_size(mesh, batch_size)
+        x, y, train_state = jax.device_put((x, y, train_state), parallel.replicated(mesh))
+        batch_sharding = parallel.batch_sharded(mesh)
     if validation_data is not None:
         x_val, y_val = to_numpy(validation_data[0], "x_val"), to_numpy(validation_data[1], "y_val")
         num_examples(x_val, y_val)
-        validation = jax.device_put((x_val, match_targets(y_val, output_shape, "y_val")))
+        validation = jax.device_put(
+            (x_val, match_targets(y_val, output_shape, "y_val")),
+            None if mesh is None else parallel.replicated(mesh),
+        )
         evaluate = make_evaluate(model, loss_fn, metrics)
 
     probers = [c for c in callbacks if getattr(c, "probe", None) is not None]
@@ -145,6 +164,8 @@ def fit(
             probe=probe,
             probe_every=probe_every,
             shuffle=shuffle,
+            compute_dtype=compute_dtype,
+            batch_sharding=batch_sharding,
         )
     )
     callbacks = list(callbacks) + default_progress(epochs, verbose)
@@ -152,6 +173,10 @@ def fit(
     train_state, start_epoch, manager = _restore(checkpoint_dir, keep, resume, train_state, history)
     for callback in callbacks:
         getattr(callback, "on_train_begin", lambda ts: None)(train_state)
+    if start_epoch < epochs:
+        start = time.perf_counter()
+        epoch_fn = epoch_fn.lower(train_state, x, y).compile()
+        history.compile_seconds = time.perf_counter() - start
 
     for epoch in range(start_epoch, epochs):
         start = time.perf_counter()
@@ -160,10 +185,10 @@ def fit(
         logs = {name: float(logs[name]) for name in ["loss", *named_metrics(metrics)]}
         if probe is not None:
             steps = np.arange(steps_before, int(new_state.step))
-            keep = steps % probe_every == 0
-            probes = jax.tree.map(lambda a: np.asarray(a)[keep], probes)
+            probed = steps % probe_every == 0
+            probes = jax.tree.map(lambda a: np.asarray(a)[probed], probes)
             for callback in probers:
-                callback.on_probe(epoch, steps[keep], probes)
+                callback.on_probe(epoch, steps[probed], probes)
         if not all(np.isfinite(v) for v in logs.values()):
             probed_epoch = make_epoch(
                 model, loss_fn, optimizer, batch_size, metrics, penalty=penalty,

@@ -53,18 +53,44 @@ def named_metrics(metrics) -> dict[str, Callable]:
     return {getattr(m, "__name__", f"metric_{i}"): m for i, m in enumerate(metrics)}
 
 
-def make_loss(model: Layer, loss_fn: Callable, penalty: Callable | None = None):
+def cast_floating(tree, dtype):
+    """Cast the floating-point leaves of ``tree`` to ``dtype`` (integers, keys untouched)."""
+
+    def cast(a):
+        return a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a
+
+    return jax.tree.map(cast, tree)
+
+
+def make_loss(
+    model: Layer, loss_fn: Callable, penalty: Callable | None = None, compute_dtype=None
+):
     """``objective(params, state, x, y, key) -> (total_loss, aux)``.
 
     ``aux = (predictions, new_state, data_loss, outputs)`` where ``outputs`` maps each child of a
     :func:`~jaxnet.serial` model to its output (what diagnostics read). ``penalty(params) -> scalar``
     (e.g. an L2 term) is added to the data loss, and so is every ``"activity_penalty"`` entry of the
     new state (written by :func:`~jaxnet.regularizers.ActivityRegularization` layers).
+
+    Mixed precision: with ``compute_dtype=jnp.bfloat16`` the forward and backward passes run in
+    bfloat16 on a bfloat16 copy of the float32 params (the "master weights"), while the loss, the
+    gradients and the state stay float32. bfloat16 has float32's exponent range, so no loss scaling
+    is needed (float16 would need it and is not offered).
     """
     from jaxnet.regularizers import activity_penalty
 
     def objective(params, state, x, y, key):
-        predictions, new_state, outputs = apply_with_outputs(model, params, state, x, key=key, train=True)
+        if compute_dtype is None:
+            predictions, new_state, outputs = apply_with_outputs(
+                model, params, state, x, key=key, train=True
+            )
+        else:
+            low_params, low_state, low_x = cast_floating((params, state, x), compute_dtype)
+            predictions, new_state, outputs = apply_with_outputs(
+                model, low_params, low_state, low_x, key=key, train=True
+            )
+            predictions = predictions.astype(jnp.float32)
+            new_state = jax.tree.map(lambda new, old: new.astype(old.dtype), new_state, state)
         data_loss = loss_fn(predictions, y)
         total = data_loss if penalty is None else data_loss + penalty(params)
         total = total + activity_penalty(new_state)
@@ -81,6 +107,7 @@ def make_train_step(
     *,
     penalty: Callable | None = None,
     probe: Callable | None = None,
+    compute_dtype=None,
     jit: bool = True,
 ):
     """A pure step ``(params, state, opt_state, (x, y), key) -> (params, state, opt_state, logs)``.
@@ -89,11 +116,12 @@ def make_train_step(
     ``logs`` holds ``"loss"`` (the data loss, without ``penalty``) and each metric. With
     ``probe(grads=, params=, updates=, outputs=, loss=) -> pytree`` (e.g. per-layer gradient
     statistics), ``logs["probe"]`` holds its result, computed inside the same compiled step.
+    ``compute_dtype=jnp.bfloat16`` trains in mixed precision (see :func:`make_loss`).
 
     >>> step = make_train_step(model, losses.mse, optax.adam(1e-3))
     >>> params, state, opt_state, logs = step(params, state, opt_state, (x, y), key)
     """
-    objective = make_loss(model, loss_fn, penalty)
+    objective = make_loss(model, loss_fn, penalty, compute_dtype)
     metric_fns = named_metrics(metrics)
 
     def step(params, state, opt_state, batch, key):
@@ -124,8 +152,10 @@ def make_epoch(
     probe: Callable | None = None,
     probe_every: int = 1,
     shuffle: bool = True,
+    compute_dtype=None,
+    batch_sharding=None,
 ):
-    """``epoch(train_state, x, y) -> (train_state, logs, probes)``: one pass, one program.
+    """``epoch(train_state, x, y, order=None) -> (train_state, logs, probes)``: one pass, one program.
 
     The permutation, the per-step batch gather, forward, backward and update all run inside one
     ``lax.scan``; ``x``/``y`` (arrays or pytrees of arrays) stay on the device. The last
@@ -133,17 +163,20 @@ def make_epoch(
     shape; shuffling makes a different remainder drop each epoch. ``logs`` are the epoch means of
     the per-step loss and metrics. ``probes`` stacks ``probe``'s result for every step (zeros on
     steps where ``step % probe_every != 0``; those are never computed) or is ``None``.
-    Wrap in ``jax.jit`` (``fit`` does).
+    With ``batch_sharding`` (a ``jax.sharding.Sharding`` over the batch axis, see
+    :mod:`jaxnet.train.parallel`) every gathered batch is split across devices: data parallelism
+    by placement, the same program. Wrap in ``jax.jit`` (``fit`` does).
     """
-    step = make_train_step(model, loss_fn, optimizer, metrics, penalty=penalty, jit=False)
-    probed_step = make_train_step(
-        model, loss_fn, optimizer, metrics, penalty=penalty, probe=probe, jit=False
-    )
+    options = dict(penalty=penalty, compute_dtype=compute_dtype, jit=False)
+    step = make_train_step(model, loss_fn, optimizer, metrics, **options)
+    probed_step = make_train_step(model, loss_fn, optimizer, metrics, probe=probe, **options)
 
-    def epoch(ts: TrainState, x, y):
+    def epoch(ts: TrainState, x, y, order=None):
         n = jax.tree.leaves(x)[0].shape[0]
         n_batches = n // batch_size
-        if shuffle:
+        if order is not None:
+            pass  # a caller-chosen order, e.g. one shared by many models (fit_many)
+        elif shuffle:
             order = jax.random.permutation(shuffle_key(ts, ts.step // n_batches), n)
         else:
             order = jnp.arange(n)
@@ -151,6 +184,8 @@ def make_epoch(
 
         def body(ts: TrainState, index):
             batch = jax.tree.map(lambda a: jnp.take(a, index, axis=0), (x, y))
+            if batch_sharding is not None:
+                batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
             args = (ts.params, ts.state, ts.opt_state, batch, step_key(ts))
             if probe is None:
                 params, state, opt_state, logs = step(*args)

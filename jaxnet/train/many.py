@@ -1,0 +1,175 @@
+"""``fit_many``: an ensemble of seeds and/or a grid of hyper-parameters as one vmapped program."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxnet.core import Layer
+from jaxnet.errors import ConfigError, DataError, check_range
+from jaxnet.train.data import match_targets, num_examples, split_validation, to_numpy
+from jaxnet.train.evaluate import make_predict
+from jaxnet.train.step import TrainState, create_train_state, make_epoch, named_metrics
+
+
+class ManyResult(NamedTuple):
+    """What :func:`fit_many` returns.
+
+    ``train_state`` has a leading model axis on every leaf (``model_slice`` takes one out);
+    ``history[name]`` is an array ``(epochs, n_models)``; ``configs[m]`` is model ``m``'s seed and
+    hyper-parameters; ``best`` indexes the model with the best final ``select`` metric.
+    """
+
+    train_state: TrainState
+    history: dict[str, np.ndarray]
+    configs: list[dict]
+    best: int
+    compile_seconds: float
+
+
+def model_slice(tree, index: int):
+    """Model ``index`` of a pytree with a leading model axis (e.g. ``result.train_state``)."""
+    return jax.tree.map(lambda a: a[index], tree)
+
+
+def grid_configs(seeds: Sequence[int], grid: Mapping[str, Sequence] | None) -> list[dict]:
+    """Every (hyper-parameter cell x seed) combination, cells outermost."""
+    grid = dict(grid or {})
+    cells = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    return [{**cell, "seed": int(seed)} for cell in cells for seed in seeds]
+
+
+def fit_many(
+    model: Layer,
+    loss_fn: Callable,
+    optimizer,
+    x,
+    y,
+    *,
+    seeds: Sequence[int] = (0,),
+    grid: Mapping[str, Sequence[float]] | None = None,
+    epochs: int = 10,
+    batch_size: int = 32,
+    metrics=None,
+    validation_data=None,
+    validation_split: float | None = None,
+    select: str | None = None,
+    mode: str = "min",
+    data_seed: int = 0,
+    penalty: Callable | None = None,
+    verbose: int = 1,
+) -> ManyResult:
+    """Train ``len(seeds) * prod(len(v) for v in grid.values())`` models at once.
+
+    ``optimizer`` is a ``GradientTransformation`` shared by all models, or — with a ``grid`` — a
+    factory ``optimizer(**cell)`` receiving each cell's hyper-parameters as **arrays**, so one
+    compiled program serves every value (``lambda learning_rate: optim.adam(learning_rate)``).
+    Each model's seed decides its initialisation and its layer randomness (dropout); all models
+    see the same batches in the same order (from ``data_seed``), which lets XLA run the first
+    layer of every model as one wide matrix product.
+
+    ``select`` names the logged metric that picks ``best`` (default ``"val_loss"`` when there is
+    validation data, else ``"loss"``), minimised or maximised per ``mode``.
+
+    >>> result = fit_many(model, losses.sparse_categorical_cross_entropy,
+    ...                   lambda learning_rate: optim.adam(learning_rate), x, y,
+    ...                   seeds=range(4), grid={"learning_rate": [1e-3, 3e-3]}, epochs=20)
+    >>> result.configs[result.best]
+    {'learning_rate': 0.003, 'seed': 2}
+    """
+    check_range("fit_many", "epochs", epochs, 1)
+    if mode not in ("min", "max"):
+        raise ConfigError(f"mode must be 'min' or 'max', got {mode!r}", ("fit_many",))
+    configs = grid_configs(seeds, grid)
+    if not configs:
+        raise ConfigError("fit_many needs at least one seed and one value per grid entry", ("fit_many",))
+    if grid and not callable(optimizer) or (grid and hasattr(optimizer, "update")):
+        raise ConfigError(
+            "with a grid, optimizer must be a factory optimizer(**cell) -> GradientTransformation",
+            ("fit_many",),
+        )
+    make_optimizer = (lambda **cell: optimizer) if not grid else optimizer
+    hparams = {name: jnp.asarray([c[name] for c in configs], jnp.float32) for name in grid or {}}
+    keys = jax.vmap(jax.random.key)(jnp.asarray([c["seed"] for c in configs], jnp.uint32))
+
+    x, y = to_numpy(x, "x"), to_numpy(y, "y")
+    if validation_split:
+        (x, y), validation_data = split_validation(x, y, validation_split)
+    n = num_examples(x, y)
+    if batch_size > n:
+        raise DataError(f"batch_size={batch_size} is larger than the {n} training examples", ("fit_many",))
+    input_shape = jax.tree.map(lambda a: a.shape[1:], x)
+
+    def init_one(key, hp):
+        return create_train_state(model, make_optimizer(**hp), input_shape, key)
+
+    def epoch_one(ts, hp, x, y, order):
+        epoch = make_epoch(model, loss_fn, make_optimizer(**hp), batch_size, metrics, penalty=penalty)
+        return epoch(ts, x, y, order)[:2]
+
+    train_state = jax.jit(jax.vmap(init_one))(keys, hparams)
+    output_shape = jax.eval_shape(
+        lambda p, s, xb: model.apply(p, s, xb)[0],
+        model_slice(train_state.params, 0),
+        model_slice(train_state.state, 0),
+        jax.tree.map(lambda a: jax.ShapeDtypeStruct((1, *a.shape[1:]), a.dtype), x),
+    ).shape[1:]
+    y = match_targets(y, output_shape)
+    x, y = jax.device_put((x, y))
+    data_key = jax.random.key(data_seed)
+
+    @jax.jit
+    def train_epoch(ts, hp, x, y, epoch_index):
+        order = jax.random.permutation(jax.random.fold_in(data_key, epoch_index), n)
+        return jax.vmap(epoch_one, in_axes=(0, 0, None, None, None))(ts, hp, x, y, order)
+
+    start = time.perf_counter()
+    compiled = train_epoch.lower(train_state, hparams, x, y, jnp.int32(0)).compile()
+    compile_seconds = time.perf_counter() - start
+
+    evaluate = None
+    if validation_data is not None:
+        x_val = to_numpy(validation_data[0], "x_val")
+        y_val = match_targets(to_numpy(validation_data[1], "y_val"), output_shape, "y_val")
+        validation = jax.device_put((x_val, y_val))
+        evaluate = _make_many_evaluate(model, loss_fn, metrics)
+
+    history: dict[str, list[np.ndarray]] = {}
+    for epoch in range(epochs):
+        train_state, logs = compiled(train_state, hparams, x, y, jnp.int32(epoch))
+        if evaluate is not None:
+            val_logs = evaluate(train_state.params, train_state.state, *validation)
+            logs = logs | {f"val_{k}": v for k, v in val_logs.items()}
+        for name, value in logs.items():
+            history.setdefault(name, []).append(np.asarray(value))
+        if verbose:
+            summary = "  ".join(
+                f"{k} {np.nanmin(v[-1]) if 'loss' in k else np.nanmax(v[-1]):.4f}"
+                for k, v in history.items()
+            )
+            print(f"epoch {epoch + 1}/{epochs}  best of {len(configs)} models: {summary}")
+
+    history_arrays = {name: np.stack(values) for name, values in history.items()}
+    select = select or ("val_loss" if evaluate is not None else "loss")
+    if select not in history_arrays:
+        raise ConfigError(f"select={select!r} is not logged; logged: {sorted(history_arrays)}", ("fit_many",))
+    final = np.where(np.isfinite(history_arrays[select][-1]), history_arrays[select][-1], np.nan)
+    best = int(np.nanargmin(final) if mode == "min" else np.nanargmax(final)) if np.isfinite(final).any() else 0
+    return ManyResult(train_state, history_arrays, configs, best, compile_seconds)
+
+
+def _make_many_evaluate(model: Layer, loss_fn: Callable, metrics):
+    predict = make_predict(model)
+    metric_fns = named_metrics(metrics)
+
+    def evaluate_one(params, state, x, y):
+        predictions = predict(params, state, x)
+        return {"loss": loss_fn(predictions, y), **{k: m(predictions, y) for k, m in metric_fns.items()}}
+
+    return jax.jit(jax.vmap(evaluate_one, in_axes=(0, 0, None, None)))

@@ -1,0 +1,142 @@
+"""GradientMonitor inside real ``fit`` runs: history, printed findings, stop on NaN gradients."""
+
+import io
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from sklearn.datasets import load_digits
+
+import jaxnet
+from jaxnet import losses
+from jaxnet.diagnostics.monitor import GradientMonitor
+from jaxnet.train.step import create_train_state
+
+
+@pytest.fixture(scope="module")
+def digits():
+    x, y = load_digits(return_X_y=True)
+    return (x[:320] / 16).astype(np.float32), y[:320].astype(np.int32)
+
+
+def test_monitor_records_every_nth_step_and_reports(digits):
+    x, y = digits
+    model = jaxnet.serial(
+        jaxnet.Dense(32, kernel_init="he_normal"), jaxnet.Relu(), jaxnet.Dense(10)
+    )
+    stream = io.StringIO()
+    monitor = GradientMonitor(model, every=3, stream=stream)
+    ts, fit_history = jaxnet.fit(
+        model,
+        losses.sparse_categorical_cross_entropy,
+        optax.adam(1e-3),
+        x,
+        y,
+        epochs=3,
+        batch_size=32,
+        callbacks=[monitor],
+        verbose=0,
+    )
+    h = monitor.history
+    steps_per_epoch = len(x) // 32
+    expected_steps = np.arange(0, 3 * steps_per_epoch, 3)
+    np.testing.assert_array_equal(h["step"], expected_steps)
+    np.testing.assert_array_equal(h["epoch"], expected_steps // steps_per_epoch)
+    assert set(h["layers"]) == {"dense_0", "relu_1", "dense_2"}
+    assert h["layers"]["dense_0"]["grad_norm"].shape == expected_steps.shape
+    assert h["layers"]["relu_1"]["dead_units"].shape == (len(expected_steps), 32)
+    assert np.all(np.isfinite(h["layers"]["dense_0"]["grad_norm"]))
+    assert np.all(h["layers"]["dense_2"]["update_ratio"] > 0)
+    # the probed losses are the batch losses the step computed: close to the epoch means
+    epoch_means = [h["loss"][h["epoch"] == e].mean() for e in range(3)]
+    np.testing.assert_allclose(epoch_means, fit_history["loss"], rtol=0.3)
+    assert monitor.findings == [] and stream.getvalue() == ""
+    json.dumps(monitor.report(), allow_nan=False)
+    assert "dense_0" in monitor.table() and "relu_1" in monitor.table()
+
+
+def test_probe_every_step_matches_a_direct_step(digits):
+    """The monitor's (packed) probe inside the scanned epoch equals a direct probed step."""
+    x, y = digits
+    model = jaxnet.serial(jaxnet.Dense(16), jaxnet.Tanh(), jaxnet.Dense(10))
+    optimizer = optax.sgd(0.1)
+    monitor = GradientMonitor(model, every=1, verbose=False)
+    epoch = jax.jit(
+        jaxnet.make_epoch(
+            model,
+            losses.sparse_categorical_cross_entropy,
+            optimizer,
+            64,
+            probe=monitor.probe,
+            shuffle=False,
+        )
+    )
+    ts = create_train_state(model, optimizer, (64,), jax.random.key(0))
+    _, _, probes = epoch(ts, x, y)
+    recorded = monitor.probe.unpack(np.asarray(probes))
+    from jaxnet.diagnostics.stats import make_probe
+
+    step = jaxnet.make_train_step(
+        model, losses.sparse_categorical_cross_entropy, optimizer, probe=make_probe(model)
+    )
+    key = jaxnet.train.step_key(ts)
+    *_, logs = step(ts.params, ts.state, ts.opt_state, (x[:64], y[:64]), key)
+    first = jax.tree.map(lambda a: a[0], recorded)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5), first, logs["probe"])
+
+
+def _nan_gradient_layer(threshold: float):
+    """Identity forward; gives its counter ``c`` gradient -1 until ``c > threshold``, then NaN.
+
+    The forward pass never reads ``c``, so the loss stays finite: only the gradient is poisoned.
+    """
+
+    @jax.custom_vjp
+    def identity(x, c):
+        return x
+
+    def forward(x, c):
+        return x, c
+
+    def backward(c, g):
+        return g, jnp.where(c > threshold, jnp.nan, -1.0).astype(c.dtype)
+
+    identity.defvjp(forward, backward)
+
+    def init(key, input_shape):
+        return input_shape, {"c": jnp.zeros((), jnp.float32)}, {}
+
+    def apply(params, state, x, *, key=None, train=False):
+        return identity(x, params["c"]), state
+
+    return jaxnet.Layer(init, apply, "nan_after", {})
+
+
+def test_monitor_stops_on_nonfinite_gradients_and_keeps_the_last_good_state(digits):
+    x, y = digits
+    # sgd(0.1) raises c by 0.1 per step; 10 steps per epoch -> NaN gradient at step 15 (epoch 1)
+    model = jaxnet.serial(jaxnet.Dense(10), _nan_gradient_layer(1.45))
+    stream = io.StringIO()
+    monitor = GradientMonitor(model, every=1, stream=stream)
+    ts, fit_history = jaxnet.fit(
+        model,
+        losses.sparse_categorical_cross_entropy,
+        optax.sgd(0.1),
+        x,
+        y,
+        epochs=5,
+        batch_size=32,
+        callbacks=[monitor],
+        verbose=0,
+    )
+    assert monitor.nonfinite_step == 15 and monitor.stopped_epoch == 1
+    assert fit_history.epochs == 2  # fit ran epoch 1 to its end, then the monitor stopped it
+    assert int(ts.step) == 10  # the state from the end of epoch 0, the last all-finite one
+    np.testing.assert_allclose(ts.params["nan_after_1"]["c"], 1.0, rtol=1e-5)
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(ts.params))
+    kinds = [f.kind for f in monitor.findings]
+    assert kinds[0] == "non_finite"
+    assert "non_finite" in stream.getvalue() and "stopping after epoch 2" in stream.getvalue()

@@ -1,0 +1,205 @@
+"""fit_many (vmap over models), per-example gradients, data parallelism, mixed precision, compile."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxnet
+from jaxnet import losses
+from jaxnet.errors import ConfigError
+from jaxnet.train.many import fit_many, grid_configs, model_slice
+from jaxnet.train.per_example import clipped_mean_gradient, per_example_gradients
+
+
+def problem(n=96, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 6)).astype(np.float32)
+    y = ((x[:, 0] + x[:, 1] ** 2) > 1).astype(np.int32) + (x[:, 2] > 0.5)
+    return x, y
+
+
+MODEL = jaxnet.serial(jaxnet.Dense(16, kernel_init="he_normal"), jaxnet.Relu(), jaxnet.Dense(3))
+LOSS = losses.sparse_categorical_cross_entropy
+
+
+def test_grid_configs_cover_every_cell_and_seed():
+    configs = grid_configs([0, 1], {"learning_rate": [0.1, 0.2], "b1": [0.9]})
+    assert configs == [
+        {"learning_rate": 0.1, "b1": 0.9, "seed": 0},
+        {"learning_rate": 0.1, "b1": 0.9, "seed": 1},
+        {"learning_rate": 0.2, "b1": 0.9, "seed": 0},
+        {"learning_rate": 0.2, "b1": 0.9, "seed": 1},
+    ]
+
+
+def test_fit_many_equals_training_each_model_alone():
+    x, y = problem()
+    result = fit_many(
+        MODEL, LOSS, lambda learning_rate: optax.adam(learning_rate), x, y,
+        seeds=[0, 1], grid={"learning_rate": [1e-2, 3e-2]}, epochs=2, batch_size=16, verbose=0,
+    )
+    assert result.history["loss"].shape == (2, 4)
+    epoch = jax.jit(jaxnet.make_epoch(MODEL, LOSS, optax.adam(0.0), 16))  # traced once below
+    del epoch
+    for m, config in enumerate(result.configs):
+        opt = optax.adam(config["learning_rate"])
+        ts = jaxnet.create_train_state(MODEL, opt, (6,), jax.random.key(config["seed"]))
+        epoch = jax.jit(jaxnet.make_epoch(MODEL, LOSS, opt, 16))
+        losses_m = []
+        for e in range(2):
+            order = jax.random.permutation(jax.random.fold_in(jax.random.key(0), e), len(x))
+            ts, logs, _ = epoch(ts, x, y, order)
+            losses_m.append(float(logs["loss"]))
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5),
+            model_slice(result.train_state.params, m),
+            ts.params,
+        )
+        np.testing.assert_allclose(result.history["loss"][:, m], losses_m, rtol=1e-4)
+
+
+def test_fit_many_selects_the_best_model_by_validation_metric():
+    x, y = problem(128)
+    result = fit_many(
+        MODEL, LOSS, lambda learning_rate: optax.sgd(learning_rate), x, y,
+        seeds=[0, 1], grid={"learning_rate": [1e-4, 0.3]}, epochs=3, batch_size=16,
+        validation_split=0.25, metrics=[jaxnet.metrics.accuracy], verbose=0,
+    )
+    final = result.history["val_loss"][-1]
+    assert result.best == int(np.argmin(final))
+    assert result.configs[result.best]["learning_rate"] == 0.3  # 1e-4 barely moves in 3 epochs
+    assert result.history["val_accuracy"].shape == (3, 4)
+    assert result.compile_seconds > 0
+
+
+def test_fit_many_with_a_grid_needs_an_optimizer_factory():
+    x, y = problem()
+    with pytest.raises(ConfigError, match="factory"):
+        fit_many(MODEL, LOSS, optax.adam(1e-3), x, y, grid={"learning_rate": [1e-3]}, verbose=0)
+
+
+def test_per_example_gradients_match_a_loop_and_average_to_the_batch_gradient(key):
+    x, y = problem(8)
+    params, state = jaxnet.init_model(MODEL, key, (6,))
+    grads = per_example_gradients(MODEL, LOSS, params, state, x, y)
+    assert grads["dense_0"]["w"].shape == (8, 6, 16)
+
+    def loss(p, xb, yb):
+        return LOSS(MODEL.apply(p, state, xb)[0], yb)
+
+    for i in (0, 5):
+        single = jax.grad(loss)(params, x[i : i + 1], y[i : i + 1])
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a[i], b, rtol=1e-5, atol=1e-7), grads, single
+        )
+    batch = jax.grad(loss)(params, x, y)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a.mean(0), b, rtol=1e-5, atol=1e-7), grads, batch
+    )
+
+
+def test_clipped_mean_gradient_bounds_each_example(key):
+    x, y = problem(8)
+    params, state = jaxnet.init_model(MODEL, key, (6,))
+    grads = per_example_gradients(MODEL, LOSS, params, state, x, y)
+    norms = np.sqrt(sum(np.sum(np.asarray(g).reshape(8, -1) ** 2, 1) for g in jax.tree.leaves(grads)))
+    clip = float(np.median(norms))
+    mean, reported = clipped_mean_gradient(grads, clip)
+    np.testing.assert_allclose(reported, norms, rtol=1e-5)
+    scale = np.minimum(1.0, clip / norms)
+    expected = jax.tree.map(lambda g: np.mean(np.asarray(g) * scale.reshape(-1, *[1] * (g.ndim - 1)), 0), grads)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8), mean, expected)
+
+
+def test_mixed_precision_keeps_float32_master_weights_and_learns():
+    x, y = problem(256)
+    ts, history = jaxnet.fit(
+        MODEL, LOSS, optax.adam(1e-2), x, y, epochs=15, batch_size=32, verbose=0,
+        compute_dtype=jnp.bfloat16, metrics=[jaxnet.metrics.accuracy],
+    )
+    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(ts.params))
+    assert history["accuracy"][-1] > 0.8
+    # At initialisation, the bfloat16 gradient is the float32 one up to bfloat16 rounding.
+    params, state = jaxnet.init_model(MODEL, jax.random.key(1), (6,))
+    f32 = jax.grad(lambda p: jaxnet.train.make_loss(MODEL, LOSS)(p, state, x, y, None)[0])(params)
+    bf16 = jax.grad(
+        lambda p: jaxnet.train.make_loss(MODEL, LOSS, compute_dtype=jnp.bfloat16)(p, state, x, y, None)[0]
+    )(params)
+    for a, b in zip(jax.tree.leaves(f32), jax.tree.leaves(bf16)):
+        assert b.dtype == jnp.float32
+        a, b = np.ravel(a), np.ravel(b)
+        cosine = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
+        assert cosine > 0.98, cosine  # same direction; bfloat16 keeps ~3 significant digits
+
+
+def test_fit_reports_compile_time_apart_from_epoch_time():
+    x, y = problem()
+    _, history = jaxnet.fit(MODEL, LOSS, optax.sgd(0.1), x, y, epochs=2, batch_size=16, verbose=0)
+    assert history.compile_seconds > 0
+    assert len(history["time"]) == 2
+
+
+DATA_PARALLEL_SCRIPT = textwrap.dedent(
+    """
+    import json, jax, numpy as np, optax, jaxnet
+    from jaxnet.train.parallel import data_parallel_mesh
+    assert jax.device_count() == 4, jax.devices()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(128, 6)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int32)
+    model = jaxnet.serial(jaxnet.Dense(16), jaxnet.Relu(), jaxnet.Dense(2))
+    kw = dict(epochs=3, batch_size=32, verbose=0, validation_split=0.25)
+    loss = jaxnet.losses.sparse_categorical_cross_entropy
+    one, h1 = jaxnet.fit(model, loss, optax.adam(1e-2), x, y, **kw)
+    mesh = data_parallel_mesh()
+    many, h4 = jaxnet.fit(model, loss, optax.adam(1e-2), x, y, mesh=mesh, **kw)
+    w = many.params["dense_0"]["w"]
+    diff = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
+               for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(many.params)))
+    print(json.dumps({"diff": diff, "devices": len(w.sharding.device_set),
+                      "loss1": h1["val_loss"], "loss4": h4["val_loss"]}))
+    """
+)
+
+
+def test_data_parallel_fit_on_four_cpu_devices_matches_one_device(tmp_path):
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    out = subprocess.run(
+        [sys.executable, "-c", DATA_PARALLEL_SCRIPT], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["devices"] == 4
+    assert result["diff"] < 1e-4
+    np.testing.assert_allclose(result["loss1"], result["loss4"], rtol=1e-4)
+
+
+def test_data_parallel_batch_must_divide_across_devices():
+    from jaxnet.train.parallel import check_batch_size, data_parallel_mesh
+
+    mesh = data_parallel_mesh(jax.devices()[:1])
+    check_batch_size(mesh, 3)  # one device: anything goes
+    fake = jax.sharding.Mesh(np.array(jax.devices()[:1] * 1), ("data",))
+    assert fake.shape["data"] == 1
+
+
+def test_persistent_compilation_cache_writes_programs(tmp_path):
+    script = textwrap.dedent(
+        f"""
+        import jax, jax.numpy as jnp
+        from jaxnet.compilation import enable_compilation_cache
+        enable_compilation_cache({str(tmp_path)!r})
+        jax.jit(lambda a: jnp.sin(a) * 2)(jnp.ones(3)).block_until_ready()
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert any(tmp_path.iterdir())
