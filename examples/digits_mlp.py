@@ -17,6 +17,7 @@ from sklearn.model_selection import train_test_split
 
 import jaxnet
 from jaxnet import optim
+from jaxnet.compilation import enable_compilation_cache
 
 
 def load(seed: int = 0):
@@ -33,6 +34,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="out", help="folder for plots (needs matplotlib)")
     args = parser.parse_args(argv)
+    enable_compilation_cache()  # a second run skips compiling
 
     x_train, x_test, y_train, y_test = load(args.seed)
     recipe = jaxnet.classifier_mlp(10, hidden=(100, 100), activation="relu")  # He init for ReLU

@@ -86,7 +86,7 @@ def _scaled(fn01: Callable, low: float, high: float) -> Callable:
 
 def weight_penalty(l1: float = 0.0, l2: float = 0.0) -> Callable | None:
     """``l1 * sum|w| + l2 * sum w**2`` over every kernel (no biases); ``None`` if both are 0."""
-    return elastic_net(l1, l2, paths="w") if (l1 or l2) else None
+    return elastic_net(l1, l2) if (l1 or l2) else None
 
 
 _REGRESSION_LOSSES = {"mse": losses.mse, "mae": losses.mae, "huber": losses.huber}

@@ -3,9 +3,10 @@
 A parameter's **path** is its keys joined by ``/``: ``"dense_0/w"``, ``"dense_0/b"``,
 ``"block_1/dense_0/w"``. A **pattern** selects paths with shell wildcards (``*``, ``?``); it matches
 a whole path, a path's tail (``"w"`` selects every ``.../w``) or a whole subtree (``"dense_0"``
-selects ``dense_0/w`` and ``dense_0/b``). ``paths=`` takes a pattern, a list of patterns or a
-function ``path -> bool``. The default ``"w"`` selects every kernel and no bias, as Keras's
-``kernel_regularizer`` does.
+selects ``dense_0/w`` and ``dense_0/b``); ``*`` may span several levels. ``paths=`` takes a
+pattern, a list of patterns or a function ``path -> bool``. The default, :func:`is_kernel`, selects
+every weight matrix (``w``, and a recurrent layer's ``w_x``/``w_h``) and no bias or normalization
+parameter, like Keras's ``kernel_regularizer``.
 
 Penalties are functions ``penalty(params) -> scalar`` for ``fit(..., penalty=)`` and
 ``make_train_step(..., penalty=)``:
@@ -68,6 +69,12 @@ def pattern_matches(pattern: str, path: str) -> bool:
     )
 
 
+def is_kernel(path: str) -> bool:
+    """The default selection: leaves named ``w`` or ``w_*`` (weight matrices), not biases."""
+    leaf = path.rsplit("/", 1)[-1]
+    return leaf == "w" or leaf.startswith("w_")
+
+
 def _selector(paths) -> Callable[[str], bool]:
     if callable(paths):
         return paths
@@ -75,7 +82,7 @@ def _selector(paths) -> Callable[[str], bool]:
     return lambda path: any(pattern_matches(p, path) for p in patterns)
 
 
-def select(params, paths="w", *, owner: str = "regularizer") -> dict:
+def select(params, paths=is_kernel, *, owner: str = "regularizer") -> dict:
     """``{path: leaf}`` for the leaves of ``params`` that ``paths`` selects.
 
     Raises :class:`ConfigError` listing the valid paths when a pattern selects nothing (a typo such
@@ -100,18 +107,22 @@ def select(params, paths="w", *, owner: str = "regularizer") -> dict:
 # ----------------------------------------------------------------------------- penalties
 
 
-def elastic_net(l1: float = 0.01, l2: float = 0.01, *, paths="w") -> Callable:
+def elastic_net(l1: float = 0.01, l2: float = 0.01, *, paths=is_kernel) -> Callable:
     """``penalty(params) = l1 * sum|w| + l2 * sum w**2`` over the selected leaves.
 
     >>> penalty = elastic_net(1e-5, 1e-4)          # kernels of every layer
     >>> penalty({"dense_0": {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}})   # 4e-5 + 4e-4
     """
-    check_range("elastic_net", "l1", l1, 0.0)
-    check_range("elastic_net", "l2", l2, 0.0)
+    return _penalty(l1, l2, paths, "elastic_net")
+
+
+def _penalty(l1: float, l2: float, paths, owner: str) -> Callable:
+    check_range(owner, "l1" if owner == "elastic_net" else "scale", l1, 0.0)
+    check_range(owner, "l2" if owner == "elastic_net" else "scale", l2, 0.0)
 
     def penalty(params):
         total = jnp.zeros((), jnp.float32)
-        for leaf in select(params, paths, owner="elastic_net").values():
+        for leaf in select(params, paths, owner=owner).values():
             if l1:
                 total = total + l1 * jnp.sum(jnp.abs(leaf))
             if l2:
@@ -121,14 +132,14 @@ def elastic_net(l1: float = 0.01, l2: float = 0.01, *, paths="w") -> Callable:
     return penalty
 
 
-def l1(scale: float = 0.01, *, paths="w") -> Callable:
+def l1(scale: float = 0.01, *, paths=is_kernel) -> Callable:
     """Lasso: ``scale * sum|w|`` over the selected leaves; drives small weights to exactly zero."""
-    return elastic_net(scale, 0.0, paths=paths)
+    return _penalty(scale, 0.0, paths, "l1")
 
 
-def l2(scale: float = 0.01, *, paths="w") -> Callable:
+def l2(scale: float = 0.01, *, paths=is_kernel) -> Callable:
     """Ridge: ``scale * sum w**2`` over the selected leaves (Keras's ``l2``; no factor 1/2)."""
-    return elastic_net(0.0, scale, paths=paths)
+    return _penalty(0.0, scale, paths, "l2")
 
 
 l1_l2 = elastic_net  # Keras's name
@@ -311,6 +322,7 @@ __all__ = [
     "combine",
     "constrain",
     "elastic_net",
+    "is_kernel",
     "l1",
     "l1_l2",
     "l2",

@@ -61,8 +61,8 @@ def test_penalty_values_match_closed_forms_and_exclude_biases(params):
 
 
 def test_penalty_gradients_match_closed_forms(params):
-    g2 = jax.grad(l2(0.01))(params)
-    g1 = jax.grad(l1(0.02))(params)
+    g2 = jax.jit(jax.grad(l2(0.01)))(params)
+    g1 = jax.jit(jax.grad(l1(0.02)))(params)
     for layer in ("dense_0", "dense_2"):
         w = _np(params, layer, "w")
         np.testing.assert_allclose(g2[layer]["w"], 2 * 0.01 * w, rtol=1e-6)
@@ -85,6 +85,14 @@ def test_per_layer_paths_and_function_selector(params):
     per_layer = combine(l1(0.3, paths="dense_0/w"), l2(0.2, paths="dense_*2/w"))(params)
     expected = 0.3 * np.abs(w0).sum() + 0.2 * (_np(params, "dense_2", "w") ** 2).sum()
     np.testing.assert_allclose(per_layer, expected, rtol=1e-6)
+
+
+def test_default_selects_recurrent_kernels_but_no_biases():
+    params = {
+        "simple_rnn_0": {"w_x": jnp.full((2, 3), 2.0), "w_h": jnp.ones((3, 3)), "b": jnp.ones(3)},
+        "batch_norm_1": {"scale": jnp.ones(3), "bias": jnp.ones(3)},
+    }
+    np.testing.assert_allclose(l2(0.5)(params), 0.5 * (6 * 4.0 + 9 * 1.0), rtol=1e-6)
 
 
 def test_nested_model_paths(key):
@@ -117,8 +125,8 @@ def test_penalty_enters_the_training_gradient(key, params):
     _, state = init_model(model, key, (5,))
     plain = make_loss(model, losses.mse)
     penalised = make_loss(model, losses.mse, penalty=l2(0.05))
-    g_plain, _ = jax.grad(plain, has_aux=True)(params, state, x, y, None)
-    g_pen, _ = jax.grad(penalised, has_aux=True)(params, state, x, y, None)
+    g_plain, _ = jax.jit(jax.grad(plain, has_aux=True))(params, state, x, y, None)
+    g_pen, _ = jax.jit(jax.grad(penalised, has_aux=True))(params, state, x, y, None)
     diff = jax.tree.map(lambda a, b: a - b, g_pen, g_plain)
     for layer in ("dense_0", "dense_2"):
         np.testing.assert_allclose(diff[layer]["w"], 0.1 * params[layer]["w"], atol=1e-6)
@@ -130,7 +138,7 @@ def test_activity_regularization_adds_its_penalty_in_training(key):
     params, state = init_model(model, key, (3,))
     x = jax.random.normal(key, (6, 3))
     y = jax.random.normal(jax.random.fold_in(key, 1), (6, 2))
-    total, (predictions, new_state, data_loss, outputs) = make_loss(model, losses.mse)(
+    total, (predictions, new_state, data_loss, outputs) = jax.jit(make_loss(model, losses.mse))(
         params, state, x, y, None
     )
     h = np.asarray(jax.nn.relu(x @ params["dense_0"]["w"] + params["dense_0"]["b"]), np.float64)
@@ -229,6 +237,6 @@ def test_recipes_return_a_kernel_penalty(key):
     params, _ = init_model(recipe.model, key, (4,))
     kernels = [np.asarray(params[name]["w"], np.float64) for name in params if "w" in params[name]]
     expected = sum(0.001 * np.abs(w).sum() + 0.01 * (w**2).sum() for w in kernels)
-    np.testing.assert_allclose(recipe.penalty(params), expected, rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(recipe.penalty)(params), expected, rtol=1e-6)
     assert classifier_mlp(3).penalty is None and regression_mlp(1).penalty is None
     assert regression_mlp(1, l2=0.1).penalty is not None

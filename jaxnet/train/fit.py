@@ -124,7 +124,9 @@ def fit(
 
     input_shape = jax.tree.map(lambda a: a.shape[1:], x)
     if train_state is None:
-        train_state = create_train_state(model, optimizer, input_shape, _as_key(seed))
+        # One compiled program instead of a dispatch (and a compile) per initializer op.
+        init = jax.jit(lambda key: create_train_state(model, optimizer, input_shape, key))
+        train_state = init(_as_key(seed))
     output_shape = jax.eval_shape(
         lambda p, s, xb: model.apply(p, s, xb)[0],
         train_state.params,

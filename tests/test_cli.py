@@ -1,0 +1,131 @@
+"""The ``jaxnet`` command line, end to end in a temporary folder (few epochs)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from jaxnet import cli
+from jaxnet.checkpoint import CheckpointManager
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _run(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_via_python_dash_m():
+    result = subprocess.run(
+        [sys.executable, "-m", "jaxnet", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    for command in ("demo", "train", "bench", "diagnose"):
+        assert command in result.stdout
+
+
+def test_demo_trains_the_textbook_mlp_and_writes_curves(tmp_path, capsys):
+    code, out, err = _run(capsys, "demo", "--epochs", 3, "--out", tmp_path, "--quiet")
+    assert code == 0, err
+    assert "test_accuracy" in out and str(tmp_path) in out
+    history = json.loads((tmp_path / "history.json").read_text())
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert len(history["loss"]) == len(history["val_accuracy"]) == 3
+    assert history["loss"][-1] < history["loss"][0]
+    assert (
+        metrics["test"]["accuracy"] > 0.8
+    )  # 2x100 ReLU + Adam reaches ~0.95 on digits in 3 epochs
+    assert metrics["n_test"] == 359 and metrics["n_train"] == 1797 - 359
+    assert (config["hidden"], config["init"], config["optimizer"]) == (
+        [100, 100],
+        "he_normal",
+        "adam",
+    )
+    assert (tmp_path / "curves.png").read_bytes()[:8] == PNG
+
+
+def test_train_on_a_dataset_writes_checkpoints_and_resumes(tmp_path, capsys):
+    common = ("train", "--dataset", "iris", "--hidden", 16, "--optimizer", "momentum", "--lr", 0.05,
+              "--batch-size", 16, "--out", tmp_path, "--quiet")  # fmt: skip
+    code, _, err = _run(capsys, *common, "--epochs", 2)
+    assert code == 0, err
+    manager = CheckpointManager(tmp_path / "checkpoints")
+    assert [p.name for p in manager.manifests()] == ["ckpt-000001.json", "ckpt-000002.json"]
+    for name in ("config.json", "history.json", "metrics.json", "curves.png"):
+        assert (tmp_path / name).exists()
+    # Running again into the same folder without --resume is refused, with the way out.
+    code, _, err = _run(capsys, *common, "--epochs", 2)
+    assert code == 2 and "--resume" in err and err.startswith("jaxnet: error:")
+    code, _, err = _run(capsys, *common, "--epochs", 3, "--resume")
+    assert code == 0, err
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert len(history["loss"]) == 3
+    assert manager.manifests()[-1].name == "ckpt-000003.json"
+
+
+def test_train_on_a_csv_regression_reports_metrics_in_target_units(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3))
+    price = 1000.0 + 200.0 * x[:, 0] - 50.0 * x[:, 1]
+    lines = ["size,age,noise,price"] + [
+        f"{a},{b},{c},{p}" for (a, b, c), p in zip(x, price, strict=True)
+    ]
+    path = tmp_path / "houses.csv"
+    path.write_text("\n".join(lines) + "\n")
+    argv = ["--csv", path, "--target", "price", "--hidden", 32, "--epochs", 40, "--lr", 0.01]
+    code, out, err = _run(capsys, "train", *argv, "--out", tmp_path / "run", "--quiet")
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["task"] == "regression" and set(metrics["test"]) == {"mae", "rmse", "r2"}
+    # A linear target: the MLP explains most of the variance, and errors are in price units
+    # (a standardised-scale error would be < 1).
+    assert metrics["test"]["r2"] > 0.8
+    assert 1.0 < metrics["test"]["rmse"] < 0.5 * price.std()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--csv", "{tmp}/missing.csv", "--target", "y"], "no such file"),
+        (["--csv", "{tmp}/bad.csv", "--target", "pric"], "did you mean 'price'"),
+        (["--csv", "{tmp}/bad.csv"], "--csv needs --target"),
+        (["--dataset", "iris", "--task", "regression"], "is a multiclass task"),
+    ],
+)
+def test_train_bad_input_is_one_error_line_and_status_2(tmp_path, capsys, argv, message):
+    (tmp_path / "bad.csv").write_text("size,price\n1,2\n")
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    code, out, err = _run(capsys, "train", *argv, "--out", tmp_path / "out", "--quiet")
+    assert code == 2
+    assert err.startswith("jaxnet: error:") and message in err and "Traceback" not in err
+
+
+def test_bench_lists_dispatches_and_runs_the_built_in(tmp_path, capfd, monkeypatch):
+    capsys = capfd  # the dispatched script writes to the real stdout
+    (tmp_path / "bench_echo.py").write_text(
+        "import sys\nif __name__ == '__main__':\n    print('echo', *sys.argv[1:])\n"
+    )
+    (tmp_path / "helpers.py").write_text("X = 1\n")  # not a script: not listed
+    monkeypatch.setattr(cli, "benchmarks_directory", lambda: tmp_path)
+    code, out, _ = _run(capsys, "bench", "--list")
+    assert code == 0 and "bench_echo" in out and "helpers" not in out
+    code, out, _ = _run(capsys, "bench", "echo", "--", "--quick")
+    assert code == 0 and "echo --quick" in out
+    code, _, err = _run(capsys, "bench", "nope")
+    assert code == 2 and "no benchmark 'nope'" in err
+    code, out, _ = _run(capsys, "bench", "--epochs", 1, "--repeats", 1, "--out", tmp_path)
+    assert code == 0 and "epoch_s_median" in out
+    assert json.loads((tmp_path / "bench.json").read_text())["examples"] == 1797
+
+
+def test_diagnose_prints_a_per_layer_report(tmp_path, capsys):
+    code, out, err = _run(capsys, "diagnose", "--dataset", "wine", "--hidden", 8, 8,
+                          "--out", tmp_path)  # fmt: skip
+    assert code == 0, err
+    assert "dense_0" in out and "dense_4" in out
+    assert "findings" in json.loads((tmp_path / "diagnose.json").read_text())
