@@ -2,9 +2,10 @@
 
 A 2 x 256 ReLU network has 85k parameters and only 300 training images (8x8 digits from
 scikit-learn), 20% of them with a random label (as real labels are sometimes wrong); it memorises
-the training set, wrong labels included, while its validation loss turns back up. The same network is trained again with dropout, an L2 penalty, batch
-normalization, early stopping, and dropout + L2 + early stopping together. Every variant sees the
-same data, initial seed and optimizer (Adam, 1e-3, batches of 32).
+the training set, wrong labels included, while its validation loss turns back up. The same network
+is trained again with dropout, an L2 penalty, batch normalization, early stopping, and dropout +
+L2 + early stopping together. Every variant sees the same data, initial seed and optimizer (Adam,
+1e-3, batches of 32).
 
     python examples/overfitting.py [--epochs 100] [--label-noise 0.2] [--out out/]
 

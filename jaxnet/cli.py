@@ -193,7 +193,11 @@ def run_training(args, *, checkpoints: bool) -> dict:
         try:
             from jaxnet.plots import plot_history
 
-            plot_history(history, out / "curves.png", title=f"{data.name}: {data.task} MLP")
+            hidden = "x".join(map(str, args.hidden))
+            first = next(iter(test.items()))
+            title = (f"{data.name}: {hidden} {args.activation} MLP, {args.optimizer} "
+                     f"lr {args.lr:g}; test {first[0]} {first[1]:.4f}")  # fmt: skip
+            plot_history(history, out / "curves.png", title=title)
             wrote.append("curves.png")
         except ImportError as error:
             print(f"jaxnet: note: no curves.png ({error})", file=sys.stderr)

@@ -29,23 +29,18 @@ def test_help_via_python_dash_m():
 
 
 def test_demo_trains_the_textbook_mlp_and_writes_curves(tmp_path, capsys):
-    code, out, err = _run(capsys, "demo", "--epochs", 3, "--out", tmp_path, "--quiet")
+    code, out, err = _run(capsys, "demo", "--epochs", 2, "--out", tmp_path, "--quiet")
     assert code == 0, err
     assert "test_accuracy" in out and str(tmp_path) in out
     history = json.loads((tmp_path / "history.json").read_text())
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     config = json.loads((tmp_path / "config.json").read_text())
-    assert len(history["loss"]) == len(history["val_accuracy"]) == 3
+    assert len(history["loss"]) == len(history["val_accuracy"]) == 2
     assert history["loss"][-1] < history["loss"][0]
-    assert (
-        metrics["test"]["accuracy"] > 0.8
-    )  # 2x100 ReLU + Adam reaches ~0.95 on digits in 3 epochs
+    assert metrics["test"]["accuracy"] > 0.8  # the textbook MLP: ~0.93 after 2 epochs
     assert metrics["n_test"] == 359 and metrics["n_train"] == 1797 - 359
-    assert (config["hidden"], config["init"], config["optimizer"]) == (
-        [100, 100],
-        "he_normal",
-        "adam",
-    )
+    setup = (config["hidden"], config["init"], config["optimizer"])
+    assert setup == ([100, 100], "he_normal", "adam")
     assert (tmp_path / "curves.png").read_bytes()[:8] == PNG
 
 

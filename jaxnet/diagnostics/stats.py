@@ -48,6 +48,7 @@ index of the last axis, so for feature maps a unit is a channel seen at every po
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -65,9 +66,33 @@ def _leaves(tree) -> list:
     return [jnp.asarray(leaf, jnp.float32) for leaf in jax.tree.leaves(tree)]
 
 
+def _rows(x):
+    """``x`` as a matrix ``(-1, last axis)``; a scalar as ``(1, 1)``."""
+    return x.reshape(1, 1) if x.ndim == 0 else x.reshape(-1, x.shape[-1])
+
+
+def total(x):
+    """Sum of every entry of ``x``, computed as ``x.reshape(-1, n) @ ones(n)`` then a short sum.
+
+    XLA on CPU runs a plain float reduction as one sequential chain of additions (it may not
+    reorder them); a matrix-vector product is vectorised and was 2-3x faster for the layer sizes
+    of an MLP. Equal to ``jnp.sum`` up to the order of rounding.
+    """
+    m = _rows(jnp.asarray(x, jnp.float32))
+    ones = jnp.ones((m.shape[-1],), jnp.float32)
+    return jnp.sum(jnp.dot(m, ones, precision=jax.lax.Precision.HIGHEST))
+
+
+def column_sums(a):
+    """``(units,)`` sums over every axis but the last, as ``ones(n) @ a.reshape(n, units)``."""
+    m = _rows(jnp.asarray(a, jnp.float32))
+    ones = jnp.ones((m.shape[0],), jnp.float32)
+    return jnp.dot(ones, m, precision=jax.lax.Precision.HIGHEST)
+
+
 def sum_of_squares(tree):
     """``sum(x^2)`` over every entry of every array of ``tree`` (float32)."""
-    return sum((jnp.sum(jnp.square(leaf)) for leaf in _leaves(tree)), jnp.zeros((), jnp.float32))
+    return sum((total(leaf * leaf) for leaf in _leaves(tree)), jnp.zeros((), jnp.float32))
 
 
 def global_norm(tree):
@@ -75,17 +100,35 @@ def global_norm(tree):
     return jnp.sqrt(sum_of_squares(tree))
 
 
+def count_nonfinite(tree, sum_of_squares_value=None):
+    """Number of NaN/inf entries in ``tree``.
+
+    Given the tree's sum of squares (already computed for the norm), the count only runs when that
+    sum is not finite, i.e. almost never.
+    """
+    leaves = _leaves(tree)
+
+    def count():
+        return sum(total(~jnp.isfinite(leaf)) for leaf in leaves)
+
+    if sum_of_squares_value is None:
+        return count()
+    finite = jnp.isfinite(sum_of_squares_value)
+    return jax.lax.cond(finite, lambda: jnp.zeros((), jnp.float32), count)
+
+
 def gradient_stats(grads, params, updates=None) -> dict:
     """Statistics of one layer's gradients, parameters and (optionally) updates: see the module."""
     g = _leaves(grads)
     size = sum(leaf.size for leaf in g)
-    grad_norm = jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in g))
+    squares = sum(total(leaf * leaf) for leaf in g)
+    grad_norm = jnp.sqrt(squares)
     stats = {
         "grad_norm": grad_norm,
         "grad_rms": grad_norm / math.sqrt(size),
-        "grad_max": jnp.max(jnp.stack([jnp.max(jnp.abs(leaf)) for leaf in g])),
-        "grad_zero_fraction": sum(jnp.sum(leaf == 0) for leaf in g).astype(jnp.float32) / size,
-        "grad_nonfinite": sum(jnp.sum(~jnp.isfinite(leaf)) for leaf in g).astype(jnp.float32),
+        "grad_max": functools.reduce(jnp.maximum, [jnp.max(jnp.abs(leaf)) for leaf in g]),
+        "grad_zero_fraction": sum(total(leaf == 0) for leaf in g) / size,
+        "grad_nonfinite": count_nonfinite(g, squares),
         "param_norm": global_norm(params),
     }
     if updates is not None:
@@ -94,14 +137,14 @@ def gradient_stats(grads, params, updates=None) -> dict:
     return stats
 
 
-def _unit_axes(a) -> tuple[int, ...]:
-    """Every axis but the last (units): batch and, for feature maps, positions."""
-    return tuple(range(a.ndim - 1))
+def _examples(a) -> int:
+    """Entries per unit: the batch size times the number of positions."""
+    return math.prod(a.shape[:-1])
 
 
 def dead_units(a):
     """``(units,)`` booleans: ``a <= 0`` for every example (and position) of the batch."""
-    return jnp.max(a, axis=_unit_axes(a)) <= 0
+    return jnp.max(_rows(a), axis=0) <= 0
 
 
 def dead_fraction(a):
@@ -115,7 +158,7 @@ def saturated_fraction(a, activation: str, threshold: float = 0.1, batch_fractio
     """
     u = 2.0 * a - 1.0 if activation in ("sigmoid", "logistic") else a
     saturated = jnp.abs(u) > math.sqrt(1.0 - threshold)
-    return jnp.mean(jnp.mean(saturated, axis=_unit_axes(a)) >= batch_fraction)
+    return jnp.mean(column_sums(saturated) / _examples(a) >= batch_fraction)
 
 
 def activation_stats(
@@ -123,11 +166,14 @@ def activation_stats(
 ) -> dict:
     """Statistics of an activation layer's output ``a`` of shape ``(batch, ..., units)``."""
     a = jnp.asarray(a, jnp.float32)
-    mean = jnp.mean(a)
-    stats = {"activation_mean": mean, "activation_std": jnp.sqrt(jnp.mean(jnp.square(a - mean)))}
-    kind = kind_of(activation)
-    if kind == "relu":
-        dead = dead_units(a).astype(jnp.float32)
+    sums, squares = column_sums(a), column_sums(a * a)
+    n = a.size
+    mean = jnp.sum(sums) / n
+    variance = jnp.maximum(jnp.sum(squares) / n - mean * mean, 0.0)
+    stats = {"activation_mean": mean, "activation_std": jnp.sqrt(variance)}
+    if kind_of(activation) == "relu":
+        # ReLU outputs are >= 0, so a unit is dead exactly when its column sums to 0.
+        dead = (sums <= 0).astype(jnp.float32)
         stats["dead_fraction"], stats["dead_units"] = jnp.mean(dead), dead
     if activation in SATURATING:
         stats["saturated_fraction"] = saturated_fraction(a, activation, threshold, batch_fraction)

@@ -15,9 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import jax
 import jax.numpy as jnp
 
 from jaxnet.optim.base import OptimizerError, Schedule
+
+
+def _as_float(count):
+    """The step count as a float array (exact below 2**24 steps), so the arithmetic below never
+    mixes integers and floats (it also runs under ``jax_numpy_dtype_promotion='strict'``)."""
+    return jnp.asarray(count, dtype=jax.dtypes.canonicalize_dtype(jnp.float64))
 
 
 def constant_schedule(value: float) -> Schedule:
@@ -50,7 +57,7 @@ def polynomial_schedule(
     guard_zero = isinstance(power, (int, float)) and power > 0
 
     def schedule(count):
-        count = jnp.clip(count - transition_begin, 0, transition_steps)
+        count = jnp.clip(_as_float(count) - transition_begin, 0, transition_steps)
         frac = 1 - count / transition_steps
         decay = frac**power
         if guard_zero:
@@ -100,7 +107,7 @@ def piecewise_constant_schedule(
     def schedule(count):
         value = init_value
         for boundary, scale in sorted((boundaries_and_scales or {}).items()):
-            before = jnp.maximum(0.0, jnp.sign(boundary - count))  # 1 until the boundary
+            before = jnp.maximum(0.0, jnp.sign(boundary - _as_float(count)))  # 1 until the boundary
             value = value * before + (1 - before) * scale * value
         return value
 
@@ -136,7 +143,7 @@ def exponential_decay(
     clip_fn = jnp.maximum if decay_rate < 1.0 else jnp.minimum
 
     def schedule(count):
-        steps = count - transition_begin
+        steps = _as_float(count) - transition_begin
         p = steps / transition_steps
         if staircase:
             p = jnp.floor(p)
@@ -167,8 +174,7 @@ def cosine_decay_schedule(
 
     def schedule(count):
         steps = float(decay_steps)  # a float, so large counts do not overflow int32
-        count = float(count) if isinstance(count, int) else count
-        count = jnp.minimum(count, steps)
+        count = jnp.minimum(_as_float(count), steps)
         cosine = 0.5 * (1 + jnp.cos(jnp.pi * count / steps))
         return init_value * ((1 - alpha) * cosine**exponent + alpha)
 

@@ -41,13 +41,17 @@ def _full(params, value):
     return jax.tree.map(lambda p: jnp.full_like(p, value), params)
 
 
+def _float_dtype():
+    return jax.dtypes.canonicalize_dtype(jnp.float64)  # float32 unless x64 is enabled
+
+
 def _count0() -> jax.Array:
     return jnp.zeros([], jnp.int32)
 
 
 def _bias_correction(moment, decay, count):
     """Divide by ``1 - decay**count``, computed in float32 then cast to the moment's dtype."""
-    correction = 1 - decay**count
+    correction = 1 - decay ** jnp.asarray(count, dtype=_float_dtype())
     return jax.tree.map(lambda m: m / correction.astype(m.dtype), moment)
 
 

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
+from jaxnet.optim import apply_updates
 
 from jaxnet.core import Layer, apply_with_outputs, init_model
 
@@ -118,7 +118,7 @@ def make_train_step(
     statistics), ``logs["probe"]`` holds its result, computed inside the same compiled step.
     ``compute_dtype=jnp.bfloat16`` trains in mixed precision (see :func:`make_loss`).
 
-    >>> step = make_train_step(model, losses.mse, optax.adam(1e-3))
+    >>> step = make_train_step(model, losses.mse, optim.adam(1e-3))
     >>> params, state, opt_state, logs = step(params, state, opt_state, (x, y), key)
     """
     objective = make_loss(model, loss_fn, penalty, compute_dtype)
@@ -135,7 +135,7 @@ def make_train_step(
             logs["probe"] = probe(
                 grads=grads, params=params, updates=updates, outputs=outputs, loss=data_loss
             )
-        params = optax.apply_updates(params, updates)
+        params = apply_updates(params, updates)
         return params, new_state, opt_state, logs
 
     return jax.jit(step) if jit else step

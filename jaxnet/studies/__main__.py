@@ -1,0 +1,8 @@
+"""``python -m jaxnet.studies NAME ...``: run a built-in study (see :mod:`jaxnet.studies.command`)."""
+
+import sys
+
+from jaxnet.studies.command import main
+
+if __name__ == "__main__":
+    sys.exit(main())
