@@ -87,13 +87,33 @@ def make_recipe(data, args):
 
     init = None if args.init in (None, "auto") else args.init
     if data.task == "regression":
-        return recipes.regression_mlp(
+        recipe = recipes.regression_mlp(
             1, tuple(args.hidden), args.activation, loss=args.loss, kernel_init=init
         )
+        return with_dropout(
+            recipe, getattr(args, "dropout", 0.0), len(args.hidden), args.activation
+        )
     n_classes = 1 if data.task == "binary" else data.n_classes
-    return recipes.classifier_mlp(
+    recipe = recipes.classifier_mlp(
         n_classes, tuple(args.hidden), args.activation, task=data.task, kernel_init=init
     )
+    return with_dropout(recipe, getattr(args, "dropout", 0.0), len(args.hidden), args.activation)
+
+
+def with_dropout(recipe, rate: float, n_hidden: int, activation: str):
+    """Insert ``Dropout(rate)`` after each hidden activation (``AlphaDropout`` after SELU)."""
+    if not rate:
+        return recipe
+    from jaxnet.core import serial
+    from jaxnet.layers import AlphaDropout, Dropout
+
+    children = list(recipe.model.info["children"].values())
+    layers = []
+    for i, child in enumerate(children):
+        layers.append(child)
+        if i % 2 == 1 and i < 2 * n_hidden:  # Dense, activation, Dense, activation, ..., Dense
+            layers.append(AlphaDropout(rate) if activation == "selu" else Dropout(rate))
+    return recipe._replace(model=serial(*layers, name=recipe.model.name))
 
 
 def _write_json(path: Path, obj) -> None:
@@ -221,7 +241,7 @@ def command_demo(args) -> int:
         "he_normal",
         "adam",
     )
-    args.momentum, args.l2, args.loss = 0.9, 0.0, "mse"
+    args.momentum, args.l2, args.loss, args.dropout = 0.9, 0.0, "mse", 0.0
     run_training(args, checkpoints=False)
     return 0
 
@@ -348,9 +368,8 @@ def command_diagnose(args) -> int:
     y = match_targets(y, output_shape)
     batch, key = (x, y), jax.random.key(args.seed + 1)
     stats = diagnostics.stats_at_init(recipe.model, params, state, batch, recipe.loss, key=key)
-    findings = diagnostics.diagnose_at_init(
-        recipe.model, params, state, batch, recipe.loss, key=key
-    )
+    # What diagnose_at_init does, reusing the statistics instead of a second pass:
+    findings = diagnostics.diagnose(stats, recipe.model, params=params)
     hidden = " x ".join(map(str, args.hidden))
     print(f"{data.name}: {hidden} {args.activation} MLP, init {args.init}, batch of {len(x)}")
     print(diagnostics.format_table(stats))
@@ -397,6 +416,8 @@ def _add_training_options(parser, *, epochs: int, out: str) -> None:
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
     parser.add_argument("--momentum", type=float, default=0.9, help="for momentum/nesterov")
     parser.add_argument("--l2", type=float, default=0.0, help="L2 penalty l2 * sum(w^2) on kernels")
+    parser.add_argument("--dropout", type=float, default=0.0,
+                        help="drop rate after each hidden layer (SELU: AlphaDropout)")  # fmt: skip
     parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--test-fraction", type=float, default=0.2)

@@ -44,38 +44,30 @@ def test_demo_trains_the_textbook_mlp_and_writes_curves(tmp_path, capsys):
     assert (tmp_path / "curves.png").read_bytes()[:8] == PNG
 
 
-def test_train_on_a_dataset_writes_checkpoints_and_resumes(tmp_path, capsys):
-    common = ("train", "--dataset", "iris", "--hidden", 16, "--optimizer", "momentum", "--lr", 0.05,
-              "--batch-size", 16, "--out", tmp_path, "--quiet")  # fmt: skip
-    code, _, err = _run(capsys, *common, "--epochs", 2)
-    assert code == 0, err
-    manager = CheckpointManager(tmp_path / "checkpoints")
-    assert [p.name for p in manager.manifests()] == ["ckpt-000001.json", "ckpt-000002.json"]
-    for name in ("config.json", "history.json", "metrics.json", "curves.png"):
-        assert (tmp_path / name).exists()
-    # Running again into the same folder without --resume is refused, with the way out.
-    code, _, err = _run(capsys, *common, "--epochs", 2)
-    assert code == 2 and "--resume" in err and err.startswith("jaxnet: error:")
-    code, _, err = _run(capsys, *common, "--epochs", 3, "--resume")
-    assert code == 0, err
-    history = json.loads((tmp_path / "history.json").read_text())
-    assert len(history["loss"]) == 3
-    assert manager.manifests()[-1].name == "ckpt-000003.json"
-
-
-def test_train_on_a_csv_regression_reports_metrics_in_target_units(tmp_path, capsys):
+def test_train_on_a_csv_checkpoints_resumes_and_reports_target_units(tmp_path, capsys):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 3))
     price = 1000.0 + 200.0 * x[:, 0] - 50.0 * x[:, 1]
-    lines = ["size,age,noise,price"] + [
-        f"{a},{b},{c},{p}" for (a, b, c), p in zip(x, price, strict=True)
-    ]
+    rows = [f"{a},{b},{c},{p}" for (a, b, c), p in zip(x, price, strict=True)]
     path = tmp_path / "houses.csv"
-    path.write_text("\n".join(lines) + "\n")
-    argv = ["--csv", path, "--target", "price", "--hidden", 32, "--epochs", 40, "--lr", 0.01]
-    code, out, err = _run(capsys, "train", *argv, "--out", tmp_path / "run", "--quiet")
+    path.write_text("\n".join(["size,age,noise,price", *rows]) + "\n")
+    out = tmp_path / "run"
+    argv = ["train", "--csv", path, "--target", "price", "--hidden", 32, "--lr", 0.01,
+            "--out", out, "--quiet"]  # fmt: skip
+    code, _, err = _run(capsys, *argv, "--epochs", 20)
     assert code == 0, err
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    manager = CheckpointManager(out / "checkpoints")
+    assert [p.name for p in manager.manifests()] == [f"ckpt-0000{e}.json" for e in (18, 19, 20)]
+    for name in ("config.json", "history.json", "metrics.json", "curves.png"):
+        assert (out / name).exists()
+    # Running again into the same folder without --resume is refused, with the way out.
+    code, _, err = _run(capsys, *argv, "--epochs", 20)
+    assert code == 2 and "--resume" in err and err.startswith("jaxnet: error:")
+    code, _, err = _run(capsys, *argv, "--epochs", 40, "--resume")
+    assert code == 0, err
+    assert len(json.loads((out / "history.json").read_text())["loss"]) == 40
+    assert manager.manifests()[-1].name == "ckpt-000040.json"
+    metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["task"] == "regression" and set(metrics["test"]) == {"mae", "rmse", "r2"}
     # A linear target: the MLP explains most of the variance, and errors are in price units
     # (a standardised-scale error would be < 1).
@@ -124,3 +116,27 @@ def test_diagnose_prints_a_per_layer_report(tmp_path, capsys):
     assert code == 0, err
     assert "dense_0" in out and "dense_4" in out
     assert "findings" in json.loads((tmp_path / "diagnose.json").read_text())
+
+
+def test_dropout_goes_after_each_hidden_activation():
+    import argparse
+
+    import jax
+
+    from jaxnet.core import init_model
+
+    args = argparse.Namespace(
+        hidden=[8, 8], activation="relu", init="auto", loss="mse", dropout=0.5
+    )
+    data = argparse.Namespace(task="multiclass", n_classes=3)
+    model = cli.make_recipe(data, args).model
+    names = list(model.info["children"])
+    assert names == ["dense_0", "relu_1", "dropout_2", "dense_3", "relu_4", "dropout_5", "dense_6"]
+    params, state = init_model(model, jax.random.key(0), (4,))
+    x = jax.numpy.ones((2, 4))
+    inference = model.apply(params, state, x)[0]
+    assert not np.allclose(
+        model.apply(params, state, x, key=jax.random.key(1), train=True)[0], inference
+    )
+    selu = argparse.Namespace(**{**vars(args), "activation": "selu"})
+    assert "alpha_dropout_2" in cli.make_recipe(data, selu).model.info["children"]

@@ -13,7 +13,7 @@ import numpy as np
 
 from jaxnet.core import Layer
 from jaxnet.diagnostics.stats import make_probe
-from jaxnet.diagnostics.verdicts import Finding, diagnose
+from jaxnet.diagnostics.verdicts import Finding, depth_index, diagnose
 
 
 class GradientMonitor:
@@ -123,7 +123,10 @@ class GradientMonitor:
     # -- results ---------------------------------------------------------------------------------
     @property
     def history(self) -> dict:
-        """``{"step", "epoch", "loss": (T,), "layers": {layer: {stat: (T,)}}}``, T probed steps."""
+        """``{"step", "epoch", "loss": (T,), "layers": {layer: {stat: (T,)}}}``, T probed steps.
+
+        Layers are in depth order; ``dead_units`` is ``(T, units)``.
+        """
         if not self._chunks:
             return {"step": np.zeros(0), "epoch": np.zeros(0), "loss": np.zeros(0), "layers": {}}
         out = {k: np.concatenate([c[k] for c in self._chunks]) for k in ("step", "epoch", "loss")}
@@ -133,7 +136,7 @@ class GradientMonitor:
                 stat: np.concatenate([c["layers"][name][stat] for c in self._chunks])
                 for stat in names[name]
             }
-            for name in names
+            for name in sorted(names, key=depth_index)
         }
         return out
 

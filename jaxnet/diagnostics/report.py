@@ -136,11 +136,15 @@ def _save(figure, path) -> None:
         figure.savefig(path, dpi=100)
 
 
-def profile_by_epoch(stats_or_history, stat: str = "grad_norm") -> tuple[list, list, np.ndarray]:
+def profile_by_epoch(
+    stats_or_history, stat: str = "grad_norm", layers: Sequence[str] | None = None
+) -> tuple[list, list, np.ndarray]:
     """``(layers, epochs, values[epoch, layer])``: the geometric mean of ``stat`` over each
-    epoch's probed steps, for the layers that have ``stat`` (in depth order)."""
+    epoch's probed steps, for ``layers`` (default: every layer that has ``stat``, by depth)."""
     history = as_history(stats_or_history)
-    layers = [n for n, s in history["layers"].items() if stat in s]
+    if layers is None:
+        layers = [n for n, s in history["layers"].items() if stat in s]
+    layers = list(layers)
     epochs = history.get("epoch", np.zeros(len(history["step"])))
     unique = sorted(set(epochs.tolist()))
     values = np.full((len(unique), len(layers)), np.nan)
@@ -155,7 +159,14 @@ def profile_by_epoch(stats_or_history, stat: str = "grad_norm") -> tuple[list, l
 
 
 def plot_gradient_flow(
-    stats_or_history, *, stat: str = "grad_norm", ax=None, path=None, title=None, label=None
+    stats_or_history,
+    *,
+    stat: str = "grad_norm",
+    layers: Sequence[str] | None = None,
+    ax=None,
+    path=None,
+    title=None,
+    label=None,
 ):
     """Gradient norm (``stat``) per layer against depth, one curve per epoch (light -> dark).
 
@@ -165,7 +176,7 @@ def plot_gradient_flow(
     from matplotlib import colormaps
 
     figure, ax = _figure(ax, (6.4, 4.0))
-    layers, epochs, values = profile_by_epoch(stats_or_history, stat)
+    layers, epochs, values = profile_by_epoch(stats_or_history, stat, layers)
     depth = np.arange(len(layers))
     if label is not None:
         ax.plot(depth, values[-1], marker="o", label=label)

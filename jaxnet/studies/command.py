@@ -24,7 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser, names=None) -> None:
     """The study options, for this module's parser or a ``jaxnet study`` sub-command."""
     choices = f" ({', '.join(names)}, or all)" if names else ""
     parser.add_argument("name", help=f"a built-in study{choices} or a JSON spec file")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per cell (default: the study's)")
+    parser.add_argument(
+        "--seeds", type=int, default=None, help="seeds per cell (default: the study's)"
+    )
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the study's)")
     parser.add_argument("--n-train", type=int, default=None, help="use at most N training examples")
     parser.add_argument("--out", default="out/studies", help="output folder (default out/studies)")

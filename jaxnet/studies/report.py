@@ -60,7 +60,11 @@ def cell_table(result: dict, indices=None) -> str:
         row = [str(cell[rank_key]), cell["name"], _mean_se(cell["summary"][metric])]
         row += [_interval(cell["summary"][metric])]
         row += [_mean_se(cell["summary"][m], 3) for m in _secondary(result)]
-        row += [str(cell["steps"]), f"{cell['train_seconds']:.1f}", f"{cell['compile_seconds']:.1f}"]
+        row += [
+            str(cell["steps"]),
+            f"{cell['train_seconds']:.1f}",
+            f"{cell['compile_seconds']:.1f}",
+        ]
         row += [cell.get("verdict") or "-"] if with_verdict else []
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -90,7 +94,12 @@ def to_markdown(result: dict) -> str:
         cell_table(result),
     ]
     if result.get("best"):
-        lines += ["", f"Best `{study['best_over']}` per group:", "", cell_table(result, result["best"])]
+        lines += [
+            "",
+            f"Best `{study['best_over']}` per group:",
+            "",
+            cell_table(result, result["best"]),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -115,7 +124,9 @@ def load_result(path) -> dict:
     """A result saved by :func:`save_outputs` (nulls become ``nan``)."""
     result = json.loads(Path(path).read_text())
     for cell in result["cells"]:
-        cell["values"] = {k: [math.nan if x is None else x for x in v] for k, v in cell["values"].items()}
+        cell["values"] = {
+            k: [math.nan if x is None else x for x in v] for k, v in cell["values"].items()
+        }
         for summary in cell["summary"].values():
             for key, value in summary.items():
                 summary[key] = math.nan if value is None else value
@@ -147,7 +158,11 @@ def plot_study(result: dict, path=None, *, max_curves: int = 10):
         values = np.asarray(cells[i]["history"][curve], np.float64)  # (epochs, seeds)
         epochs = np.arange(1, len(values) + 1)
         mean = values.mean(axis=1)
-        se = values.std(axis=1, ddof=1) / np.sqrt(values.shape[1]) if values.shape[1] > 1 else 0 * mean
+        se = (
+            values.std(axis=1, ddof=1) / np.sqrt(values.shape[1])
+            if values.shape[1] > 1
+            else 0 * mean
+        )
         (line,) = left.plot(epochs, mean, label=cells[i]["name"], lw=1.5)
         left.fill_between(epochs, mean - se, mean + se, color=line.get_color(), alpha=0.25, lw=0)
     left.set(xlabel="epoch", ylabel=_label(curve), title=f"{_label(curve)} (mean ± 1 s.e.)")
@@ -164,7 +179,9 @@ def plot_study(result: dict, path=None, *, max_curves: int = 10):
 
 def _bars(ax, result: dict) -> None:
     metric, cells = result["metric"], result["cells"]
-    order = sorted(range(len(cells)), key=lambda i: (cells[i]["rank"], -_signed_mean(result, cells[i])))
+    order = sorted(
+        range(len(cells)), key=lambda i: (cells[i]["rank"], -_signed_mean(result, cells[i]))
+    )
     summaries = [cells[i]["summary"][metric] for i in order]
     means = np.array([s["mean"] for s in summaries], np.float64)
     lows = np.array([s["low"] for s in summaries], np.float64)

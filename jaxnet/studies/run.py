@@ -188,9 +188,7 @@ def run_study(
             )
 
     for cell in cells:
-        cell["summary"] = {
-            k: summarize(v, CONFIDENCE)._asdict() for k, v in cell["values"].items()
-        }
+        cell["summary"] = {k: summarize(v, CONFIDENCE)._asdict() for k, v in cell["values"].items()}
     mode = mode_of(metric)
     if metric not in cells[0]["summary"]:
         raise ConfigError(
@@ -293,7 +291,9 @@ def _run_program(study, data: StudyData, members: list[dict], seeds: list[int], 
             values[final] = history[-1, models]
         records.append(
             {
-                "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},
+                "settings": {
+                    k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()
+                },
                 "seeds": list(seeds),
                 "values": {k: [float(x) for x in v] for k, v in values.items()},
                 "history": {k: h[:, models].tolist() for k, h in result.history.items()},

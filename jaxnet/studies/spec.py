@@ -91,7 +91,9 @@ class Study:
 
     @property
     def seed_list(self) -> list[int]:
-        return list(range(self.seeds)) if isinstance(self.seeds, int) else [int(s) for s in self.seeds]
+        return (
+            list(range(self.seeds)) if isinstance(self.seeds, int) else [int(s) for s in self.seeds]
+        )
 
     def to_dict(self) -> dict:
         fields = dataclasses.asdict(self)

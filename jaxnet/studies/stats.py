@@ -129,4 +129,6 @@ def rank_with_ties(summaries: Sequence[Summary], mode: str = "max") -> list[int]
 def mode_of(metric: str) -> str:
     """``"min"`` for losses and errors (``loss``, ``mae``, ``rmse``, ``mse``), else ``"max"``."""
     lowered = metric.lower()
-    return "min" if any(word in lowered for word in ("loss", "mae", "rmse", "mse", "error")) else "max"
+    return (
+        "min" if any(word in lowered for word in ("loss", "mae", "rmse", "mse", "error")) else "max"
+    )

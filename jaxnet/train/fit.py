@@ -173,6 +173,8 @@ def fit(
     callbacks = list(callbacks) + default_progress(epochs, verbose)
     history = History()
     train_state, start_epoch, manager = _restore(checkpoint_dir, keep, resume, train_state, history)
+    if start_epoch and mesh is not None:  # a restored state lives on the default device
+        train_state = jax.device_put(train_state, parallel.replicated(mesh))
     for callback in callbacks:
         getattr(callback, "on_train_begin", lambda ts: None)(train_state)
     if start_epoch < epochs:
@@ -194,7 +196,8 @@ def fit(
         if not all(np.isfinite(v) for v in logs.values()):
             probed_epoch = make_epoch(
                 model, loss_fn, optimizer, batch_size, metrics, penalty=penalty,
-                probe=_finite_probe, shuffle=shuffle,
+                probe=_finite_probe, shuffle=shuffle, compute_dtype=compute_dtype,
+                batch_sharding=batch_sharding,
             )  # fmt: skip
             where = _locate_non_finite(probed_epoch, train_state, x, y)
             warnings.warn(

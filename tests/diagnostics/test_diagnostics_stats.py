@@ -155,7 +155,7 @@ def test_plain_functions_are_recognised_by_name_and_packing_round_trips():
     objective = jaxnet.train.make_loss(model, _mse)
     grads, aux = jax.grad(objective, has_aux=True)(params, state, *batch, None)
     kwargs = {"grads": grads, "params": params, "outputs": aux[3], "loss": aux[2]}
-    vector = jax.jit(lambda: packed(**kwargs))()
+    vector = packed(**kwargs)
     assert vector.ndim == 1
     stacked = np.stack([np.asarray(vector)] * 3)  # as the scanned epoch stacks it
     unpacked = packed.unpack(stacked)
