@@ -165,7 +165,7 @@ def test_tiny_study_end_to_end_reproducible_and_seed_independent(tmp_path):
 
     # the same seeds again, in the other order: identical numbers for each seed
     again = run_study(TINY.replace(seeds=(1, 0)), diagnose=False, verbose=0)
-    for first, second in zip(result["cells"], again["cells"]):
+    for first, second in zip(result["cells"], again["cells"], strict=True):
         for name, values in first["values"].items():
             assert second["values"][name] == values[::-1], name
         for name, curve in first["history"].items():

@@ -11,8 +11,8 @@ import importlib
 
 from peers.spec import Runner, Skip, Workload  # noqa: F401
 
-PEERS = {
-    "jaxnet": "jaxnet.fit",
+PEERS = {  # module name -> row label
+    "jaxnet_fit": "jaxnet.fit",
     "jaxnet_epoch": "jaxnet jit(make_epoch)",
     "hand_scan": "hand-written lax.scan epoch",
     "hand_jit": "hand-written jax.jit step loop",

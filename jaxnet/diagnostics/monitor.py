@@ -35,7 +35,7 @@ class GradientMonitor:
       model: the trained model (optional): lets the statistics find activation layers from
         ``info`` and the remedies name activations and initializers. Without it, activation layers
         are recognised by name (``relu_1``).
-      every: probe every ``every``-th step (``1`` = every step).
+      every: probe the first step of each chunk of ``every`` steps of an epoch (1: every step).
       stop_on_nonfinite: stop training at the first non-finite gradient (see above).
       verbose: print new findings as they appear.
       stream: where to print (default ``sys.stdout``).

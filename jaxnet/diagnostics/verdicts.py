@@ -461,12 +461,8 @@ class _Context:
                     f"{first}'s gradient norm relative to {output}'s shrank {shrink:.3g}x during "
                     "training: the early layers are being cut off from the gradient"
                 )
-                remedies = [
-                    r
-                    for r in ["lower the learning rate (units drift into saturation or die)"]
-                    + _init_remedy(facts)
-                    + _architecture_remedies(self.described)
-                ]
+                remedies = ["lower the learning rate (units drift into saturation or die)"]
+                remedies += _init_remedy(facts) + _architecture_remedies(self.described)
                 evidence = {"relative_norm_start": start[first] / start[output]}
                 evidence["relative_norm_end"] = end[first] / end[output]
                 findings.append(

@@ -1,4 +1,4 @@
-"""``python -m jaxnet.studies NAME ...``: run a built-in study (see :mod:`jaxnet.studies.command`)."""
+"""``python -m jaxnet.studies NAME ...``: see :mod:`jaxnet.studies.command`."""
 
 import sys
 

@@ -108,7 +108,7 @@ def grid(**axes: Sequence) -> list[dict]:
     >>> grid(optimizer=["sgd", "adam"], learning_rate=[0.01, 0.1])[1]
     {'optimizer': 'sgd', 'learning_rate': 0.1}
     """
-    return [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
+    return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
 
 
 def resolved_settings(study: Study) -> list[dict]:
@@ -133,7 +133,7 @@ def cell_names(study: Study, settings: Sequence[dict]) -> list[str]:
     """A label per cell: its ``"name"``, else the values of the settings that differ."""
     varying = [k for k in DEFAULTS if len({json.dumps(s[k], default=str) for s in settings}) > 1]
     names = []
-    for cell, full in zip(study.cells, settings):
+    for cell, full in zip(study.cells, settings, strict=True):
         if "name" in cell:
             names.append(str(cell["name"]))
             continue

@@ -17,7 +17,7 @@ from jaxnet.train import parallel
 from jaxnet.train.data import match_targets, num_examples, split_validation, to_numpy
 from jaxnet.train.evaluate import make_evaluate
 from jaxnet.train.logging import default_progress
-from jaxnet.train.step import TrainState, create_train_state, make_epoch, named_metrics
+from jaxnet.train.step import TrainState, create_train_state, make_epoch, named_metrics, probed_steps
 
 
 class History:
@@ -188,11 +188,10 @@ def fit(
         new_state, logs, probes = epoch_fn(train_state, x, y)
         logs = {name: float(logs[name]) for name in ["loss", *named_metrics(metrics)]}
         if probe is not None:
-            steps = np.arange(steps_before, int(new_state.step))
-            probed = steps % probe_every == 0
-            probes = jax.tree.map(lambda a: np.asarray(a)[probed], probes)
+            steps = steps_before + np.array(probed_steps(n, batch_size, probe_every))
+            probes = jax.tree.map(np.asarray, probes)
             for callback in probers:
-                callback.on_probe(epoch, steps[probed], probes)
+                callback.on_probe(epoch, steps, probes)
         if not all(np.isfinite(v) for v in logs.values()):
             probed_epoch = make_epoch(
                 model, loss_fn, optimizer, batch_size, metrics, penalty=penalty,

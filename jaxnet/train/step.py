@@ -141,6 +141,13 @@ def make_train_step(
     return jax.jit(step) if jit else step
 
 
+def probed_steps(n_examples: int, batch_size: int, every: int) -> list[int]:
+    """Steps (counted from the epoch's first) whose probe results ``make_epoch`` returns."""
+    n_batches = n_examples // batch_size
+    every = min(every, n_batches)
+    return list(range(0, (n_batches // every) * every, every))
+
+
 def make_epoch(
     model: Layer,
     loss_fn: Callable,
@@ -161,8 +168,9 @@ def make_epoch(
     ``lax.scan``; ``x``/``y`` (arrays or pytrees of arrays) stay on the device. The last
     ``n % batch_size`` examples of each (shuffled) epoch are dropped, so every step has the same
     shape; shuffling makes a different remainder drop each epoch. ``logs`` are the epoch means of
-    the per-step loss and metrics. ``probes`` stacks ``probe``'s result for every step (zeros on
-    steps where ``step % probe_every != 0``; those are never computed) or is ``None``.
+    the per-step loss and metrics. ``probes`` stacks ``probe``'s result for the first step of
+    every chunk of ``probe_every`` steps of the epoch (:func:`probed_steps`), or is ``None``;
+    the other steps never compute it.
     With ``batch_sharding`` (a ``jax.sharding.Sharding`` over the batch axis, see
     :mod:`jaxnet.train.parallel`) every gathered batch is split across devices: data parallelism
     by placement, the same program. Wrap in ``jax.jit`` (``fit`` does).
@@ -182,33 +190,39 @@ def make_epoch(
             order = jnp.arange(n)
         batches = order[: n_batches * batch_size].reshape(n_batches, batch_size)
 
-        def body(ts: TrainState, index):
-            batch = jax.tree.map(lambda a: jnp.take(a, index, axis=0), (x, y))
-            if batch_sharding is not None:
-                batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
-            args = (ts.params, ts.state, ts.opt_state, batch, step_key(ts))
-            if probe is None:
-                params, state, opt_state, logs = step(*args)
-                probes = None
-            else:
-                params, state, opt_state, logs = _probe_every(probe_every, ts.step, probed_step, step, args)
-                probes = logs.pop("probe")
-            return TrainState(params, state, opt_state, ts.step + 1, ts.key), (logs, probes)
+        def body(step_fn):
+            def run(ts: TrainState, index):
+                batch = jax.tree.map(lambda a: jnp.take(a, index, axis=0), (x, y))
+                if batch_sharding is not None:
+                    batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+                args = (ts.params, ts.state, ts.opt_state, batch, step_key(ts))
+                params, state, opt_state, logs = step_fn(*args)
+                return TrainState(params, state, opt_state, ts.step + 1, ts.key), logs
 
-        ts, (logs, probes) = jax.lax.scan(body, ts, batches)
+            return run
+
+        if probe is None:
+            ts, logs = jax.lax.scan(body(step), ts, batches)
+            return ts, jax.tree.map(jnp.mean, logs), None
+
+        # Probe the first step of every chunk of `every` steps: an outer scan over chunks, whose
+        # body runs one probed step and an inner scan of plain ones (no lax.cond per step).
+        every = min(probe_every, n_batches)
+        n_chunks = n_batches // every
+        chunks = batches[: n_chunks * every].reshape(n_chunks, every, batch_size)
+
+        def chunk(ts, indices):
+            ts, first = body(probed_step)(ts, indices[0])
+            values = first.pop("probe")
+            ts, rest = jax.lax.scan(body(step), ts, indices[1:])
+            logs = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
+            return ts, (logs, values)
+
+        ts, (logs, probes) = jax.lax.scan(chunk, ts, chunks)
+        logs = jax.tree.map(lambda a: a.reshape(-1), logs)
+        if n_chunks * every < n_batches:
+            ts, tail = jax.lax.scan(body(step), ts, batches[n_chunks * every :])
+            logs = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), logs, tail)
         return ts, jax.tree.map(jnp.mean, logs), probes
 
     return epoch
-
-
-def _probe_every(every: int, count, probed_step, step, args):
-    """Run ``probed_step`` when ``count % every == 0``, else ``step`` with zero probe results."""
-    if every == 1:
-        return probed_step(*args)
-    shapes = jax.eval_shape(probed_step, *args)[3]["probe"]
-
-    def plain(args):
-        params, state, opt_state, logs = step(*args)
-        return params, state, opt_state, logs | {"probe": jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)}
-
-    return jax.lax.cond(count % every == 0, lambda a: probed_step(*a), plain, args)

@@ -1,0 +1,62 @@
+"""Haiku + optax: ``hk.transform`` and a ``jax.jit`` train step over NumPy batches."""
+
+from __future__ import annotations
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from peers.spec import ADAM, LEARNING_RATE, Runner, Workload, numpy_batches, timed_epochs
+
+
+def forward(workload: Workload):
+    def apply(x):
+        for layer in workload.layers:
+            kind = layer[0]
+            if kind == "dense":
+                x = hk.Linear(layer[1])(x)
+            elif kind == "conv":
+                x = hk.Conv2D(layer[1], layer[2], padding="SAME")(x)
+            elif kind == "maxpool":
+                x = hk.MaxPool(layer[1], layer[1], "VALID")(x)
+            elif kind == "flatten":
+                x = hk.Flatten()(x)
+            elif kind == "gru":
+                core = hk.GRU(layer[1])
+                outputs, _ = hk.dynamic_unroll(
+                    core, jnp.swapaxes(x, 0, 1), core.initial_state(x.shape[0])
+                )  # fmt: skip
+                x = outputs[-1]
+            if layer[-1] == "relu" and kind in ("dense", "conv"):
+                x = jax.nn.relu(x)
+        return x
+
+    return hk.without_apply_rng(hk.transform(apply))
+
+
+def build(workload: Workload) -> Runner:
+    model = forward(workload)
+    params = model.init(jax.random.key(0), jnp.zeros((1, *workload.input_shape)))
+    tx = optax.adam(LEARNING_RATE, **ADAM)
+
+    @jax.jit
+    def step(params, opt_state, x, y):
+        def loss(params):
+            return optax.softmax_cross_entropy_with_integer_labels(model.apply(params, x), y).mean()
+
+        grads = jax.grad(loss)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    state = {"carry": (params, tx.init(params))}
+    rng = np.random.default_rng(0)
+
+    def run_epoch():
+        params, opt_state = state["carry"]
+        for x, y in numpy_batches(workload, rng):
+            params, opt_state = step(params, opt_state, x, y)
+        state["carry"] = jax.block_until_ready((params, opt_state))
+
+    return Runner(timed_epochs(run_epoch))
