@@ -175,12 +175,12 @@ def fit(
     train_state, start_epoch, manager = _restore(checkpoint_dir, keep, resume, train_state, history)
     if start_epoch and mesh is not None:  # a restored state lives on the default device
         train_state = jax.device_put(train_state, parallel.replicated(mesh))
-    for callback in callbacks:
-        getattr(callback, "on_train_begin", lambda ts: None)(train_state)
     if start_epoch < epochs:
         start = time.perf_counter()
         epoch_fn = epoch_fn.lower(train_state, x, y).compile()
         history.compile_seconds = time.perf_counter() - start
+    for callback in callbacks:
+        getattr(callback, "on_train_begin", lambda ts: None)(train_state)
 
     for epoch in range(start_epoch, epochs):
         start = time.perf_counter()
