@@ -1,14 +1,34 @@
 """jaxnet: classic neural networks as pure JAX functions.
 
 A model is a :class:`Layer` — ``init(key, input_shape) -> (output_shape, params, state)`` and
-``apply(params, state, x, *, key=None, train=False) -> (y, new_state)`` — over plain dicts of arrays.
+``apply(params, state, x, *, key=None, train=False) -> (y, new_state)`` — over dicts of arrays.
 
 >>> import jax, jaxnet
 >>> model = jaxnet.serial(jaxnet.Dense(100, kernel_init="he_normal"), jax.nn.relu, jaxnet.Dense(10))
 >>> params, state = jaxnet.init_model(model, jax.random.key(0), (64,))
+
+Modules: ``activations``, ``init``, ``layers``, ``losses``, ``metrics``, ``optim`` (hand-written
+optimizers on optax's protocol), ``regularizers``, ``recipes``, ``train``, ``diagnostics``,
+``topology``, ``models``, ``perceptron``, ``checkpoint``, ``datasets``, ``plots``, ``studies``.
 """
 
-from jaxnet import activations, errors, init, losses, metrics, recipes
+from jaxnet import (
+    activations,
+    checkpoint,
+    diagnostics,
+    errors,
+    init,
+    layers,
+    losses,
+    metrics,
+    models,
+    optim,
+    perceptron,
+    recipes,
+    regularizers,
+    topology,
+    train,
+)
 from jaxnet.activations import (
     Activation,
     Elu,
@@ -25,15 +45,40 @@ from jaxnet.activations import (
     Tanh,
 )
 from jaxnet.core import Layer, apply_with_outputs, count_params, function_layer, init_model, serial
-from jaxnet.layers import Dense, Flatten
+from jaxnet.diagnostics import GradientMonitor, diagnose, diagnose_at_init
+from jaxnet.layers import (
+    RNN,
+    AlphaDropout,
+    AvgPool,
+    BatchNorm,
+    Bidirectional,
+    Conv1D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GaussianDropout,
+    GaussianNoise,
+    GlobalAvgPool,
+    GlobalMaxPool,
+    GRUCell,
+    LayerNorm,
+    LSTMCell,
+    MaxPool,
+    SimpleRNNCell,
+)
 from jaxnet.recipes import Recipe, classifier_mlp, regression_mlp
+from jaxnet.regularizers import ActivityRegularization
+from jaxnet.topology import branch, concat, parallel, residual, select, wide_and_deep
 from jaxnet.train import (
     Callback,
+    EarlyStopping,
     History,
     TrainState,
     create_train_state,
     evaluate,
     fit,
+    fit_many,
     make_epoch,
     make_train_step,
     predict,
@@ -42,20 +87,40 @@ from jaxnet.train import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "RNN",
     "Activation",
+    "ActivityRegularization",
+    "AlphaDropout",
+    "AvgPool",
+    "BatchNorm",
+    "Bidirectional",
     "Callback",
+    "Conv1D",
+    "Conv2D",
     "Dense",
+    "Dropout",
+    "EarlyStopping",
     "Elu",
     "Flatten",
+    "GRUCell",
+    "GaussianDropout",
+    "GaussianNoise",
     "Gelu",
+    "GlobalAvgPool",
+    "GlobalMaxPool",
+    "GradientMonitor",
     "History",
+    "LSTMCell",
     "Layer",
+    "LayerNorm",
     "LeakyRelu",
     "LogSoftmax",
+    "MaxPool",
     "Recipe",
     "Relu",
     "Selu",
     "Sigmoid",
+    "SimpleRNNCell",
     "Softmax",
     "Softplus",
     "Step",
@@ -64,21 +129,39 @@ __all__ = [
     "TrainState",
     "activations",
     "apply_with_outputs",
+    "branch",
+    "checkpoint",
     "classifier_mlp",
+    "concat",
     "count_params",
     "create_train_state",
+    "diagnose",
+    "diagnose_at_init",
+    "diagnostics",
     "errors",
     "evaluate",
     "fit",
+    "fit_many",
     "function_layer",
     "init",
     "init_model",
+    "layers",
     "losses",
     "make_epoch",
     "make_train_step",
     "metrics",
+    "models",
+    "optim",
+    "parallel",
+    "perceptron",
     "predict",
     "recipes",
     "regression_mlp",
+    "regularizers",
+    "residual",
+    "select",
     "serial",
+    "topology",
+    "train",
+    "wide_and_deep",
 ]
