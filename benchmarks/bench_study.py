@@ -73,7 +73,7 @@ def main(argv=None) -> None:
         "models",
         "programs",
         "wall s",
-        "epoch-compile s",
+        "compile s",
         "mean test acc",
         "< 2 min",
     ]

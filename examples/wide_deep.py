@@ -1,11 +1,14 @@
 """Wide & Deep regression on scikit-learn's bundled diabetes data (442 patients, 10 features).
 
-    python examples/wide_deep.py [--epochs 100] [--splits 3]
+    python examples/wide_deep.py [--epochs 10] [--splits 3]
 
 Two inputs, as in Géron's version of Cheng et al. (2016): the wide input (bmi, bp, s5, the three
 strongest linear predictors) goes straight to the output unit; the deep input (all 10 features)
 passes through two hidden ReLU layers of 30. Test R^2 and RMSE, averaged over random 80/20 splits,
 next to a mean predictor, linear regression and a plain MLP of the same depth.
+
+With 353 training patients linear regression wins and both networks fit the training set better
+but generalise worse: Wide & Deep was designed for millions of examples with sparse features.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ def train_network(model, x_train, y_train, x_test, epochs, seed):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--splits", type=int, default=3)
     args = parser.parse_args(argv)
 

@@ -33,14 +33,12 @@ DATASET_NAMES = ("digits", "breast_cancer", "iris", "wine", "diabetes")
 
 
 def make_optimizer(name: str, learning_rate: float, momentum: float = 0.9):
-    """An optimizer by name from :mod:`jaxnet.optim` (optax if jaxnet.optim is unavailable).
+    """An optimizer by name from :mod:`jaxnet.optim`.
 
     ``momentum`` and ``nesterov`` are SGD with (Nesterov) momentum ``momentum``.
     """
-    try:
-        from jaxnet import optim
-    except ImportError:  # pragma: no cover - jaxnet.optim ships with jaxnet
-        import optax as optim
+    from jaxnet import optim
+
     if name == "momentum":
         return optim.sgd(learning_rate, momentum=momentum)
     if name == "nesterov":
@@ -50,19 +48,6 @@ def make_optimizer(name: str, learning_rate: float, momentum: float = 0.9):
 
         raise ConfigError(f"unknown optimizer {name!r}; choose from {list(OPTIMIZERS)}", ("cli",))
     return getattr(optim, name)(learning_rate)
-
-
-def l2_penalty(strength: float):
-    """``strength * sum(w ** 2)`` over the kernels (params named ``w``), not the biases."""
-    import jax
-    import jax.numpy as jnp
-
-    def penalty(params):
-        leaves = jax.tree_util.tree_flatten_with_path(params)[0]
-        kernels = [leaf for path, leaf in leaves if getattr(path[-1], "key", None) == "w"]
-        return strength * sum(jnp.sum(w**2) for w in kernels)
-
-    return penalty
 
 
 def load_data(args):
@@ -82,38 +67,22 @@ def load_data(args):
 
 
 def make_recipe(data, args):
-    """The textbook MLP for the data's task (:mod:`jaxnet.recipes`)."""
+    """The textbook MLP for the data's task (:mod:`jaxnet.recipes`), with dropout and L2."""
     from jaxnet import recipes
 
-    init = None if args.init in (None, "auto") else args.init
+    options = dict(
+        kernel_init=None if args.init in (None, "auto") else args.init,
+        dropout=getattr(args, "dropout", 0.0),
+        l2=getattr(args, "l2", 0.0),
+    )
     if data.task == "regression":
-        recipe = recipes.regression_mlp(
-            1, tuple(args.hidden), args.activation, loss=args.loss, kernel_init=init
-        )
-        return with_dropout(
-            recipe, getattr(args, "dropout", 0.0), len(args.hidden), args.activation
+        return recipes.regression_mlp(
+            1, tuple(args.hidden), args.activation, loss=args.loss, **options
         )
     n_classes = 1 if data.task == "binary" else data.n_classes
-    recipe = recipes.classifier_mlp(
-        n_classes, tuple(args.hidden), args.activation, task=data.task, kernel_init=init
+    return recipes.classifier_mlp(
+        n_classes, tuple(args.hidden), args.activation, task=data.task, **options
     )
-    return with_dropout(recipe, getattr(args, "dropout", 0.0), len(args.hidden), args.activation)
-
-
-def with_dropout(recipe, rate: float, n_hidden: int, activation: str):
-    """Insert ``Dropout(rate)`` after each hidden activation (``AlphaDropout`` after SELU)."""
-    if not rate:
-        return recipe
-    from jaxnet.core import serial
-    from jaxnet.layers import AlphaDropout, Dropout
-
-    children = list(recipe.model.info["children"].values())
-    layers = []
-    for i, child in enumerate(children):
-        layers.append(child)
-        if i % 2 == 1 and i < 2 * n_hidden:  # Dense, activation, Dense, activation, ..., Dense
-            layers.append(AlphaDropout(rate) if activation == "selu" else Dropout(rate))
-    return recipe._replace(model=serial(*layers, name=recipe.model.name))
 
 
 def _write_json(path: Path, obj) -> None:
@@ -189,7 +158,7 @@ def run_training(args, *, checkpoints: bool) -> dict:
         metrics=recipe.metrics,
         validation_split=args.validation_split or None,
         verbose=0 if args.quiet else 1,
-        penalty=l2_penalty(args.l2) if args.l2 else None,
+        penalty=recipe.penalty,
         checkpoint_dir=checkpoint_dir,
         keep=getattr(args, "keep", 3),
         resume=checkpoints and args.resume,
@@ -343,17 +312,9 @@ def command_bench(args) -> int:
 
 def command_diagnose(args) -> int:
     """Per-layer statistics and findings of one forward/backward pass at initialisation."""
-    try:
-        from jaxnet import diagnostics
-    except ImportError:  # pragma: no cover - depends on the jaxnet version
-        print(
-            "jaxnet: diagnose is not available: this jaxnet has no jaxnet.diagnostics",
-            file=sys.stderr,
-        )
-        return 3
     import jax
 
-    from jaxnet import datasets
+    from jaxnet import datasets, diagnostics
     from jaxnet.core import init_model
     from jaxnet.train.data import match_targets
 
@@ -381,6 +342,13 @@ def command_diagnose(args) -> int:
         _write_json(out / "diagnose.json", report)
         print(f"wrote diagnose.json to {out}")
     return 0
+
+
+def command_study(args) -> int:
+    """A comparative study (:mod:`jaxnet.studies`): every cell with every seed."""
+    from jaxnet.studies.command import run_from_args
+
+    return run_from_args(args)
 
 
 # ----------------------------------------------------------------------------- argument parsing
@@ -467,6 +435,13 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose.add_argument("--batch-size", type=int, default=256)
     diagnose.add_argument("--out", default=None, help="also write diagnose.json here")
     diagnose.set_defaults(handler=command_diagnose, dataset="digits")
+
+    from jaxnet.studies.builtin import STUDIES
+    from jaxnet.studies.command import add_arguments
+
+    study = commands.add_parser("study", help="many-seed comparative study: table, JSON, plots")
+    add_arguments(study, sorted(STUDIES))
+    study.set_defaults(handler=command_study)
     return parser
 
 
@@ -477,7 +452,7 @@ def main(argv=None) -> int:
 
     try:
         return args.handler(args)
-    except (JaxnetError, ImportError) as error:
+    except (JaxnetError, ImportError, FileNotFoundError, json.JSONDecodeError) as error:
         print(f"jaxnet: error: {error}", file=sys.stderr)
         return 2
 

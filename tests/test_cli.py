@@ -140,3 +140,11 @@ def test_dropout_goes_after_each_hidden_activation():
     )
     selu = argparse.Namespace(**{**vars(args), "activation": "selu"})
     assert "alpha_dropout_2" in cli.make_recipe(data, selu).model.info["children"]
+
+
+def test_study_command_is_wired_and_refuses_unknown_names(capsys):
+    from jaxnet.cli import main
+
+    assert main(["study", "no_such_study", "--no-cache", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "no_such_study" in err

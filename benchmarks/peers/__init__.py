@@ -29,6 +29,8 @@ PEERS = {  # module name -> row label
 
 def build(peer: str, workload: Workload) -> Runner:
     """The peer's runner for ``workload``; :class:`Skip` when it cannot run."""
+    if peer not in PEERS:
+        raise Skip(f"unknown peer {peer!r}")
     try:
         module = importlib.import_module(f"peers.{peer}")
     except ImportError as error:  # the library itself is missing

@@ -1,4 +1,4 @@
-"""Equinox + optax: ``eqx.filter_jit`` train step over NumPy batches; layers vmapped over the batch."""
+"""Equinox + optax: ``eqx.filter_jit`` step over NumPy batches; layers vmapped over the batch."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from peers.spec import ADAM, LEARNING_RATE, Runner, Workload, numpy_batches, tim
 class GRU(eqx.Module):
     cell: eqx.nn.GRUCell
 
-    def __call__(self, x):  # x: (time, features) for one example
+    def __call__(self, x, *, key=None):  # x: (time, features) for one example
         def step(h, x_t):
             return self.cell(x_t, h), None
 

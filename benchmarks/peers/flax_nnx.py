@@ -21,7 +21,9 @@ class Model(nnx.Module):
                 modules.append(nnx.Linear(shape[-1], layer[1], rngs=rngs))
                 shape = (*shape[:-1], layer[1])
             elif kind == "conv":
-                conv = nnx.Conv(shape[-1], layer[1], (layer[2], layer[2]), padding="SAME", rngs=rngs)
+                conv = nnx.Conv(
+                    shape[-1], layer[1], (layer[2], layer[2]), padding="SAME", rngs=rngs
+                )
                 modules.append(conv)
                 shape = (*shape[:-1], layer[1])
             elif kind == "maxpool":
@@ -37,7 +39,7 @@ class Model(nnx.Module):
         self.modules = nnx.List(modules) if hasattr(nnx, "List") else modules
 
     def __call__(self, x):
-        for layer, module in zip(self.spec, self.modules):
+        for layer, module in zip(self.spec, self.modules, strict=True):
             kind = layer[0]
             if kind == "maxpool":
                 x = nnx.max_pool(x, (layer[1], layer[1]), (layer[1], layer[1]))

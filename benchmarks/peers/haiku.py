@@ -27,7 +27,7 @@ def forward(workload: Workload):
                 core = hk.GRU(layer[1])
                 outputs, _ = hk.dynamic_unroll(
                     core, jnp.swapaxes(x, 0, 1), core.initial_state(x.shape[0])
-                )  # fmt: skip
+                )
                 x = outputs[-1]
             if layer[-1] == "relu" and kind in ("dense", "conv"):
                 x = jax.nn.relu(x)

@@ -1,4 +1,4 @@
-"""Hand-written ``jax.jit`` step called from a Python loop over NumPy batches (one dispatch a step)."""
+"""Hand-written ``jax.jit`` step from a Python loop over NumPy batches (a dispatch per step)."""
 
 from __future__ import annotations
 

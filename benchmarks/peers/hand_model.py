@@ -23,8 +23,12 @@ def init(workload: Workload, key):
         kind = layer[0]
         if kind == "dense":
             fan_in = shape[-1]
-            params.append({"w": jax.random.normal(k, (fan_in, layer[1])) * np.sqrt(2 / fan_in),
-                           "b": jnp.zeros(layer[1])})
+            params.append(
+                {
+                    "w": jax.random.normal(k, (fan_in, layer[1])) * np.sqrt(2 / fan_in),
+                    "b": jnp.zeros(layer[1]),
+                }
+            )
             shape = (*shape[:-1], layer[1])
         elif kind == "conv":
             _, features, kernel, _ = layer
@@ -41,11 +45,14 @@ def init(workload: Workload, key):
         elif kind == "gru":
             units, features = layer[1], shape[-1]
             kx, kh = jax.random.split(k)
-            params.append({
-                "w_x": jax.random.normal(kx, (features, 3 * units)) / np.sqrt(features),
-                "w_h": jax.random.normal(kh, (units, 3 * units)) / np.sqrt(units),
-                "b": jnp.zeros(3 * units), "b_hn": jnp.zeros(units),
-            })  # fmt: skip
+            params.append(
+                {
+                    "w_x": jax.random.normal(kx, (features, 3 * units)) / np.sqrt(features),
+                    "w_h": jax.random.normal(kh, (units, 3 * units)) / np.sqrt(units),
+                    "b": jnp.zeros(3 * units),
+                    "b_hn": jnp.zeros(units),
+                }
+            )
             shape = (units,)
     return params
 
@@ -65,14 +72,17 @@ def _gru(p, x):
 
 
 def apply(workload: Workload, params, x):
-    for layer, p in zip(workload.layers, params):
+    for layer, p in zip(workload.layers, params, strict=True):
         kind = layer[0]
         if kind == "dense":
             x = x @ p["w"] + p["b"]
         elif kind == "conv":
-            x = jax.lax.conv_general_dilated(
-                x, p["w"], (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
-            ) + p["b"]  # fmt: skip
+            x = (
+                jax.lax.conv_general_dilated(
+                    x, p["w"], (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+                )
+                + p["b"]
+            )
         elif kind == "maxpool":
             w = layer[1]
             x = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, w, w, 1), (1, w, w, 1), "VALID")

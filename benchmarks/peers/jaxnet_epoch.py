@@ -1,4 +1,4 @@
-"""jaxnet's epoch program alone: ``jax.jit(make_epoch(...))`` called once per epoch (no host loop)."""
+"""jaxnet's epoch program alone: ``jax.jit(make_epoch(...))`` once per epoch, no host loop."""
 
 from __future__ import annotations
 

@@ -16,9 +16,16 @@ def build(workload: Workload) -> Runner:
 
     def epoch_times(n: int) -> list[float]:
         train_state, history = jn.fit(
-            model, jaxnet_model.LOSS, jaxnet_model.optimizer(), workload.x, workload.y,
-            epochs=n, batch_size=workload.batch, verbose=0, train_state=state["train_state"],
-        )  # fmt: skip
+            model,
+            jaxnet_model.LOSS,
+            jaxnet_model.optimizer(),
+            workload.x,
+            workload.y,
+            epochs=n,
+            batch_size=workload.batch,
+            verbose=0,
+            train_state=state["train_state"],
+        )
         state["train_state"] = train_state
         return list(history["time"])
 

@@ -16,7 +16,9 @@ def model(workload: Workload):
         if kind == "dense":
             children.append(layers.Dense(layer[1], kernel_init="he_normal"))
         elif kind == "conv":
-            children.append(layers.Conv2D(layer[1], layer[2], padding="SAME", kernel_init="he_normal"))
+            children.append(
+                layers.Conv2D(layer[1], layer[2], padding="SAME", kernel_init="he_normal")
+            )
         elif kind == "maxpool":
             children.append(layers.MaxPool(layer[1]))
         elif kind == "flatten":

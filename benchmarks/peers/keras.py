@@ -22,7 +22,9 @@ def make_model(workload: Workload):
         if kind == "dense":
             layers.append(keras.layers.Dense(layer[1], activation=layer[2]))
         elif kind == "conv":
-            layers.append(keras.layers.Conv2D(layer[1], layer[2], padding="same", activation=layer[3]))
+            layers.append(
+                keras.layers.Conv2D(layer[1], layer[2], padding="same", activation=layer[3])
+            )
         elif kind == "maxpool":
             layers.append(keras.layers.MaxPooling2D(layer[1]))
         elif kind == "flatten":
@@ -56,8 +58,15 @@ def build(workload: Workload) -> Runner:
     def epoch_times(n: int) -> list[float]:
         timer = EpochTimer()
         timer.times = []
-        model.fit(workload.x, workload.y, batch_size=workload.batch, epochs=n, shuffle=True,
-                  verbose=0, callbacks=[timer])  # fmt: skip
+        model.fit(
+            workload.x,
+            workload.y,
+            batch_size=workload.batch,
+            epochs=n,
+            shuffle=True,
+            verbose=0,
+            callbacks=[timer],
+        )
         return timer.times
 
     return Runner(epoch_times)

@@ -15,9 +15,15 @@ def build(workload: Workload) -> Runner:
         raise Skip("MLPClassifier is a dense MLP only")
     hidden = tuple(layer[1] for layer in workload.layers[:-1])
     classifier = MLPClassifier(
-        hidden, solver="adam", learning_rate_init=LEARNING_RATE, batch_size=workload.batch,
-        beta_1=ADAM["b1"], beta_2=ADAM["b2"], epsilon=ADAM["eps"], random_state=0,
-    )  # fmt: skip
+        hidden,
+        solver="adam",
+        learning_rate_init=LEARNING_RATE,
+        batch_size=workload.batch,
+        beta_1=ADAM["b1"],
+        beta_2=ADAM["b2"],
+        epsilon=ADAM["eps"],
+        random_state=0,
+    )
     classes = np.arange(workload.classes)
 
     def epoch_times(n: int) -> list[float]:

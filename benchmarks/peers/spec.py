@@ -74,7 +74,7 @@ def numpy_batches(workload: Workload, rng: np.random.Generator):
     order = rng.permutation(len(workload.x))
     xs = workload.x[order].reshape(workload.steps, workload.batch, *workload.input_shape)
     ys = workload.y[order].reshape(workload.steps, workload.batch)
-    return list(zip(xs, ys))
+    return list(zip(xs, ys, strict=True))
 
 
 def require(workload: Workload, supported: set[str], library: str) -> None:

@@ -18,8 +18,8 @@ def make_model(workload: Workload):
         if kind == "dense":
             layers.append(stax.Dense(layer[1]))
         elif kind == "conv":
-            layers.append(stax.Conv(layer[1], (layer[2], layer[2]), padding="SAME",
-                                    dimension_numbers=("NHWC", "HWIO", "NHWC")))  # fmt: skip
+            # stax.Conv is GeneralConv with ("NHWC", "HWIO", "NHWC"): channels-last already
+            layers.append(stax.Conv(layer[1], (layer[2], layer[2]), padding="SAME"))
         elif kind == "maxpool":
             layers.append(stax.MaxPool((layer[1], layer[1]), (layer[1], layer[1]), spec="NHWC"))
         elif kind == "flatten":

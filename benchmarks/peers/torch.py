@@ -52,7 +52,9 @@ def make_model(workload: Workload) -> nn.Module:
     return nn.Sequential(*modules)
 
 
-SMALL_STEP_FLOPS = 1e8  # below this, one thread beats two: thread hand-offs cost more than they save
+SMALL_STEP_FLOPS = (
+    1e8  # below this, one thread beats two: thread hand-offs cost more than they save
+)
 
 
 def build(workload: Workload) -> Runner:

@@ -25,7 +25,7 @@ def _label(metric: str) -> str:
 def _number(value: float, digits: int = 4) -> str:
     if value is None or not math.isfinite(value):
         return "nan" if value is None or math.isnan(value) else ("inf" if value > 0 else "-inf")
-    return f"{value:.{digits}f}" if abs(value) < 1e4 else f"{value:.3g}"
+    return f"{value:.{digits}f}" if abs(value) < 1e3 else f"{value:.3g}"
 
 
 def _mean_se(summary: dict, digits: int = 4) -> str:
@@ -57,7 +57,10 @@ def cell_table(result: dict, indices=None) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for i in indices:
         cell = cells[i]
-        row = [str(cell[rank_key]), cell["name"], _mean_se(cell["summary"][metric])]
+        name, diverged = cell["name"], diverged_seeds(cell)
+        if diverged:
+            name += f" ({diverged}/{len(cell['seeds'])} seeds diverged)"
+        row = [str(cell[rank_key]), name, _mean_se(cell["summary"][metric])]
         row += [_interval(cell["summary"][metric])]
         row += [_mean_se(cell["summary"][m], 3) for m in _secondary(result)]
         row += [
@@ -68,6 +71,12 @@ def cell_table(result: dict, indices=None) -> str:
         row += [cell.get("verdict") or "-"] if with_verdict else []
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
+
+
+def diverged_seeds(cell: dict) -> int:
+    """How many seeds ended with a non-finite test loss."""
+    values = cell["values"].get("test_loss", [])
+    return sum(1 for v in values if v is None or not math.isfinite(v))
 
 
 def _signed_mean(result: dict, cell: dict) -> float:
@@ -144,7 +153,7 @@ def plot_study(result: dict, path=None, *, max_curves: int = 10):
     """Learning curves (validation, mean ± 1 s.e. band per cell) and a bar chart of the ranking
     metric with 95% t-interval error bars. Returns the matplotlib ``Figure``; saves it to ``path``.
 
-    With a ``best_over`` setting, the curves show the best cell per group only.
+    With a ``best_over`` setting, both panels show the best cell per group only.
     """
     from matplotlib.figure import Figure
 
@@ -179,9 +188,10 @@ def plot_study(result: dict, path=None, *, max_curves: int = 10):
 
 def _bars(ax, result: dict) -> None:
     metric, cells = result["metric"], result["cells"]
-    order = sorted(
-        range(len(cells)), key=lambda i: (cells[i]["rank"], -_signed_mean(result, cells[i]))
-    )
+    best = result.get("best")
+    rank_key = "rank_among_best" if best else "rank"
+    shown = best or range(len(cells))
+    order = sorted(shown, key=lambda i: (cells[i][rank_key], -_signed_mean(result, cells[i])))
     summaries = [cells[i]["summary"][metric] for i in order]
     means = np.array([s["mean"] for s in summaries], np.float64)
     lows = np.array([s["low"] for s in summaries], np.float64)
@@ -195,9 +205,11 @@ def _bars(ax, result: dict) -> None:
     start -= 0.1 * span or 0.01
     ax.barh(positions[finite], (means - start)[finite], left=start, xerr=half[finite], capsize=3,
             color="tab:blue", alpha=0.7)  # fmt: skip
-    labels = [f"{cells[i]['name']} (#{cells[i]['rank']})" for i in order]
+    labels = [f"{cells[i]['name']} (#{cells[i][rank_key]})" for i in order]
     ax.set_yticks(positions, labels, fontsize=7)
-    ax.set(xlabel=f"{_label(metric)} (95% t-interval)", title=f"{_label(metric)}, ranked")
+    title = f"{_label(metric)}, ranked"
+    title += f" (best {result['study']['best_over']} each)" if best else ""
+    ax.set(xlabel=f"{_label(metric)} (95% t-interval)", title=title)
 
 
 def save_outputs(result: dict, out) -> dict[str, str]:
