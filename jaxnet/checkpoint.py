@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnet.core import path_string
 from jaxnet.errors import JaxnetError
 
 FORMAT = "jaxnet-checkpoint"
@@ -74,18 +75,6 @@ class Restored(NamedTuple):
 
 
 # ----------------------------------------------------------------------------- paths and leaves
-
-
-def _key_name(entry) -> str:
-    for attribute in ("key", "name", "idx"):
-        if hasattr(entry, attribute):
-            return str(getattr(entry, attribute))
-    return str(entry)
-
-
-def path_string(path) -> str:
-    """``(GetAttrKey('params'), DictKey('dense_0'), DictKey('w'))`` -> ``"params/dense_0/w"``."""
-    return "/".join(_key_name(entry) for entry in path)
 
 
 def _is_prng_key(leaf) -> bool:

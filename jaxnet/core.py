@@ -135,6 +135,23 @@ def init_model(model: Layer, key, input_shape):
     return params, state
 
 
+def path_string(key_path) -> str:
+    """A pytree key path as text: ``(DictKey('dense_0'), DictKey('w'))`` -> ``"dense_0/w"``.
+
+    The names used everywhere a layer's parameter is named: penalties, constraints, checkpoints,
+    diagnostics and error messages.
+    """
+    parts = []
+    for entry in key_path:
+        for attribute in ("key", "name", "idx"):
+            if hasattr(entry, attribute):
+                parts.append(str(getattr(entry, attribute)))
+                break
+        else:
+            parts.append(str(entry))
+    return "/".join(parts)
+
+
 def count_params(params) -> int:
     """Total number of scalars in a params pytree."""
     return sum(leaf.size for leaf in jax.tree.leaves(params))

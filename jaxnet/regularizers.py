@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 import jax
 import jax.numpy as jnp
 
-from jaxnet.core import Layer
+from jaxnet.core import Layer, path_string
 from jaxnet.errors import ConfigError, check_range
 from jaxnet.layers._checks import check_floating
 from jaxnet.optim.base import GradientTransformation
@@ -41,19 +41,6 @@ ACTIVITY_PENALTY_KEY = "activity_penalty"
 
 
 # ----------------------------------------------------------------------------- paths
-
-
-def path_string(key_path) -> str:
-    """``(DictKey('dense_0'), DictKey('w'))`` -> ``"dense_0/w"``."""
-    parts = []
-    for entry in key_path:
-        for attribute in ("key", "name", "idx"):
-            if hasattr(entry, attribute):
-                parts.append(str(getattr(entry, attribute)))
-                break
-        else:
-            parts.append(str(entry))
-    return "/".join(parts)
 
 
 def param_paths(params) -> list[str]:

@@ -31,7 +31,7 @@ def low_rank_data(n=256, dim=12, rank=2, seed=0):
 
 def test_dense_autoencoder_parts_and_shapes(key):
     ae = dense_autoencoder(12, code_size=3, hidden=(8,))
-    out_shape, params, state = ae.model.init(key, (12,))
+    out_shape, params, state = jax.jit(ae.model.init, static_argnums=1)(key, (12,))
     assert out_shape == (12,) and set(params) == {"encoder_0", "decoder_1"}
     x = jnp.asarray(low_rank_data(n=5))
     code, _ = ae.encoder.apply(params["encoder_0"], state["encoder_0"], x)

@@ -10,7 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnet.checkpoint import CheckpointManager, path_string
+from jaxnet.checkpoint import CheckpointManager
+from jaxnet.core import path_string
 from jaxnet.core import Layer
 from jaxnet.errors import ConfigError, DataError, check_range
 from jaxnet.train import parallel
