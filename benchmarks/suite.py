@@ -17,8 +17,9 @@ peers so that load from other processes hits them alike; a row reports the media
 FLOPs per training step are ``6 * weight_uses * batch`` (2 forward + 4 backward per multiply-add),
 where ``weight_uses`` counts each weight and bias once per use per example: the parameter count for
 an MLP, ``params * output positions`` for a convolution, ``params * time steps`` for the GRU.
-Peak is the best rate of a float32 2048x2048 ``jnp.dot`` on the same device, measured at the start
-and again before each workload; a table's fractions use the highest peak seen so far.
+Peak is the best rate of a float32 2048x2048 ``jnp.dot`` on the same device, sampled at the start,
+between workloads and at the end; every fraction uses the highest sample (load from other processes
+only ever lowers it). The tables are printed at the end, once that peak is known.
 """
 
 from __future__ import annotations
@@ -238,38 +239,42 @@ def e2e_table(results: dict, epochs: int) -> str:
     )
 
 
-def run_standard(key: str, quick: bool, peak: float, all_workloads: dict) -> dict:
-    workload = all_workloads[key]
-    epochs = REPEATS[key][1 if quick else 0]
-    results = measure_peers(workload, WORKLOAD_PEERS, epochs, rounds=1 if quick else 3)
-    rows = steady_rows(workload, results, peak)
+E2E_PEERS = ["jaxnet_fit", "hand_scan", "flax_linen", "equinox", "keras", "sklearn", "torch"]
+
+
+def measure_standard(workload: Workload, quick: bool) -> dict:
+    """Raw timings of every peer on ``workload`` (and, for (a), the end-to-end runs)."""
+    epochs = REPEATS[workload.key][1 if quick else 0]
+    raw = {
+        "epochs": epochs,
+        "steady": measure_peers(workload, WORKLOAD_PEERS, epochs, 1 if quick else 3),
+    }
+    if workload.key == "a":
+        raw["e2e_epochs"] = 20 if quick else 50
+        raw["end_to_end"] = end_to_end(workload, E2E_PEERS, raw["e2e_epochs"])
+    return raw
+
+
+def report_standard(workload: Workload, raw: dict, peak: float) -> dict:
+    """Print the workload's tables; return its rows for the JSON."""
+    rows = steady_rows(workload, raw["steady"], peak)
+    flops = flops_per_step(workload)
     out = {
         "title": workload.title,
         "steps_per_epoch": workload.steps,
-        "flops_per_step": flops_per_step(workload),
+        "flops_per_step": flops,
         "rows": rows,
     }
     print(f"\n## {workload.title}\n")
     print(
-        f"{workload.steps} steps/epoch, {flops_per_step(workload) / 1e6:.2f} MFLOP/step; "
-        f"median of {epochs} epochs per peer\n"
+        f"{workload.steps} steps/epoch, {flops / 1e6:.2f} MFLOP/step; "
+        f"median of {raw['epochs']} epochs per peer\n"
     )
     print(steady_table(rows))
-    if key == "a":
-        e2e_epochs = 20 if quick else 50
-        e2e_peers = [
-            "jaxnet_fit",
-            "hand_scan",
-            "flax_linen",
-            "equinox",
-            "keras",
-            "sklearn",
-            "torch",
-        ]
-        e2e = end_to_end(workload, e2e_peers, e2e_epochs)
-        out["end_to_end"] = {"epochs": e2e_epochs, "results": e2e}
+    if "end_to_end" in raw:
+        out["end_to_end"] = {"epochs": raw["e2e_epochs"], "results": raw["end_to_end"]}
         print()
-        print(e2e_table(e2e, e2e_epochs))
+        print(e2e_table(raw["end_to_end"], raw["e2e_epochs"]))
     return out
 
 
@@ -311,25 +316,36 @@ def main(argv=None) -> dict:
         f"{info['load_average'][0]:.1f}"
     )
     print(", ".join(f"{k} {v}" for k, v in info["versions"].items()))
-    print(f"\nmatmul peak (float32 2048x2048 jnp.dot): {peak:.1f} GFLOP/s")
     results = {"info": info, "workloads": {}}
     all_workloads = workloads(args.quick)
-    peaks = [peak]
-    for key in only:
-        if key != "d" and key not in all_workloads:
-            raise SystemExit(f"unknown workload {key!r}; choose from a,b,c,d,e")
-        peaks.append(matmul_peak())
-        peak = max(peaks)
-        print(f"\nmatmul peak now {peaks[-1]:.1f} GFLOP/s; fractions below use {peak:.1f}")
-        if key == "d":
-            from peers import many_models
+    unknown = [key for key in only if key != "d" and key not in all_workloads]
+    if unknown:
+        raise SystemExit(f"unknown workload(s) {unknown}; choose from a,b,c,d,e")
+    from peers import many_models
 
-            results["workloads"]["d"] = many_models.run(all_workloads["a"], args.quick, peak)
+    peaks, raw = [peak], {}
+    for key in only:  # measure everything first, sampling the peak between workloads
+        print(f"measuring ({key}) ...", flush=True)
+        peaks.append(matmul_peak())
+        if key == "d":
+            raw[key] = many_models.measure(all_workloads["a"], args.quick)
         else:
-            results["workloads"][key] = run_standard(key, args.quick, peak, all_workloads)
-        results["workloads"][key]["peak_gflops"] = peak
+            raw[key] = measure_standard(all_workloads[key], args.quick)
+    peaks.append(matmul_peak())
+    peak = max(peaks)
     info["matmul_peak_samples_gflops"] = peaks
-    info["matmul_peak_gflops"] = max(peaks)
+    info["matmul_peak_gflops"] = peak
+    print(
+        f"\nmatmul peak: {peak:.1f} GFLOP/s, the best of {len(peaks)} samples through the run "
+        f"({min(peaks):.1f} at the worst); every '% of peak' below uses it"
+    )
+    for key in only:
+        if key == "d":
+            results["workloads"][key] = many_models.report(
+                all_workloads["a"], raw[key], args.quick, peak
+            )
+        else:
+            results["workloads"][key] = report_standard(all_workloads[key], raw[key], peak)
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1, default=float))
         print(f"\nwrote {args.out}")

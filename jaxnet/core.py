@@ -85,7 +85,7 @@ def serial(*layers, name: str = "serial") -> Layer:
     names = unique_names(children)
 
     def init(key, input_shape):
-        params, state, shape = {}, {}, tuple(input_shape)
+        params, state, shape = {}, {}, input_shape  # a shape, or a pytree of shapes (dict inputs)
         for i, (child_name, child) in enumerate(zip(names, children)):
             try:
                 shape, params[child_name], state[child_name] = child.init(
@@ -131,7 +131,7 @@ def apply_with_outputs(model: Layer, params, state, x, *, key=None, train=False)
 
 def init_model(model: Layer, key, input_shape):
     """``(params, state)`` of ``model`` for inputs of ``input_shape`` (batch axis excluded)."""
-    _, params, state = model.init(key, tuple(input_shape))
+    _, params, state = model.init(key, input_shape)
     return params, state
 
 

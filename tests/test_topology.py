@@ -30,24 +30,6 @@ def dense(units, **kwargs):
     return Dense(units, kernel_init=np_init, bias_init=np_init, **kwargs)
 
 
-def _serial_keeps_dict_shapes() -> bool:
-    try:
-        serial(select("a")).init(jax.random.key(0), {"a": (1,)})
-    except ShapeError:
-        return False
-    return True
-
-
-# jaxnet.core.serial/init_model call tuple(input_shape), which turns a dict of shapes into its
-# keys; dict inputs through serial work once that is fixed (tuple inputs work already).
-needs_dict_shapes = pytest.mark.xfail(
-    not _serial_keeps_dict_shapes(),
-    reason="core.serial turns a dict input shape into its keys",
-    raises=ShapeError,
-    strict=True,
-)
-
-
 def linear(p, x):
     return x @ p["w"] + p.get("b", 0.0)
 
@@ -150,7 +132,6 @@ def test_errors_name_the_child(key):
         select("a").apply({}, {}, normal((2, 3)))
 
 
-@needs_dict_shapes
 def test_wide_and_deep_matches_the_hand_written_network(key):
     model = wide_and_deep("wide", "deep", deep_hidden=(4, 3), n_outputs=2)
     x = {"wide": normal((5, 2), 1), "deep": normal((5, 6), 2)}

@@ -148,15 +148,21 @@ LABELS = {
 }
 
 
-def run(workload: Workload, quick: bool, peak: float) -> dict:
-    from common import table
-
+def measure(workload: Workload, quick: bool) -> dict:
+    """Every row's raw timings (seconds)."""
     epochs = 3 if quick else 10
-    results = {
+    return {
         "jaxnet_fit_many": jaxnet_fit_many(workload, epochs),
         "jaxnet_fit_x16": jaxnet_fit_sequential(workload, epochs, 4 if quick else MODELS),
         **hand_written(workload, 5 if quick else 15, epochs),
     }
+
+
+def report(workload: Workload, results: dict, quick: bool, peak: float) -> dict:
+    """Print the table of :func:`measure`'s ``results``; return its rows."""
+    from common import table
+
+    epochs = 3 if quick else 10
     flops = flops_per_step(workload) * workload.steps * MODELS  # one epoch of all models
     base = results["jaxnet_fit_x16"]
     rows, lines = [], []
