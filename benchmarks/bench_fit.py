@@ -37,7 +37,7 @@ def hand_written(x, y):
     keys = jax.random.split(jax.random.key(0), 3)
     params = [
         (jax.random.normal(k, (m, n)) * np.sqrt(2 / m), jnp.zeros(n))
-        for k, m, n in zip(keys, sizes[:-1], sizes[1:])
+        for k, m, n in zip(keys, sizes[:-1], sizes[1:], strict=True)
     ]
     opt = optax.adam(LR)
 
@@ -84,8 +84,15 @@ def fit_epoch_time(x, y, epochs: int) -> tuple[float, float]:
     recipe = jaxnet.classifier_mlp(10, hidden=(100, 100))
     start = time.perf_counter()
     _, history = jaxnet.fit(
-        recipe.model, recipe.loss, optim.adam(LR), x, y, epochs=epochs, batch_size=BATCH,
-        metrics=recipe.metrics, verbose=0,
+        recipe.model,
+        recipe.loss,
+        optim.adam(LR),
+        x,
+        y,
+        epochs=epochs,
+        batch_size=BATCH,
+        metrics=recipe.metrics,
+        verbose=0,
     )
     total = time.perf_counter() - start
     return float(np.median(history["time"][1:])), total
@@ -97,8 +104,16 @@ def sklearn_time(x, y, epochs: int) -> float | None:
         from sklearn.neural_network import MLPClassifier
     except ImportError:
         return None
-    clf = MLPClassifier((100, 100), solver="adam", learning_rate_init=LR, batch_size=BATCH,
-                        max_iter=epochs, tol=0.0, n_iter_no_change=epochs + 1, random_state=0)
+    clf = MLPClassifier(
+        (100, 100),
+        solver="adam",
+        learning_rate_init=LR,
+        batch_size=BATCH,
+        max_iter=epochs,
+        tol=0.0,
+        n_iter_no_change=epochs + 1,
+        random_state=0,
+    )
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -132,8 +147,10 @@ def main(argv=None):
     if t_sklearn is not None:
         rows.append(["scikit-learn MLPClassifier", t_sklearn, t_sklearn / t_fit_50])
     print(common.table(["50 epochs end to end", "seconds", "time / jaxnet's"], rows))
-    print(f"\ntargets: fit within 10% of the scan epoch -> {t_fit / t_scan:.2f}x its time; "
-          f"faster than scikit-learn -> {'yes' if t_sklearn and t_sklearn > t_fit_50 else 'no'}")
+    print(
+        f"\ntargets: fit within 10% of the scan epoch -> {t_fit / t_scan:.2f}x its time; "
+        f"faster than scikit-learn -> {'yes' if t_sklearn and t_sklearn > t_fit_50 else 'no'}"
+    )
 
 
 if __name__ == "__main__":

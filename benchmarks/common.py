@@ -27,7 +27,9 @@ def digits(seed: int = 0):
 
     data = load_digits()
     x = (data.data / 16.0).astype(np.float32)
-    return train_test_split(x, data.target.astype(np.int32), test_size=0.2, random_state=seed, stratify=data.target)
+    return train_test_split(
+        x, data.target.astype(np.int32), test_size=0.2, random_state=seed, stratify=data.target
+    )
 
 
 def machine() -> str:

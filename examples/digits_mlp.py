@@ -24,7 +24,9 @@ from jaxnet.diagnostics import GradientMonitor, save_plots
 def load(seed: int = 0):
     digits = load_digits()
     x = (digits.data / 16.0).astype(np.float32)  # pixel intensities 0..16 -> [0, 1]
-    return train_test_split(x, digits.target, test_size=0.2, random_state=seed, stratify=digits.target)
+    return train_test_split(
+        x, digits.target, test_size=0.2, random_state=seed, stratify=digits.target
+    )
 
 
 def main(argv=None):
@@ -58,15 +60,23 @@ def main(argv=None):
         callbacks=[monitor],
     )
     seconds = time.perf_counter() - start
-    test = jaxnet.evaluate(recipe.model, ts.params, ts.state, x_test, y_test, recipe.loss, recipe.metrics)
-    print(f"\ntest accuracy {test['accuracy']:.4f}  test loss {test['loss']:.4f}  "
-          f"({seconds:.1f}s for {args.epochs} epochs, {history.compile_seconds:.1f}s of it compiling)")
+    test = jaxnet.evaluate(
+        recipe.model, ts.params, ts.state, x_test, y_test, recipe.loss, recipe.metrics
+    )
+    print(
+        f"\ntest accuracy {test['accuracy']:.4f}  test loss {test['loss']:.4f}  "
+        f"({seconds:.1f}s for {args.epochs} epochs, {history.compile_seconds:.1f}s of it compiling)"
+    )
 
     print("\ngradient health per layer (last probed step):")
     print(monitor.table())
     findings = monitor.diagnose()
-    print("\n".join(str(f) for f in findings) if findings else "verdict: healthy — no vanishing or "
-          "exploding gradients, dead ReLUs or saturated units found")
+    print(
+        "\n".join(str(f) for f in findings)
+        if findings
+        else "verdict: healthy — no vanishing or "
+        "exploding gradients, dead ReLUs or saturated units found"
+    )
     try:
         paths = save_plots(monitor.history, args.out, prefix="digits_")
         print("plots: " + ", ".join(str(p) for p in paths))

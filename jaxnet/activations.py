@@ -60,7 +60,7 @@ def elu(x, alpha: float = 1.0):
 
 
 def selu(x):
-    """Scaled ELU with the self-normalising constants of Klambauer et al. (2017); pair with LeCun."""
+    """Scaled ELU with Klambauer et al.'s (2017) self-normalising constants; pair with LeCun."""
     return _SELU_SCALE * elu(x, _SELU_ALPHA)
 
 

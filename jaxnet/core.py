@@ -66,7 +66,7 @@ def as_layer(obj) -> Layer:
 
 
 def unique_names(layers) -> tuple[str, ...]:
-    """``dense, relu, dense`` -> ``dense_0, relu_1, dense_2``: the position makes every name unique."""
+    """``dense, relu, dense`` -> ``dense_0, relu_1, dense_2``: positions make names unique."""
     return tuple(f"{layer.name}_{i}" for i, layer in enumerate(layers))
 
 
@@ -86,7 +86,7 @@ def serial(*layers, name: str = "serial") -> Layer:
 
     def init(key, input_shape):
         params, state, shape = {}, {}, input_shape  # a shape, or a pytree of shapes (dict inputs)
-        for i, (child_name, child) in enumerate(zip(names, children)):
+        for i, (child_name, child) in enumerate(zip(names, children, strict=True)):
             try:
                 shape, params[child_name], state[child_name] = child.init(
                     jax.random.fold_in(key, i), shape
@@ -97,7 +97,7 @@ def serial(*layers, name: str = "serial") -> Layer:
 
     def run(params, state, x, *, key=None, train=False):
         new_state, outputs = {}, {}
-        for i, (child_name, child) in enumerate(zip(names, children)):
+        for i, (child_name, child) in enumerate(zip(names, children, strict=True)):
             child_key = None if key is None else jax.random.fold_in(key, i)
             try:
                 x, new_state[child_name] = child.apply(
@@ -112,7 +112,7 @@ def serial(*layers, name: str = "serial") -> Layer:
         y, new_state, _ = run(params, state, x, key=key, train=train)
         return y, new_state
 
-    info = {"children": dict(zip(names, children)), "run": run}
+    info = {"children": dict(zip(names, children, strict=True)), "run": run}
     return Layer(init, apply, name, info)
 
 

@@ -1,13 +1,13 @@
-"""Errors raised by jaxnet: each names the layer (or argument), what was expected and what was received.
+"""Errors raised by jaxnet: each names the layer (or argument), the expected and the received value.
 
-All are subclasses of :class:`ValueError` or :class:`TypeError`, so ``except ValueError`` keeps working.
+All subclass :class:`ValueError` or :class:`TypeError`, so ``except ValueError`` keeps working.
 """
 
 from __future__ import annotations
 
 
 class JaxnetError(Exception):
-    """Base class. ``path`` is the layer path, e.g. ``("mlp", "dense_0")``; empty when no layer applies."""
+    """Base class. ``path`` is the layer path, e.g. ``("mlp", "dense_0")``; empty if no layer."""
 
     def __init__(self, detail: str, path: tuple[str, ...] = ()):
         super().__init__(detail)
@@ -28,20 +28,22 @@ class DTypeError(JaxnetError, TypeError):
 
 
 class DataError(JaxnetError, ValueError):
-    """Training data is unusable: non-finite values, labels out of range, empty, mismatched lengths."""
+    """Unusable training data: non-finite values, labels out of range, empty, mismatched lengths."""
 
 
 class ConfigError(JaxnetError, ValueError):
-    """A constructor argument is out of its valid range or unknown (a rate of 1.5, an unknown name)."""
+    """A constructor argument is out of range or unknown (a rate of 1.5, an unknown name)."""
 
 
 def rescope(error: JaxnetError, parent: str, child: str) -> JaxnetError:
-    """Re-label an error raised inside ``child`` (whose own name opens ``error.path``) under ``parent``."""
+    """Re-label an error raised in ``child`` (named first in ``error.path``) under ``parent``."""
     error.path = (parent, child) + error.path[1:]
     return error
 
 
-def check_range(owner: str, name: str, value, low=None, high=None, *, high_open=False, low_open=False):
+def check_range(
+    owner: str, name: str, value, low=None, high=None, *, high_open=False, low_open=False
+):
     """Raise :class:`ConfigError` unless ``low <= value <= high`` (ends open where asked)."""
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and (value >= high if high_open else value > high)

@@ -105,7 +105,7 @@ def ones(key, shape, dtype=jnp.float32):
 
 
 def normal(stddev: float = 0.05) -> Initializer:
-    """Plain ``N(0, stddev^2)``: the 'unit variance' style initialisation the textbook warns about."""
+    """Plain ``N(0, stddev^2)``: the 'unit variance' initialisation the textbook warns about."""
 
     def init(key, shape, dtype=jnp.float32):
         return stddev * jax.random.normal(key, shape, dtype)
@@ -164,4 +164,6 @@ def get(initializer) -> Initializer:
 
 def name_of(initializer) -> str:
     """A readable name for an initializer (for layer ``info`` and diagnostics)."""
-    return initializer if isinstance(initializer, str) else getattr(initializer, "__name__", "custom")
+    return (
+        initializer if isinstance(initializer, str) else getattr(initializer, "__name__", "custom")
+    )

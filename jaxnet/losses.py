@@ -92,7 +92,7 @@ def binary_cross_entropy(predictions, targets, *, from_logits: bool = True, redu
 
 
 def categorical_cross_entropy(predictions, targets, *, from_logits: bool = True, reduction="mean"):
-    """CE ``-sum_k y_k log p_k`` for one-hot or probability targets of shape ``(batch, classes)``."""
+    """CE ``-sum_k y_k log p_k`` for one-hot/probability targets of shape ``(batch, classes)``."""
     _same_shape("categorical_cross_entropy", predictions, targets)
     if from_logits:
         log_p = log_softmax(predictions)
@@ -105,7 +105,7 @@ def categorical_cross_entropy(predictions, targets, *, from_logits: bool = True,
 def sparse_categorical_cross_entropy(
     predictions, labels, *, from_logits: bool = True, reduction: str = "mean"
 ):
-    """CE for integer class labels of shape ``(batch,)`` and scores of shape ``(batch, classes)``."""
+    """CE for integer labels of shape ``(batch,)`` and scores of shape ``(batch, classes)``."""
     _sparse_labels("sparse_categorical_cross_entropy", predictions, labels)
     if from_logits:
         log_p = log_softmax(predictions)
@@ -164,7 +164,7 @@ _BY_NAME = {
 
 
 def get(name_or_fn):
-    """A loss from itself or its name (``"mse"``, ``"huber"``, ``"sparse_categorical_cross_entropy"``)."""
+    """A loss from itself or its name (``"mse"``, ``"huber"``, ``"binary_cross_entropy"``)."""
     if callable(name_or_fn):
         return name_or_fn
     try:

@@ -67,7 +67,7 @@ def root_mean_squared_error(predictions, targets):
 
 
 def r2_score(predictions, targets):
-    """Coefficient of determination ``1 - SS_res / SS_tot``, averaged over outputs (as scikit-learn's
+    """Coefficient of determination ``1 - SS_res / SS_tot``, averaged over outputs (scikit-learn's
     ``uniform_average``)."""
     predictions = predictions.reshape(predictions.shape[0], -1)
     targets = targets.reshape(targets.shape[0], -1)

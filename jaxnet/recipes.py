@@ -118,7 +118,9 @@ def regression_mlp(
         ``fit(..., penalty=recipe.penalty)``.
     """
     if loss not in _REGRESSION_LOSSES:
-        raise ConfigError(f"loss must be one of {sorted(_REGRESSION_LOSSES)}, got {loss!r}", ("regression_mlp",))
+        raise ConfigError(
+            f"loss must be one of {sorted(_REGRESSION_LOSSES)}, got {loss!r}", ("regression_mlp",)
+        )
     extras = {"dropout": dropout, "batch_norm": batch_norm}
     model = mlp(n_outputs, hidden, activation, kernel_init, "regression_mlp", **extras)
     if output in ("sigmoid", "tanh"):
@@ -127,14 +129,23 @@ def regression_mlp(
                 f"output={output!r} needs output_range=(a, b) with a < b, got {output_range}",
                 ("regression_mlp",),
             )
-        unit = activations.sigmoid if output == "sigmoid" else (lambda z: (activations.tanh(z) + 1) / 2)
-        head = function_layer(_scaled(unit, *output_range), f"scaled_{output}", {"activation": output})
+        unit = (
+            activations.sigmoid
+            if output == "sigmoid"
+            else (lambda z: (activations.tanh(z) + 1) / 2)
+        )
+        head = function_layer(
+            _scaled(unit, *output_range), f"scaled_{output}", {"activation": output}
+        )
         model = serial(*model.info["children"].values(), head, name="regression_mlp")
     elif output in ("relu", "softplus"):
-        model = serial(*model.info["children"].values(), activations.Activation(output), name="regression_mlp")
+        model = serial(
+            *model.info["children"].values(), activations.Activation(output), name="regression_mlp"
+        )
     elif output not in ("none", "linear"):
         raise ConfigError(
-            f"output must be none, relu, softplus, sigmoid or tanh, got {output!r}", ("regression_mlp",)
+            f"output must be none, relu, softplus, sigmoid or tanh, got {output!r}",
+            ("regression_mlp",),
         )
     recipe_metrics = {"mae": metrics.mae, "rmse": metrics.rmse}
     penalty = weight_penalty(l1, l2)
@@ -169,21 +180,35 @@ def classifier_mlp(
     penalty = weight_penalty(l1, l2)
     if task == "binary":
         if n_classes not in (1, 2):
-            raise ConfigError(f"a binary classifier has 1 output unit, got n_classes={n_classes}", ("classifier_mlp",))
+            raise ConfigError(
+                f"a binary classifier has 1 output unit, got n_classes={n_classes}",
+                ("classifier_mlp",),
+            )
         model = mlp(1, hidden, activation, kernel_init, "binary_mlp", **extras)
         recipe_metrics = {"accuracy": metrics.binary_accuracy}
         sigmoid = activations.sigmoid
         return Recipe(model, losses.binary_cross_entropy, recipe_metrics, sigmoid, penalty)
     if task == "multilabel":
         model = mlp(n_classes, hidden, activation, kernel_init, "multilabel_mlp", **extras)
-        recipe_metrics = {"hamming_accuracy": metrics.binary_accuracy, "exact_match": metrics.exact_match_accuracy}
+        recipe_metrics = {
+            "hamming_accuracy": metrics.binary_accuracy,
+            "exact_match": metrics.exact_match_accuracy,
+        }
         sigmoid = activations.sigmoid
         return Recipe(model, losses.binary_cross_entropy, recipe_metrics, sigmoid, penalty)
     if task == "multiclass":
         check_range("classifier_mlp", "n_classes", n_classes, 2)
         if labels not in ("sparse", "one_hot"):
-            raise ConfigError(f"labels must be 'sparse' or 'one_hot', got {labels!r}", ("classifier_mlp",))
-        loss = losses.sparse_categorical_cross_entropy if labels == "sparse" else losses.categorical_cross_entropy
+            raise ConfigError(
+                f"labels must be 'sparse' or 'one_hot', got {labels!r}", ("classifier_mlp",)
+            )
+        loss = (
+            losses.sparse_categorical_cross_entropy
+            if labels == "sparse"
+            else losses.categorical_cross_entropy
+        )
         model = mlp(n_classes, hidden, activation, kernel_init, "multiclass_mlp", **extras)
         return Recipe(model, loss, {"accuracy": metrics.accuracy}, activations.softmax, penalty)
-    raise ConfigError(f"task must be binary, multilabel or multiclass, got {task!r}", ("classifier_mlp",))
+    raise ConfigError(
+        f"task must be binary, multilabel or multiclass, got {task!r}", ("classifier_mlp",)
+    )

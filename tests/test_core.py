@@ -9,7 +9,9 @@ from jaxnet.errors import DTypeError, ShapeError
 
 
 def test_serial_names_children_by_kind_and_position(key):
-    model = jaxnet.serial(jaxnet.Dense(8), jax.nn.relu, jaxnet.Dense(8), jaxnet.Relu(), jaxnet.Dense(2))
+    model = jaxnet.serial(
+        jaxnet.Dense(8), jax.nn.relu, jaxnet.Dense(8), jaxnet.Relu(), jaxnet.Dense(2)
+    )
     shape, params, state = model.init(key, (5,))
     assert shape == (2,)
     assert list(params) == ["dense_0", "relu_1", "dense_2", "relu_3", "dense_4"]
@@ -60,7 +62,9 @@ def test_apply_with_outputs_returns_every_child_output(key):
 def test_shape_errors_name_the_layer_and_both_shapes(key):
     model = jaxnet.serial(jaxnet.Dense(4), jaxnet.Relu(), jaxnet.Dense(2), name="mlp")
     _, params, state = model.init(key, (3,))
-    with pytest.raises(ShapeError, match=r"mlp/dense_0: expected input with 3 features .* \(5, 7\)"):
+    with pytest.raises(
+        ShapeError, match=r"mlp/dense_0: expected input with 3 features .* \(5, 7\)"
+    ):
         model.apply(params, state, jnp.ones((5, 7)))
     with pytest.raises(DTypeError, match=r"mlp/dense_0: .*int32"):
         model.apply(params, state, jnp.ones((5, 3), jnp.int32))
@@ -87,8 +91,19 @@ def test_flatten_and_count_params(key):
 
 @pytest.mark.parametrize(
     "layer",
-    [jaxnet.Sigmoid(), jaxnet.Tanh(), jaxnet.Elu(0.7), jaxnet.Selu(), jaxnet.Softplus(), jaxnet.Gelu(),
-     jaxnet.Swish(), jaxnet.LeakyRelu(0.2), jaxnet.Softmax(), jaxnet.LogSoftmax(), jaxnet.Relu()],
+    [
+        jaxnet.Sigmoid(),
+        jaxnet.Tanh(),
+        jaxnet.Elu(0.7),
+        jaxnet.Selu(),
+        jaxnet.Softplus(),
+        jaxnet.Gelu(),
+        jaxnet.Swish(),
+        jaxnet.LeakyRelu(0.2),
+        jaxnet.Softmax(),
+        jaxnet.LogSoftmax(),
+        jaxnet.Relu(),
+    ],
     ids=lambda layer: layer.name,
 )
 def test_gradients_match_finite_differences(layer):

@@ -23,10 +23,14 @@ def test_binary_and_multilabel_accuracies_match_sklearn():
     predicted = np.asarray(jax.nn.sigmoid(logits) > 0.7)
     t = np.asarray(targets).astype(bool)
     np.testing.assert_allclose(
-        metrics.binary_accuracy(logits, targets, threshold=0.7), 1 - skm.hamming_loss(t, predicted), rtol=1e-6
+        metrics.binary_accuracy(logits, targets, threshold=0.7),
+        1 - skm.hamming_loss(t, predicted),
+        rtol=1e-6,
     )
     np.testing.assert_allclose(
-        metrics.exact_match_accuracy(logits, targets, threshold=0.7), skm.accuracy_score(t, predicted), rtol=1e-6
+        metrics.exact_match_accuracy(logits, targets, threshold=0.7),
+        skm.accuracy_score(t, predicted),
+        rtol=1e-6,
     )
     probs = jax.nn.sigmoid(logits)
     np.testing.assert_allclose(
@@ -40,7 +44,9 @@ def test_regression_metrics_match_sklearn():
     target = pred + 0.5 * jax.random.normal(K[3], (50, 2))
     p, t = np.asarray(pred), np.asarray(target)
     np.testing.assert_allclose(metrics.mae(pred, target), skm.mean_absolute_error(t, p), rtol=1e-6)
-    np.testing.assert_allclose(metrics.rmse(pred, target), np.sqrt(skm.mean_squared_error(t, p)), rtol=1e-6)
+    np.testing.assert_allclose(
+        metrics.rmse(pred, target), np.sqrt(skm.mean_squared_error(t, p)), rtol=1e-6
+    )
     np.testing.assert_allclose(metrics.r2(pred, target), skm.r2_score(t, p), rtol=1e-5)
 
 

@@ -35,7 +35,9 @@ def test_binary_and_multilabel_use_logistic_units_and_bce(key):
 def test_selu_recipe_uses_lecun_and_sigmoid_uses_glorot():
     selu = jaxnet.classifier_mlp(3, activation="selu").model.info["children"]["dense_0"]
     sig = jaxnet.classifier_mlp(3, activation="sigmoid").model.info["children"]["dense_0"]
-    assert selu.info["kernel_init"] == "lecun_normal" and sig.info["kernel_init"] == "glorot_uniform"
+    assert (
+        selu.info["kernel_init"] == "lecun_normal" and sig.info["kernel_init"] == "glorot_uniform"
+    )
 
 
 @pytest.mark.parametrize("output", ["sigmoid", "tanh"])

@@ -1,4 +1,4 @@
-"""fit_many (vmap over models), per-example gradients, data parallelism, mixed precision, compile."""
+"""fit_many, per-example gradients, data parallelism, mixed precision, compile time."""
 
 import json
 import os
@@ -43,8 +43,16 @@ def test_grid_configs_cover_every_cell_and_seed():
 def test_fit_many_equals_training_each_model_alone():
     x, y = problem()
     result = fit_many(
-        MODEL, LOSS, lambda learning_rate: optax.adam(learning_rate), x, y,
-        seeds=[0, 1], grid={"learning_rate": [1e-2, 3e-2]}, epochs=2, batch_size=16, verbose=0,
+        MODEL,
+        LOSS,
+        lambda learning_rate: optax.adam(learning_rate),
+        x,
+        y,
+        seeds=[0, 1],
+        grid={"learning_rate": [1e-2, 3e-2]},
+        epochs=2,
+        batch_size=16,
+        verbose=0,
     )
     assert result.history["loss"].shape == (2, 4)
     epoch = jax.jit(jaxnet.make_epoch(MODEL, LOSS, optax.adam(0.0), 16))  # traced once below
@@ -69,9 +77,18 @@ def test_fit_many_equals_training_each_model_alone():
 def test_fit_many_selects_the_best_model_by_validation_metric():
     x, y = problem(128)
     result = fit_many(
-        MODEL, LOSS, lambda learning_rate: optax.sgd(learning_rate), x, y,
-        seeds=[0, 1], grid={"learning_rate": [1e-4, 0.3]}, epochs=3, batch_size=16,
-        validation_split=0.25, metrics=[jaxnet.metrics.accuracy], verbose=0,
+        MODEL,
+        LOSS,
+        lambda learning_rate: optax.sgd(learning_rate),
+        x,
+        y,
+        seeds=[0, 1],
+        grid={"learning_rate": [1e-4, 0.3]},
+        epochs=3,
+        batch_size=16,
+        validation_split=0.25,
+        metrics=[jaxnet.metrics.accuracy],
+        verbose=0,
     )
     final = result.history["val_loss"][-1]
     assert result.best == int(np.argmin(final))
@@ -98,7 +115,9 @@ def test_per_example_gradients_match_a_loop_and_average_to_the_batch_gradient(ke
     for i in (0, 5):
         single = jax.grad(loss)(params, x[i : i + 1], y[i : i + 1])
         jax.tree.map(
-            lambda a, b: np.testing.assert_allclose(a[i], b, rtol=1e-5, atol=1e-7), grads, single
+            lambda a, b, i=i: np.testing.assert_allclose(a[i], b, rtol=1e-5, atol=1e-7),
+            grads,
+            single,
         )
     batch = jax.grad(loss)(params, x, y)
     jax.tree.map(
@@ -110,20 +129,34 @@ def test_clipped_mean_gradient_bounds_each_example(key):
     x, y = problem(8)
     params, state = jaxnet.init_model(MODEL, key, (6,))
     grads = per_example_gradients(MODEL, LOSS, params, state, x, y)
-    norms = np.sqrt(sum(np.sum(np.asarray(g).reshape(8, -1) ** 2, 1) for g in jax.tree.leaves(grads)))
+    norms = np.sqrt(
+        sum(np.sum(np.asarray(g).reshape(8, -1) ** 2, 1) for g in jax.tree.leaves(grads))
+    )
     clip = float(np.median(norms))
     mean, reported = clipped_mean_gradient(grads, clip)
     np.testing.assert_allclose(reported, norms, rtol=1e-5)
     scale = np.minimum(1.0, clip / norms)
-    expected = jax.tree.map(lambda g: np.mean(np.asarray(g) * scale.reshape(-1, *[1] * (g.ndim - 1)), 0), grads)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8), mean, expected)
+    expected = jax.tree.map(
+        lambda g: np.mean(np.asarray(g) * scale.reshape(-1, *[1] * (g.ndim - 1)), 0), grads
+    )
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8), mean, expected
+    )
 
 
 def test_mixed_precision_keeps_float32_master_weights_and_learns():
     x, y = problem(256)
     ts, history = jaxnet.fit(
-        MODEL, LOSS, optax.adam(1e-2), x, y, epochs=15, batch_size=32, verbose=0,
-        compute_dtype=jnp.bfloat16, metrics=[jaxnet.metrics.accuracy],
+        MODEL,
+        LOSS,
+        optax.adam(1e-2),
+        x,
+        y,
+        epochs=15,
+        batch_size=32,
+        verbose=0,
+        compute_dtype=jnp.bfloat16,
+        metrics=[jaxnet.metrics.accuracy],
     )
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(ts.params))
     assert history["accuracy"][-1] > 0.8
@@ -131,9 +164,11 @@ def test_mixed_precision_keeps_float32_master_weights_and_learns():
     params, state = jaxnet.init_model(MODEL, jax.random.key(1), (6,))
     f32 = jax.grad(lambda p: jaxnet.train.make_loss(MODEL, LOSS)(p, state, x, y, None)[0])(params)
     bf16 = jax.grad(
-        lambda p: jaxnet.train.make_loss(MODEL, LOSS, compute_dtype=jnp.bfloat16)(p, state, x, y, None)[0]
+        lambda p: jaxnet.train.make_loss(MODEL, LOSS, compute_dtype=jnp.bfloat16)(
+            p, state, x, y, None
+        )[0]
     )(params)
-    for a, b in zip(jax.tree.leaves(f32), jax.tree.leaves(bf16)):
+    for a, b in zip(jax.tree.leaves(f32), jax.tree.leaves(bf16), strict=True):
         assert b.dtype == jnp.float32
         a, b = np.ravel(a), np.ravel(b)
         cosine = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
@@ -171,9 +206,15 @@ DATA_PARALLEL_SCRIPT = textwrap.dedent(
 
 
 def test_data_parallel_fit_on_four_cpu_devices_matches_one_device(tmp_path):
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
+    )
     out = subprocess.run(
-        [sys.executable, "-c", DATA_PARALLEL_SCRIPT], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", DATA_PARALLEL_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -200,6 +241,8 @@ def test_persistent_compilation_cache_writes_programs(tmp_path):
         jax.jit(lambda a: jnp.sin(a) * 2)(jnp.ones(3)).block_until_ready()
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert any(tmp_path.iterdir())

@@ -24,8 +24,16 @@ def small_problem(n=64, seed=0):
 def test_mlp_learns_xor():
     recipe = jaxnet.classifier_mlp(1, hidden=(8,), activation="tanh", task="binary")
     ts, history = jaxnet.fit(
-        recipe.model, recipe.loss, optax.adam(0.05), XOR_X, XOR_Y,
-        epochs=300, batch_size=4, metrics=recipe.metrics, verbose=0, seed=1,
+        recipe.model,
+        recipe.loss,
+        optax.adam(0.05),
+        XOR_X,
+        XOR_Y,
+        epochs=300,
+        batch_size=4,
+        metrics=recipe.metrics,
+        verbose=0,
+        seed=1,
     )
     logits = jaxnet.predict(recipe.model, ts.params, ts.state, XOR_X)
     np.testing.assert_array_equal((logits[:, 0] > 0).astype(np.float32), XOR_Y)
@@ -71,9 +79,13 @@ def test_fused_epoch_equals_the_same_steps_one_by_one(key):
     for i in range(4):
         idx = order[i * 16 : (i + 1) * 16]
         key_i = jaxnet.train.step_key(ts0._replace(step=jnp.int32(i)))
-        params, state, opt_state, step_logs = step(params, state, opt_state, (x[idx], y[idx]), key_i)
+        params, state, opt_state, step_logs = step(
+            params, state, opt_state, (x[idx], y[idx]), key_i
+        )
         step_losses.append(step_logs["loss"])
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), ts.params, params)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), ts.params, params
+    )
     np.testing.assert_allclose(logs["loss"], np.mean(step_losses), rtol=1e-5)
 
 
@@ -101,8 +113,16 @@ def test_fit_is_bit_for_bit_reproducible_and_seed_dependent():
 
     def run(seed):
         ts, history = jaxnet.fit(
-            recipe.model, recipe.loss, optax.adam(1e-2), x, y,
-            epochs=3, batch_size=8, seed=seed, verbose=0, metrics=recipe.metrics,
+            recipe.model,
+            recipe.loss,
+            optax.adam(1e-2),
+            x,
+            y,
+            epochs=3,
+            batch_size=8,
+            seed=seed,
+            verbose=0,
+            metrics=recipe.metrics,
         )
         return ts.params, history.to_dict()
 
@@ -117,8 +137,15 @@ def test_fit_validation_split_logs_and_progress(capsys):
     x, y = small_problem(80)
     recipe = jaxnet.classifier_mlp(3, hidden=(8,))
     _, history = jaxnet.fit(
-        recipe.model, recipe.loss, optax.adam(1e-2), x, y,
-        epochs=2, batch_size=16, validation_split=0.25, metrics=recipe.metrics,
+        recipe.model,
+        recipe.loss,
+        optax.adam(1e-2),
+        x,
+        y,
+        epochs=2,
+        batch_size=16,
+        validation_split=0.25,
+        metrics=recipe.metrics,
     )
     assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "time"}
     out = capsys.readouterr().out
@@ -132,15 +159,21 @@ def test_evaluate_is_exact_on_the_whole_data_set(key):
     y = np.asarray(x[:, :3] * 2)
     logs = jaxnet.evaluate(model, params, state, x, y, losses.mse, [metrics.rmse], batch_size=10)
     pred = x @ np.asarray(params["dense_0"]["w"]) + np.asarray(params["dense_0"]["b"])
-    np.testing.assert_allclose(logs["root_mean_squared_error"], np.sqrt(((pred - y) ** 2).mean()), rtol=1e-5)
-    np.testing.assert_allclose(jaxnet.predict(model, params, state, x, batch_size=8), pred, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        logs["root_mean_squared_error"], np.sqrt(((pred - y) ** 2).mean()), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        jaxnet.predict(model, params, state, x, batch_size=8), pred, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_any_optax_optimizer_works_in_fit():
     x, y = small_problem()
     recipe = jaxnet.classifier_mlp(3, hidden=(8,))
     for opt in (optax.rmsprop(1e-3), optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(0.1))):
-        _, history = jaxnet.fit(recipe.model, recipe.loss, opt, x, y, epochs=2, batch_size=8, verbose=0)
+        _, history = jaxnet.fit(
+            recipe.model, recipe.loss, opt, x, y, epochs=2, batch_size=8, verbose=0
+        )
         assert np.isfinite(history["loss"]).all()
 
 
@@ -148,7 +181,11 @@ def test_any_optax_optimizer_works_in_fit():
     "x,y,match",
     [
         (np.array([[np.nan, 1.0]] * 8, np.float32), np.zeros(8, np.int32), "non-finite"),
-        (np.ones((8, 2), np.float32), np.array([0, 1, 2, 3, 0, 1, 2, 3]), r"labels in \[0, 3\].*\[0, 3\)"),
+        (
+            np.ones((8, 2), np.float32),
+            np.array([0, 1, 2, 3, 0, 1, 2, 3]),
+            r"labels in \[0, 3\].*\[0, 3\)",
+        ),
         (np.ones((8, 2), np.float32), -np.ones(8, np.int32), r"labels in \[-1, -1\]"),
         (np.ones((0, 2), np.float32), np.zeros(0, np.int32), "empty"),
         (np.ones((8, 2), np.float32), np.zeros(7, np.int32), "different numbers of examples"),
@@ -157,7 +194,9 @@ def test_any_optax_optimizer_works_in_fit():
 def test_fit_refuses_bad_data_before_training(x, y, match):
     recipe = jaxnet.classifier_mlp(3, hidden=(4,))
     with pytest.raises(DataError, match=match):
-        jaxnet.fit(recipe.model, recipe.loss, optax.sgd(0.1), x, y, epochs=1, batch_size=4, verbose=0)
+        jaxnet.fit(
+            recipe.model, recipe.loss, optax.sgd(0.1), x, y, epochs=1, batch_size=4, verbose=0
+        )
 
 
 def test_batch_size_larger_than_data_is_an_error():
@@ -172,7 +211,16 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_parameters():
     recipe = jaxnet.regression_mlp(1, hidden=(16,))
     target = (x[:, 0] * 1e3).astype(np.float32)
     with pytest.warns(RuntimeWarning, match="non-finite"):
-        ts, history = jaxnet.fit(recipe.model, recipe.loss, optax.sgd(10.0), x, target, epochs=20, batch_size=8, verbose=0)
+        ts, history = jaxnet.fit(
+            recipe.model,
+            recipe.loss,
+            optax.sgd(10.0),
+            x,
+            target,
+            epochs=20,
+            batch_size=8,
+            verbose=0,
+        )
     assert history.epochs < 20
     assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(ts.params))
 
@@ -185,8 +233,17 @@ def test_digits_demo_reaches_96_percent():
     )
     recipe = jaxnet.classifier_mlp(10, hidden=(100, 100))
     ts, _ = jaxnet.fit(
-        recipe.model, recipe.loss, optax.adam(1e-3), x_train, y_train,
-        epochs=30, batch_size=32, metrics=recipe.metrics, verbose=0,
+        recipe.model,
+        recipe.loss,
+        optax.adam(1e-3),
+        x_train,
+        y_train,
+        epochs=30,
+        batch_size=32,
+        metrics=recipe.metrics,
+        verbose=0,
     )
-    logs = jaxnet.evaluate(recipe.model, ts.params, ts.state, x_test, y_test, recipe.loss, recipe.metrics)
+    logs = jaxnet.evaluate(
+        recipe.model, ts.params, ts.state, x_test, y_test, recipe.loss, recipe.metrics
+    )
     assert logs["accuracy"] >= 0.96

@@ -1,4 +1,4 @@
-"""Input checks shared by layers; they run at trace time, so they cost nothing in a compiled step."""
+"""Input checks shared by layers; they run at trace time, so a compiled step pays nothing."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def check_last_axis(layer: str, x, expected: int) -> None:
 
 
 def check_rank(layer: str, shape, rank: int, what: str) -> None:
-    """``shape`` (batch axis excluded) must have ``rank`` axes, e.g. ``(height, width, channels)``."""
+    """``shape`` (batch axis excluded) must have ``rank`` axes, e.g. ``(height, width, chan)``."""
     if len(shape) != rank:
         raise ShapeError(
             f"expected inputs of shape (batch, {what}) i.e. {rank} axes after the batch axis, "

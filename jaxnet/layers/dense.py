@@ -35,7 +35,9 @@ def Dense(
 
     def init(key, input_shape):
         if len(input_shape) < 1:
-            raise ShapeError(f"expected inputs with a feature axis, got shape {input_shape}", (name,))
+            raise ShapeError(
+                f"expected inputs with a feature axis, got shape {input_shape}", (name,)
+            )
         k_w, k_b = jax.random.split(key)
         params = {"w": kernel_init_fn(k_w, (input_shape[-1], units), dtype)}
         if use_bias:

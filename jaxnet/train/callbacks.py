@@ -53,5 +53,8 @@ class PrintProgress(Callback):
         width = len(str(self.epochs))
         values = "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if k != "time")
         elapsed = time.perf_counter() - self._start
-        print(f"epoch {epoch + 1:>{width}}/{self.epochs}  {values}  [{elapsed:.1f}s]", file=self.stream)
+        print(
+            f"epoch {epoch + 1:>{width}}/{self.epochs}  {values}  [{elapsed:.1f}s]",
+            file=self.stream,
+        )
         return None

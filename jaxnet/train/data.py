@@ -13,7 +13,7 @@ from jaxnet.errors import DataError
 
 
 def to_numpy(x, name: str, dtype=np.float32):
-    """A pytree of arrays as NumPy; floating leaves cast to ``dtype``; must be non-empty and finite."""
+    """A pytree of arrays as NumPy, floating leaves cast to ``dtype``; non-empty and finite."""
 
     def convert(a):
         a = np.asarray(a)
@@ -40,7 +40,9 @@ def num_examples(x, y=None) -> int:
     """The common leading dimension of every leaf of ``x`` (and ``y``)."""
     lengths = {leaf.shape[0] for leaf in jax.tree.leaves((x, y))}
     if len(lengths) != 1:
-        raise DataError(f"x and y leaves have different numbers of examples: {sorted(lengths)}", ("data",))
+        raise DataError(
+            f"x and y leaves have different numbers of examples: {sorted(lengths)}", ("data",)
+        )
     return lengths.pop()
 
 
@@ -72,7 +74,8 @@ def match_targets(y, output_shape, name: str = "y"):
         return y.reshape(-1, 1).astype(np.float32)
     if tuple(y.shape[1:]) != output_shape:
         raise DataError(
-            f"{name} has per-example shape {tuple(y.shape[1:])} but the model outputs {output_shape}",
+            f"{name} has per-example shape {tuple(y.shape[1:])} but the model outputs "
+            f"{output_shape}",
             ("data",),
         )
     return y.astype(np.float32) if y.dtype.kind in "iub" else y

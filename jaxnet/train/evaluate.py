@@ -54,7 +54,10 @@ def make_evaluate(model: Layer, loss_fn: Callable, metrics=None, batch_size: int
     @jax.jit
     def evaluate(params, state, x, y):
         predictions = predict_fn(params, state, x)
-        return {"loss": loss_fn(predictions, y), **{n: m(predictions, y) for n, m in metric_fns.items()}}
+        return {
+            "loss": loss_fn(predictions, y),
+            **{n: m(predictions, y) for n, m in metric_fns.items()},
+        }
 
     return evaluate
 

@@ -11,14 +11,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnet.checkpoint import CheckpointManager
-from jaxnet.core import path_string
-from jaxnet.core import Layer
+from jaxnet.core import Layer, path_string
 from jaxnet.errors import ConfigError, DataError, check_range
 from jaxnet.train import parallel
 from jaxnet.train.data import match_targets, num_examples, split_validation, to_numpy
 from jaxnet.train.evaluate import make_evaluate
 from jaxnet.train.logging import default_progress
-from jaxnet.train.step import TrainState, create_train_state, make_epoch, named_metrics, probed_steps
+from jaxnet.train.step import (
+    TrainState,
+    create_train_state,
+    make_epoch,
+    named_metrics,
+    probed_steps,
+)
 
 
 class History:
@@ -121,7 +126,9 @@ def fit(
         (x, y), validation_data = split_validation(x, y, validation_split)
     n = num_examples(x, y)
     if batch_size > n:
-        raise DataError(f"batch_size={batch_size} is larger than the {n} training examples", ("fit",))
+        raise DataError(
+            f"batch_size={batch_size} is larger than the {n} training examples", ("fit",)
+        )
 
     input_shape = jax.tree.map(lambda a: a.shape[1:], x)
     if train_state is None:
@@ -211,7 +218,9 @@ def fit(
         train_state = new_state
         if validation_data is not None:
             val_logs = evaluate(train_state.params, train_state.state, *validation)
-            logs |= {f"val_{name}": float(val_logs[name]) for name in ["loss", *named_metrics(metrics)]}
+            logs |= {
+                f"val_{name}": float(val_logs[name]) for name in ["loss", *named_metrics(metrics)]
+            }
         logs["time"] = time.perf_counter() - start
         history.append(logs)
         if manager is not None:

@@ -7,9 +7,9 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jaxnet.optim import apply_updates
 
 from jaxnet.core import Layer, apply_with_outputs, init_model
+from jaxnet.optim import apply_updates
 
 
 class TrainState(NamedTuple):
@@ -62,13 +62,12 @@ def cast_floating(tree, dtype):
     return jax.tree.map(cast, tree)
 
 
-def make_loss(
-    model: Layer, loss_fn: Callable, penalty: Callable | None = None, compute_dtype=None
-):
+def make_loss(model: Layer, loss_fn: Callable, penalty: Callable | None = None, compute_dtype=None):
     """``objective(params, state, x, y, key) -> (total_loss, aux)``.
 
     ``aux = (predictions, new_state, data_loss, outputs)`` where ``outputs`` maps each child of a
-    :func:`~jaxnet.serial` model to its output (what diagnostics read). ``penalty(params) -> scalar``
+    :func:`~jaxnet.serial` model to its output (what diagnostics read).
+    ``penalty(params) -> scalar``
     (e.g. an L2 term) is added to the data loss, and so is every ``"activity_penalty"`` entry of the
     new state (written by :func:`~jaxnet.regularizers.ActivityRegularization` layers).
 
@@ -162,7 +161,7 @@ def make_epoch(
     compute_dtype=None,
     batch_sharding=None,
 ):
-    """``epoch(train_state, x, y, order=None) -> (train_state, logs, probes)``: one pass, one program.
+    """``epoch(train_state, x, y, order=None) -> (train_state, logs, probes)``: one program.
 
     The permutation, the per-step batch gather, forward, backward and update all run inside one
     ``lax.scan``; ``x``/``y`` (arrays or pytrees of arrays) stay on the device. The last
