@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -11,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnet.checkpoint import CheckpointManager
+from jaxnet.compilation import run_once
 from jaxnet.core import Layer, path_string
 from jaxnet.errors import ConfigError, DataError, check_range
 from jaxnet.train import parallel
@@ -132,9 +134,9 @@ def fit(
 
     input_shape = jax.tree.map(lambda a: a.shape[1:], x)
     if train_state is None:
-        # One compiled program instead of a dispatch (and a compile) per initializer op.
-        init = jax.jit(lambda key: create_train_state(model, optimizer, input_shape, key))
-        train_state = init(_as_key(seed))
+        # One program, compiled for speed of compiling: it runs once.
+        init = functools.partial(create_train_state, model, optimizer, input_shape)
+        train_state = run_once(init, _as_key(seed))
     output_shape = jax.eval_shape(
         lambda p, s, xb: model.apply(p, s, xb)[0],
         train_state.params,

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnet.compilation import run_once_options
 from jaxnet.core import Layer
 from jaxnet.errors import ConfigError, DataError, check_range
 from jaxnet.train.data import match_targets, num_examples, split_validation, to_numpy
@@ -123,7 +124,7 @@ def fit_many(
         return epoch(ts, x, y, order)[:2]
 
     init_all = jax.jit(jax.vmap(init_one)).lower(keys, hparams)
-    train_state = init_all.compile(compiler_options=_run_once_options())(keys, hparams)
+    train_state = init_all.compile(compiler_options=run_once_options())(keys, hparams)
     output_shape = jax.eval_shape(
         lambda p, s, xb: model.apply(p, s, xb)[0],
         model_slice(train_state.params, 0),
@@ -183,18 +184,6 @@ def fit_many(
     return ManyResult(
         train_state, history_arrays, configs, best, compile_seconds, tuple(epoch_seconds)
     )
-
-
-def _run_once_options() -> dict:
-    """XLA options for a program that runs once (initialisation): compile fast, not run fast.
-
-    On the CPU, LLVM's optimisation of the initializers' random-bit loops takes seconds (several
-    per Dense layer on a 2-core machine) and saves microseconds; ``-O0`` cuts that to a fraction.
-    Other backends keep their defaults.
-    """
-    if jax.default_backend() != "cpu":
-        return {}
-    return {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
 def _make_many_evaluate(model: Layer, loss_fn: Callable, metrics):
