@@ -192,14 +192,16 @@ def fit(
     for callback in callbacks:
         getattr(callback, "on_train_begin", lambda ts: None)(train_state)
 
+    log_names = ["loss", *named_metrics(metrics)]
     for epoch in range(start_epoch, epochs):
         start = time.perf_counter()
-        steps_before = int(train_state.step)
+        steps_before = train_state.step
         new_state, logs, probes = epoch_fn(train_state, x, y)
-        logs = {name: float(logs[name]) for name in ["loss", *named_metrics(metrics)]}
+        logs = jax.device_get(logs)  # one transfer for every log
+        logs = {name: float(logs[name]) for name in log_names}
         if probe is not None:
-            steps = steps_before + np.array(probed_steps(n, batch_size, probe_every))
-            probes = jax.tree.map(np.asarray, probes)
+            steps = int(steps_before) + np.array(probed_steps(n, batch_size, probe_every))
+            probes = jax.device_get(probes)
             for callback in probers:
                 callback.on_probe(epoch, steps, probes)
         if not all(np.isfinite(v) for v in logs.values()):
@@ -219,10 +221,8 @@ def fit(
             break
         train_state = new_state
         if validation_data is not None:
-            val_logs = evaluate(train_state.params, train_state.state, *validation)
-            logs |= {
-                f"val_{name}": float(val_logs[name]) for name in ["loss", *named_metrics(metrics)]
-            }
+            val_logs = jax.device_get(evaluate(train_state.params, train_state.state, *validation))
+            logs |= {f"val_{name}": float(val_logs[name]) for name in log_names}
         logs["time"] = time.perf_counter() - start
         history.append(logs)
         if manager is not None:
