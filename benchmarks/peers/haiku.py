@@ -5,10 +5,8 @@ from __future__ import annotations
 import haiku as hk
 import jax
 import jax.numpy as jnp
-import numpy as np
-import optax
 
-from peers.spec import ADAM, LEARNING_RATE, Runner, Workload, numpy_batches, timed_epochs
+from peers.spec import Runner, Workload, optax_step_runner
 
 
 def forward(workload: Workload):
@@ -39,24 +37,4 @@ def forward(workload: Workload):
 def build(workload: Workload) -> Runner:
     model = forward(workload)
     params = model.init(jax.random.key(0), jnp.zeros((1, *workload.input_shape)))
-    tx = optax.adam(LEARNING_RATE, **ADAM)
-
-    @jax.jit
-    def step(params, opt_state, x, y):
-        def loss(params):
-            return optax.softmax_cross_entropy_with_integer_labels(model.apply(params, x), y).mean()
-
-        grads = jax.grad(loss)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
-
-    state = {"carry": (params, tx.init(params))}
-    rng = np.random.default_rng(0)
-
-    def run_epoch():
-        params, opt_state = state["carry"]
-        for x, y in numpy_batches(workload, rng):
-            params, opt_state = step(params, opt_state, x, y)
-        state["carry"] = jax.block_until_ready((params, opt_state))
-
-    return Runner(timed_epochs(run_epoch))
+    return optax_step_runner(model.apply, params, workload)

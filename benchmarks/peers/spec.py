@@ -112,3 +112,34 @@ def weight_uses(workload: Workload) -> int:
 def flops_per_step(workload: Workload) -> float:
     """Training FLOPs of one step: ``6 * weight_uses * batch`` (forward 2, backward 4 per use)."""
     return 6.0 * weight_uses(workload) * workload.batch
+
+
+def optax_step_runner(apply, params, workload: Workload) -> Runner:
+    """The usual jitted optax step, ``logits = apply(params, x)``, fed NumPy batches from Python.
+
+    Shared by the peers whose library only builds the model (Flax Linen, Haiku, stax).
+    """
+    import jax
+    import optax
+
+    tx = optax.adam(LEARNING_RATE, **ADAM)
+
+    @jax.jit
+    def step(params, opt_state, x, y):
+        def loss(params):
+            return optax.softmax_cross_entropy_with_integer_labels(apply(params, x), y).mean()
+
+        grads = jax.grad(loss)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    state = {"carry": (params, tx.init(params))}
+    rng = np.random.default_rng(0)
+
+    def run_epoch():
+        params, opt_state = state["carry"]
+        for x, y in numpy_batches(workload, rng):
+            params, opt_state = step(params, opt_state, x, y)
+        state["carry"] = jax.block_until_ready((params, opt_state))
+
+    return Runner(timed_epochs(run_epoch))

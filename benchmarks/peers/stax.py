@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import jax
-import numpy as np
-import optax
 from jax.example_libraries import stax
 
-from peers.spec import ADAM, LEARNING_RATE, Runner, Workload, numpy_batches, require, timed_epochs
+from peers.spec import Runner, Workload, optax_step_runner, require
 
 
 def make_model(workload: Workload):
@@ -32,24 +30,4 @@ def make_model(workload: Workload):
 def build(workload: Workload) -> Runner:
     init, apply = make_model(workload)
     _, params = init(jax.random.key(0), (-1, *workload.input_shape))
-    tx = optax.adam(LEARNING_RATE, **ADAM)
-
-    @jax.jit
-    def step(params, opt_state, x, y):
-        def loss(params):
-            return optax.softmax_cross_entropy_with_integer_labels(apply(params, x), y).mean()
-
-        grads = jax.grad(loss)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
-
-    state = {"carry": (params, tx.init(params))}
-    rng = np.random.default_rng(0)
-
-    def run_epoch():
-        params, opt_state = state["carry"]
-        for x, y in numpy_batches(workload, rng):
-            params, opt_state = step(params, opt_state, x, y)
-        state["carry"] = jax.block_until_ready((params, opt_state))
-
-    return Runner(timed_epochs(run_epoch))
+    return optax_step_runner(apply, params, workload)
