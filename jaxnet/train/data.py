@@ -94,3 +94,32 @@ def split_validation(x, y, fraction: float):
     head = jax.tree.map(lambda a: a[: n - n_val], (x, y))
     tail = jax.tree.map(lambda a: a[n - n_val :], (x, y))
     return head, tail
+
+
+def prepare(x, y, *, batch_size: int, validation_data=None, validation_split=None, owner="fit"):
+    """Checked NumPy ``(x, y)``, the validation pair (held out here if ``validation_split``), and
+    the number of training examples; a ``batch_size`` larger than the data is an error."""
+    x, y = to_numpy(x, "x"), to_numpy(y, "y")
+    if validation_split:
+        (x, y), validation_data = split_validation(x, y, validation_split)
+    n = num_examples(x, y)
+    if batch_size > n:
+        raise DataError(
+            f"batch_size={batch_size} is larger than the {n} training examples", (owner,)
+        )
+    if validation_data is not None:
+        x_val, y_val = to_numpy(validation_data[0], "x_val"), to_numpy(validation_data[1], "y_val")
+        num_examples(x_val, y_val)
+        validation_data = (x_val, y_val)
+    return x, y, validation_data, n
+
+
+def input_shapes(x):
+    """The per-example shape of ``x`` (a pytree of shapes for pytree inputs)."""
+    return jax.tree.map(lambda a: a.shape[1:], x)
+
+
+def output_shape(model, params, state, x) -> tuple:
+    """The model's per-example output shape for inputs like ``x`` (traced, nothing computed)."""
+    one = jax.tree.map(lambda a: jax.ShapeDtypeStruct((1, *a.shape[1:]), a.dtype), x)
+    return jax.eval_shape(lambda p, s, xb: model.apply(p, s, xb)[0], params, state, one).shape[1:]

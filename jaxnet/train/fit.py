@@ -14,9 +14,9 @@ import numpy as np
 from jaxnet.checkpoint import CheckpointManager
 from jaxnet.compilation import run_once
 from jaxnet.core import Layer, path_string
-from jaxnet.errors import ConfigError, DataError, check_range
+from jaxnet.errors import ConfigError, check_range
 from jaxnet.train import parallel
-from jaxnet.train.data import match_targets, num_examples, split_validation, to_numpy
+from jaxnet.train.data import input_shapes, match_targets, output_shape, prepare
 from jaxnet.train.evaluate import make_evaluate
 from jaxnet.train.logging import default_progress
 from jaxnet.train.step import (
@@ -123,27 +123,20 @@ def fit(
     """
     check_range("fit", "epochs", epochs, 0)
     check_range("fit", "batch_size", batch_size, 1)
-    x, y = to_numpy(x, "x"), to_numpy(y, "y")
-    if validation_split:
-        (x, y), validation_data = split_validation(x, y, validation_split)
-    n = num_examples(x, y)
-    if batch_size > n:
-        raise DataError(
-            f"batch_size={batch_size} is larger than the {n} training examples", ("fit",)
-        )
-
-    input_shape = jax.tree.map(lambda a: a.shape[1:], x)
+    x, y, validation_data, n = prepare(
+        x,
+        y,
+        batch_size=batch_size,
+        validation_data=validation_data,
+        validation_split=validation_split,
+    )
+    input_shape = input_shapes(x)
     if train_state is None:
         # One program, compiled for speed of compiling: it runs once.
         init = functools.partial(create_train_state, model, optimizer, input_shape)
         train_state = run_once(init, _as_key(seed))
-    output_shape = jax.eval_shape(
-        lambda p, s, xb: model.apply(p, s, xb)[0],
-        train_state.params,
-        train_state.state,
-        jax.tree.map(lambda a: jax.ShapeDtypeStruct((1, *a.shape[1:]), a.dtype), x),
-    ).shape[1:]
-    y = match_targets(y, output_shape)
+    out_shape = output_shape(model, train_state.params, train_state.state, x)
+    y = match_targets(y, out_shape)
     batch_sharding = None
     if mesh is None:
         x, y = jax.device_put((x, y))
@@ -152,10 +145,9 @@ def fit(
         x, y, train_state = jax.device_put((x, y, train_state), parallel.replicated(mesh))
         batch_sharding = parallel.batch_sharded(mesh)
     if validation_data is not None:
-        x_val, y_val = to_numpy(validation_data[0], "x_val"), to_numpy(validation_data[1], "y_val")
-        num_examples(x_val, y_val)
+        x_val, y_val = validation_data
         validation = jax.device_put(
-            (x_val, match_targets(y_val, output_shape, "y_val")),
+            (x_val, match_targets(y_val, out_shape, "y_val")),
             None if mesh is None else parallel.replicated(mesh),
         )
         evaluate = make_evaluate(model, loss_fn, metrics)

@@ -13,8 +13,8 @@ import numpy as np
 
 from jaxnet.compilation import run_once_options
 from jaxnet.core import Layer
-from jaxnet.errors import ConfigError, DataError, check_range
-from jaxnet.train.data import match_targets, num_examples, split_validation, to_numpy
+from jaxnet.errors import ConfigError, check_range
+from jaxnet.train.data import input_shapes, match_targets, output_shape, prepare
 from jaxnet.train.evaluate import make_predict
 from jaxnet.train.step import TrainState, create_train_state, make_epoch, named_metrics
 
@@ -104,15 +104,15 @@ def fit_many(
     hparams = {name: jnp.asarray([c[name] for c in configs], jnp.float32) for name in grid or {}}
     keys = jax.vmap(jax.random.key)(jnp.asarray([c["seed"] for c in configs], jnp.uint32))
 
-    x, y = to_numpy(x, "x"), to_numpy(y, "y")
-    if validation_split:
-        (x, y), validation_data = split_validation(x, y, validation_split)
-    n = num_examples(x, y)
-    if batch_size > n:
-        raise DataError(
-            f"batch_size={batch_size} is larger than the {n} training examples", ("fit_many",)
-        )
-    input_shape = jax.tree.map(lambda a: a.shape[1:], x)
+    x, y, validation_data, n = prepare(
+        x,
+        y,
+        batch_size=batch_size,
+        validation_data=validation_data,
+        validation_split=validation_split,
+        owner="fit_many",
+    )
+    input_shape = input_shapes(x)
 
     def init_one(key, hp):
         return create_train_state(model, make_optimizer(**hp), input_shape, key)
@@ -125,13 +125,10 @@ def fit_many(
 
     init_all = jax.jit(jax.vmap(init_one)).lower(keys, hparams)
     train_state = init_all.compile(compiler_options=run_once_options())(keys, hparams)
-    output_shape = jax.eval_shape(
-        lambda p, s, xb: model.apply(p, s, xb)[0],
-        model_slice(train_state.params, 0),
-        model_slice(train_state.state, 0),
-        jax.tree.map(lambda a: jax.ShapeDtypeStruct((1, *a.shape[1:]), a.dtype), x),
-    ).shape[1:]
-    y = match_targets(y, output_shape)
+    out_shape = output_shape(
+        model, model_slice(train_state.params, 0), model_slice(train_state.state, 0), x
+    )
+    y = match_targets(y, out_shape)
     x, y = jax.device_put((x, y))
     data_key = jax.random.key(data_seed)
 
@@ -146,9 +143,8 @@ def fit_many(
 
     evaluate = None
     if validation_data is not None:
-        x_val = to_numpy(validation_data[0], "x_val")
-        y_val = match_targets(to_numpy(validation_data[1], "y_val"), output_shape, "y_val")
-        validation = jax.device_put((x_val, y_val))
+        x_val, y_val = validation_data
+        validation = jax.device_put((x_val, match_targets(y_val, out_shape, "y_val")))
         evaluate = _make_many_evaluate(model, loss_fn, metrics)
 
     history: dict[str, list[np.ndarray]] = {}
