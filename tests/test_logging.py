@@ -134,3 +134,43 @@ def test_plot_history_without_matplotlib_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match="pip install matplotlib"):
         plot_history({"loss": [1.0]})
+
+
+def _read_scalars(log_dir):
+    """Parse TensorBoard event files by hand: TFRecord framing + tensorboardX's Event proto."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    scalars = {}
+    for path in sorted(log_dir.glob("events.out.tfevents.*")):
+        data = path.read_bytes()
+        offset = 0
+        while offset < len(data):
+            (length,) = struct.unpack("<Q", data[offset : offset + 8])
+            record = data[offset + 12 : offset + 12 + length]
+            offset += 12 + length + 4
+            event = event_pb2.Event.FromString(record)
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return scalars
+
+
+def test_tensorboard_logger_writes_every_logged_value(tmp_path):
+    import jaxnet
+    from jaxnet.train.logging import TensorBoardLogger
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int32)
+    recipe = jaxnet.classifier_mlp(2, hidden=(8,))
+    _, history = jaxnet.fit(
+        recipe.model, recipe.loss, optax.sgd(0.1), x, y, epochs=3, batch_size=16,
+        metrics=recipe.metrics, validation_split=0.25, verbose=0,
+        callbacks=[TensorBoardLogger(tmp_path)],
+    )  # fmt: skip
+    scalars = _read_scalars(tmp_path)
+    for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        steps, values = zip(*scalars[name], strict=True)
+        assert steps == (1, 2, 3)
+        np.testing.assert_allclose(values, history[name], rtol=1e-6)

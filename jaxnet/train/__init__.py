@@ -4,7 +4,7 @@ from jaxnet.train.callbacks import Callback, PrintProgress
 from jaxnet.train.early_stopping import EarlyStopping
 from jaxnet.train.evaluate import evaluate, make_evaluate, make_predict, predict
 from jaxnet.train.fit import History, fit
-from jaxnet.train.logging import CSVLogger, JSONLinesLogger, ProgressBar
+from jaxnet.train.logging import CSVLogger, JSONLinesLogger, ProgressBar, TensorBoardLogger
 from jaxnet.train.many import ManyResult, fit_many, model_slice
 from jaxnet.train.per_example import clipped_mean_gradient, per_example_gradients
 from jaxnet.train.step import (
@@ -30,6 +30,7 @@ __all__ = [
     "per_example_gradients",
     "History",
     "PrintProgress",
+    "TensorBoardLogger",
     "TrainState",
     "create_train_state",
     "evaluate",

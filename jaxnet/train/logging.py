@@ -161,3 +161,33 @@ class JSONLinesLogger(_FileLogger):
         self._file.write(json.dumps(row) + "\n")
         self._file.flush()
         return None
+
+
+class TensorBoardLogger(Callback):
+    """Every logged value as a TensorBoard scalar per epoch (``loss``, ``val_accuracy``, ...).
+
+    Needs the optional ``tensorboardX`` package (``pip install jaxnet-classic[tensorboard]``);
+    view with ``tensorboard --logdir DIR``.
+    """
+
+    def __init__(self, log_dir):
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError as error:
+            raise ImportError(
+                "TensorBoardLogger needs tensorboardX: pip install tensorboardX"
+            ) from error
+        self._writer_class, self.log_dir, self._writer = SummaryWriter, str(log_dir), None
+
+    def on_train_begin(self, train_state):
+        self._writer = self._writer_class(self.log_dir)
+
+    def on_epoch_end(self, epoch, logs, train_state):
+        for name, value in logs.items():
+            self._writer.add_scalar(name, value, epoch + 1)
+        self._writer.flush()
+        return None
+
+    def on_train_end(self, train_state, history):
+        self._writer.close()
+        return None
