@@ -75,6 +75,10 @@ def _dense_init(key, input_features, width, kernel_init, recurrent_init, units, 
     return w_x, w_h
 
 
+def project_inputs(params, x):
+    """``x @ w_x + b`` for all time steps at once: the input half of every gate, before the scan."""
+
+
 def SimpleRNNCell(
     units: int,
     *,
@@ -92,9 +96,6 @@ def SimpleRNNCell(
         )
         return {"w_x": w_x, "w_h": w_h, "b": jnp.zeros((units,), dtype)}
 
-    def project(params, x):
-        return jnp.dot(x, params["w_x"]) + params["b"]
-
     def step(params, h, projected):
         h = activation(projected + jnp.dot(h, params["w_h"]))
         return h, h
@@ -102,7 +103,7 @@ def SimpleRNNCell(
     def initial_carry(batch_size, dtype=jnp.float32):
         return jnp.zeros((batch_size, units), dtype)
 
-    return Cell(init, project, step, initial_carry, units, "simple_rnn", {"gates": 1})
+    return Cell(init, project_inputs, step, initial_carry, units, "simple_rnn", {"gates": 1})
 
 
 def GRUCell(
@@ -131,9 +132,6 @@ def GRUCell(
             "b_hn": jnp.zeros((units,), dtype),
         }
 
-    def project(params, x):
-        return jnp.dot(x, params["w_x"]) + params["b"]
-
     def step(params, h, projected):
         x_r, x_z, x_n = jnp.split(projected, 3, axis=-1)
         h_r, h_z, h_n = jnp.split(jnp.dot(h, params["w_h"]), 3, axis=-1)
@@ -146,7 +144,7 @@ def GRUCell(
     def initial_carry(batch_size, dtype=jnp.float32):
         return jnp.zeros((batch_size, units), dtype)
 
-    return Cell(init, project, step, initial_carry, units, "gru", {"gates": 3})
+    return Cell(init, project_inputs, step, initial_carry, units, "gru", {"gates": 3})
 
 
 def LSTMCell(
@@ -176,9 +174,6 @@ def LSTMCell(
             b = b.at[units : 2 * units].set(1.0)
         return {"w_x": w_x, "w_h": w_h, "b": b}
 
-    def project(params, x):
-        return jnp.dot(x, params["w_x"]) + params["b"]
-
     def step(params, carry, projected):
         c, h = carry
         i, f, g, o = jnp.split(projected + jnp.dot(h, params["w_h"]), 4, axis=-1)
@@ -190,7 +185,7 @@ def LSTMCell(
         zeros = jnp.zeros((batch_size, units), dtype)
         return zeros, zeros
 
-    return Cell(init, project, step, initial_carry, units, "lstm", {"gates": 4})
+    return Cell(init, project_inputs, step, initial_carry, units, "lstm", {"gates": 4})
 
 
 def _split_input(name: str, inputs):
