@@ -77,6 +77,7 @@ def _dense_init(key, input_features, width, kernel_init, recurrent_init, units, 
 
 def project_inputs(params, x):
     """``x @ w_x + b`` for all time steps at once: the input half of every gate, before the scan."""
+    return jnp.dot(x, params["w_x"]) + params["b"]
 
 
 def SimpleRNNCell(
