@@ -48,7 +48,6 @@ index of the last axis, so for feature maps a unit is a channel seen at every po
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 
@@ -63,7 +62,8 @@ SATURATING = ("sigmoid", "logistic", "tanh")  # activations whose saturation is 
 
 
 def _leaves(tree) -> list:
-    return [jnp.asarray(leaf, jnp.float32) for leaf in jax.tree.leaves(tree)]
+    """The non-empty leaves of ``tree`` as float32 arrays."""
+    return [jnp.asarray(leaf, jnp.float32) for leaf in jax.tree.leaves(tree) if jnp.size(leaf)]
 
 
 def _rows(x):
@@ -71,75 +71,143 @@ def _rows(x):
     return x.reshape(1, 1) if x.ndim == 0 else x.reshape(-1, x.shape[-1])
 
 
-def total(x):
-    """Sum of every entry of ``x``, computed as ``x.reshape(-1, n) @ ones(n)`` then a short sum.
+def row_sums(*arrays):
+    """``(k, rows)``: row sums of ``k`` same-shaped arrays (as matrices ``(-1, last axis)``).
 
-    XLA on CPU runs a plain float reduction as one sequential chain of additions (it may not
-    reorder them); a matrix-vector product is vectorised and was 2-3x faster for the layer sizes
-    of an MLP. Equal to ``jnp.sum`` up to the order of rounding.
+    One matrix-vector product ``[a_1; ...; a_k] @ ones``: XLA on CPU runs a plain float reduction
+    as one sequential chain of additions (it may not reorder them), while a product whose operand
+    is computed elementwise (``g * g``) is fused into one vectorised loop that reads a layer's
+    gradient, weight and update once. The short sums over rows are left to the caller (the host,
+    for a packed probe). Equal to ``jnp.sum`` up to the order of rounding.
     """
-    m = _rows(jnp.asarray(x, jnp.float32))
-    ones = jnp.ones((m.shape[-1],), jnp.float32)
-    return jnp.sum(jnp.dot(m, ones, precision=jax.lax.Precision.HIGHEST))
+    rows = [_rows(jnp.asarray(a, jnp.float32)) for a in arrays]
+    stacked = jnp.concatenate(rows, axis=0) if len(rows) > 1 else rows[0]
+    ones = jnp.ones((stacked.shape[-1],), jnp.float32)
+    sums = jnp.dot(stacked, ones, precision=jax.lax.Precision.HIGHEST)
+    return sums.reshape(len(rows), -1)
 
 
-def column_sums(a):
-    """``(units,)`` sums over every axis but the last, as ``ones(n) @ a.reshape(n, units)``."""
-    m = _rows(jnp.asarray(a, jnp.float32))
-    ones = jnp.ones((m.shape[0],), jnp.float32)
-    return jnp.dot(ones, m, precision=jax.lax.Precision.HIGHEST)
+_MAGNITUDE = 0x7FFFFFFF  # float32 bits without the sign
+_INF_BITS = 0x7F800000  # bits of +inf; larger magnitudes are NaNs
 
 
-def sum_of_squares(tree):
-    """``sum(x^2)`` over every entry of every array of ``tree`` (float32)."""
-    return sum((total(leaf * leaf) for leaf in _leaves(tree)), jnp.zeros((), jnp.float32))
+def row_magnitudes(x):
+    """Per row of ``x`` (a matrix): ``(max |x|, number of zeros, number of NaN/inf)``, one pass.
 
-
-def global_norm(tree):
-    """``sqrt(sum(x^2))`` over the whole tree, e.g. a layer's gradient norm."""
-    return jnp.sqrt(sum_of_squares(tree))
-
-
-def count_nonfinite(tree, sum_of_squares_value=None):
-    """Number of NaN/inf entries in ``tree``.
-
-    Given the tree's sum of squares (already computed for the norm), the count only runs when that
-    sum is not finite, i.e. almost never.
+    A float32's bits without the sign order like its magnitude (NaNs above ``inf``), so the max
+    and both counts are integer reductions, which XLA vectorises (a float max or sum it may not
+    reorder). A row's ``max |x|`` is NaN when it holds a NaN, like ``jnp.max(jnp.abs(x))``.
     """
-    leaves = _leaves(tree)
+    bits = jax.lax.bitcast_convert_type(jnp.asarray(x, jnp.float32), jnp.int32) & _MAGNITUDE
+    operands = (bits, (bits == 0).astype(jnp.int32), (bits >= _INF_BITS).astype(jnp.int32))
 
-    def count():
-        return sum(total(~jnp.isfinite(leaf)) for leaf in leaves)
+    def combine(a, b):
+        return jnp.maximum(a[0], b[0]), a[1] + b[1], a[2] + b[2]
 
-    if sum_of_squares_value is None:
-        return count()
-    finite = jnp.isfinite(sum_of_squares_value)
-    return jax.lax.cond(finite, lambda: jnp.zeros((), jnp.float32), count)
+    zero = jnp.zeros((), jnp.int32)
+    largest, zeros, nonfinite = jax.lax.reduce(operands, (zero, zero, zero), combine, (1,))
+    return jax.lax.bitcast_convert_type(largest, jnp.float32), zeros, nonfinite
+
+
+# Statistics are computed in two halves: ``*_sums`` runs inside the compiled step and returns
+# raw per-row sums — every parameter array with the same last axis is stacked into one matrix, so
+# one fused product and one integer reduction cover them all (on CPU every small op is its own
+# kernel) — and ``finish_*`` turns them into the statistics, with ``xp`` = NumPy on the host for a
+# packed probe or ``jax.numpy`` inside a step, for any leading (step, model) axes.
+
+
+def gradient_sums(layers: dict) -> tuple[dict, dict]:
+    """``{name: (grads, params, updates or None)}`` -> ``(raw sums, layout)``.
+
+    ``raw["<columns>"]`` holds, for the stacked rows of every array with that many columns,
+    ``squares`` ``(2 or 3, rows)`` (``g^2``, ``w^2``, ``u^2``) and the per-row ``max``/``zeros``/
+    ``nonfinite`` of the gradient; ``layout["<columns>"]`` lists ``(layer, rows, size)`` in
+    stacking order (static, for :func:`finish_gradients`).
+    """
+    groups: dict[str, list] = {}
+    for name, (grads, params, updates) in layers.items():
+        g, p = _leaves(grads), _leaves(params)
+        u = _leaves(updates) if updates is not None else [None] * len(g)
+        for arrays in zip(g, p, u, strict=True):
+            groups.setdefault(str(_rows(arrays[0]).shape[-1]), []).append((name, arrays))
+    raw, layout = {}, {}
+    for columns, members in groups.items():
+
+        def stack(i, members=members):
+            return jnp.concatenate([_rows(arrays[i]) for _, arrays in members], axis=0)
+
+        g, p = stack(0), stack(1)
+        squares = [g * g, p * p]
+        if members[0][1][2] is not None:
+            u = stack(2)
+            squares.append(u * u)
+        largest, zeros, nonfinite = row_magnitudes(g)
+        raw[columns] = {
+            "squares": row_sums(*squares),
+            "max": largest,
+            "zeros": zeros,
+            "nonfinite": nonfinite,
+        }
+        layout[columns] = [(name, _rows(a[0]).shape[0], a[0].size) for name, a in members]
+    return raw, layout
+
+
+def finish_gradients(raw: dict, layout: dict, xp=np) -> dict:
+    """``{layer: statistics}`` (see the module) from :func:`gradient_sums`."""
+    parts: dict[str, list] = {}
+    for columns, members in layout.items():
+        sums, start = raw[columns], 0
+        for name, rows, size in members:
+            span = slice(start, start + rows)
+            start += rows
+            parts.setdefault(name, []).append(
+                (
+                    xp.sum(sums["squares"][..., span], axis=-1),
+                    xp.max(sums["max"][..., span], axis=-1),
+                    xp.sum(sums["zeros"][..., span], axis=-1),
+                    xp.sum(sums["nonfinite"][..., span], axis=-1),
+                    size,
+                )
+            )
+    stats = {}
+    for name, leaves in parts.items():
+        squares = sum(leaf[0] for leaf in leaves)  # (..., 2 or 3)
+        size = sum(leaf[4] for leaf in leaves)
+        largest = leaves[0][1]
+        for leaf in leaves[1:]:
+            largest = xp.maximum(largest, leaf[1])  # NaN propagates
+        grad_norm, param_norm = xp.sqrt(squares[..., 0]), xp.sqrt(squares[..., 1])
+        zeros = xp.asarray(sum(leaf[2] for leaf in leaves), xp.float32)
+        layer = {
+            "grad_norm": grad_norm,
+            "grad_rms": grad_norm / math.sqrt(size),
+            "grad_max": largest,
+            "grad_zero_fraction": zeros / size,
+            "grad_nonfinite": xp.asarray(sum(leaf[3] for leaf in leaves), xp.float32),
+            "param_norm": param_norm,
+        }
+        if squares.shape[-1] == 3:
+            layer["update_norm"] = xp.sqrt(squares[..., 2])
+            layer["update_ratio"] = layer["update_norm"] / xp.maximum(param_norm, 1e-12)
+        stats[name] = layer
+    return stats
 
 
 def gradient_stats(grads, params, updates=None) -> dict:
     """Statistics of one layer's gradients, parameters and (optionally) updates: see the module."""
-    g = _leaves(grads)
-    size = sum(leaf.size for leaf in g)
-    squares = sum(total(leaf * leaf) for leaf in g)
-    grad_norm = jnp.sqrt(squares)
-    stats = {
-        "grad_norm": grad_norm,
-        "grad_rms": grad_norm / math.sqrt(size),
-        "grad_max": functools.reduce(jnp.maximum, [jnp.max(jnp.abs(leaf)) for leaf in g]),
-        "grad_zero_fraction": sum(total(leaf == 0) for leaf in g) / size,
-        "grad_nonfinite": count_nonfinite(g, squares),
-        "param_norm": global_norm(params),
-    }
-    if updates is not None:
-        stats["update_norm"] = global_norm(updates)
-        stats["update_ratio"] = stats["update_norm"] / jnp.maximum(stats["param_norm"], 1e-12)
-    return stats
+    raw, layout = gradient_sums({"layer": (grads, params, updates)})
+    return finish_gradients(raw, layout, jnp)["layer"]
 
 
 def _examples(a) -> int:
     """Entries per unit: the batch size times the number of positions."""
     return math.prod(a.shape[:-1])
+
+
+def _saturated(a, activation: str, threshold: float):
+    """Booleans: the sigmoid/tanh derivative at ``a`` is below ``threshold`` x its maximum."""
+    u = 2.0 * a - 1.0 if activation in ("sigmoid", "logistic") else a
+    return jnp.abs(u) > math.sqrt(1.0 - threshold)
 
 
 def dead_units(a):
@@ -156,28 +224,52 @@ def saturated_fraction(a, activation: str, threshold: float = 0.1, batch_fractio
     """Fraction of sigmoid/tanh units whose derivative is below ``threshold`` x its maximum on at
     least ``batch_fraction`` of the batch: ``|u| > sqrt(1 - threshold)``, ``u`` scaled to [-1, 1].
     """
-    u = 2.0 * a - 1.0 if activation in ("sigmoid", "logistic") else a
-    saturated = jnp.abs(u) > math.sqrt(1.0 - threshold)
-    return jnp.mean(column_sums(saturated) / _examples(a) >= batch_fraction)
+    counts = jnp.sum(_rows(_saturated(a, activation, threshold)), axis=0)
+    return jnp.mean(counts / _examples(a) >= batch_fraction)
+
+
+def activation_sums(a, activation: str, threshold: float = 0.1) -> dict:
+    """Raw sums of an activation ``a``: row sums of ``a`` and ``a^2`` (one fused product), and
+    per unit (integer column reductions) the largest value (ReLU) or the saturated count.
+    """
+    m = _rows(jnp.asarray(a, jnp.float32))
+    sums = {
+        "rows": row_sums(m, m * m),
+        "examples": jnp.float32(m.shape[0]),
+        "units": jnp.float32(m.shape[1]),
+    }
+    if kind_of(activation) == "relu":
+        # As int32, float32 bits order like the floats' signs: max <= 0 iff no entry is > 0.
+        bits = jax.lax.bitcast_convert_type(m, jnp.int32)
+        sums["largest"] = jnp.max(bits, axis=0)
+    if activation in SATURATING:
+        sums["saturated"] = jnp.sum(_saturated(m, activation, threshold), axis=0, dtype=jnp.int32)
+    return sums
+
+
+def finish_activations(sums: dict, activation: str, batch_fraction: float = 0.9, xp=np) -> dict:
+    """The statistics of :func:`activation_stats` from :func:`activation_sums`."""
+    totals = xp.sum(xp.asarray(sums["rows"]), axis=-1)  # (..., 2): sum of a, sum of a^2
+    examples, units = xp.asarray(sums["examples"]), xp.asarray(sums["units"])
+    n = examples * units
+    mean = totals[..., 0] / n
+    variance = xp.maximum(totals[..., 1] / n - mean * mean, 0.0)
+    stats = {"activation_mean": mean, "activation_std": xp.sqrt(variance)}
+    if "largest" in sums:
+        dead = (xp.asarray(sums["largest"]) <= 0).astype(np.float32)
+        stats["dead_fraction"], stats["dead_units"] = xp.mean(dead, axis=-1), dead
+    if "saturated" in sums:
+        saturated = xp.asarray(sums["saturated"]) / examples[..., None] >= batch_fraction
+        stats["saturated_fraction"] = xp.mean(saturated.astype(np.float32), axis=-1)
+    return stats
 
 
 def activation_stats(
     a, activation: str, *, threshold: float = 0.1, batch_fraction: float = 0.9
 ) -> dict:
     """Statistics of an activation layer's output ``a`` of shape ``(batch, ..., units)``."""
-    a = jnp.asarray(a, jnp.float32)
-    sums, squares = column_sums(a), column_sums(a * a)
-    n = a.size
-    mean = jnp.sum(sums) / n
-    variance = jnp.maximum(jnp.sum(squares) / n - mean * mean, 0.0)
-    stats = {"activation_mean": mean, "activation_std": jnp.sqrt(variance)}
-    if kind_of(activation) == "relu":
-        # ReLU outputs are >= 0, so a unit is dead exactly when its column sums to 0.
-        dead = (sums <= 0).astype(jnp.float32)
-        stats["dead_fraction"], stats["dead_units"] = jnp.mean(dead), dead
-    if activation in SATURATING:
-        stats["saturated_fraction"] = saturated_fraction(a, activation, threshold, batch_fraction)
-    return stats
+    sums = activation_sums(a, activation, threshold)
+    return finish_activations(sums, activation, batch_fraction, jnp)
 
 
 def activation_of(name: str, layer: Layer | None = None) -> str | None:
@@ -201,17 +293,18 @@ class PackedProbe:
     Inside a scanned epoch every leaf of a probe's result is its own output buffer, written at
     every step; on CPU that per-buffer cost dominates the cheap reductions (a 9-layer MLP's ~130
     scalars made an epoch ~3x slower than the statistics themselves). Packing writes one buffer.
-    The layout (tree structure and shapes, all static) is recorded when the probe is traced, so
-    use one ``PackedProbe`` per model.
+    ``finish(raw) -> result`` (NumPy, on the host) runs in :meth:`unpack`, so the step can return
+    raw sums and leave the scalar arithmetic to the host. The layout (tree structure and shapes,
+    all static) is recorded when the probe is traced, so use one ``PackedProbe`` per model.
     """
 
-    def __init__(self, probe: Callable):
-        self.probe = probe
+    def __init__(self, probe: Callable, finish: Callable | None = None):
+        self.probe, self.finish = probe, finish
         self.layout = None
 
     def __call__(self, **kwargs):
         leaves, treedef = jax.tree.flatten(self.probe(**kwargs))
-        self.layout = (treedef, [tuple(leaf.shape) for leaf in leaves])
+        self.layout = (treedef, [tuple(jnp.shape(leaf)) for leaf in leaves])
         return jnp.concatenate([jnp.ravel(leaf).astype(jnp.float32) for leaf in leaves])
 
     def unpack(self, packed):
@@ -225,7 +318,8 @@ class PackedProbe:
             size = math.prod(shape)
             leaves.append(packed[..., start : start + size].reshape(*packed.shape[:-1], *shape))
             start += size
-        return jax.tree.unflatten(treedef, leaves)
+        raw = jax.tree.unflatten(treedef, leaves)
+        return raw if self.finish is None else self.finish(raw)
 
 
 def make_probe(
@@ -248,28 +342,50 @@ def make_probe(
     children = dict(model.info.get("children", {})) if model is not None else {}
     single = model is not None and not children  # not a serial model: one layer, the whole tree
 
-    def probe(*, grads, params, updates=None, outputs=None, loss=None):
+    def activation(name):
+        return activation_of(name, children.get(name))
+
+    layout = {}  # of the gradient sums, recorded when the probe is traced
+
+    def sums(*, grads, params, updates=None, outputs=None, loss=None):
+        """Raw sums, computed inside the step."""
         if single:
             grads, params = {model.name: grads}, {model.name: params}
             updates = None if updates is None else {model.name: updates}
-        layers = {}
-        for name in grads:
-            if jax.tree.leaves(grads[name]):
-                layer_updates = None if updates is None else updates[name]
-                layers[name] = gradient_stats(grads[name], params[name], layer_updates)
+        trained = {
+            name: (grads[name], params[name], None if updates is None else updates[name])
+            for name in grads
+            if jax.tree.leaves(grads[name])
+        }
+        gradients, layout["gradients"] = gradient_sums(trained)
+        activations = {}
         for name, a in (outputs or {}).items():
-            activation = activation_of(name, children.get(name))
-            if activation is not None and hasattr(a, "ndim") and a.ndim >= 1:
-                stats = activation_stats(
-                    a, activation, threshold=threshold, batch_fraction=batch_fraction
-                )
-                layers[name] = {**layers.get(name, {}), **stats}
-        result = {"layers": layers}
+            if activation(name) is not None and hasattr(a, "ndim") and a.ndim >= 1:
+                activations[name] = activation_sums(a, activation(name), threshold)
+        result = {"gradients": gradients, "activations": activations}
         if loss is not None:
             result["loss"] = jnp.asarray(loss, jnp.float32)
         return result
 
-    return PackedProbe(probe) if packed else probe
+    def finish(raw, xp=np):
+        layers = finish_gradients(raw["gradients"], layout["gradients"], xp)
+        for name, part in raw["activations"].items():
+            stats = finish_activations(part, activation(name), batch_fraction, xp)
+            layers[name] = {**layers.get(name, {}), **stats}
+        order = {name: i for i, name in enumerate(children)}  # depth order for serial models
+        layers = dict(sorted(layers.items(), key=lambda item: order.get(item[0], len(order))))
+        result = {"layers": layers}
+        if "loss" in raw:
+            result["loss"] = raw["loss"]
+        return result
+
+    if packed:
+        return PackedProbe(sums, finish)
+
+    def probe(**kwargs):
+        return finish(sums(**kwargs), jnp)
+
+    return probe
 
 
 def stats_at_init(model: Layer, params, state, batch, loss_fn: Callable, *, key=None, **probe_kw):

@@ -140,6 +140,13 @@ def make_train_step(
     return jax.jit(step) if jit else step
 
 
+def _split_probe(carry_and_logs):
+    """``(ts, logs)`` -> ``(ts, (logs without "probe", the probe's result))``."""
+    ts, logs = carry_and_logs
+    logs = dict(logs)
+    return ts, (logs, logs.pop("probe"))
+
+
 def probed_steps(n_examples: int, batch_size: int, every: int) -> list[int]:
     """Steps (counted from the epoch's first) whose probe results ``make_epoch`` returns."""
     n_batches = n_examples // batch_size
@@ -207,6 +214,11 @@ def make_epoch(
         # Probe the first step of every chunk of `every` steps: an outer scan over chunks, whose
         # body runs one probed step and an inner scan of plain ones (no lax.cond per step).
         every = min(probe_every, n_batches)
+        if every == 1:  # every step probed: one scan, no chunks
+            ts, (logs, probes) = jax.lax.scan(
+                lambda ts, index: _split_probe(body(probed_step)(ts, index)), ts, batches
+            )
+            return ts, jax.tree.map(jnp.mean, logs), probes
         n_chunks = n_batches // every
         chunks = batches[: n_chunks * every].reshape(n_chunks, every, batch_size)
 

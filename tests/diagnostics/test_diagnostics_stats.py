@@ -162,3 +162,36 @@ def test_plain_functions_are_recognised_by_name_and_packing_round_trips():
     reference = make_probe(model)(**kwargs)
     for got, want in zip(jax.tree.leaves(unpacked), jax.tree.leaves(reference), strict=True):
         np.testing.assert_allclose(got, np.stack([want] * 3), rtol=1e-6)
+
+
+def test_magnitudes_and_counts_with_nan_inf_and_signed_zeros_match_numpy():
+    """max |g| and the zero/NaN counts come from an integer pass over the float bits; arrays of
+    several layers that share a last axis are stacked; packed (host) == unpacked (device)."""
+    rng = np.random.default_rng(2)
+    grads = {
+        "a": {"w": rng.normal(size=(4, 6)), "b": np.array([0.0, -0.0, 3.0, -7.5, 0.0, 1e-30])},
+        "b": {"w": rng.normal(size=(6, 6)), "b": np.zeros(6)},
+        "c": {"w": rng.normal(size=(6, 3)), "b": np.array([np.nan, 1.0, -np.inf])},
+    }
+    grads["b"]["w"][2, 3] = np.inf
+    grads["a"]["w"][0, 0] = -9.0  # the largest magnitude is negative
+    grads = jax.tree.map(lambda a: np.asarray(a, np.float32), grads)
+    params = jax.tree.map(lambda a: np.ones_like(a) * 2.0, grads)
+    updates = jax.tree.map(lambda a: np.full_like(a, -0.5), grads)
+    for probe in (make_probe(), make_probe(packed=True)):
+        result = probe(grads=grads, params=params, updates=updates)
+        got = probe.unpack(np.asarray(result)) if isinstance(probe, PackedProbe) else result
+        for name, g in grads.items():
+            flat = np.concatenate([v.ravel() for v in g.values()]).astype(np.float64)
+            stats = got["layers"][name]
+            finite = np.isfinite(flat)
+            np.testing.assert_equal(float(stats["grad_nonfinite"]), np.sum(~finite))
+            np.testing.assert_allclose(stats["grad_zero_fraction"], np.mean(flat == 0))
+            if np.isnan(flat).any():
+                assert np.isnan(stats["grad_max"])
+            else:
+                np.testing.assert_allclose(stats["grad_max"], np.max(np.abs(flat)))
+            expected_norm = np.sqrt(np.sum(flat**2))  # inf when an entry is inf
+            np.testing.assert_allclose(stats["grad_norm"], expected_norm, rtol=1e-6)
+            np.testing.assert_allclose(stats["param_norm"], 2.0 * np.sqrt(flat.size), rtol=1e-6)
+            np.testing.assert_allclose(stats["update_ratio"], 0.25, rtol=1e-6)
