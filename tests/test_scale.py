@@ -246,3 +246,55 @@ def test_persistent_compilation_cache_writes_programs(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert any(tmp_path.iterdir())
+
+
+MODELS_MESH_SCRIPT = textwrap.dedent(
+    """
+    import json, jax, numpy as np, optax, jaxnet
+    from jaxnet import losses
+    from jaxnet.train.parallel import models_mesh
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 6)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int32)
+    model = jaxnet.serial(jaxnet.Dense(16), jaxnet.Relu(), jaxnet.Dense(2))
+    kw = dict(seeds=range(4), grid={"learning_rate": [1e-2, 3e-2]}, epochs=2, batch_size=16,
+              validation_split=0.25, verbose=0)
+    opt = lambda learning_rate: optax.adam(learning_rate)
+    loss = losses.sparse_categorical_cross_entropy
+    one = jaxnet.fit_many(model, loss, opt, x, y, **kw)
+    many = jaxnet.fit_many(model, loss, opt, x, y, mesh=models_mesh(), **kw)
+    w = many.train_state.params["dense_0"]["w"]
+    pairs = zip(jax.tree.leaves(one.train_state.params), jax.tree.leaves(many.train_state.params))
+    diff = max(float(np.abs(np.asarray(a) - np.asarray(b)).max()) for a, b in pairs)
+    print(json.dumps({"diff": diff, "devices": len(w.sharding.device_set),
+                      "per_device": [s.data.shape[0] for s in w.addressable_shards],
+                      "val1": one.history["val_loss"].tolist(),
+                      "val4": many.history["val_loss"].tolist()}))
+    """
+)
+
+
+def test_fit_many_splits_the_models_across_four_cpu_devices_with_the_same_result():
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", MODELS_MESH_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["devices"] == 4
+    assert result["per_device"] == [2, 2, 2, 2]  # 8 models, 2 per device
+    assert result["diff"] < 1e-5
+    np.testing.assert_allclose(result["val1"], result["val4"], rtol=1e-5)
+
+
+def test_fit_many_models_must_split_evenly_across_the_mesh():
+    x, y = problem()
+    mesh_of_two = type("TwoDeviceMesh", (), {"devices": np.zeros(2)})()  # only .devices is read
+    with pytest.raises(ConfigError, match="3 models do not split evenly across the 2 devices"):
+        fit_many(MODEL, LOSS, optax.adam(1e-2), x, y, seeds=[0, 1, 2], mesh=mesh_of_two, verbose=0)

@@ -14,6 +14,7 @@ import numpy as np
 from jaxnet.compilation import run_once_options
 from jaxnet.core import Layer
 from jaxnet.errors import ConfigError, check_range
+from jaxnet.train import parallel
 from jaxnet.train.data import input_shapes, match_targets, output_shape, prepare
 from jaxnet.train.evaluate import make_predict
 from jaxnet.train.step import TrainState, create_train_state, make_epoch, named_metrics
@@ -67,6 +68,7 @@ def fit_many(
     mode: str = "min",
     data_seed: int = 0,
     penalty: Callable | None = None,
+    mesh=None,
     verbose: int = 1,
 ) -> ManyResult:
     """Train ``len(seeds) * prod(len(v) for v in grid.values())`` models at once.
@@ -77,6 +79,11 @@ def fit_many(
     Each model's seed decides its initialisation and its layer randomness (dropout); all models
     see the same batches in the same order (from ``data_seed``), which lets XLA run the first
     layer of every model as one wide matrix product.
+
+    With ``mesh`` (a 1-D ``jax.sharding.Mesh``, e.g. :func:`~jaxnet.train.parallel.models_mesh`)
+    the models are split across its devices, each device training its share (the number of
+    models must be a multiple of the number of devices); the data is replicated. On a CPU,
+    ``XLA_FLAGS=--xla_force_host_platform_device_count=2`` makes one device per core.
 
     ``select`` names the logged metric that picks ``best`` (default ``"val_loss"`` when there is
     validation data, else ``"loss"``), minimised or maximised per ``mode``.
@@ -94,6 +101,12 @@ def fit_many(
     if not configs:
         raise ConfigError(
             "fit_many needs at least one seed and one value per grid entry", ("fit_many",)
+        )
+    if mesh is not None and len(configs) % mesh.devices.size:
+        raise ConfigError(
+            f"{len(configs)} models do not split evenly across the {mesh.devices.size} devices "
+            "of the mesh; train a multiple of that many",
+            ("fit_many",),
         )
     if grid and not callable(optimizer) or (grid and hasattr(optimizer, "update")):
         raise ConfigError(
@@ -129,7 +142,11 @@ def fit_many(
         model, model_slice(train_state.params, 0), model_slice(train_state.state, 0), x
     )
     y = match_targets(y, out_shape)
-    x, y = jax.device_put((x, y))
+    if mesh is None:
+        x, y = jax.device_put((x, y))
+    else:
+        x, y = jax.device_put((x, y), parallel.replicated(mesh))
+        train_state, hparams = jax.device_put((train_state, hparams), parallel.model_sharded(mesh))
     data_key = jax.random.key(data_seed)
 
     @jax.jit
@@ -144,7 +161,10 @@ def fit_many(
     evaluate = None
     if validation_data is not None:
         x_val, y_val = validation_data
-        validation = jax.device_put((x_val, match_targets(y_val, out_shape, "y_val")))
+        validation = jax.device_put(
+            (x_val, match_targets(y_val, out_shape, "y_val")),
+            None if mesh is None else parallel.replicated(mesh),
+        )
         evaluate = _make_many_evaluate(model, loss_fn, metrics)
 
     history: dict[str, list[np.ndarray]] = {}

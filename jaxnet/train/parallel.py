@@ -1,7 +1,10 @@
-"""Data parallelism by placement: a device ``Mesh``, the batch split across it, params replicated.
+"""Parallelism by placement: a device ``Mesh`` with the batch split across it and params
+replicated (``fit``), or the models of ``fit_many`` split across it.
 
 The training program is the same one ``fit`` runs on one device; only where arrays live changes.
-XLA inserts the gradient all-reduce. ``fit(..., mesh=data_parallel_mesh())`` is all it takes.
+XLA inserts the gradient all-reduce. ``fit(..., mesh=data_parallel_mesh())`` is all it takes;
+``fit_many(..., mesh=models_mesh())`` gives each device its share of the models (no communication
+at all: every model's step is independent).
 
 On several hosts, call ``jax.distributed.initialize()`` first on every host; ``jax.devices()``
 then lists every host's devices and the same mesh spans them (each host must feed the same data
@@ -19,12 +22,25 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxnet.errors import ConfigError
 
 DATA_AXIS = "data"
+MODELS_AXIS = "models"
 
 
 def data_parallel_mesh(devices=None) -> Mesh:
     """A 1-D mesh named ``"data"`` over ``devices`` (default: every device JAX sees)."""
     devices = list(jax.devices() if devices is None else devices)
     return Mesh(np.array(devices), (DATA_AXIS,))
+
+
+def models_mesh(devices=None) -> Mesh:
+    """A 1-D mesh named ``"models"`` for :func:`~jaxnet.fit_many`: each device trains a share of
+    the models (default: every device JAX sees)."""
+    devices = list(jax.devices() if devices is None else devices)
+    return Mesh(np.array(devices), (MODELS_AXIS,))
+
+
+def model_sharded(mesh: Mesh) -> NamedSharding:
+    """The leading (model) axis is split across the mesh's only axis."""
+    return NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
