@@ -20,7 +20,6 @@ os.environ["XLA_FLAGS"] = (
 import argparse  # noqa: E402
 import statistics  # noqa: E402
 
-import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 import jaxnet  # noqa: E402
