@@ -12,33 +12,27 @@ overhead relative to no probe.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
 import optax
 from sklearn.datasets import load_digits
 
-import jaxnet
 from jaxnet import losses
 from jaxnet.diagnostics import make_probe
 from jaxnet.train.step import create_train_state, make_epoch
 
-
-def build_model():
-    return jaxnet.serial(
-        jaxnet.Dense(100, kernel_init="he_normal"),
-        jaxnet.Relu(),
-        jaxnet.Dense(100, kernel_init="he_normal"),
-        jaxnet.Relu(),
-        jaxnet.Dense(10),
-    )
+sys.path.insert(0, str(Path(__file__).parent))
+from common import digits_mlp  # noqa: E402
 
 
 def main(rounds: int = 30, batch_size: int = 32) -> None:
     x, y = load_digits(return_X_y=True)
     x, y = jax.device_put(((x / 16).astype(np.float32), y.astype(np.int32)))
-    model, optimizer = build_model(), optax.adam(1e-3)
+    model, optimizer = digits_mlp(), optax.adam(1e-3)
     loss = losses.sparse_categorical_cross_entropy
     variants = {
         "no probe": dict(probe=None),

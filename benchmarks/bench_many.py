@@ -19,6 +19,8 @@ os.environ["XLA_FLAGS"] = (
 
 import argparse  # noqa: E402
 import statistics  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -26,17 +28,10 @@ import jaxnet  # noqa: E402
 from jaxnet import losses, optim  # noqa: E402
 from jaxnet.train.parallel import models_mesh  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).parent))
+from common import digits_mlp  # noqa: E402
+
 MODELS, BATCH = 16, 32
-
-
-def model():
-    return jaxnet.serial(
-        jaxnet.Dense(100, kernel_init="he_normal"),
-        jaxnet.Relu(),
-        jaxnet.Dense(100, kernel_init="he_normal"),
-        jaxnet.Relu(),
-        jaxnet.Dense(10),
-    )
 
 
 def main(epochs: int = 10) -> None:
@@ -49,13 +44,13 @@ def main(epochs: int = 10) -> None:
 
     def many(mesh):
         kw = dict(seeds=range(MODELS), mesh=mesh, **common)
-        result = jaxnet.fit_many(model(), loss, optim.adam(1e-3), x, y, **kw)
+        result = jaxnet.fit_many(digits_mlp(), loss, optim.adam(1e-3), x, y, **kw)
         return statistics.median(result.epoch_seconds[1:])
 
     def sequential():
         times = []
         for seed in range(4):
-            _, history = jaxnet.fit(model(), loss, optim.adam(1e-3), x, y, seed=seed, **common)
+            _, history = jaxnet.fit(digits_mlp(), loss, optim.adam(1e-3), x, y, seed=seed, **common)
             times.append(statistics.median(history["time"][1:]))
         return statistics.median(times) * MODELS
 

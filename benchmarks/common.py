@@ -32,6 +32,19 @@ def digits(seed: int = 0):
     )
 
 
+def digits_mlp():
+    """The textbook digits MLP 64-100-100-10 (ReLU, He) as a jaxnet model."""
+    import jaxnet
+
+    return jaxnet.serial(
+        jaxnet.Dense(100, kernel_init="he_normal"),
+        jaxnet.Relu(),
+        jaxnet.Dense(100, kernel_init="he_normal"),
+        jaxnet.Relu(),
+        jaxnet.Dense(10),
+    )
+
+
 def machine() -> str:
     import jax
 

@@ -205,19 +205,20 @@ DATA_PARALLEL_SCRIPT = textwrap.dedent(
 )
 
 
-def test_data_parallel_fit_on_four_cpu_devices_matches_one_device(tmp_path):
+def run_on_four_cpu_devices(script: str) -> dict:
+    """Run ``script`` in a fresh Python with 4 simulated CPU devices; its last line as JSON."""
     env = dict(
         os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
     )
     out = subprocess.run(
-        [sys.executable, "-c", DATA_PARALLEL_SCRIPT],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_data_parallel_fit_on_four_cpu_devices_matches_one_device():
+    result = run_on_four_cpu_devices(DATA_PARALLEL_SCRIPT)
     assert result["devices"] == 4
     assert result["diff"] < 1e-4
     np.testing.assert_allclose(result["loss1"], result["loss4"], rtol=1e-4)
@@ -275,18 +276,7 @@ MODELS_MESH_SCRIPT = textwrap.dedent(
 
 
 def test_fit_many_splits_the_models_across_four_cpu_devices_with_the_same_result():
-    env = dict(
-        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", MODELS_MESH_SCRIPT],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = run_on_four_cpu_devices(MODELS_MESH_SCRIPT)
     assert result["devices"] == 4
     assert result["per_device"] == [2, 2, 2, 2]  # 8 models, 2 per device
     assert result["diff"] < 1e-5
