@@ -119,17 +119,17 @@ def row_magnitudes(x):
 def gradient_sums(layers: dict) -> tuple[dict, dict]:
     """``{name: (grads, params, updates or None)}`` -> ``(raw sums, layout)``.
 
-    ``raw["<columns>"]`` holds, for the stacked rows of every array with that many columns,
+    ``raw[columns]`` holds, for the stacked rows of every array with that many columns,
     ``squares`` ``(2 or 3, rows)`` (``g^2``, ``w^2``, ``u^2``) and the per-row ``max``/``zeros``/
-    ``nonfinite`` of the gradient; ``layout["<columns>"]`` lists ``(layer, rows, size)`` in
+    ``nonfinite`` of the gradient; ``layout[columns]`` lists ``(layer, rows, size)`` in
     stacking order (static, for :func:`finish_gradients`).
     """
-    groups: dict[str, list] = {}
+    groups: dict[int, list] = {}
     for name, (grads, params, updates) in layers.items():
         g, p = _leaves(grads), _leaves(params)
         u = _leaves(updates) if updates is not None else [None] * len(g)
         for arrays in zip(g, p, u, strict=True):
-            groups.setdefault(str(_rows(arrays[0]).shape[-1]), []).append((name, arrays))
+            groups.setdefault(_rows(arrays[0]).shape[-1], []).append((name, arrays))
     raw, layout = {}, {}
     for columns, members in groups.items():
 

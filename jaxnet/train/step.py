@@ -223,8 +223,7 @@ def make_epoch(
         chunks = batches[: n_chunks * every].reshape(n_chunks, every, batch_size)
 
         def chunk(ts, indices):
-            ts, first = body(probed_step)(ts, indices[0])
-            values = first.pop("probe")
+            ts, (first, values) = _split_probe(body(probed_step)(ts, indices[0]))
             ts, rest = jax.lax.scan(body(step), ts, indices[1:])
             logs = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
             return ts, (logs, values)
