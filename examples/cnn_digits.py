@@ -18,14 +18,15 @@ from sklearn.model_selection import train_test_split
 
 from jaxnet import losses, metrics, optim
 from jaxnet.core import count_params, serial
-from jaxnet.layers import Conv2D, Dense, Flatten, MaxPool
+from jaxnet.layers import Conv2D, Dense, Flatten, MaxPool, RandomShift
 from jaxnet.recipes import classifier_mlp
-from jaxnet.train import create_train_state, evaluate, fit, make_train_step
+from jaxnet.train import evaluate, fit
 
 
 def cnn():
     conv = dict(padding="SAME", kernel_init="he_normal")
     return serial(
+        RandomShift(1),                               # +-1 px augmentation, training only
         Conv2D(32, 3, **conv), jax.nn.relu,
         Conv2D(32, 3, **conv), jax.nn.relu,
         MaxPool(2),                                   # 8x8 -> 4x4
@@ -36,37 +37,6 @@ def cnn():
         Dense(10),
         name="cnn",
     )  # fmt: skip
-
-
-def shift(images, rng, max_shift=1):
-    """Each image moved by up to ``max_shift`` pixels in x and y (zeros enter at the edges)."""
-    out = np.zeros_like(images)
-    dy, dx = rng.integers(-max_shift, max_shift + 1, size=(2, len(images)))
-    for i, (a, b) in enumerate(zip(dy, dx, strict=True)):
-        out[i, max(a, 0) : 8 + min(a, 0), max(b, 0) : 8 + min(b, 0)] = images[
-            i, max(-a, 0) : 8 + min(-a, 0), max(-b, 0) : 8 + min(-b, 0)
-        ]
-    return out
-
-
-def train_per_step(model, x, y, epochs, batch_size, seed, augment):
-    """A host loop over jitted steps (see the note in docs/architectures.md: on XLA:CPU a
-    convolution inside fit's fused-epoch ``lax.scan`` runs ~20x slower, jax issue 12868)."""
-    optimizer = optim.adam(1e-3)
-    ts = create_train_state(model, optimizer, x.shape[1:], jax.random.key(seed))
-    step = make_train_step(model, losses.sparse_categorical_cross_entropy, optimizer)
-    params, state, opt_state = ts.params, ts.state, ts.opt_state
-    rng = np.random.default_rng(seed)
-    for epoch in range(epochs):
-        x_epoch = shift(x, rng) if augment else x
-        order = rng.permutation(len(x))
-        for i in range(len(x) // batch_size):
-            index = order[i * batch_size : (i + 1) * batch_size]
-            key = jax.random.fold_in(ts.key, epoch * 10_000 + i)
-            params, state, opt_state, _ = step(
-                params, state, opt_state, (x_epoch[index], y[index]), key
-            )
-    return params, state
 
 
 def main(argv=None):
@@ -86,7 +56,11 @@ def main(argv=None):
 
     start = time.perf_counter()
     model = cnn()
-    params, state = train_per_step(model, x_train, y_train, args.epochs, 32, args.seed, True)
+    ts, _ = fit(
+        model, loss, optim.adam(1e-3), x_train, y_train,
+        epochs=args.epochs, batch_size=32, metrics=scores, seed=args.seed, verbose=0,
+    )  # fmt: skip
+    params, state = ts.params, ts.state
     cnn_accuracy = evaluate(model, params, state, x_test, y_test, loss, scores)["accuracy"]
     seconds = time.perf_counter() - start
     print(

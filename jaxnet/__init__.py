@@ -65,6 +65,7 @@ from jaxnet.layers import (
     LayerNorm,
     LSTMCell,
     MaxPool,
+    RandomShift,
     SimpleRNNCell,
 )
 from jaxnet.recipes import Recipe, classifier_mlp, regression_mlp
@@ -116,6 +117,7 @@ __all__ = [
     "LeakyRelu",
     "LogSoftmax",
     "MaxPool",
+    "RandomShift",
     "Recipe",
     "Relu",
     "Selu",

@@ -1,6 +1,7 @@
 """Conv1D/Conv2D vs flax.linen.Conv with the same weights: outputs, gradients, shapes, errors."""
 
 import math
+import re
 
 import chex
 import flax.linen as nn
@@ -11,7 +12,7 @@ import pytest
 
 from jaxnet.core import serial
 from jaxnet.errors import ConfigError, ShapeError
-from jaxnet.layers.conv import Conv1D, Conv2D
+from jaxnet.layers.conv import Conv, Conv1D, Conv2D, convolve
 
 PADDINGS = ["SAME", "VALID", ((1, 2), (0, 1))]
 
@@ -124,6 +125,72 @@ def test_conv1d_matches_flax(key, padding, strides, dilation):
     x = normal((3, 11, 2))
     layer = Conv1D(4, 3, strides=strides, padding=padding, dilation=dilation, kernel_init=np_init)
     _compare_with_flax(layer, _flax_conv(4, (3,), strides, padding, dilation, 1), x, key)
+
+
+@pytest.mark.parametrize(
+    "rank, strides, dilation, pads, groups",
+    [
+        (1, (3,), (1,), ((0, 0),), 1),
+        (1, (2,), (2,), ((4, 1),), 2),  # padding wider than the window
+        (2, (1, 2), (2, 1), ((1, 1), (0, 2)), 1),
+        (2, (2, 2), (1, 1), ((0, 1), (1, 0)), 4),  # depthwise, 2 features per channel
+        (3, (2, 1, 1), (1, 1, 2), ((1, 1), (0, 0), (2, 2)), 2),
+    ],
+)
+def test_convolve_gradients_equal_jax_autodiff_of_the_plain_convolution(
+    rank, strides, dilation, pads, groups
+):
+    """The hand-written backward == JAX's own transpose rules (also under vmap and grad-of-grad)."""
+    x, w = normal((3, *(7,) * rank, 4)), normal((*(3,) * rank, 4 // groups, 8), seed=2)
+    layout = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}.get(
+        rank, ("NDHWC", "DHWIO", "NDHWC")
+    )
+
+    def reference(x, w):
+        return jax.lax.conv_general_dilated(
+            x,
+            w,
+            strides,
+            pads,
+            rhs_dilation=dilation,
+            dimension_numbers=layout,
+            feature_group_count=groups,
+        )
+
+    def ours(x, w):
+        return convolve(x, w, strides, pads, dilation, groups)
+
+    y, grads = forward_and_grads(ours, x, w)
+    expected_y, expected_grads = forward_and_grads(reference, x, w)
+    chex.assert_trees_all_close(y, expected_y, atol=1e-5, rtol=1e-5)
+    chex.assert_trees_all_close(grads, expected_grads, atol=1e-4, rtol=1e-4)
+
+    def per_example_grads(conv):  # vmap over examples, as per_example_gradients does
+        loss = lambda x, w: jnp.sum(jnp.tanh(conv(x[None], w)))  # noqa: E731
+        return jax.vmap(jax.grad(loss, (0, 1)), (0, None))(x, w)
+
+    def curvature(conv):  # reverse over reverse: the backward itself is differentiable
+        loss = lambda w: jnp.sum(jax.grad(lambda w: jnp.sum(jnp.tanh(conv(x, w))))(w) ** 2)  # noqa: E731
+        return jax.grad(loss)(w)
+
+    for transform in (per_example_grads, curvature):
+        chex.assert_trees_all_close(
+            jax.jit(transform, static_argnums=0)(ours),
+            jax.jit(transform, static_argnums=0)(reference),
+            atol=1e-4,
+            rtol=1e-4,
+        )
+
+
+def test_every_convolution_in_the_gradient_is_channels_last(key):
+    """XLA:CPU runs other layouts inside fit's scanned epoch as slow loop nests (jax #12868)."""
+    layer = Conv(8, (3, 3), rank=2, strides=2, padding="SAME", dilation=1, groups=2)
+    _, params, state = layer.init(key, (8, 8, 4))
+    loss = lambda p, x: jnp.sum(layer.apply(p, state, x)[0] ** 2)  # noqa: E731
+    hlo = jax.jit(jax.grad(loss, (0, 1))).lower(params, normal((2, 8, 8, 4))).as_text()
+    layouts = re.findall(r"stablehlo.convolution.*?dim_numbers = (.*?), window", hlo)
+    assert len(layouts) == 3  # forward, input gradient, kernel gradient
+    assert set(layouts) == {"[b, 0, 1, f]x[0, 1, i, o]->[b, 0, 1, f]"}
 
 
 def test_integer_padding_is_symmetric_pairs(key):

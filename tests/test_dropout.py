@@ -4,9 +4,15 @@ import numpy as np
 import pytest
 
 from jaxnet.core import apply_with_outputs, init_model, serial
-from jaxnet.errors import ConfigError
+from jaxnet.errors import ConfigError, ShapeError
 from jaxnet.layers.dense import Dense
-from jaxnet.layers.dropout import AlphaDropout, Dropout, GaussianDropout, GaussianNoise
+from jaxnet.layers.dropout import (
+    AlphaDropout,
+    Dropout,
+    GaussianDropout,
+    GaussianNoise,
+    RandomShift,
+)
 from jaxnet.train.step import TrainState, step_key
 
 SHAPE = (500, 400)  # 200k units: sampling error of a fraction ~ 0.001
@@ -121,3 +127,39 @@ def test_plain_dropout_would_break_selu_normalisation(key):
     x = jax.nn.selu(jax.random.normal(key, SHAPE))
     y = np.asarray(_train(Dropout(0.2), x, jax.random.fold_in(key, 7)))
     assert y.var() > 1.2
+
+
+def _shifted(image, dy, dx):
+    """``image`` (h, w, c) moved down by ``dy`` and right by ``dx``, zeros entering (NumPy)."""
+    out = np.zeros_like(image)
+    h, w = image.shape[:2]
+    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = image[
+        max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+    ]
+    return out
+
+
+def test_random_shift_moves_each_image_by_a_uniform_shift_within_range(key):
+    x = np.random.default_rng(0).normal(size=(450, 6, 5, 2)).astype(np.float32)
+    y = np.asarray(_train(RandomShift(1), jnp.asarray(x), key))
+    shifts = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    found = []
+    for image, out in zip(x, y, strict=True):
+        matches = [s for s in shifts if np.array_equal(out, _shifted(image, *s))]
+        assert len(matches) == 1  # a random image matches exactly one of the 9 shifts
+        found.append(matches[0])
+    counts = np.array([found.count(s) for s in shifts])
+    assert counts.min() > 25 and counts.max() < 75  # ~50 each of 9 (uniform)
+    np.testing.assert_array_equal(_train(RandomShift(1), jnp.asarray(x), key), y)  # same key
+
+
+def test_random_shift_is_identity_at_inference_and_checks_its_input(key):
+    x = jax.random.normal(key, (4, 8, 8, 1))
+    np.testing.assert_array_equal(RandomShift(2).apply({}, {}, x)[0], x)
+    np.testing.assert_array_equal(_train(RandomShift(0), x, key), x)
+    with pytest.raises(
+        ShapeError, match=r"random_shift.*\(batch, \*spatial, channels\).*\(4, 64\)"
+    ):
+        _train(RandomShift(1), x.reshape(4, 64), key)
+    with pytest.raises(ConfigError, match="max_shift"):
+        RandomShift(-1)

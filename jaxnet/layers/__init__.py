@@ -2,7 +2,13 @@
 
 from jaxnet.layers.conv import Conv1D, Conv2D
 from jaxnet.layers.dense import Dense
-from jaxnet.layers.dropout import AlphaDropout, Dropout, GaussianDropout, GaussianNoise
+from jaxnet.layers.dropout import (
+    AlphaDropout,
+    Dropout,
+    GaussianDropout,
+    GaussianNoise,
+    RandomShift,
+)
 from jaxnet.layers.normalization import BatchNorm, LayerNorm
 from jaxnet.layers.pooling import AvgPool, GlobalAvgPool, GlobalMaxPool, MaxPool, UpSample
 from jaxnet.layers.recurrent import RNN, Bidirectional, Cell, GRUCell, LSTMCell, SimpleRNNCell
@@ -28,6 +34,7 @@ __all__ = [
     "LSTMCell",
     "LayerNorm",
     "MaxPool",
+    "RandomShift",
     "SimpleRNNCell",
     "UpSample",
 ]

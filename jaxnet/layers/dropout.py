@@ -1,4 +1,5 @@
-"""Noise layers for regularization: active only with ``train=True``, identity at inference.
+"""Noise layers for regularization and augmentation: active only with ``train=True``, identity
+at inference.
 
 Each layer draws its noise from the ``key`` it is given. :func:`~jaxnet.serial` hands child ``i``
 ``fold_in(key, i)`` and ``fit`` a fresh key every step, so two layers never share a mask and a mask
@@ -16,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnet.core import Layer
-from jaxnet.errors import ConfigError, check_range
+from jaxnet.errors import ConfigError, ShapeError, check_range
 from jaxnet.layers._checks import check_floating
 
 _SELU_ALPHA = 1.6732632423543772
@@ -109,3 +110,31 @@ def AlphaDropout(rate: float, *, name: str = "alpha_dropout") -> Layer:
         return (a * jnp.where(kept, x, dropped_value) + b).astype(x.dtype)
 
     return _noise_layer(name, noisy, {"rate": rate})
+
+
+def RandomShift(max_shift: int, *, name: str = "random_shift") -> Layer:
+    """Data augmentation: move each example by a random whole number of positions, drawn
+    uniformly from ``[-max_shift, max_shift]`` per spatial axis, zeros entering at the edges
+    (Keras's ``RandomTranslation`` with ``fill_mode="constant"``). Inputs
+    ``(batch, *spatial, channels)``, e.g. images ``(batch, height, width, channels)``.
+
+    >>> model = serial(RandomShift(1), Conv2D(32, 3, padding="SAME"), ...)  # +-1 pixel
+    """
+    check_range(name, "max_shift", max_shift, 0)
+
+    def noisy(key, x):
+        if x.ndim < 3:
+            raise ShapeError(
+                f"expected inputs of shape (batch, *spatial, channels), got shape {x.shape}",
+                (name,),
+            )
+        rank = x.ndim - 2
+        shifts = jax.random.randint(key, (x.shape[0], rank), -max_shift, max_shift + 1)
+        padded = jnp.pad(x, [(0, 0)] + [(max_shift, max_shift)] * rank + [(0, 0)])
+
+        def shift_one(example, shift):  # out[i] = x[i - shift] = padded[i - shift + max_shift]
+            return jax.lax.dynamic_slice(example, (*(max_shift - shift), 0), x.shape[1:])
+
+        return jax.vmap(shift_one)(padded, shifts)
+
+    return _noise_layer(name, noisy, {"max_shift": max_shift})

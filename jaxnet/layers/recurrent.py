@@ -260,18 +260,26 @@ def scan_cell(cell: Cell, params, x, mask=None, *, reverse: bool = False):
     projected = jnp.swapaxes(cell.project(params, x), 0, 1)  # (time, batch, gates * units)
     carry = cell.initial_carry(x.shape[0], projected.dtype)
     last = jnp.zeros((x.shape[0], cell.units), projected.dtype)
-    if mask is None:
-        mask = jnp.ones(x.shape[:2], bool)
+    if mask is None:  # every step is real: no selects, the last output is the last step's
+
+        def body(loop, projected_t):
+            carry, y = cell.step(params, loop[0], projected_t)
+            return (carry, y), y
+
+        (carry, last), outputs = jax.lax.scan(body, (carry, last), projected, reverse=reverse)
+        return carry, jnp.swapaxes(outputs, 0, 1), last
     mask_t = jnp.swapaxes(mask, 0, 1)[..., None]  # (time, batch, 1)
 
-    def body(loop, inputs):
+    def masked_body(loop, inputs):
         carry, last = loop
         projected_t, keep = inputs
         new_carry, y = cell.step(params, carry, projected_t)
         carry = jax.tree.map(lambda new, old: jnp.where(keep, new, old), new_carry, carry)
         return (carry, jnp.where(keep, y, last)), jnp.where(keep, y, 0.0)
 
-    (carry, last), outputs = jax.lax.scan(body, (carry, last), (projected, mask_t), reverse=reverse)
+    (carry, last), outputs = jax.lax.scan(
+        masked_body, (carry, last), (projected, mask_t), reverse=reverse
+    )
     return carry, jnp.swapaxes(outputs, 0, 1), last
 
 
