@@ -29,8 +29,10 @@ def _flax_padding(padding):
     return padding if isinstance(padding, str) else tuple(padding)
 
 
-CONFIGS = [
-    ((2, 2), None, "VALID"),
+CONFIGS = [  # the first three tile the input (strides == window, nothing to pad): reshape path
+    ((2, 2), None, "VALID"),  # 7 x 6 -> 3 x 3, the 7th row dropped
+    ((1, 3), None, "SAME"),
+    ((3, 3), (3, 3), ((0, 0), (0, 0))),
     ((3, 3), (2, 2), "VALID"),
     ((3, 2), (1, 2), "SAME"),
     ((2, 3), (2, 1), ((1, 0), (1, 1))),
@@ -60,6 +62,12 @@ def test_window_pooling_matches_flax(key, kind, window, strides, padding):
     chex.assert_trees_all_close(y, expected_y, atol=1e-6)
     chex.assert_trees_all_close(grads, expected_grads, atol=1e-6)
     assert (2, *out_shape) == y.shape
+
+
+def test_max_pool_splits_the_gradient_between_tied_maxima_of_a_tile():
+    x = jnp.array([[1.0, 1.0, 5.0, 2.0], [0.0, 1.0, 5.0, 5.0]]).reshape(1, 2, 4, 1)
+    grads = jax.grad(lambda x: jnp.sum(MaxPool(2).apply({}, {}, x)[0]))(x)
+    np.testing.assert_allclose(grads.ravel(), [1 / 3, 1 / 3, 1 / 3, 0, 0, 1 / 3, 1 / 3, 1 / 3])
 
 
 @pytest.mark.parametrize("window", [1, 2, 3])

@@ -60,6 +60,8 @@ def _window_layer(kind: str, window, strides, padding, name: str) -> Layer:
         del params, key, train
         _check_spatial(name, x.shape[1:], spatial_rank())
         window_t, strides_t, pad = config(x.ndim - 2)
+        if strides_t == window_t and not _pads_needed(x.shape[1:-1], window_t, pad):
+            return _tiled(kind, x, window_t), state
         dims, steps = (1, *window_t, 1), (1, *strides_t, 1)
         pads = pad if isinstance(pad, str) else ((0, 0), *pad, (0, 0))
         if kind == "max":
@@ -73,12 +75,34 @@ def _window_layer(kind: str, window, strides, padding, name: str) -> Layer:
     return Layer(init, apply, name, {"window": window, "strides": strides, "padding": padding})
 
 
+def _pads_needed(sizes, window, pad) -> bool:
+    if pad == "VALID":
+        return False
+    if pad == "SAME":
+        return any(n % w for n, w in zip(sizes, window, strict=True))
+    return any(lo or hi for lo, hi in pad)
+
+
+def _tiled(kind: str, x, window):
+    """Pooling over non-overlapping windows (``strides == window``, no padding) as a reshape and
+    a reduction: XLA:CPU runs ``reduce_window`` and its gradient (``select_and_scatter``) as slow
+    loop nests, 2x slower for a small CNN's pooling. VALID semantics: a remainder is dropped."""
+    shape, crop = [x.shape[0]], [slice(None)]
+    for n, w in zip(x.shape[1:-1], window, strict=True):
+        shape += [n // w, w]
+        crop.append(slice(0, n // w * w))
+    tiles = x[tuple(crop)].reshape(*shape, x.shape[-1])
+    axes = tuple(range(2, 2 * len(window) + 1, 2))
+    return jnp.max(tiles, axis=axes) if kind == "max" else jnp.mean(tiles, axis=axes)
+
+
 def MaxPool(window=2, strides=None, padding="VALID", name: str = "max_pool") -> Layer:
     """The largest value in each ``window``; padded positions count as ``-inf``.
 
     ``window``/``strides``: an int (same on every spatial axis) or one per axis; ``strides``
     defaults to ``window``. ``padding``: ``"VALID"``, ``"SAME"`` or ``(lo, hi)`` pairs.
-    The gradient flows only to each window's maximum.
+    The gradient flows only to each window's maximum (split equally between tied maxima when
+    windows do not overlap, as ``jnp.max`` does; to one of them otherwise, as ``reduce_window``).
     """
     return _window_layer("max", window, strides, padding, name)
 
