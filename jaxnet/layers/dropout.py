@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from jaxnet.core import Layer
 from jaxnet.errors import ConfigError, ShapeError, check_range
 from jaxnet.layers._checks import check_floating
+from jaxnet.random import bernoulli, normal, random_bits
 
 _SELU_ALPHA = 1.6732632423543772
 _SELU_SCALE = 1.0507009873554805
@@ -60,7 +61,7 @@ def Dropout(rate: float, *, name: str = "dropout") -> Layer:
     def noisy(key, x):
         if rate == 0.0:
             return x
-        mask = jax.random.bernoulli(key, keep, x.shape)
+        mask = bernoulli(key, keep, x.shape)
         return jnp.where(mask, x / jnp.asarray(keep, x.dtype), jnp.zeros((), x.dtype))
 
     return _noise_layer(name, noisy, {"rate": rate})
@@ -75,7 +76,7 @@ def GaussianDropout(rate: float, *, name: str = "gaussian_dropout") -> Layer:
     stddev = math.sqrt(rate / (1.0 - rate))
 
     def noisy(key, x):
-        return x * (1.0 + stddev * jax.random.normal(key, x.shape, x.dtype))
+        return x * (1.0 + stddev * normal(key, x.shape, x.dtype))
 
     return _noise_layer(name, noisy, {"rate": rate})
 
@@ -85,7 +86,7 @@ def GaussianNoise(stddev: float, *, name: str = "gaussian_noise") -> Layer:
     check_range(name, "stddev", stddev, 0.0)
 
     def noisy(key, x):
-        return x + stddev * jax.random.normal(key, x.shape, x.dtype)
+        return x + stddev * normal(key, x.shape, x.dtype)
 
     return _noise_layer(name, noisy, {"stddev": stddev})
 
@@ -105,7 +106,7 @@ def AlphaDropout(rate: float, *, name: str = "alpha_dropout") -> Layer:
     def noisy(key, x):
         if rate == 0.0:
             return x
-        kept = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+        kept = bernoulli(key, 1.0 - rate, x.shape)
         dropped_value = jnp.asarray(saturation, x.dtype)
         return (a * jnp.where(kept, x, dropped_value) + b).astype(x.dtype)
 
@@ -129,7 +130,8 @@ def RandomShift(max_shift: int, *, name: str = "random_shift") -> Layer:
                 (name,),
             )
         rank = x.ndim - 2
-        shifts = jax.random.randint(key, (x.shape[0], rank), -max_shift, max_shift + 1)
+        choices = jnp.uint32(2 * max_shift + 1)  # the modulo biases by < choices / 2**32
+        shifts = (random_bits(key, (x.shape[0], rank)) % choices).astype(jnp.int32) - max_shift
         padded = jnp.pad(x, [(0, 0)] + [(max_shift, max_shift)] * rank + [(0, 0)])
 
         def shift_one(example, shift):  # out[i] = x[i - shift] = padded[i - shift + max_shift]
