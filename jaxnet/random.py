@@ -1,15 +1,16 @@
-"""Random numbers for noise layers: Threefry-2x32 as plain elementwise JAX operations.
+"""``jax.random``'s numbers, drawn faster: Threefry-2x32 as plain elementwise JAX operations.
 
-``jax.random`` draws its bits with the same Threefry-2x32 hash, but through a flat counter array
-that XLA:CPU runs several times slower: a dropout mask for a (32, 256) batch costs ~120 us there,
-more than the layer's matrix products, and 13-22 us here (one counter per element, in the
-array's own shape, so XLA fuses all 20 rounds into one vectorised loop). The hash is the same
-function as ``jax.extend.random.threefry_2x32`` (tested); the bits differ from ``jax.random``'s
-only in how counters are laid out. Being plain JAX, it is exact under ``vmap`` (every key gets
-the bits it would get alone), identical on every backend, and reproducible bit for bit.
+With its default ``jax_threefry_partitionable=True``, ``jax.random`` hashes each element's
+row-major index with Threefry-2x32 (Salmon et al., 2011). The same hash written out as ``uint32``
+arithmetic in the array's own shape lets XLA fuse all 20 rounds into one vectorised loop, where
+``jax.random``'s lowering loops over the rounds: a (32, 256) dropout mask costs ~15 us instead of
+~120 us on XLA:CPU. The numbers are **the same bits** as ``jax.random.bits``/``uniform``/
+``bernoulli``/``normal`` for the default (Threefry) keys and float32 (tested), so swapping one
+for the other changes no result. Being plain JAX, they are exact under ``vmap`` and identical on
+every backend.
 
->>> keep = bernoulli(key, 0.8, x.shape)         # a dropout mask
->>> noise = normal(key, x.shape, x.dtype)
+>>> keep = bernoulli(key, 0.8, x.shape)         # == jax.random.bernoulli(key, 0.8, x.shape)
+>>> noise = normal(key, x.shape)                # == jax.random.normal(key, x.shape)
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from jaxnet.errors import ConfigError
 
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 
 
 def threefry2x32(k0, k1, x0, x1):
-    """The Threefry-2x32 block cipher, 20 rounds (Salmon et al., 2011), on ``uint32`` arrays."""
+    """The Threefry-2x32 block cipher, 20 rounds, on ``uint32`` arrays: ``(y0, y1)``."""
     keys = (k0, k1, k0 ^ k1 ^ jnp.uint32(0x1BD11BDA))
     x0, x1 = x0 + keys[0], x1 + keys[1]
     for i in range(5):
@@ -37,29 +41,39 @@ def threefry2x32(k0, k1, x0, x1):
 
 
 def random_bits(key, shape) -> jax.Array:
-    """``uint32`` bits of ``shape``: Threefry of each element's row-major index under ``key``."""
+    """``uint32`` bits of ``shape`` (``jax.random.bits(key, shape, jnp.uint32)`` for a Threefry
+    key; other key types are folded to 64 bits and hashed the same way)."""
     shape = tuple(int(n) for n in shape)
+    if math.prod(shape) >= 2**32:
+        raise ConfigError(f"at most 2**32 - 1 random numbers per key, asked for {shape}")
     words = jax.random.key_data(key).reshape(-1, 2).astype(jnp.uint32)
     k0, k1 = words[0, 0], words[0, 1]
-    for row in range(1, words.shape[0]):  # keys with more than 64 bits (rbg): folded in
+    for row in range(1, words.shape[0]):
         k0, k1 = k0 ^ words[row, 0], k1 ^ words[row, 1]
     index = jnp.zeros(shape, jnp.uint32)
     for axis in range(len(shape)):
-        stride = math.prod(shape[axis + 1 :])
-        index = index + jax.lax.broadcasted_iota(jnp.uint32, shape, axis) * jnp.uint32(stride)
-    return threefry2x32(k0, k1, index, jnp.zeros(shape, jnp.uint32))[0]
+        stride = jnp.uint32(math.prod(shape[axis + 1 :]))
+        index = index + jax.lax.broadcasted_iota(jnp.uint32, shape, axis) * stride
+    high, low = threefry2x32(k0, k1, jnp.zeros(shape, jnp.uint32), index)
+    return high ^ low
+
+
+def uniform(key, shape, minval=0.0, maxval=1.0) -> jax.Array:
+    """float32 uniform in ``[minval, maxval)``, in steps of ``2**-23`` of the range."""
+    mantissa = (random_bits(key, shape) >> 9) | jnp.uint32(0x3F800000)
+    unit = jax.lax.bitcast_convert_type(mantissa, jnp.float32) - jnp.float32(1.0)
+    minval, maxval = jnp.float32(minval), jnp.float32(maxval)
+    return jnp.maximum(minval, unit * (maxval - minval) + minval)
 
 
 def bernoulli(key, p: float, shape) -> jax.Array:
-    """Booleans of ``shape``, each ``True`` with probability ``p`` (to ``2**-32``)."""
-    return random_bits(key, shape) < jnp.uint32(min(round(p * 2.0**32), 2**32 - 1))
+    """Booleans of ``shape``, each ``True`` with probability ``p``."""
+    return uniform(key, shape) < jnp.float32(p)
 
 
 def normal(key, shape, dtype=jnp.float32) -> jax.Array:
-    """Standard normal samples: ``sqrt(2) erfinv(u)``, ``u`` uniform in ``(-1, 1)`` in steps of
-    ``2**-22`` (as ``jax.random.normal``), computed in float32 and cast to ``dtype``."""
-    mantissa = (random_bits(key, shape) >> 9) | jnp.uint32(0x3F800000)
-    unit = jax.lax.bitcast_convert_type(mantissa, jnp.float32) - 1.0  # [0, 1)
-    low = jnp.nextafter(jnp.float32(-1.0), jnp.float32(0.0))
-    u = jnp.maximum(low, 2.0 * unit - 1.0)
-    return (jnp.sqrt(jnp.float32(2.0)) * jax.lax.erf_inv(u)).astype(dtype)
+    """Standard normal samples ``sqrt(2) erfinv(u)``, ``u`` uniform in ``(-1, 1)``; computed in
+    float32 (equal to ``jax.random.normal`` there) and cast to ``dtype``."""
+    low = np.nextafter(np.float32(-1.0), np.float32(0.0))
+    u = uniform(key, shape, low, 1.0)
+    return (jnp.float32(np.sqrt(2.0)) * jax.lax.erf_inv(u)).astype(dtype)
