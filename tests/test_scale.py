@@ -40,10 +40,17 @@ def test_grid_configs_cover_every_cell_and_seed():
     ]
 
 
-def test_fit_many_equals_training_each_model_alone():
+DROPOUT_MODEL = jaxnet.serial(
+    jaxnet.Dense(16, kernel_init="he_normal"), jaxnet.Relu(), jaxnet.Dropout(0.3), jaxnet.Dense(3)
+)
+
+
+@pytest.mark.parametrize("model", [MODEL, DROPOUT_MODEL], ids=["mlp", "dropout"])
+def test_fit_many_equals_training_each_model_alone(model):
+    """Also with dropout: each vmapped model draws exactly the masks it draws alone."""
     x, y = problem()
     result = fit_many(
-        MODEL,
+        model,
         LOSS,
         lambda learning_rate: optax.adam(learning_rate),
         x,
@@ -55,12 +62,12 @@ def test_fit_many_equals_training_each_model_alone():
         verbose=0,
     )
     assert result.history["loss"].shape == (2, 4)
-    epoch = jax.jit(jaxnet.make_epoch(MODEL, LOSS, optax.adam(0.0), 16))  # traced once below
+    epoch = jax.jit(jaxnet.make_epoch(model, LOSS, optax.adam(0.0), 16))  # traced once below
     del epoch
     for m, config in enumerate(result.configs):
         opt = optax.adam(config["learning_rate"])
-        ts = jaxnet.create_train_state(MODEL, opt, (6,), jax.random.key(config["seed"]))
-        epoch = jax.jit(jaxnet.make_epoch(MODEL, LOSS, opt, 16))
+        ts = jaxnet.create_train_state(model, opt, (6,), jax.random.key(config["seed"]))
+        epoch = jax.jit(jaxnet.make_epoch(model, LOSS, opt, 16))
         losses_m = []
         for e in range(2):
             order = jax.random.permutation(jax.random.fold_in(jax.random.key(0), e), len(x))
