@@ -57,7 +57,7 @@ def main(argv=None):
         metrics=recipe.metrics,
         validation_split=0.1,
         seed=args.seed,
-        callbacks=[monitor],
+        monitor=monitor,
     )
     seconds = time.perf_counter() - start
     test = jaxnet.evaluate(

@@ -90,7 +90,7 @@ def run(name, model, data, epochs, out):
     start = time.perf_counter()
     ts, history = jaxnet.fit(
         model, loss, optax.sgd(0.02, momentum=0.9), x_train, y_train,
-        epochs=epochs, batch_size=32, metrics=[metrics.accuracy], callbacks=[monitor], verbose=0,
+        epochs=epochs, batch_size=32, metrics=[metrics.accuracy], monitor=monitor, verbose=0,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     accuracy = jaxnet.evaluate(model, ts.params, ts.state, x_test, y_test, loss, [metrics.accuracy])

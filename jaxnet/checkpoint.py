@@ -31,7 +31,6 @@ import hashlib
 import json
 import os
 import re
-import signal
 import tempfile
 import time
 import warnings
@@ -44,6 +43,8 @@ import numpy as np
 
 from jaxnet.core import path_string
 from jaxnet.errors import JaxnetError
+from jaxnet.jsonable import dumps
+from jaxnet.metrics import check_mode, direction
 
 FORMAT = "jaxnet-checkpoint"
 FORMAT_VERSION = 1
@@ -51,9 +52,6 @@ PREFIX = "ckpt-"
 ARRAYS_SUFFIX = ".safetensors"
 MANIFEST_SUFFIX = ".json"
 _NAME = re.compile(rf"^{PREFIX}(\d+)$")
-# Test hook: "before_manifest@3" kills the process (SIGKILL) after epoch 3's array file is in
-# place but before its manifest; "mid_arrays@3" after writing half of the array file's bytes.
-FAULT_ENV = "JAXNET_CHECKPOINT_FAULT"
 # dtypes safetensors' NumPy API reads back as themselves; others (bfloat16) travel as raw bits.
 _NATIVE = {"bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64"}
 _NATIVE |= {"float16", "float32", "float64"}
@@ -173,20 +171,12 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def _fault(stage: str, epoch) -> bool:
-    return os.environ.get(FAULT_ENV, "") == f"{stage}@{epoch}"
-
-
-def atomic_write(path, data: bytes, *, fault_epoch=None) -> None:
+def atomic_write(path, data: bytes) -> None:
     """Write ``data`` to ``path`` so readers see either the old file or the complete new one."""
     path = Path(path)
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            if fault_epoch is not None and _fault("mid_arrays", fault_epoch):
-                handle.write(data[: len(data) // 2])
-                handle.flush()
-                os.kill(os.getpid(), signal.SIGKILL)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -232,9 +222,7 @@ def save(
     arrays, specs = flatten(tree)
     data = _safetensors().save(arrays) if arrays else b""
     arrays_name = name + ARRAYS_SUFFIX
-    atomic_write(directory / arrays_name, data, fault_epoch=epoch)
-    if epoch is not None and _fault("before_manifest", epoch):
-        os.kill(os.getpid(), signal.SIGKILL)
+    atomic_write(directory / arrays_name, data)
     step = getattr(tree, "step", None)
     manifest = {
         "format": FORMAT,
@@ -251,7 +239,7 @@ def save(
         "extra": extra or {},
     }
     manifest_path = directory / (name + MANIFEST_SUFFIX)
-    atomic_write(manifest_path, json.dumps(manifest, indent=1).encode())
+    atomic_write(manifest_path, dumps(manifest, indent=1).encode())
     return manifest_path
 
 
@@ -313,16 +301,16 @@ class CheckpointManager:
       directory: where the checkpoints live (created if needed).
       keep: how many of the newest checkpoints to keep (older ones are deleted after each save).
       monitor: a metric name (e.g. ``"val_loss"``); the checkpoint with its best value is kept too.
-      mode: ``"min"`` or ``"max"``: which value of ``monitor`` is best.
+      mode: ``"min"``, ``"max"`` or ``"auto"`` (by the name, :func:`jaxnet.metrics.direction`):
+        which value of ``monitor`` is best.
     """
 
-    def __init__(self, directory, keep: int = 3, monitor: str | None = None, mode: str = "min"):
+    def __init__(self, directory, keep: int = 3, monitor: str | None = None, mode: str = "auto"):
         if keep < 1:
             raise CheckpointError(f"keep must be at least 1, got {keep}", ("CheckpointManager",))
-        if mode not in ("min", "max"):
-            raise CheckpointError(
-                f"mode must be 'min' or 'max', got {mode!r}", ("CheckpointManager",)
-            )
+        if mode == "auto":
+            mode = direction(monitor) if monitor is not None else "min"
+        check_mode(mode, "CheckpointManager")
         self.directory, self.keep, self.monitor, self.mode = Path(directory), keep, monitor, mode
 
     def manifests(self) -> list[Path]:

@@ -86,7 +86,9 @@ def make_recipe(data, args):
 
 
 def _write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    from jaxnet.jsonable import dumps
+
+    path.write_text(dumps(obj, indent=2) + "\n")
 
 
 def _test_metrics(recipe, train_state, data, x_test, y_test, target_scale) -> dict:
@@ -137,14 +139,6 @@ def run_training(args, *, checkpoints: bool) -> dict:
     _write_json(out / "config.json", config)
 
     checkpoint_dir = out / "checkpoints" if checkpoints else None
-    if checkpoint_dir is not None and not args.resume and any(checkpoint_dir.glob("ckpt-*.json")):
-        from jaxnet.errors import ConfigError
-
-        raise ConfigError(
-            f"{checkpoint_dir} already holds checkpoints: add --resume to continue that run, or "
-            "choose another --out",
-            ("train",),
-        )
     start = time.perf_counter()
     train_state, history = fit(
         recipe.model,

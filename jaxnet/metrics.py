@@ -11,7 +11,7 @@ import math
 
 import jax.numpy as jnp
 
-from jaxnet.errors import ShapeError
+from jaxnet.errors import ConfigError, ShapeError
 
 
 def accuracy(predictions, targets):
@@ -77,3 +77,49 @@ def r2_score(predictions, targets):
 
 
 mae, rmse, r2 = mean_absolute_error, root_mean_squared_error, r2_score
+
+
+# ----------------------------------------------------------------------------- direction
+
+_MINIMIZED = ("loss", "error", "mae", "mse", "rmse", "hinge")
+_MAXIMIZED = ("acc", "auc", "precision", "recall", "f1", "r2", "exact_match")
+MODES = ("min", "max")
+
+
+def direction(name: str, default: str | None = None) -> str:
+    """``"min"`` if a smaller ``name`` is better (losses, errors), ``"max"`` if larger is better.
+
+    The one rule every tool uses (early stopping, checkpoints kept by a metric, ``fit_many``'s
+    best model, studies); it reads the name, as Keras's ``mode="auto"`` does, so ``"val_loss"``,
+    ``"test_rmse"`` -> ``"min"`` and ``"val_accuracy"``, ``"r2"`` -> ``"max"``. An unknown name
+    returns ``default``, or raises :class:`~jaxnet.errors.ConfigError` when there is none.
+
+    >>> direction("val_loss"), direction("hamming_accuracy")
+    ('min', 'max')
+    """
+    lowered = name.lower()
+    if any(word in lowered for word in _MINIMIZED):
+        return "min"
+    if any(word in lowered for word in _MAXIMIZED):
+        return "max"
+    if default is not None:
+        return check_mode(default, "direction")
+    raise ConfigError(
+        f"cannot tell whether {name!r} should go up or down; pass mode='min' or mode='max'",
+        ("metrics",),
+    )
+
+
+def check_mode(mode: str, owner: str) -> str:
+    """``mode`` if it is ``"min"`` or ``"max"``; else a :class:`~jaxnet.errors.ConfigError`."""
+    if mode not in MODES:
+        raise ConfigError(f"mode must be 'min' or 'max', got {mode!r}", (owner,))
+    return mode
+
+
+def is_better(value: float, best: float, mode: str, min_delta: float = 0.0) -> bool:
+    """Whether ``value`` beats ``best`` by more than ``min_delta`` in direction ``mode``; a NaN or
+    infinite ``value`` never does."""
+    if not math.isfinite(value):
+        return False
+    return value < best - min_delta if mode == "min" else value > best + min_delta

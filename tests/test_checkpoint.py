@@ -16,7 +16,7 @@ import optax
 import pytest
 
 from jaxnet import optim, recipes
-from jaxnet.checkpoint import FAULT_ENV, CheckpointError, CheckpointManager, load, save
+from jaxnet.checkpoint import CheckpointError, CheckpointManager, load, save
 from jaxnet.train.fit import fit
 from jaxnet.train.step import create_train_state
 
@@ -168,13 +168,32 @@ def test_keeps_last_k_plus_best(tmp_path):
 
 # ----------------------------------------------------------------------------- fit and processes
 
+FAULT_ENV = "TEST_CHECKPOINT_FAULT"  # read by the child script below, not by jaxnet
+
 CHILD = textwrap.dedent(
     """
-    import sys, time
+    import os, signal, sys, time
     import jax, numpy as np, optax
-    from jaxnet import recipes
+    from jaxnet import checkpoint, recipes
     from jaxnet.train.fit import fit
 
+    # Crash simulation from outside jaxnet: the last step of every atomic write is os.replace.
+    # "mid_arrays@3": killed with half of epoch 3's array file in its temporary file.
+    # "before_manifest@5": killed after epoch 5's array file is in place, before its manifest.
+    fault = os.environ.get("TEST_CHECKPOINT_FAULT", "")
+    real_replace = os.replace
+
+    def replace(source, destination):
+        name = os.path.basename(destination)
+        stage, _, epoch = fault.partition("@")
+        if stage == "mid_arrays" and name == f"ckpt-{int(epoch):06d}.safetensors":
+            os.truncate(source, os.path.getsize(source) // 2)
+            os.kill(os.getpid(), signal.SIGKILL)
+        if stage == "before_manifest" and name == f"ckpt-{int(epoch):06d}.json":
+            os.kill(os.getpid(), signal.SIGKILL)
+        real_replace(source, destination)
+
+    checkpoint.os.replace = replace
     checkpoint_dir, output, resume = sys.argv[1] or None, sys.argv[2], sys.argv[3] == "resume"
     rng = np.random.default_rng(0)
     x = rng.normal(size=(96, 4)).astype(np.float32)
@@ -182,7 +201,7 @@ CHILD = textwrap.dedent(
     recipe = recipes.classifier_mlp(3, hidden=(16,))
 
     class Announce:  # tells the parent which epochs finished; a short pause makes room for a kill
-        def on_epoch_end(self, epoch, logs, train_state):
+        def on_epoch_end(self, epoch, logs, loop):
             print("epoch", epoch + 1, flush=True)
             time.sleep(0.05)
 

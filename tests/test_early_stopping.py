@@ -7,11 +7,12 @@ import numpy as np
 import optax
 import pytest
 
-from jaxnet import losses, metrics
+from jaxnet import checkpoint, losses, metrics
 from jaxnet.core import init_model
 from jaxnet.errors import ConfigError
 from jaxnet.recipes import classifier_mlp
-from jaxnet.train.early_stopping import EarlyStopping, load_checkpoint, save_checkpoint
+from jaxnet.train.callbacks import Loop
+from jaxnet.train.early_stopping import EarlyStopping
 from jaxnet.train.evaluate import evaluate
 from jaxnet.train.fit import fit
 from jaxnet.train.step import TrainState
@@ -25,28 +26,34 @@ def _marker(epoch):
 
 
 def _drive(callback, values, monitor="val_loss"):
-    """Call the callback as fit does; return the epoch at which it asked to stop (or None)."""
-    callback.on_train_begin(_marker(-1))
+    """Call the callback as fit does; return ``(epoch at which it asked to stop or None, loop)``."""
+    loop = Loop(_marker(-1), len(values), None)
+    callback.on_train_begin(loop)
     for epoch, value in enumerate(values):
-        if callback.on_epoch_end(epoch, {"loss": 0.0, monitor: value}, _marker(epoch)):
-            return epoch
-    return None
+        loop.train_state = _marker(epoch)
+        callback.on_epoch_end(epoch, {"loss": 0.0, monitor: value}, loop)
+        if loop.stop_training:
+            return epoch, loop
+    return None, loop
 
 
 def test_stops_after_patience_epochs_without_improvement_and_restores_the_best():
     # Improvements at epochs 0, 1, 3; then 4, 5, 6 do not improve -> stop at 6 with patience 3.
     values = [1.0, 0.9, 0.95, 0.85, 0.86, 0.87, 0.88, 0.1]
     stop = EarlyStopping("val_loss", patience=3, restore_best=True)
-    assert _drive(stop, values) == 6
+    stopped, loop = _drive(stop, values)
+    assert stopped == 6
     assert stop.best_epoch == 3 and stop.best == 0.85 and stop.stopped_epoch == 6
-    restored = stop.on_train_end(_marker(6), history=None)
-    assert float(restored.params["w"]) == 3.0
+    stop.on_train_end(loop)
+    assert float(loop.train_state.params["w"]) == 3.0
 
 
 def test_patience_zero_stops_at_first_non_improvement_and_no_restore_by_default():
     stop = EarlyStopping("val_loss")
-    assert _drive(stop, [3.0, 2.0, 1.0, 1.5, 0.5]) == 3
-    assert stop.on_train_end(_marker(3), history=None) is None  # Keras default: keep the last
+    stopped, loop = _drive(stop, [3.0, 2.0, 1.0, 1.5, 0.5])
+    assert stopped == 3
+    stop.on_train_end(loop)
+    assert float(loop.train_state.params["w"]) == 3.0  # Keras default: keep the last
 
 
 def test_mode_max_auto_and_min_delta():
@@ -54,16 +61,16 @@ def test_mode_max_auto_and_min_delta():
     # Improvements smaller than min_delta=0.02 do not count: stop at epoch 3 (2 epochs without).
     stop = EarlyStopping("val_accuracy", patience=2, min_delta=0.02)
     assert stop.mode == "max"
-    assert _drive(stop, accuracies, "val_accuracy") == 3
+    assert _drive(stop, accuracies, "val_accuracy")[0] == 3
     assert stop.best_epoch == 1
     explicit = EarlyStopping("score", mode="max", patience=2)
-    assert _drive(explicit, accuracies, "score") is None and explicit.best_epoch == 4
+    assert _drive(explicit, accuracies, "score")[0] is None and explicit.best_epoch == 4
     assert EarlyStopping("val_mae").mode == "min"
 
 
 def test_non_finite_values_are_never_an_improvement():
     stop = EarlyStopping("loss", patience=2)
-    assert _drive(stop, [1.0, float("nan"), float("inf")], "loss") == 2
+    assert _drive(stop, [1.0, float("nan"), float("inf")], "loss")[0] == 2
     assert stop.best_epoch == 0
 
 
@@ -75,41 +82,31 @@ def test_configuration_errors():
     with pytest.raises(ConfigError, match="patience"):
         EarlyStopping(patience=-1)
     stop = EarlyStopping("val_loss")
-    stop.on_train_begin(_marker(0))
+    loop = Loop(_marker(0), 1, None)
+    stop.on_train_begin(loop)
     with pytest.raises(ConfigError, match="'loss'"):
-        stop.on_epoch_end(0, {"loss": 1.0}, _marker(0))
+        stop.on_epoch_end(0, {"loss": 1.0}, loop)
 
 
-def test_best_checkpoint_on_disk(tmp_path, key):
+def test_best_checkpoint_on_disk_is_a_jaxnet_checkpoint(tmp_path, key):
     recipe = classifier_mlp(3, hidden=(4,), batch_norm=True)
     params, state = init_model(recipe.model, key, (2,))
-    path = tmp_path / "best.npz"
-    stop = EarlyStopping("val_loss", patience=5, checkpoint=path)
-    stop.on_train_begin(None)
+    stop = EarlyStopping("val_loss", patience=5, checkpoint=tmp_path)
+    loop = Loop(None, 3, None)
+    stop.on_train_begin(loop)
     shifted = jax.tree.map(lambda a: a + 1.0, params)
     for epoch, (value, p) in enumerate([(1.0, params), (0.5, shifted), (0.7, params)]):
-        stop.on_epoch_end(epoch, {"val_loss": value}, TrainState(p, state, (), 0, key))
-    restored_params, restored_state = load_checkpoint(path, like=(params, state))
-    chex.assert_trees_all_equal(restored_params, shifted)  # epoch 1 was the best
-    chex.assert_trees_all_equal(restored_state, state)
-    assert os.listdir(tmp_path) == ["best.npz"]  # no temporary file left behind
-
-
-def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
-    path = tmp_path / "best.npz"
-    save_checkpoint(path, {"w": np.ones(3)}, {})
-
-    def failing_savez(file, **arrays):
-        file.write(b"half a checkpoint")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(np, "savez", failing_savez)
-    with pytest.raises(OSError, match="disk full"):
-        save_checkpoint(path, {"w": np.zeros(3)}, {})
-    monkeypatch.undo()
-    params, _ = load_checkpoint(path, like=({"w": np.zeros(3)}, {}))
-    np.testing.assert_array_equal(params["w"], np.ones(3))  # the old checkpoint survived
-    assert os.listdir(tmp_path) == ["best.npz"]  # and the temporary file is gone
+        loop.train_state = TrainState(p, state, (), jnp.asarray(epoch), key)
+        stop.on_epoch_end(epoch, {"val_loss": value}, loop)
+    template = TrainState(params, state, (), jnp.asarray(0), key)
+    restored = checkpoint.load(tmp_path / "best.json", template)
+    chex.assert_trees_all_equal(restored.tree.params, shifted)  # epoch 1 was the best
+    chex.assert_trees_all_equal(restored.tree.state, state)
+    assert restored.epoch == 2 and restored.manifest["extra"] == {
+        "monitor": "val_loss",
+        "best": 0.5,
+    }
+    assert sorted(os.listdir(tmp_path)) == ["best.json", "best.safetensors"]  # no temporary file
 
 
 def test_real_fit_stops_early_and_returns_the_best_parameters(key):

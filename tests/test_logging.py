@@ -30,7 +30,7 @@ def _drive(callback, logs=LOGS, first_epoch=0):
     callback.on_train_begin(None)
     for epoch, entry in enumerate(logs, start=first_epoch):
         callback.on_epoch_end(epoch, entry, None)
-    callback.on_train_end(None, None)
+    callback.on_train_end(None)
 
 
 def test_progress_bar_is_silent_when_not_a_terminal_or_verbose_0():
@@ -56,7 +56,7 @@ def test_progress_bar_of_a_resumed_run_starts_part_way():
     assert bar.bar.n == 4
     bar.on_epoch_end(4, LOGS[1], None)
     assert bar.bar.n == 5
-    bar.on_train_end(None, None)
+    bar.on_train_end(None)
 
 
 def test_default_progress_per_verbose_level():

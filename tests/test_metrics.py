@@ -53,3 +53,17 @@ def test_regression_metrics_match_sklearn():
 def test_accuracy_rejects_wrong_label_shape():
     with pytest.raises(ValueError, match="accuracy"):
         metrics.accuracy(jnp.zeros((4, 3)), jnp.zeros((5,), jnp.int32))
+
+
+def test_direction_reads_the_metric_name_and_refuses_unknown_ones():
+    from jaxnet.errors import ConfigError
+
+    for name in ("test_loss", "val_loss", "test_rmse", "val_mae", "mean_squared_error"):
+        assert metrics.direction(name) == "min", name
+    for name in ("test_accuracy", "val_hamming_accuracy", "exact_match", "r2", "val_auc"):
+        assert metrics.direction(name) == "max", name
+    assert metrics.direction("score", default="max") == "max"
+    with pytest.raises(ConfigError, match="'score' should go up or down"):
+        metrics.direction("score")
+    assert metrics.is_better(0.5, 0.6, "min") and not metrics.is_better(0.59, 0.6, "min", 0.02)
+    assert metrics.is_better(0.7, 0.6, "max") and not metrics.is_better(float("nan"), 1.0, "max")

@@ -207,8 +207,9 @@ def test_constraints_hold_after_every_epoch_of_fit(key):
     seen = []
 
     class Check:
-        def on_epoch_end(self, epoch, logs, train_state):
-            seen.append(np.linalg.norm(np.asarray(train_state.params["dense_0"]["w"]), axis=0))
+        def on_epoch_end(self, epoch, logs, loop):
+            w = loop.train_state.params["dense_0"]["w"]
+            seen.append(np.linalg.norm(np.asarray(w), axis=0))
 
     optimizer = constrain(optax.adam(0.1), {"w": max_norm(1.0)})
     fit(

@@ -17,6 +17,7 @@ from jaxnet import losses
 from jaxnet.errors import ConfigError
 from jaxnet.train.many import fit_many, grid_configs, model_slice
 from jaxnet.train.per_example import clipped_mean_gradient, per_example_gradients
+from jaxnet.train.step import make_loss
 
 
 def problem(n=96, seed=0):
@@ -169,11 +170,9 @@ def test_mixed_precision_keeps_float32_master_weights_and_learns():
     assert history["accuracy"][-1] > 0.8
     # At initialisation, the bfloat16 gradient is the float32 one up to bfloat16 rounding.
     params, state = jaxnet.init_model(MODEL, jax.random.key(1), (6,))
-    f32 = jax.grad(lambda p: jaxnet.train.make_loss(MODEL, LOSS)(p, state, x, y, None)[0])(params)
+    f32 = jax.grad(lambda p: make_loss(MODEL, LOSS)(p, state, x, y, None)[0])(params)
     bf16 = jax.grad(
-        lambda p: jaxnet.train.make_loss(MODEL, LOSS, compute_dtype=jnp.bfloat16)(
-            p, state, x, y, None
-        )[0]
+        lambda p: make_loss(MODEL, LOSS, compute_dtype=jnp.bfloat16)(p, state, x, y, None)[0]
     )(params)
     for a, b in zip(jax.tree.leaves(f32), jax.tree.leaves(bf16), strict=True):
         assert b.dtype == jnp.float32

@@ -88,13 +88,6 @@ def test_ranking_with_non_transitive_overlap_and_diverged_cells():
     assert stats.rank_with_ties([diverged, a], "min") == [2, 1]
 
 
-def test_mode_of_metric_names():
-    assert stats.mode_of("test_accuracy") == "max"
-    assert [stats.mode_of(m) for m in ("test_loss", "val_loss", "test_rmse", "test_mae")] == [
-        "min"
-    ] * 4
-
-
 def test_cells_group_into_programs_by_everything_but_the_learning_rate():
     study = spec.Study(
         "s",

@@ -74,11 +74,11 @@ def test_fused_epoch_equals_the_same_steps_one_by_one(key):
     assert int(ts.step) == 4  # 70 // 16 full batches, remainder dropped
 
     step = jaxnet.make_train_step(model, losses.sparse_categorical_cross_entropy, opt)
-    order = np.asarray(jax.random.permutation(jaxnet.train.shuffle_key(ts0, 0), 70))
+    order = np.asarray(jax.random.permutation(jaxnet.train.step.shuffle_key(ts0, 0), 70))
     params, state, opt_state, step_losses = ts0.params, ts0.state, ts0.opt_state, []
     for i in range(4):
         idx = order[i * 16 : (i + 1) * 16]
-        key_i = jaxnet.train.step_key(ts0._replace(step=jnp.int32(i)))
+        key_i = jaxnet.train.step.step_key(ts0._replace(step=jnp.int32(i)))
         params, state, opt_state, step_logs = step(
             params, state, opt_state, (x[idx], y[idx]), key_i
         )

@@ -6,7 +6,7 @@
 - :mod:`~jaxnet.diagnostics.monitor`: :class:`GradientMonitor`, the ``fit`` callback.
 
 >>> monitor = GradientMonitor(model, every=10)
->>> ts, history = fit(model, loss, optimizer, x, y, callbacks=[monitor])
+>>> ts, history = fit(model, loss, optimizer, x, y, monitor=monitor)
 >>> for finding in monitor.findings:
 ...     print(finding)
 """

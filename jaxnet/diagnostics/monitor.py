@@ -1,7 +1,7 @@
 """``GradientMonitor``: the ``fit`` callback that records per-layer statistics and raises alarms.
 
 >>> monitor = GradientMonitor(model, every=10)
->>> ts, history = fit(model, loss, optimizer, x, y, epochs=20, callbacks=[monitor])
+>>> ts, history = fit(model, loss, optimizer, x, y, epochs=20, monitor=monitor)
 >>> print(monitor.table()); monitor.findings
 """
 
@@ -75,10 +75,10 @@ class GradientMonitor:
         self.last_good_state = None
         self._bad_epoch = False
 
-    # -- the fit callback protocol -------------------------------------------------------------
-    def on_train_begin(self, train_state) -> None:
+    # -- fit's monitor protocol: a probe, and the callback hooks ---------------------------------
+    def on_train_begin(self, loop) -> None:
         self.reset()
-        self.last_good_state = train_state
+        self.last_good_state = loop.train_state
 
     def on_probe(self, epoch: int, steps, probes) -> None:
         steps = np.asarray(steps)
@@ -104,7 +104,7 @@ class GradientMonitor:
                 self.nonfinite_step = int(steps[np.argmax(bad)])
         self._update_findings()
 
-    def on_epoch_end(self, epoch: int, logs, train_state) -> bool:
+    def on_epoch_end(self, epoch: int, logs, loop) -> None:
         self.epoch_loss.append(float(logs.get("loss", np.nan)))
         if self._bad_epoch and self.stop_on_nonfinite:
             self.stopped_epoch = epoch
@@ -112,15 +112,13 @@ class GradientMonitor:
                 f"GradientMonitor: non-finite gradients at step {self.nonfinite_step}; stopping "
                 f"after epoch {epoch + 1} and keeping the state from the end of the previous epoch"
             )
-            return True
-        if not self._bad_epoch:
-            self.last_good_state = train_state
-        return False
+            loop.stop_training = True
+        elif not self._bad_epoch:
+            self.last_good_state = loop.train_state
 
-    def on_train_end(self, train_state, history):
+    def on_train_end(self, loop) -> None:
         if self._bad_epoch and self.stop_on_nonfinite:
-            return self.last_good_state
-        return None
+            loop.train_state = self.last_good_state
 
     # -- results ---------------------------------------------------------------------------------
     @property

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from jaxnet.diagnostics.verdicts import Finding, as_history
+from jaxnet.jsonable import jsonable
 
 # (stat, column title, format) in table order
 COLUMNS = (
@@ -72,14 +73,6 @@ def format_table(stats_or_history, index: int = -1, columns: Sequence[str] | Non
     return "\n".join(lines)
 
 
-def _json_float(value):
-    """A float (or nested lists of them for arrays), non-finite ones as ``"nan"``/``"inf"``."""
-    if np.ndim(value):
-        return [_json_float(v) for v in np.asarray(value)]
-    value = float(value)
-    return value if math.isfinite(value) else str(value)
-
-
 def to_report(
     stats_or_history,
     findings: Sequence[Finding] | None = None,
@@ -91,7 +84,7 @@ def to_report(
 
     ``latest`` holds each layer's statistics at the last probed step; ``history`` every probed
     step (lists). ``findings`` defaults to :func:`~jaxnet.diagnostics.diagnose` of the same
-    statistics. Non-finite numbers are written as the strings ``"nan"``, ``"inf"``, ``"-inf"``.
+    statistics. Non-finite numbers are written as ``None`` (:func:`~jaxnet.jsonable.jsonable`).
     """
     from jaxnet.diagnostics.verdicts import diagnose
 
@@ -100,19 +93,19 @@ def to_report(
         findings = diagnose(history, model)
     report = {
         "latest": {
-            name: {stat: _json_float(values[-1]) for stat, values in stats.items()}
+            name: {stat: jsonable(values[-1]) for stat, values in stats.items()}
             for name, stats in history["layers"].items()
         },
         "findings": [f.to_dict() for f in findings],
     }
     if include_history:
         report["history"] = {
-            field: [_json_float(v) for v in history[field]]
+            field: jsonable(history[field])
             for field in ("step", "epoch", "loss")
             if field in history
         }
         report["history"]["layers"] = {
-            name: {stat: [_json_float(v) for v in values] for stat, values in stats.items()}
+            name: {stat: jsonable(values) for stat, values in stats.items()}
             for name, stats in history["layers"].items()
         }
     return report

@@ -336,7 +336,7 @@ def make_probe(
     ``batch_fraction`` define saturation (see :func:`saturated_fraction`). ``packed=True``
     returns a :class:`PackedProbe` (one vector per step; much cheaper in a scanned epoch).
 
-    >>> fit(model, loss, opt, x, y, callbacks=[GradientMonitor(model)])      # uses make_probe
+    >>> fit(model, loss, opt, x, y, monitor=GradientMonitor(model))      # uses make_probe
     >>> make_epoch(model, loss, opt, 32, probe=make_probe(model), probe_every=50)
     """
     children = dict(model.info.get("children", {})) if model is not None else {}

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxnet.jsonable import dumps
+
 RANK_RULE = (
     "rank = 1 + the number of cells whose 95% t-interval lies entirely on the better side; "
     "overlapping intervals tie"
@@ -112,21 +114,9 @@ def to_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plain(value):
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else (1e308 if value > 0 else -1e308)
-    if isinstance(value, np.generic):
-        return _plain(value.item())
-    return value
-
-
 def to_json(result: dict) -> str:
     """The whole result (every cell, every seed's values and curves) as JSON; ``nan`` -> null."""
-    return json.dumps(_plain(result), indent=1)
+    return dumps(result, indent=1)
 
 
 def load_result(path) -> dict:

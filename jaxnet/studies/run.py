@@ -22,12 +22,13 @@ import numpy as np
 
 from jaxnet.datasets import load_dataset, standardize, train_test_split
 from jaxnet.errors import ConfigError
+from jaxnet.metrics import direction
 from jaxnet.studies import spec
-from jaxnet.studies.stats import mode_of, rank_with_ties, summarize
-from jaxnet.train.data import match_targets
-from jaxnet.train.evaluate import make_predict
-from jaxnet.train.many import fit_many
-from jaxnet.train.step import create_train_state, named_metrics
+from jaxnet.studies.stats import rank_with_ties, summarize
+from jaxnet.train.data import match_targets, output_shape
+from jaxnet.train.evaluate import make_evaluate
+from jaxnet.train.many import fit_many, model_slice
+from jaxnet.train.step import create_train_state
 
 CONFIDENCE = 0.95
 DIAGNOSIS_BATCH = 256
@@ -65,21 +66,10 @@ def load_study_data(study: spec.Study) -> StudyData:
 
 def evaluate_many(recipe, train_state, x, y) -> dict[str, np.ndarray]:
     """Loss and metrics of every model (leading axis of ``train_state``) on ``(x, y)``; one
-    compiled program."""
-    predict = make_predict(recipe.model)
-    functions = {"loss": recipe.loss, **named_metrics(recipe.metrics)}
-    one_model = jax.tree.map(lambda a: a[0], (train_state.params, train_state.state))
-    output_shape = jax.eval_shape(predict, *one_model, x).shape[1:]
-    y = match_targets(np.asarray(y), output_shape, "y_test")
-
-    @jax.jit
-    def evaluate(params, state, x, y):
-        def one(p, s):
-            predictions = predict(p, s, x)
-            return {name: f(predictions, y) for name, f in functions.items()}
-
-        return jax.vmap(one)(params, state)
-
+    compiled program (:func:`~jaxnet.train.evaluate.make_evaluate` with ``many=True``)."""
+    one_params, one_state = model_slice((train_state.params, train_state.state), 0)
+    y = match_targets(np.asarray(y), output_shape(recipe.model, one_params, one_state, x), "y_test")
+    evaluate = make_evaluate(recipe.model, recipe.loss, recipe.metrics, many=True)
     logs = evaluate(train_state.params, train_state.state, jnp.asarray(x), jnp.asarray(y))
     return {name: np.asarray(value) for name, value in logs.items()}
 
@@ -222,7 +212,7 @@ def run_study(
 
     for cell in cells:
         cell["summary"] = {k: summarize(v, CONFIDENCE)._asdict() for k, v in cell["values"].items()}
-    mode = mode_of(metric)
+    mode = direction(metric)
     if metric not in cells[0]["summary"]:
         raise ConfigError(
             f"metric {metric!r} is not measured; measured: {sorted(cells[0]['summary'])}",

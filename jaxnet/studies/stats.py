@@ -17,8 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from jaxnet.errors import ConfigError
-
-MODES = ("max", "min")
+from jaxnet.metrics import check_mode
 
 
 class Summary(NamedTuple):
@@ -121,14 +120,5 @@ def rank_with_ties(summaries: Sequence[Summary], mode: str = "max") -> list[int]
     ...                 Summary(0.82, 0, 0.8, 0.84, 8)])
     [1, 2, 2]
     """
-    if mode not in MODES:
-        raise ConfigError(f"mode must be 'max' or 'min', got {mode!r}", ("studies",))
+    check_mode(mode, "studies")
     return [1 + sum(clearly_better(other, s, mode) for other in summaries) for s in summaries]
-
-
-def mode_of(metric: str) -> str:
-    """``"min"`` for losses and errors (``loss``, ``mae``, ``rmse``, ``mse``), else ``"max"``."""
-    lowered = metric.lower()
-    return (
-        "min" if any(word in lowered for word in ("loss", "mae", "rmse", "mse", "error")) else "max"
-    )

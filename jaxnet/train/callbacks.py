@@ -1,55 +1,81 @@
-"""The callback protocol ``fit`` calls between epochs, and the built-in progress printer.
+"""The callback protocol ``fit`` calls between compiled epochs, and the plain progress printer.
 
-A callback is any object with some of these methods (missing ones are skipped):
+``fit`` keeps what it knows between epochs in a :class:`Loop` — the one mutable thing in training,
+and it lives on the host. A callback is any object with some of these methods (missing ones are
+skipped); each gets the ``Loop`` and may read or change it:
 
-- ``on_train_begin(train_state)``
-- ``on_epoch_end(epoch, logs, train_state) -> bool | None``: return ``True`` to stop training;
-  ``logs`` maps names (``"loss"``, ``"val_loss"``, ``"accuracy"``, ...) to floats.
-- ``on_train_end(train_state, history) -> TrainState | None``: may return a replacement state
-  (e.g. the best parameters seen).
+- ``on_train_begin(loop)``: before the first epoch (and before compiling). May replace
+  ``loop.train_state`` and set ``loop.initial_epoch`` and ``loop.history`` (resuming a run).
+- ``on_epoch_end(epoch, logs, loop)``: after each epoch; ``logs`` maps names (``"loss"``,
+  ``"val_loss"``, ``"accuracy"``, ...) to floats. Set ``loop.stop_training = True`` to stop; replace
+  ``loop.train_state`` to change what training continues from (e.g. a new learning rate).
+- ``on_train_end(loop)``: after the last epoch; may replace ``loop.train_state`` (e.g. with the
+  best state seen), which is what ``fit`` returns.
 
-A callback that defines ``probe`` (a function ``probe(grads=, params=, updates=, outputs=, loss=)
--> pytree``, see :func:`~jaxnet.train.step.make_train_step`) and ``every`` has the probe computed
-inside the compiled epoch on every ``every``-th step, and receives the results after each epoch:
-
-- ``on_probe(epoch, steps, probes)``: ``steps`` the probed step numbers, ``probes`` the stacked
-  results (NumPy arrays with a leading axis over ``steps``).
-
-At most one callback per ``fit`` may define ``probe``.
+Keras's callbacks have the same hooks and reach the model through ``self.model``; a jaxnet
+callback reaches the train state through ``loop`` because the state is data, not an object.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from typing import Any
+
+
+class Loop:
+    """``fit``'s host-side record between compiled epochs, shared with every callback.
+
+    Attributes:
+      train_state: the current :class:`~jaxnet.train.step.TrainState` (replaceable).
+      epochs: the number of epochs ``fit`` was asked for.
+      initial_epoch: the first epoch this call trains (``> 0`` when a run is resumed).
+      history: the :class:`~jaxnet.train.fit.History` so far.
+      stop_training: set to ``True`` to stop after the current epoch.
+    """
+
+    def __init__(self, train_state, epochs: int, history):
+        self.train_state: Any = train_state
+        self.epochs = epochs
+        self.initial_epoch = 0
+        self.history = history
+        self.stop_training = False
 
 
 class Callback:
     """Optional base class: every hook does nothing."""
 
-    def on_train_begin(self, train_state):
+    def on_train_begin(self, loop: Loop) -> None:
         pass
 
-    def on_epoch_end(self, epoch, logs, train_state):
-        return None
+    def on_epoch_end(self, epoch: int, logs: dict, loop: Loop) -> None:
+        pass
 
-    def on_train_end(self, train_state, history):
-        return None
+    def on_train_end(self, loop: Loop) -> None:
+        pass
+
+
+def call(callbacks, hook: str, *args) -> None:
+    """Call ``hook(*args)`` on every callback that defines it, in order."""
+    for callback in callbacks:
+        method = getattr(callback, hook, None)
+        if method is not None:
+            method(*args)
 
 
 class PrintProgress(Callback):
-    """One line per epoch: ``epoch 3/50  loss 0.1234  accuracy 0.9700  val_loss ...  0.05s``."""
+    """One line per epoch: ``epoch 3/50  loss 0.1234  accuracy 0.9700  val_loss ...  [0.5s]``."""
 
     def __init__(self, epochs: int, every: int = 1, stream=None):
         self.epochs, self.every, self.stream = epochs, every, stream or sys.stdout
         self._start = None
 
-    def on_train_begin(self, train_state):
+    def on_train_begin(self, loop):
         self._start = time.perf_counter()
 
-    def on_epoch_end(self, epoch, logs, train_state):
+    def on_epoch_end(self, epoch, logs, loop):
         if (epoch + 1) % self.every and epoch + 1 != self.epochs:
-            return None
+            return
         width = len(str(self.epochs))
         values = "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if k != "time")
         elapsed = time.perf_counter() - self._start
@@ -57,4 +83,3 @@ class PrintProgress(Callback):
             f"epoch {epoch + 1:>{width}}/{self.epochs}  {values}  [{elapsed:.1f}s]",
             file=self.stream,
         )
-        return None

@@ -6,6 +6,8 @@ Everything here runs once, on the host, before training: a bad data set is refus
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import jax
 import numpy as np
 
@@ -96,9 +98,24 @@ def split_validation(x, y, fraction: float):
     return head, tail
 
 
+class Data(NamedTuple):
+    """Checked training data: ``x``, ``y``, the optional ``validation`` pair ``(x_val, y_val)`` and
+    ``n`` training examples. NumPy after :func:`prepare`; device arrays after :func:`place`."""
+
+    x: Any
+    y: Any
+    validation: tuple | None
+    n: int
+
+    @property
+    def input_shape(self):
+        """The per-example shape of ``x`` (a pytree of shapes for pytree inputs)."""
+        return jax.tree.map(lambda a: a.shape[1:], self.x)
+
+
 def prepare(x, y, *, batch_size: int, validation_data=None, validation_split=None, owner="fit"):
-    """Checked NumPy ``(x, y)``, the validation pair (held out here if ``validation_split``), and
-    the number of training examples; a ``batch_size`` larger than the data is an error."""
+    """Checked NumPy :class:`Data`: the validation pair is held out here if ``validation_split``;
+    a ``batch_size`` larger than the training data is an error."""
     x, y = to_numpy(x, "x"), to_numpy(y, "y")
     if validation_split:
         (x, y), validation_data = split_validation(x, y, validation_split)
@@ -111,12 +128,19 @@ def prepare(x, y, *, batch_size: int, validation_data=None, validation_split=Non
         x_val, y_val = to_numpy(validation_data[0], "x_val"), to_numpy(validation_data[1], "y_val")
         num_examples(x_val, y_val)
         validation_data = (x_val, y_val)
-    return x, y, validation_data, n
+    return Data(x, y, validation_data, n)
 
 
-def input_shapes(x):
-    """The per-example shape of ``x`` (a pytree of shapes for pytree inputs)."""
-    return jax.tree.map(lambda a: a.shape[1:], x)
+def place(data: Data, model, params, state, sharding=None) -> Data:
+    """``data`` with its targets checked against ``model``'s output (:func:`match_targets`) and
+    every array moved to the device (``sharding``: e.g. replicated over a mesh; default device)."""
+    out_shape = output_shape(model, params, state, data.x)
+    y = match_targets(data.y, out_shape)
+    validation = data.validation
+    if validation is not None:
+        validation = (validation[0], match_targets(validation[1], out_shape, "y_val"))
+    x, y, validation = jax.device_put((data.x, y, validation), sharding)
+    return Data(x, y, validation, data.n)
 
 
 def output_shape(model, params, state, x) -> tuple:

@@ -9,31 +9,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-
+from jaxnet.checkpoint import save
 from jaxnet.errors import ConfigError, check_range
-from jaxnet.regularizers import param_paths
-from jaxnet.train.callbacks import Callback
+from jaxnet.metrics import check_mode, direction, is_better
+from jaxnet.train.callbacks import Callback, Loop
 
-_MAXIMIZED = ("acc", "auc", "precision", "recall", "f1", "r2")
-_MINIMIZED = ("loss", "error", "mae", "mse", "rmse")
-
-
-def infer_mode(monitor: str) -> str:
-    """``"max"`` for accuracy-like names, ``"min"`` for losses and errors (Keras's ``"auto"``)."""
-    name = monitor.lower()
-    if any(word in name for word in _MINIMIZED):
-        return "min"
-    if any(word in name for word in _MAXIMIZED):
-        return "max"
-    raise ConfigError(
-        f"cannot tell whether {monitor!r} should go up or down; pass mode='min' or mode='max'",
-        ("EarlyStopping",),
-    )
+BEST = "best"  # the checkpoint's name inside ``checkpoint``'s directory
 
 
 class EarlyStopping(Callback):
@@ -42,15 +24,16 @@ class EarlyStopping(Callback):
     Args:
       monitor: any name ``fit`` logs: ``"val_loss"`` (needs validation data), ``"val_accuracy"``,
         ``"loss"``, ...
-      mode: ``"min"``, ``"max"`` or ``"auto"`` (by name: losses/errors go down, accuracies up).
+      mode: ``"min"``, ``"max"`` or ``"auto"`` (by name, :func:`jaxnet.metrics.direction`: losses
+        and errors go down, accuracies up).
       patience: epochs without improvement to wait before stopping; ``0`` and ``1`` both stop at the
         first epoch that does not improve (Keras's rule).
       min_delta: an improvement must beat the best value by more than this.
       restore_best: if ``True``, ``fit`` returns the :class:`TrainState` of the best epoch, not
         the last one (Keras's ``restore_best_weights``, also ``False`` by default).
-      checkpoint: optional ``.npz`` path; the best epoch's params and state are written there at
-        every improvement (atomically: a temporary file renamed into place). Read it back with
-        :func:`load_checkpoint`.
+      checkpoint: optional directory; at every improvement the best train state is written there
+        as the :mod:`jaxnet.checkpoint` checkpoint ``best`` (atomic, checksummed); read it back
+        with ``jaxnet.checkpoint.load(directory / "best.json", template)``.
 
     After ``fit``: ``best`` (value), ``best_epoch`` (0-based), ``stopped_epoch`` (0-based, or
     ``None`` if training ran to the end) and ``best_train_state``.
@@ -68,12 +51,10 @@ class EarlyStopping(Callback):
     ):
         check_range("EarlyStopping", "patience", patience, 0)
         check_range("EarlyStopping", "min_delta", min_delta, 0.0)
-        if mode not in ("min", "max", "auto"):
-            raise ConfigError(
-                f"mode must be 'min', 'max' or 'auto', got {mode!r}", ("EarlyStopping",)
-            )
+        if mode != "auto":
+            check_mode(mode, "EarlyStopping")
         self.monitor = monitor
-        self.mode = infer_mode(monitor) if mode == "auto" else mode
+        self.mode = direction(monitor) if mode == "auto" else mode
         self.patience, self.min_delta = patience, min_delta
         self.restore_best, self.checkpoint = restore_best, checkpoint
         self._reset()
@@ -85,17 +66,10 @@ class EarlyStopping(Callback):
         self.stopped_epoch = None
         self.wait = 0
 
-    def is_improvement(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
-
-    def on_train_begin(self, train_state):
+    def on_train_begin(self, loop: Loop) -> None:
         self._reset()
 
-    def on_epoch_end(self, epoch, logs, train_state):
+    def on_epoch_end(self, epoch: int, logs: dict, loop: Loop) -> None:
         if self.monitor not in logs:
             raise ConfigError(
                 f"monitor={self.monitor!r} is not logged; logged names are {sorted(logs)} "
@@ -103,72 +77,19 @@ class EarlyStopping(Callback):
                 ("EarlyStopping",),
             )
         value = float(logs[self.monitor])
-        if self.is_improvement(value):
+        if is_better(value, self.best, self.mode, self.min_delta):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             # fit never donates its buffers, so keeping a reference keeps this epoch's arrays.
-            self.best_train_state = train_state
+            self.best_train_state = loop.train_state
             if self.checkpoint is not None:
-                save_checkpoint(self.checkpoint, train_state.params, train_state.state)
-            return False
+                extra = {"monitor": self.monitor, "best": value}
+                save(self.checkpoint, BEST, loop.train_state, epoch=epoch + 1, extra=extra)
+            return
         self.wait += 1
         if self.wait >= max(self.patience, 1):
             self.stopped_epoch = epoch
-            return True
-        return False
+            loop.stop_training = True
 
-    def on_train_end(self, train_state, history):
+    def on_train_end(self, loop: Loop) -> None:
         if self.restore_best and self.best_train_state is not None:
-            return self.best_train_state
-        return None
-
-
-def _names(tree, prefix: str) -> list[str]:
-    return [f"{prefix}/{path}" for path in param_paths(tree)]
-
-
-def _flat(tree, prefix: str) -> dict:
-    return dict(zip(_names(tree, prefix), map(np.asarray, jax.tree.leaves(tree)), strict=True))
-
-
-def save_checkpoint(path, params, state) -> None:
-    """Write ``params`` and ``state`` to ``path`` (``.npz``) via a temporary file and a rename.
-
-    A crash mid-write leaves the previous checkpoint intact, never a half-written file.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    arrays = _flat(params, "params") | _flat(state, "state")
-    handle, temporary = tempfile.mkstemp(dir=directory, suffix=".npz.tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
-def load_checkpoint(path, like):
-    """``(params, state)`` from a :func:`save_checkpoint` file, shaped like ``like``.
-
-    ``like`` (e.g. ``(ts.params, ts.state)`` or :func:`~jaxnet.init_model`'s result) supplies the
-    tree structure, including empty dicts of stateless layers.
-    """
-    with np.load(os.fspath(path)) as stored:
-        arrays = dict(stored)
-    restored = []
-    for prefix, template in zip(("params", "state"), like, strict=True):
-        names = _names(template, prefix)
-        missing = [n for n in names if n not in arrays]
-        if missing:
-            raise ConfigError(
-                f"checkpoint {os.fspath(path)!r} lacks {missing}; it holds {sorted(arrays)}",
-                ("load_checkpoint",),
-            )
-        treedef = jax.tree.structure(template)
-        restored.append(jax.tree.unflatten(treedef, [jnp.asarray(arrays[n]) for n in names]))
-    return tuple(restored)
+            loop.train_state = self.best_train_state

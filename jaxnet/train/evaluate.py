@@ -46,12 +46,19 @@ def predict(model: Layer, params, state, x, *, batch_size: int = 256):
     return cache[batch_size](params, state, x)
 
 
-def make_evaluate(model: Layer, loss_fn: Callable, metrics=None, batch_size: int = 256):
-    """``evaluate(params, state, x, y) -> {"loss": ..., metric: ...}`` on the whole data set."""
+def make_evaluate(
+    model: Layer, loss_fn: Callable, metrics=None, batch_size: int = 256, *, many: bool = False
+):
+    """``evaluate(params, state, x, y) -> {"loss": ..., metric: ...}`` on the whole data set.
+
+    The one evaluator ``fit``, ``fit_many`` and the studies use: inference-mode predictions in
+    batches (:func:`make_predict`), then the loss and every metric over all of them at once.
+    With ``many=True``, ``params`` and ``state`` carry a leading model axis and every value gets
+    one too (``vmap``; the data is shared).
+    """
     predict_fn = make_predict(model, batch_size)
     metric_fns = named_metrics(metrics)
 
-    @jax.jit
     def evaluate(params, state, x, y):
         predictions = predict_fn(params, state, x)
         return {
@@ -59,7 +66,7 @@ def make_evaluate(model: Layer, loss_fn: Callable, metrics=None, batch_size: int
             **{n: m(predictions, y) for n, m in metric_fns.items()},
         }
 
-    return evaluate
+    return jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None, None)) if many else evaluate)
 
 
 def evaluate(model: Layer, params, state, x, y, loss_fn, metrics=None, *, batch_size: int = 256):

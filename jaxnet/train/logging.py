@@ -1,4 +1,4 @@
-"""Logging callbacks: a progress bar over epochs, CSV and JSON-lines logs.
+"""Logging callbacks: a progress bar over epochs, CSV, JSON-lines and TensorBoard logs.
 
 The epoch runs as one compiled program, so progress is shown per epoch (one bar over epochs with
 the latest loss and metrics as its postfix), never by splitting the epoch into per-step calls.
@@ -6,18 +6,17 @@ the latest loss and metrics as its postfix), never by splitting the epoch into p
 >>> fit(model, loss, optimizer, x, y, epochs=50, verbose=0,
 ...     callbacks=[ProgressBar(50), CSVLogger("out/log.csv"), JSONLinesLogger("out/log.jsonl")])
 
-TensorBoard is not supported: it would need the ``tensorboard`` package (not a jaxnet
-dependency); the CSV/JSON-lines files are plotted by :func:`jaxnet.plots.plot_history`.
+:class:`TensorBoardLogger` needs the optional ``tensorboardX`` package; the CSV/JSON-lines files
+are plotted by :func:`jaxnet.plots.plot_history`.
 """
 
 from __future__ import annotations
 
 import csv
-import json
-import math
 import sys
 from pathlib import Path
 
+from jaxnet.jsonable import dumps
 from jaxnet.train.callbacks import Callback, PrintProgress
 
 
@@ -55,7 +54,7 @@ class ProgressBar(Callback):
     def enabled(self) -> bool:
         return bool(self.verbose) and is_terminal(self.stream or sys.stderr)
 
-    def on_train_begin(self, train_state):
+    def on_train_begin(self, loop):
         if not self.enabled:
             return
         try:
@@ -70,19 +69,17 @@ class ProgressBar(Callback):
             dynamic_ncols=True,
         )
 
-    def on_epoch_end(self, epoch, logs, train_state):
+    def on_epoch_end(self, epoch, logs, loop):
         if self.bar is None:
-            return None
+            return
         # ``epoch + 1 - n`` rather than 1: a resumed run starts part-way through the bar.
         self.bar.update(epoch + 1 - self.bar.n)
         self.bar.set_postfix(_format_logs(logs), refresh=True)
-        return None
 
-    def on_train_end(self, train_state, history):
+    def on_train_end(self, loop):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        return None
 
 
 def default_progress(epochs: int, verbose: int, stream=None) -> list:
@@ -108,15 +105,14 @@ class _FileLogger(Callback):
         self.path, self.append = Path(path), append
         self._file = None
 
-    def on_train_begin(self, train_state):
+    def on_train_begin(self, loop):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "a" if self.append else "w", newline="")  # noqa: SIM115
 
-    def on_train_end(self, train_state, history):
+    def on_train_end(self, loop):
         if self._file is not None:
             self._file.close()
             self._file = None
-        return None
 
 
 class CSVLogger(_FileLogger):
@@ -130,7 +126,7 @@ class CSVLogger(_FileLogger):
         super().__init__(path, append)
         self._writer = None
 
-    def on_epoch_end(self, epoch, logs, train_state):
+    def on_epoch_end(self, epoch, logs, loop):
         if self._writer is None:
             fields = ["epoch", *logs]
             has_header = self.append and self.path.exists() and self.path.stat().st_size > 0
@@ -139,11 +135,10 @@ class CSVLogger(_FileLogger):
                 self._writer.writeheader()
         self._writer.writerow({"epoch": epoch + 1, **logs})
         self._file.flush()
-        return None
 
-    def on_train_end(self, train_state, history):
+    def on_train_end(self, loop):
         self._writer = None
-        return super().on_train_end(train_state, history)
+        super().on_train_end(loop)
 
 
 class JSONLinesLogger(_FileLogger):
@@ -152,15 +147,9 @@ class JSONLinesLogger(_FileLogger):
     Non-finite values are written as ``null`` (JSON has no NaN).
     """
 
-    def on_epoch_end(self, epoch, logs, train_state):
-        row = {"epoch": epoch + 1}
-        row |= {
-            k: (v if isinstance(v, int | float) and math.isfinite(v) else None)
-            for k, v in logs.items()
-        }
-        self._file.write(json.dumps(row) + "\n")
+    def on_epoch_end(self, epoch, logs, loop):
+        self._file.write(dumps({"epoch": epoch + 1, **logs}) + "\n")
         self._file.flush()
-        return None
 
 
 class TensorBoardLogger(Callback):
@@ -179,15 +168,13 @@ class TensorBoardLogger(Callback):
             ) from error
         self._writer_class, self.log_dir, self._writer = SummaryWriter, str(log_dir), None
 
-    def on_train_begin(self, train_state):
+    def on_train_begin(self, loop):
         self._writer = self._writer_class(self.log_dir)
 
-    def on_epoch_end(self, epoch, logs, train_state):
+    def on_epoch_end(self, epoch, logs, loop):
         for name, value in logs.items():
             self._writer.add_scalar(name, value, epoch + 1)
         self._writer.flush()
-        return None
 
-    def on_train_end(self, train_state, history):
+    def on_train_end(self, loop):
         self._writer.close()
-        return None

@@ -14,10 +14,11 @@ import numpy as np
 from jaxnet.compilation import run_once_options
 from jaxnet.core import Layer
 from jaxnet.errors import ConfigError, check_range
+from jaxnet.metrics import check_mode, direction
 from jaxnet.train import parallel
-from jaxnet.train.data import input_shapes, match_targets, output_shape, prepare
-from jaxnet.train.evaluate import make_predict
-from jaxnet.train.step import TrainState, create_train_state, make_epoch, named_metrics
+from jaxnet.train.data import place, prepare
+from jaxnet.train.evaluate import make_evaluate
+from jaxnet.train.step import TrainState, create_train_state, make_epoch
 
 
 class ManyResult(NamedTuple):
@@ -65,7 +66,7 @@ def fit_many(
     validation_data=None,
     validation_split: float | None = None,
     select: str | None = None,
-    mode: str = "min",
+    mode: str = "auto",
     data_seed: int = 0,
     penalty: Callable | None = None,
     mesh=None,
@@ -86,7 +87,8 @@ def fit_many(
     ``XLA_FLAGS=--xla_force_host_platform_device_count=2`` makes one device per core.
 
     ``select`` names the logged metric that picks ``best`` (default ``"val_loss"`` when there is
-    validation data, else ``"loss"``), minimised or maximised per ``mode``.
+    validation data, else ``"loss"``), minimised or maximised per ``mode`` (``"auto"``: by its
+    name, :func:`jaxnet.metrics.direction`).
 
     >>> result = fit_many(model, losses.sparse_categorical_cross_entropy,
     ...                   lambda learning_rate: optim.adam(learning_rate), x, y,
@@ -95,8 +97,8 @@ def fit_many(
     {'learning_rate': 0.003, 'seed': 2}
     """
     check_range("fit_many", "epochs", epochs, 1)
-    if mode not in ("min", "max"):
-        raise ConfigError(f"mode must be 'min' or 'max', got {mode!r}", ("fit_many",))
+    if mode != "auto":
+        check_mode(mode, "fit_many")
     configs = grid_configs(seeds, grid)
     if not configs:
         raise ConfigError(
@@ -117,18 +119,12 @@ def fit_many(
     hparams = {name: jnp.asarray([c[name] for c in configs], jnp.float32) for name in grid or {}}
     keys = jax.vmap(jax.random.key)(jnp.asarray([c["seed"] for c in configs], jnp.uint32))
 
-    x, y, validation_data, n = prepare(
-        x,
-        y,
-        batch_size=batch_size,
-        validation_data=validation_data,
-        validation_split=validation_split,
-        owner="fit_many",
-    )
-    input_shape = input_shapes(x)
+    data = prepare(x, y, batch_size=batch_size, validation_data=validation_data,
+                   validation_split=validation_split, owner="fit_many")  # fmt: skip
+    n = data.n
 
     def init_one(key, hp):
-        return create_train_state(model, make_optimizer(**hp), input_shape, key)
+        return create_train_state(model, make_optimizer(**hp), data.input_shape, key)
 
     def epoch_one(ts, hp, x, y, order):
         epoch = make_epoch(
@@ -138,14 +134,10 @@ def fit_many(
 
     init_all = jax.jit(jax.vmap(init_one)).lower(keys, hparams)
     train_state = init_all.compile(compiler_options=run_once_options())(keys, hparams)
-    out_shape = output_shape(
-        model, model_slice(train_state.params, 0), model_slice(train_state.state, 0), x
-    )
-    y = match_targets(y, out_shape)
-    if mesh is None:
-        x, y = jax.device_put((x, y))
-    else:
-        x, y = jax.device_put((x, y), parallel.replicated(mesh))
+    one_params, one_state = model_slice((train_state.params, train_state.state), 0)
+    data = place(data, model, one_params, one_state,
+                 None if mesh is None else parallel.replicated(mesh))  # fmt: skip
+    if mesh is not None:
         train_state, hparams = jax.device_put((train_state, hparams), parallel.model_sharded(mesh))
     data_key = jax.random.key(data_seed)
 
@@ -155,33 +147,27 @@ def fit_many(
         return jax.vmap(epoch_one, in_axes=(0, 0, None, None, None))(ts, hp, x, y, order)
 
     start = time.perf_counter()
-    compiled = train_epoch.lower(train_state, hparams, x, y, jnp.int32(0)).compile()
+    compiled = train_epoch.lower(train_state, hparams, data.x, data.y, jnp.int32(0)).compile()
     compile_seconds = time.perf_counter() - start
-
     evaluate = None
-    if validation_data is not None:
-        x_val, y_val = validation_data
-        validation = jax.device_put(
-            (x_val, match_targets(y_val, out_shape, "y_val")),
-            None if mesh is None else parallel.replicated(mesh),
-        )
-        evaluate = _make_many_evaluate(model, loss_fn, metrics)
+    if data.validation is not None:
+        evaluate = make_evaluate(model, loss_fn, metrics, many=True)
 
     history: dict[str, list[np.ndarray]] = {}
     epoch_seconds = []
     for epoch in range(epochs):
         start = time.perf_counter()
-        train_state, logs = compiled(train_state, hparams, x, y, jnp.int32(epoch))
+        train_state, logs = compiled(train_state, hparams, data.x, data.y, jnp.int32(epoch))
         if evaluate is not None:
-            val_logs = evaluate(train_state.params, train_state.state, *validation)
+            val_logs = evaluate(train_state.params, train_state.state, *data.validation)
             logs = logs | {f"val_{k}": v for k, v in val_logs.items()}
         for name, value in logs.items():
             history.setdefault(name, []).append(np.asarray(value))
         epoch_seconds.append(time.perf_counter() - start)
         if verbose:
+            pick = {"min": np.nanmin, "max": np.nanmax}
             summary = "  ".join(
-                f"{k} {np.nanmin(v[-1]) if 'loss' in k else np.nanmax(v[-1]):.4f}"
-                for k, v in history.items()
+                f"{k} {pick[direction(k, default='max')](v[-1]):.4f}" for k, v in history.items()
             )
             print(f"epoch {epoch + 1}/{epochs}  best of {len(configs)} models: {summary}")
 
@@ -191,6 +177,7 @@ def fit_many(
         raise ConfigError(
             f"select={select!r} is not logged; logged: {sorted(history_arrays)}", ("fit_many",)
         )
+    mode = direction(select) if mode == "auto" else mode
     final = np.where(np.isfinite(history_arrays[select][-1]), history_arrays[select][-1], np.nan)
     best = (
         int(np.nanargmin(final) if mode == "min" else np.nanargmax(final))
@@ -200,17 +187,3 @@ def fit_many(
     return ManyResult(
         train_state, history_arrays, configs, best, compile_seconds, tuple(epoch_seconds)
     )
-
-
-def _make_many_evaluate(model: Layer, loss_fn: Callable, metrics):
-    predict = make_predict(model)
-    metric_fns = named_metrics(metrics)
-
-    def evaluate_one(params, state, x, y):
-        predictions = predict(params, state, x)
-        return {
-            "loss": loss_fn(predictions, y),
-            **{k: m(predictions, y) for k, m in metric_fns.items()},
-        }
-
-    return jax.jit(jax.vmap(evaluate_one, in_axes=(0, 0, None, None)))

@@ -43,7 +43,7 @@ def test_table_lists_layers_in_depth_order_with_the_chosen_step():
 def test_report_is_strict_json_with_latest_values_and_findings():
     report = to_report(_history())
     text = json.dumps(report, allow_nan=False)
-    assert report["latest"]["relu_1"]["dead_fraction"] == "nan"
+    assert report["latest"]["relu_1"]["dead_fraction"] is None
     assert report["latest"]["dense_10"]["grad_norm"] == 10.0 ** (2 - 3) * 4
     assert report["history"]["layers"]["relu_1"]["dead_units"][2] == [1.0, 1.0, 0.0, 0.0]
     kinds = [f["kind"] for f in report["findings"]]

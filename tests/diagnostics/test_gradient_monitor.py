@@ -37,7 +37,7 @@ def test_monitor_records_every_nth_step_and_reports(digits):
         y,
         epochs=3,
         batch_size=32,
-        callbacks=[monitor],
+        monitor=monitor,
         verbose=0,
     )
     h = monitor.history
@@ -84,7 +84,7 @@ def test_probe_every_step_matches_a_direct_step(digits):
     step = jaxnet.make_train_step(
         model, losses.sparse_categorical_cross_entropy, optimizer, probe=make_probe(model)
     )
-    key = jaxnet.train.step_key(ts)
+    key = jaxnet.train.step.step_key(ts)
     *_, logs = step(ts.params, ts.state, ts.opt_state, (x[:64], y[:64]), key)
     first = jax.tree.map(lambda a: a[0], recorded)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5), first, logs["probe"])
@@ -131,7 +131,7 @@ def test_monitor_stops_on_nonfinite_gradients_and_keeps_the_last_good_state(digi
         y,
         epochs=5,
         batch_size=32,
-        callbacks=[monitor],
+        monitor=monitor,
         verbose=0,
     )
     assert monitor.nonfinite_step == 15 and monitor.stopped_epoch == 1
