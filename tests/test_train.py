@@ -8,7 +8,7 @@ from sklearn.model_selection import train_test_split
 
 import jaxnet
 from jaxnet import losses, metrics
-from jaxnet.errors import DataError
+from jaxnet.errors import ConfigError, DataError
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
 XOR_Y = np.array([0, 1, 1, 0], np.float32)
@@ -247,3 +247,44 @@ def test_digits_demo_reaches_96_percent():
         recipe.model, ts.params, ts.state, x_test, y_test, recipe.loss, recipe.metrics
     )
     assert logs["accuracy"] >= 0.96
+
+
+def test_callbacks_share_the_loop_and_may_replace_the_state_or_stop():
+    x, y = small_problem()
+    recipe = jaxnet.classifier_mlp(3, hidden=(8,))
+    seen = []
+
+    class HalveOnce(jaxnet.train.Callback):
+        """Stops after epoch 2 and hands back a state it chose, as a restore-best callback does."""
+
+        def on_train_begin(self, loop):
+            seen.append(("begin", loop.initial_epoch, loop.epochs, int(loop.train_state.step)))
+
+        def on_epoch_end(self, epoch, logs, loop):
+            seen.append(("epoch", epoch, sorted(logs), int(loop.train_state.step)))
+            if epoch == 1:
+                self.kept = loop.train_state
+                loop.stop_training = True
+
+        def on_train_end(self, loop):
+            loop.train_state = jax.tree.map(lambda a: a, self.kept)
+
+    ts, history = jaxnet.fit(recipe.model, recipe.loss, optax.adam(1e-2), x, y, epochs=5,
+                             batch_size=16, metrics=recipe.metrics, callbacks=[HalveOnce()],
+                             verbose=0)  # fmt: skip
+    steps = len(x) // 16
+    assert seen == [
+        ("begin", 0, 5, 0),
+        ("epoch", 0, ["accuracy", "loss", "time"], steps),
+        ("epoch", 1, ["accuracy", "loss", "time"], 2 * steps),
+    ]
+    assert history.epochs == 2 and int(ts.step) == 2 * steps
+
+
+def test_a_probe_is_passed_as_monitor_not_hidden_among_callbacks():
+    x, y = small_problem()
+    recipe = jaxnet.classifier_mlp(3, hidden=(8,))
+    monitor = jaxnet.GradientMonitor(recipe.model, verbose=False)
+    with pytest.raises(ConfigError, match=r"fit\(monitor=...\)"):
+        jaxnet.fit(recipe.model, recipe.loss, optax.adam(1e-2), x, y, epochs=1, verbose=0,
+                   callbacks=[monitor])  # fmt: skip
