@@ -51,7 +51,7 @@ FORMAT_VERSION = 1
 PREFIX = "ckpt-"
 ARRAYS_SUFFIX = ".safetensors"
 MANIFEST_SUFFIX = ".json"
-_NAME = re.compile(rf"^{PREFIX}(\d+)$")
+_NAME = re.compile(rf"^{PREFIX}(\d+)(?:\+(\d+))?$")  # ckpt-EPOCHS or ckpt-EPOCHS+STEPS
 # dtypes safetensors' NumPy API reads back as themselves; others (bfloat16) travel as raw bits.
 _NATIVE = {"bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64"}
 _NATIVE |= {"float16", "float32", "float64"}
@@ -321,17 +321,26 @@ class CheckpointManager:
         for path in self.directory.glob(PREFIX + "*" + MANIFEST_SUFFIX):
             match = _NAME.match(path.name[: -len(MANIFEST_SUFFIX)])
             if match:
-                found.append((int(match.group(1)), path))
+                found.append(((int(match.group(1)), int(match.group(2) or 0)), path))
         return [path for _, path in sorted(found)]
 
     def save(
-        self, tree, epoch: int, *, metrics: dict | None = None, extra: dict | None = None
+        self,
+        tree,
+        epoch: int,
+        *,
+        metrics: dict | None = None,
+        extra: dict | None = None,
+        steps_into_epoch: int = 0,
     ) -> Path:
-        """Write checkpoint ``epoch`` (epochs completed), then delete the ones no longer kept."""
+        """Write checkpoint ``epoch`` (epochs completed; ``ckpt-000005``), or one taken
+        ``steps_into_epoch`` steps into the next epoch (``ckpt-000005+000120``), then delete the
+        ones no longer kept."""
         extra = dict(extra or {})
         if metrics is not None:
             extra["metrics"] = {k: float(v) for k, v in metrics.items()}
-        path = save(self.directory, f"{PREFIX}{epoch:06d}", tree, epoch=epoch, extra=extra)
+        name = f"{PREFIX}{epoch:06d}" + (f"+{steps_into_epoch:06d}" if steps_into_epoch else "")
+        path = save(self.directory, name, tree, epoch=epoch, extra=extra)
         self._prune()
         return path
 

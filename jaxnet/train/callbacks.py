@@ -6,6 +6,10 @@ skipped); each gets the ``Loop`` and may read or change it:
 
 - ``on_train_begin(loop)``: before the first epoch (and before compiling). May replace
   ``loop.train_state`` and set ``loop.initial_epoch`` and ``loop.history`` (resuming a run).
+- ``on_chunk_end(epoch, steps_done, train_state, step_logs, loop)``: after each chunk of an epoch
+  that runs in chunks (a data source, or a long epoch; see :mod:`jaxnet.train.feed`):
+  ``train_state`` is the state after ``steps_done`` steps of the epoch, ``step_logs`` a list of
+  per-step log dicts (device arrays) of the epoch so far. For progress and mid-epoch checkpoints.
 - ``on_epoch_end(epoch, logs, loop)``: after each epoch; ``logs`` maps names (``"loss"``,
   ``"val_loss"``, ``"accuracy"``, ...) to floats. Set ``loop.stop_training = True`` to stop; replace
   ``loop.train_state`` to change what training continues from (e.g. a new learning rate).
@@ -30,16 +34,25 @@ class Loop:
       train_state: the current :class:`~jaxnet.train.step.TrainState` (replaceable).
       epochs: the number of epochs ``fit`` was asked for.
       initial_epoch: the first epoch this call trains (``> 0`` when a run is resumed).
+      initial_step, initial_logs: when resuming in the middle of ``initial_epoch``: the steps of
+        it already taken and their per-step logs (``{name: array}``).
+      steps_per_epoch: the number of steps in an epoch.
       history: the :class:`~jaxnet.train.fit.History` so far.
       stop_training: set to ``True`` to stop after the current epoch.
     """
 
-    def __init__(self, train_state, epochs: int, history):
+    def __init__(self, train_state, epochs: int, history, steps_per_epoch: int = 0):
         self.train_state: Any = train_state
-        self.epochs = epochs
-        self.initial_epoch = 0
+        self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
+        self.initial_epoch, self.initial_step, self.initial_logs = 0, 0, None
         self.history = history
         self.stop_training = False
+
+    def resume_point(self, epoch: int) -> tuple[int, Any]:
+        """``(first step, per-step logs of the steps before it)`` for ``epoch``."""
+        if epoch != self.initial_epoch:
+            return 0, None
+        return self.initial_step, self.initial_logs
 
 
 class Callback:

@@ -7,8 +7,11 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxnet.core import Layer
+from jaxnet.train.data import match_targets
+from jaxnet.train.sources import RandomAccess, Stream, as_source, inputs_source, read_in_order
 from jaxnet.train.step import named_metrics
 
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -38,12 +41,34 @@ def make_predict(model: Layer, batch_size: int = 256) -> Callable:
     return jax.jit(predict)
 
 
-def predict(model: Layer, params, state, x, *, batch_size: int = 256):
-    """Model outputs for ``x`` (inference mode, batched). Compiled once per model and batch size."""
+def predict(model: Layer, params, state, x, *, batch_size: int = 256, steps: int | None = None):
+    """Model outputs for ``x`` (inference mode, batched). Compiled once per model and batch size.
+
+    ``x`` may also be a :mod:`~jaxnet.train.sources` source (a memory-mapped array, a
+    random-access source, or a stream of ``(x, y)`` batches with ``steps``): it is read in
+    order, a chunk at a time, and the outputs are concatenated.
+    """
     cache = _COMPILED.setdefault(model.apply, {})
     if batch_size not in cache:
         cache[batch_size] = make_predict(model, batch_size)
-    return cache[batch_size](params, state, x)
+    source = inputs_source(x, steps)
+    if source is None:
+        return cache[batch_size](params, state, x)
+    chunks = [cache[batch_size](params, state, xs) for xs, _ in read_in_order(source, batch_size)]
+    return jax.tree.map(lambda *a: jnp.concatenate(a), *chunks)
+
+
+def make_score(loss_fn: Callable, metrics=None):
+    """``score(predictions, y) -> {"loss": ..., metric: ...}`` over a whole data set at once."""
+    metric_fns = named_metrics(metrics)
+
+    def score(predictions, y):
+        return {
+            "loss": loss_fn(predictions, y),
+            **{n: m(predictions, y) for n, m in metric_fns.items()},
+        }
+
+    return score
 
 
 def make_evaluate(
@@ -52,24 +77,49 @@ def make_evaluate(
     """``evaluate(params, state, x, y) -> {"loss": ..., metric: ...}`` on the whole data set.
 
     The one evaluator ``fit``, ``fit_many`` and the studies use: inference-mode predictions in
-    batches (:func:`make_predict`), then the loss and every metric over all of them at once.
-    With ``many=True``, ``params`` and ``state`` carry a leading model axis and every value gets
-    one too (``vmap``; the data is shared).
+    batches (:func:`make_predict`), then the loss and every metric over all of them at once (so
+    ``rmse`` and ``r2`` are exact). With ``many=True``, ``params`` and ``state`` carry a leading
+    model axis and every value gets one too (``vmap``; the data is shared).
     """
     predict_fn = make_predict(model, batch_size)
-    metric_fns = named_metrics(metrics)
+    score = make_score(loss_fn, metrics)
 
     def evaluate(params, state, x, y):
-        predictions = predict_fn(params, state, x)
-        return {
-            "loss": loss_fn(predictions, y),
-            **{n: m(predictions, y) for n, m in metric_fns.items()},
-        }
+        return score(predict_fn(params, state, x), y)
 
     return jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None, None)) if many else evaluate)
 
 
-def evaluate(model: Layer, params, state, x, y, loss_fn, metrics=None, *, batch_size: int = 256):
-    """Loss and metrics of ``model`` on ``(x, y)`` as a dict of Python floats."""
-    logs = make_evaluate(model, loss_fn, metrics, batch_size)(params, state, x, y)
-    return {name: float(value) for name, value in logs.items()}
+def evaluate(
+    model: Layer, params, state, x, y, loss_fn, metrics=None, *, batch_size: int = 256,
+    steps: int | None = None,
+):  # fmt: skip
+    """Loss and metrics of ``model`` on ``(x, y)`` as a dict of Python floats.
+
+    ``x``/``y`` may also be a :mod:`~jaxnet.train.sources` source (see :func:`predict`): the
+    predictions and targets are collected chunk by chunk, then scored at once.
+    """
+    validate = make_validate(model, loss_fn, metrics, (x, y), batch_size, steps)
+    return {name: float(value) for name, value in validate(params, state).items()}
+
+
+def make_validate(model: Layer, loss_fn: Callable, metrics, data, batch_size: int = 256,
+                  steps: int | None = None):  # fmt: skip
+    """``validate(params, state) -> logs`` on fixed ``data``: an ``(x, y)`` pair of arrays, or a
+    :mod:`~jaxnet.train.sources` source (or a pair that makes one), whose predictions are
+    collected chunk by chunk and then scored at once. Compiles once, runs every epoch."""
+    source = data if isinstance(data, RandomAccess | Stream) else as_source(*data, steps)
+    if source is None:
+        evaluate_fn = make_evaluate(model, loss_fn, metrics, batch_size)
+        return lambda params, state: evaluate_fn(params, state, *data)
+    predict_fn, score = make_predict(model, batch_size), jax.jit(make_score(loss_fn, metrics))
+
+    def validate(params, state):
+        predictions, targets = [], []
+        for xs, ys in read_in_order(source, batch_size):
+            predictions.append(predict_fn(params, state, xs))
+            targets.append(ys)
+        predictions = jax.tree.map(lambda *a: jnp.concatenate(a), *predictions)
+        return score(predictions, match_targets(np.concatenate(targets), predictions.shape[1:]))
+
+    return validate

@@ -15,17 +15,11 @@ from jaxnet.errors import ConfigError, check_range
 from jaxnet.train import parallel
 from jaxnet.train.callbacks import Loop, call
 from jaxnet.train.checkpointing import Checkpoint
-from jaxnet.train.data import place, prepare
-from jaxnet.train.evaluate import make_evaluate
-from jaxnet.train.guard import NonFiniteGuard
+from jaxnet.train.evaluate import make_validate
+from jaxnet.train.feed import Programs, make_feed
+from jaxnet.train.guard import guard_accepts
 from jaxnet.train.logging import default_progress
-from jaxnet.train.step import (
-    TrainState,
-    create_train_state,
-    make_epoch,
-    named_metrics,
-    probed_steps,
-)
+from jaxnet.train.step import TrainState, create_train_state, named_metrics
 
 
 class History:
@@ -83,6 +77,8 @@ def fit(
     train_state: TrainState | None = None,
     penalty: Callable | None = None,
     shuffle: bool = True,
+    steps_per_epoch: int | None = None,
+    steps_per_execution: int | None = None,
     checkpoint_dir=None,
     keep: int = 3,
     resume: bool = False,
@@ -101,7 +97,11 @@ def fit(
       loss_fn: ``loss(predictions, targets) -> scalar``.
       optimizer: any optax-protocol ``GradientTransformation`` (``jaxnet.optim`` or ``optax``).
       x, y: arrays (or pytrees of arrays) with examples on the leading axis. Integer class labels
-        are checked against the model's number of outputs before training starts.
+        are checked against the model's number of outputs before training starts. Also a data
+        source (:mod:`jaxnet.train.sources`): memory-mapped arrays, ``x=source, y=None`` for a
+        random-access source, or ``x=iterable, y=None`` for a stream of ``(x, y)`` batches
+        with ``steps_per_epoch``; a source is read in chunks of ``steps_per_execution`` batches
+        (default: 64 MiB of data) while the previous chunk trains (:mod:`jaxnet.train.feed`).
       validation_data: ``(x_val, y_val)``; or ``validation_split``: the last fraction of ``x``.
       callbacks: objects following :mod:`jaxnet.train.callbacks`'s protocol (``EarlyStopping``,
         ``Checkpoint``, loggers, ...), called in order after every epoch.
@@ -128,21 +128,20 @@ def fit(
     """
     check_range("fit", "epochs", epochs, 0)
     check_range("fit", "batch_size", batch_size, 1)
-    data = prepare(x, y, batch_size=batch_size, validation_data=validation_data,
-                   validation_split=validation_split)  # fmt: skip
+    feed = make_feed(x, y, batch_size=batch_size, validation_data=validation_data,
+                     validation_split=validation_split, steps_per_epoch=steps_per_epoch,
+                     steps_per_execution=steps_per_execution, shuffle=shuffle)  # fmt: skip
     if train_state is None:  # one program, compiled for speed of compiling: it runs once
-        init = functools.partial(create_train_state, model, optimizer, data.input_shape)
+        init = functools.partial(create_train_state, model, optimizer, feed.input_shape)
         train_state = run_once(init, as_key(seed))
     placement = None if mesh is None else parallel.replicated(mesh)
-    data = place(data, model, train_state.params, train_state.state, placement)
-    make = functools.partial(
-        make_epoch, model, loss_fn, optimizer, batch_size, metrics, penalty=penalty,
-        shuffle=shuffle, compute_dtype=compute_dtype,
-        batch_sharding=None if mesh is None else parallel.batch_sharded(mesh),
-    )  # fmt: skip
-    probe, every = (None, 1) if monitor is None else (monitor.probe, monitor.every)
-    epoch_fn = jax.jit(make(probe=probe, probe_every=every))
-    evaluate = make_evaluate(model, loss_fn, metrics) if data.validation is not None else None
+    batch_sharding = None if mesh is None else parallel.batch_sharded(mesh)
+    feed.place(model, train_state.params, train_state.state, placement, batch_sharding)
+    programs = Programs(model, loss_fn, optimizer, metrics, penalty=penalty,
+                        compute_dtype=compute_dtype, batch_sharding=batch_sharding)  # fmt: skip
+    validate = None
+    if feed.validation is not None:
+        validate = make_validate(model, loss_fn, metrics, feed.validation)
     if any(hasattr(callback, "on_probe") for callback in callbacks):
         raise ConfigError("a probe goes in fit(monitor=...), not in callbacks", ("fit",))
     callbacks = [
@@ -151,29 +150,34 @@ def fit(
         *callbacks,
         *default_progress(epochs, verbose),
     ]
-    guard, loop = NonFiniteGuard(make), Loop(train_state, epochs, History())
+    loop = Loop(train_state, epochs, History(), feed.n_batches)
     call(callbacks, "on_train_begin", loop)
     loop.train_state = jax.device_put(loop.train_state, placement)
     if loop.initial_epoch < epochs:
         start = time.perf_counter()
-        epoch_fn = epoch_fn.lower(loop.train_state, data.x, data.y).compile()
+        probe = {} if monitor is None else {"probe": monitor.probe, "probe_every": monitor.every}
+        feed.compile(programs, loop.train_state, **probe)
         loop.history.compile_seconds = time.perf_counter() - start
 
     log_names = ["loss", *named_metrics(metrics)]
+    chunk_hooks = [c for c in callbacks if hasattr(c, "on_chunk_end")]
     for epoch in range(loop.initial_epoch, epochs):
         start = time.perf_counter()
-        new_state, logs, probes = epoch_fn(loop.train_state, data.x, data.y)
+        first_step, prior = loop.resume_point(epoch)
+        on_chunk = chunk_hooks and functools.partial(chunk_end, chunk_hooks, epoch, loop)
+        new_state, logs, probes, probed = feed.run_epoch(
+            loop.train_state, first_step, on_chunk or None, prior
+        )
         logs = jax.device_get(logs)  # one transfer for every log
         logs = {name: float(logs[name]) for name in log_names}
         if monitor is not None:
-            steps = probed_steps(data.n, batch_size, every)
-            steps = int(loop.train_state.step) + np.array(steps)
+            steps = int(loop.train_state.step) - first_step + np.array(probed, int)
             monitor.on_probe(epoch, steps, jax.device_get(probes))
-        if not guard.accept(epoch, logs, loop.train_state, data.x, data.y):
+        if not guard_accepts(epoch, logs, loop.train_state, feed):
             break
         loop.train_state = new_state
-        if evaluate is not None:
-            val_logs = jax.device_get(evaluate(new_state.params, new_state.state, *data.validation))
+        if validate is not None:
+            val_logs = jax.device_get(validate(new_state.params, new_state.state))
             logs |= {f"val_{name}": float(val_logs[name]) for name in log_names}
         logs["time"] = time.perf_counter() - start
         loop.history.append(logs)
@@ -182,6 +186,11 @@ def fit(
             break
     call(callbacks, "on_train_end", loop)
     return loop.train_state, loop.history
+
+
+def chunk_end(callbacks, epoch: int, loop: Loop, train_state, steps_done: int, step_logs):
+    """Call ``on_chunk_end`` of ``callbacks`` after a chunk of ``epoch``."""
+    call(callbacks, "on_chunk_end", epoch, steps_done, train_state, step_logs, loop)
 
 
 def checkpoint_callbacks(checkpoint_dir, keep: int, resume: bool) -> list:

@@ -147,11 +147,111 @@ def _split_probe(carry_and_logs):
     return ts, (logs, logs.pop("probe"))
 
 
-def probed_steps(n_examples: int, batch_size: int, every: int) -> list[int]:
-    """Steps (counted from the epoch's first) whose probe results ``make_epoch`` returns."""
-    n_batches = n_examples // batch_size
-    every = min(every, n_batches)
-    return list(range(0, (n_batches // every) * every, every))
+def probed_steps(n_steps: int, every: int) -> list[int]:
+    """Positions (counted from the first step of a :func:`make_steps` run of ``n_steps``) whose
+    probe results it returns: the first of every whole run of ``every`` steps."""
+    every = min(every, n_steps)
+    return list(range(0, (n_steps // every) * every, every))
+
+
+def make_steps(
+    model: Layer,
+    loss_fn: Callable,
+    optimizer,
+    metrics=None,
+    *,
+    penalty: Callable | None = None,
+    probe: Callable | None = None,
+    probe_every: int = 1,
+    compute_dtype=None,
+    batch_sharding=None,
+):
+    """``run(ts, items, fetch) -> (ts, logs, probes)``: one ``lax.scan`` of training steps.
+
+    ``items`` has one entry per step on its leading axis and ``fetch(item) -> (x, y)`` turns an
+    entry into that step's batch: a row of example indices gathered from device-resident data
+    (:func:`make_epoch`), or the batch itself (:func:`make_chunk`). ``logs`` stacks each step's
+    loss and metrics (leading axis: steps). ``probes`` stacks ``probe``'s result at the steps
+    :func:`probed_steps` names, or is ``None``; the other steps never compute it. With
+    ``batch_sharding`` (a ``jax.sharding.Sharding`` over the batch axis, see
+    :mod:`jaxnet.train.parallel`) every batch is split across devices: data parallelism by
+    placement, the same program.
+    """
+    options = dict(penalty=penalty, compute_dtype=compute_dtype, jit=False)
+    step = make_train_step(model, loss_fn, optimizer, metrics, **options)
+    probed_step = make_train_step(model, loss_fn, optimizer, metrics, probe=probe, **options)
+
+    def body(step_fn, fetch):
+        def run(ts: TrainState, item):
+            batch = fetch(item)
+            if batch_sharding is not None:
+                batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+            args = (ts.params, ts.state, ts.opt_state, batch, step_key(ts))
+            params, state, opt_state, logs = step_fn(*args)
+            return TrainState(params, state, opt_state, ts.step + 1, ts.key), logs
+
+        return run
+
+    def run(ts: TrainState, items, fetch):
+        n_steps = jax.tree.leaves(items)[0].shape[0]
+        if probe is None:
+            ts, logs = jax.lax.scan(body(step, fetch), ts, items)
+            return ts, logs, None
+        # Probe the first step of every chunk of `every` steps: an outer scan over chunks, whose
+        # body runs one probed step and an inner scan of plain ones (no lax.cond per step).
+        every = min(probe_every, n_steps)
+        probed = body(probed_step, fetch)
+        if every == 1:  # every step probed: one scan, no chunks
+            ts, (logs, probes) = jax.lax.scan(lambda t, i: _split_probe(probed(t, i)), ts, items)
+            return ts, logs, probes
+        n_chunks = n_steps // every
+        chunks = jax.tree.map(
+            lambda a: a[: n_chunks * every].reshape(n_chunks, every, *a.shape[1:]), items
+        )
+
+        def chunk(ts, chunk_items):
+            first_item = jax.tree.map(lambda a: a[0], chunk_items)
+            ts, (first, values) = _split_probe(probed(ts, first_item))
+            ts, rest = jax.lax.scan(
+                body(step, fetch), ts, jax.tree.map(lambda a: a[1:], chunk_items)
+            )
+            logs = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
+            return ts, (logs, values)
+
+        ts, (logs, probes) = jax.lax.scan(chunk, ts, chunks)
+        logs = jax.tree.map(lambda a: a.reshape(-1), logs)
+        if n_chunks * every < n_steps:
+            tail = jax.tree.map(lambda a: a[n_chunks * every :], items)
+            ts, tail_logs = jax.lax.scan(body(step, fetch), ts, tail)
+            logs = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), logs, tail_logs)
+        return ts, logs, probes
+
+    return run
+
+
+def epoch_means(logs):
+    """The epoch's logs: the mean over steps of each stacked per-step log."""
+    return jax.tree.map(jnp.mean, logs)
+
+
+def make_chunk(model: Layer, loss_fn: Callable, optimizer, metrics=None, **step_options):
+    """``chunk(train_state, x, y, rows) -> (train_state, logs, probes)``: one step per row of
+    example indices ``rows`` (``(K, batch)``), each gathering its batch from ``x``/``y``.
+
+    ``x``/``y`` are a whole device-resident data set (:func:`make_epoch`, or a part of an epoch
+    when it runs in chunks) or one chunk of batches read from a source. ``logs`` stay per step
+    (leading axis ``K``) so an epoch's means can be taken over all its chunks
+    (:func:`epoch_means`); ``step_options`` as in :func:`make_steps`.
+    """
+    run = make_steps(model, loss_fn, optimizer, metrics, **step_options)
+
+    def chunk(ts: TrainState, x, y, rows):
+        def gather(index):
+            return jax.tree.map(lambda a: jnp.take(a, index, axis=0), (x, y))
+
+        return run(ts, rows, gather)
+
+    return chunk
 
 
 def make_epoch(
@@ -161,78 +261,41 @@ def make_epoch(
     batch_size: int,
     metrics=None,
     *,
-    penalty: Callable | None = None,
-    probe: Callable | None = None,
-    probe_every: int = 1,
     shuffle: bool = True,
-    compute_dtype=None,
-    batch_sharding=None,
+    **step_options,
 ):
     """``epoch(train_state, x, y, order=None) -> (train_state, logs, probes)``: one program.
 
     The permutation, the per-step batch gather, forward, backward and update all run inside one
-    ``lax.scan``; ``x``/``y`` (arrays or pytrees of arrays) stay on the device. The last
+    ``lax.scan`` (:func:`make_chunk` over every batch; ``step_options`` as in
+    :func:`make_steps`: ``penalty``, ``probe``, ``probe_every``, ``compute_dtype``,
+    ``batch_sharding``); ``x``/``y`` (arrays or pytrees of arrays) stay on the device. The last
     ``n % batch_size`` examples of each (shuffled) epoch are dropped, so every step has the same
     shape; shuffling makes a different remainder drop each epoch. ``logs`` are the epoch means of
-    the per-step loss and metrics. ``probes`` stacks ``probe``'s result for the first step of
-    every chunk of ``probe_every`` steps of the epoch (:func:`probed_steps`), or is ``None``;
-    the other steps never compute it.
-    With ``batch_sharding`` (a ``jax.sharding.Sharding`` over the batch axis, see
-    :mod:`jaxnet.train.parallel`) every gathered batch is split across devices: data parallelism
-    by placement, the same program. Wrap in ``jax.jit`` (``fit`` does).
+    the per-step loss and metrics; ``probes`` as in :func:`make_steps`. Wrap in ``jax.jit``
+    (``fit`` does).
     """
-    options = dict(penalty=penalty, compute_dtype=compute_dtype, jit=False)
-    step = make_train_step(model, loss_fn, optimizer, metrics, **options)
-    probed_step = make_train_step(model, loss_fn, optimizer, metrics, probe=probe, **options)
+    chunk = make_chunk(model, loss_fn, optimizer, metrics, **step_options)
 
     def epoch(ts: TrainState, x, y, order=None):
         n = jax.tree.leaves(x)[0].shape[0]
-        n_batches = n // batch_size
-        if order is not None:
-            pass  # a caller-chosen order, e.g. one shared by many models (fit_many)
-        elif shuffle:
-            order = jax.random.permutation(shuffle_key(ts, ts.step // n_batches), n)
-        else:
-            order = jnp.arange(n)
-        batches = order[: n_batches * batch_size].reshape(n_batches, batch_size)
-
-        def body(step_fn):
-            def run(ts: TrainState, index):
-                batch = jax.tree.map(lambda a: jnp.take(a, index, axis=0), (x, y))
-                if batch_sharding is not None:
-                    batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
-                args = (ts.params, ts.state, ts.opt_state, batch, step_key(ts))
-                params, state, opt_state, logs = step_fn(*args)
-                return TrainState(params, state, opt_state, ts.step + 1, ts.key), logs
-
-            return run
-
-        if probe is None:
-            ts, logs = jax.lax.scan(body(step), ts, batches)
-            return ts, jax.tree.map(jnp.mean, logs), None
-
-        # Probe the first step of every chunk of `every` steps: an outer scan over chunks, whose
-        # body runs one probed step and an inner scan of plain ones (no lax.cond per step).
-        every = min(probe_every, n_batches)
-        if every == 1:  # every step probed: one scan, no chunks
-            ts, (logs, probes) = jax.lax.scan(
-                lambda ts, index: _split_probe(body(probed_step)(ts, index)), ts, batches
-            )
-            return ts, jax.tree.map(jnp.mean, logs), probes
-        n_chunks = n_batches // every
-        chunks = batches[: n_chunks * every].reshape(n_chunks, every, batch_size)
-
-        def chunk(ts, indices):
-            ts, (first, values) = _split_probe(body(probed_step)(ts, indices[0]))
-            ts, rest = jax.lax.scan(body(step), ts, indices[1:])
-            logs = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
-            return ts, (logs, values)
-
-        ts, (logs, probes) = jax.lax.scan(chunk, ts, chunks)
-        logs = jax.tree.map(lambda a: a.reshape(-1), logs)
-        if n_chunks * every < n_batches:
-            ts, tail = jax.lax.scan(body(step), ts, batches[n_chunks * every :])
-            logs = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), logs, tail)
-        return ts, jax.tree.map(jnp.mean, logs), probes
+        if order is None:
+            order = epoch_order(ts, n, batch_size, shuffle)
+        ts, logs, probes = chunk(ts, x, y, epoch_rows(order, batch_size))
+        return ts, epoch_means(logs), probes
 
     return epoch
+
+
+def epoch_order(ts: TrainState, n: int, batch_size: int, shuffle: bool = True):
+    """The order in which the epoch that starts at step ``ts.step`` visits ``n`` examples."""
+    if not shuffle:
+        return jnp.arange(n)
+    return jax.random.permutation(shuffle_key(ts, ts.step // (n // batch_size)), n)
+
+
+def epoch_rows(order, batch_size: int):
+    """``order`` cut into the epoch's batches, ``(n // batch_size, batch_size)``; the remainder
+    is dropped."""
+    n_batches = order.shape[0] // batch_size
+    return order[: n_batches * batch_size].reshape(n_batches, batch_size)

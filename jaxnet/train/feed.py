@@ -1,0 +1,301 @@
+"""How an epoch's batches reach the compiled steps: :func:`make_feed` picks one of two feeds.
+
+- :class:`ArrayFeed`: arrays are moved to the device once. A short epoch is one compiled program
+  that shuffles, gathers and trains (:func:`~jaxnet.train.step.make_epoch`); a long one runs the
+  same steps as a few chunk programs (:func:`~jaxnet.train.step.make_chunk`) so progress can be
+  shown while it runs (see :func:`auto_steps_per_execution`).
+- :class:`ChunkFeed`: a :mod:`~jaxnet.train.sources` source is read in chunks of ``K`` batches.
+  The host gathers chunk ``c + 1`` and starts its transfer while chunk ``c`` trains, so the
+  device waits for data only when reading is slower than training. ``K`` is
+  ``steps_per_execution`` (Keras's name) or comes from a memory budget, :data:`CHUNK_BYTES`.
+
+Both run an epoch as ``run_epoch(train_state, start, on_chunk) -> (train_state, logs, probes,
+probed)`` (``probed``: the positions in the epoch of the probed steps). The chunks of an epoch
+are the same steps on the same batches as the fused program: the parameters are bit-identical,
+and so are the epoch's logs (the mean of the same per-step values).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxnet.errors import DataError
+from jaxnet.train import step as steps
+from jaxnet.train.data import match_targets, output_shape, place, prepare, to_numpy
+from jaxnet.train.sources import RandomAccess, Stream, as_source
+
+CHUNK_BYTES = 64 * 2**20  # default memory budget of one chunk of batches (two are alive at once)
+CHUNK_SECONDS = 0.02  # an automatic chunk takes at least this long, so dispatching it is cheap
+LONG_EPOCH_SECONDS = 1.0  # epochs estimated to take longer are run in chunks (progress shown)
+# A fast device's rate, so estimates err towards short steps (and so towards fewer chunks).
+FAST_FLOPS = {"cpu": 2e11, "gpu": 1e14, "cuda": 1e14, "rocm": 1e14, "tpu": 2e14}
+
+
+def make_feed(x, y, *, batch_size: int, validation_data=None, validation_split=None,
+              steps_per_epoch=None, steps_per_execution=None, shuffle: bool = True,
+              owner: str = "fit"):  # fmt: skip
+    """The feed for ``x``/``y``: :class:`ArrayFeed` for arrays, :class:`ChunkFeed` for sources."""
+    source = as_source(x, y, steps_per_epoch, owner)
+    if source is None:
+        data = prepare(x, y, batch_size=batch_size, validation_data=validation_data,
+                       validation_split=validation_split, owner=owner)  # fmt: skip
+        return ArrayFeed(data, batch_size, steps_per_execution, shuffle)
+    if validation_split:
+        if not isinstance(source, RandomAccess):
+            raise DataError("validation_split needs arrays or a random-access source; "
+                            "pass validation_data with a stream", (owner,))  # fmt: skip
+        source, validation_data = source.split(validation_split)
+    return ChunkFeed(source, batch_size, validation_data, steps_per_execution, shuffle, owner)
+
+
+class Programs:
+    """The step programs of one training setup, built with extra options (a probe) on demand."""
+
+    def __init__(self, model, loss_fn, optimizer, metrics=None, **step_options):
+        self.args, self.metrics, self.options = (model, loss_fn, optimizer), metrics, step_options
+
+    def epoch(self, batch_size: int, shuffle: bool, **options):
+        return steps.make_epoch(*self.args, batch_size, self.metrics, shuffle=shuffle,
+                                **{**self.options, **options})  # fmt: skip
+
+    def chunk(self, **options):
+        return steps.make_chunk(*self.args, self.metrics, **{**self.options, **options})
+
+
+class _Feed:
+    """What both feeds share: compiling, and running an epoch chunk by chunk."""
+
+    n_batches: int
+    k: int | None  # steps per chunk; None: the whole epoch as one fused program
+
+    def compile(self, programs: Programs, train_state, **options) -> None:
+        """Build (and where the shapes are known, compile) the programs for this data."""
+        self.programs, self.every = programs, options.get("probe_every", 1)
+        self.run_chunk = jax.jit(programs.chunk(**options))
+
+    def run_epoch(self, train_state, start=0, on_chunk=None, prior=None, run_chunk=None):
+        """``(train_state, logs, probes, probed)`` of the epoch that ``train_state`` is in, from
+        its step ``start`` on (``prior``: the per-step logs of the steps before, when resuming).
+        ``on_chunk(train_state, steps_done, logs)`` is called after each chunk (``logs``: a list
+        of the per-step logs of the epoch so far)."""
+        run_chunk = run_chunk or self.run_chunk
+        chunks = self.chunks(train_state, start)
+        pending = next(chunks, None)
+        logs = [] if prior is None else [jax.tree.map(jnp.asarray, prior)]
+        probes, probed, done = [], [], start
+        while pending is not None:
+            train_state, chunk_logs, chunk_probes = run_chunk(train_state, *pending)
+            k = len(pending[-1])
+            pending = next(chunks, None)  # prepare the next chunk while this one trains
+            logs.append(chunk_logs)
+            probes.append(chunk_probes)
+            probed += [done + i for i in steps.probed_steps(k, self.every)]
+            done += k
+            if on_chunk is not None:
+                on_chunk(train_state, done, logs)
+        if probes[0] is not None:
+            probes = jax.tree.map(lambda *a: jnp.concatenate(a), *probes)
+        return train_state, logs, probes if probed else None, probed
+
+    def probe_epoch(self, train_state, probe) -> dict:
+        """``probe``'s result at every step of the epoch that starts at ``train_state``."""
+        every, self.every = self.every, 1
+        try:
+            program = jax.jit(self.programs.chunk(probe=probe))
+            return _Feed.run_epoch(self, train_state, run_chunk=program)[2]
+        finally:
+            self.every = every
+
+
+class ArrayFeed(_Feed):
+    """Device-resident data: one program per epoch, or chunks of one for long epochs."""
+
+    def __init__(self, data, batch_size: int, steps_per_execution, shuffle: bool):
+        self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
+        self.n_batches = data.n // batch_size
+        self.k = steps_per_execution and min(int(steps_per_execution), self.n_batches)
+
+    @property
+    def input_shape(self):
+        return self.data.input_shape
+
+    @property
+    def validation(self):
+        return self.data.validation
+
+    def place(self, model, params, state, sharding=None, batch_sharding=None) -> None:
+        """Check the targets against ``model`` and move everything to the device."""
+        del batch_sharding  # the data is gathered on the device
+        self.data = place(self.data, model, params, state, sharding)
+
+    def compile(self, programs: Programs, train_state, **options) -> None:
+        super().compile(programs, train_state, **options)
+        if self.k is None:  # the fused epoch, or chunks when it would run long
+            epoch = programs.epoch(self.batch_size, self.shuffle, **options)
+            lowered = jax.jit(epoch).lower(train_state, self.data.x, self.data.y)
+            self.k = auto_steps_per_execution(lowered, self.n_batches)
+            if self.k is None:
+                self.run_fused = lowered.compile()
+
+    def run_epoch(self, train_state, start=0, on_chunk=None, prior=None, run_chunk=None):
+        if self.k is None and not start and run_chunk is None:
+            train_state, logs, probes = self.run_fused(train_state, self.data.x, self.data.y)
+            probed = steps.probed_steps(self.n_batches, self.every) if probes is not None else []
+            return train_state, logs, probes, probed
+        train_state, logs, probes, probed = super().run_epoch(train_state, start, on_chunk, prior)
+        return train_state, _epoch_means(logs), probes, probed
+
+    def chunks(self, train_state, start: int):
+        """Arguments of each chunk program: the data and ``K`` rows of the epoch's order."""
+        rows = _rows(train_state, self.data.n, self.batch_size, self.shuffle)
+        k = self.k or self.n_batches
+        for first in range(start, self.n_batches, k):
+            yield self.data.x, self.data.y, rows[first : first + k]
+
+
+class ChunkFeed(_Feed):
+    """A source read in chunks of ``K`` batches, each trained by one compiled call."""
+
+    def __init__(self, source, batch_size, validation_data, steps_per_execution, shuffle, owner):
+        self.source, self.shuffle, self.validation = source, shuffle, validation_data
+        if isinstance(source, Stream):
+            self.n_batches = source.steps_per_epoch
+            x, y = source.first()
+            self.batch_size = len(jax.tree.leaves(np.asarray(y))[0])
+        else:
+            self.n_batches, self.batch_size = len(source) // batch_size, batch_size
+            if self.n_batches == 0:
+                raise DataError(f"batch_size={batch_size} is larger than the {len(source)} "
+                                "training examples", (owner,))  # fmt: skip
+            x, y = source.take(np.arange(batch_size))
+        self.sample = (to_numpy(x, "x"), to_numpy(y, "y"))
+        self.k = steps_per_execution and min(int(steps_per_execution), self.n_batches)
+        self.out_shape = self.signature = self.sharding = None
+
+    @property
+    def input_shape(self):
+        return jax.tree.map(lambda a: a.shape[1:], self.sample[0])
+
+    def place(self, model, params, state, sharding=None, batch_sharding=None) -> None:
+        """Remember the model's output shape (to check each batch's targets) and where chunks go;
+        array validation data is checked and moved to the device now."""
+        del batch_sharding  # chunks are replicated like in-memory data; each step's batch is split
+        self.out_shape = output_shape(model, params, state, self.sample[0])
+        self.sharding = sharding
+        validation = self.validation
+        if isinstance(validation, tuple) and as_source(*validation) is None:
+            data = place(prepare(*validation, batch_size=1), model, params, state, sharding)
+            self.validation = (data.x, data.y)
+
+    def run_epoch(self, train_state, start=0, on_chunk=None, prior=None, run_chunk=None):
+        train_state, logs, probes, probed = super().run_epoch(train_state, start, on_chunk, prior)
+        return train_state, _epoch_means(logs), probes, probed
+
+    # -- reading ---------------------------------------------------------------------------------
+    def chunks(self, train_state, start: int):
+        """Arguments of each chunk program: ``K`` batches read from the source and put on the
+        device, with the rows that cut them into batches."""
+        chunk = []
+        for batch in self._batches(train_state, start):
+            chunk.append(batch)
+            if self.k is None:
+                self.k = max(1, min(self.n_batches, CHUNK_BYTES // _nbytes(batch)))
+            if len(chunk) == self.k:
+                yield self._put(chunk)
+                chunk = []
+        if chunk:
+            yield self._put(chunk)
+
+    def _put(self, chunk):
+        x, y = jax.tree.map(lambda *a: np.concatenate(a), *chunk)
+        rows = np.arange(len(chunk) * self.batch_size).reshape(len(chunk), self.batch_size)
+        return (*jax.device_put((x, y), self.sharding), rows)
+
+    def _batches(self, train_state, start: int):
+        """The epoch's checked batches from its step ``start`` on, as NumPy ``(x, y)`` pairs."""
+        first_step = int(train_state.step) - start
+        if isinstance(self.source, Stream):
+            iterator = self.source.epoch()
+            for i in range(start, self.n_batches):
+                batch = next(iterator, None)
+                if batch is None:
+                    raise DataError(f"the stream ended after {i} of steps_per_epoch="
+                                    f"{self.n_batches} batches (step {first_step + i})",
+                                    ("data",))  # fmt: skip
+                yield self._checked(*batch, first_step + i)
+            return
+        order = np.asarray(_order(train_state, len(self.source), self.batch_size, self.shuffle))
+        for i in range(start, self.n_batches):
+            indices = order[i * self.batch_size : (i + 1) * self.batch_size]
+            yield self._checked(*self.source.take(indices), first_step + i)
+
+    def _checked(self, x, y, step: int):
+        """One batch as NumPy, checked like in-memory data and against the first batch."""
+        try:
+            x, y = to_numpy(x, "x"), match_targets(to_numpy(y, "y"), self.out_shape)
+        except DataError as error:
+            raise DataError(f"the batch of step {step}: {error.detail}", ("data",)) from None
+        signature = jax.tree.map(lambda a: (a.shape, a.dtype.name), (x, y))
+        if self.signature is None:
+            self.signature = signature
+        elif signature != self.signature:
+            raise DataError(
+                f"the batch of step {step} has shapes/dtypes {signature}, earlier batches had "
+                f"{self.signature}; every batch must have the same shape (drop the last partial "
+                "batch, e.g. drop_last=True)",
+                ("data",),
+            )
+        return x, y
+
+
+def auto_steps_per_execution(lowered, n_batches: int) -> int | None:
+    """Steps per chunk for an in-memory epoch: ``None`` (one fused program) unless the epoch is
+    estimated to run longer than :data:`LONG_EPOCH_SECONDS`, then enough steps for a chunk of
+    at least :data:`CHUNK_SECONDS`.
+
+    The estimate is the step's FLOPs (XLA's cost analysis counts a loop body once: one step) at
+    a fast device's rate (:data:`FAST_FLOPS`), so it errs towards fewer, longer chunks; a chunk
+    boundary costs one dispatch, under 1% of a chunk that long.
+    """
+    try:
+        flops = float(lowered.cost_analysis().get("flops", 0.0))
+    except Exception:  # noqa: BLE001 - a backend without cost analysis: keep the fused epoch
+        return None
+    step_seconds = flops / FAST_FLOPS.get(jax.default_backend(), 1e14)
+    if step_seconds * n_batches <= LONG_EPOCH_SECONDS:
+        return None
+    k = max(1, math.ceil(CHUNK_SECONDS / max(step_seconds, 1e-9)))
+    return k if k < n_batches else None
+
+
+def _nbytes(batch) -> int:
+    return max(1, sum(a.nbytes for a in jax.tree.leaves(batch)))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _order(train_state, n: int, batch_size: int, shuffle: bool):
+    return steps.epoch_order(train_state, n, batch_size, shuffle)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _rows(train_state, n: int, batch_size: int, shuffle: bool):
+    return steps.epoch_rows(steps.epoch_order(train_state, n, batch_size, shuffle), batch_size)
+
+
+def _epoch_means(logs):
+    """The epoch's means over its chunks' per-step logs. The steps are joined first, so the mean
+    runs over the same array as in the fused epoch and gives the same bits."""
+    return _means(jax.tree.map(lambda *a: jnp.concatenate(a), *logs))
+
+
+@jax.jit
+def _means(logs):
+    return steps.epoch_means(logs)
+
+
+__all__ = ["CHUNK_BYTES", "ArrayFeed", "ChunkFeed", "Programs", "make_feed"]

@@ -1,0 +1,179 @@
+"""Data that does not sit on the device: random-access sources and streams of batches.
+
+Besides arrays, ``fit``, ``evaluate`` and ``predict`` read
+
+- a **random-access source**: a pair of memory-mapped arrays (``np.load(path, mmap_mode="r")``,
+  ``np.memmap``), or ``x=source, y=None`` for any object with ``len(source)`` and
+  ``source[indices] -> (x_batch, y_batch)`` (NumPy). An object that answers one index at a time
+  (Grain's ``MapDataset`` of ``(x, y)`` records, a PyTorch ``Dataset``) is read record by record
+  and stacked;
+- a **stream**: ``x=iterable, y=None`` yielding ``(x_batch, y_batch)`` batches (a generator,
+  Grain's ``IterDataset``, PyTorch's ``DataLoader``), with ``steps_per_epoch``.
+
+Both are read in chunks of batches (:mod:`jaxnet.train.feed`). A random-access source is visited
+in the order the in-memory path uses, so it trains bit-identically to the same arrays in memory;
+a stream's order is its own.
+
+>>> x = np.load("features.npy", mmap_mode="r"); y = np.load("labels.npy", mmap_mode="r")
+>>> ts, history = fit(model, loss, opt, x, y, epochs=5)          # never all in memory at once
+"""
+
+from __future__ import annotations
+
+import itertools
+import numbers
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from jaxnet.errors import ConfigError, DataError
+from jaxnet.train.data import to_numpy
+
+
+class RandomAccess:
+    """Batches by index from arrays-like ``x``, ``y`` (sliced together), or from one
+    ``source[indices] -> (x, y)`` when ``y`` is ``None``. ``start``/``stop`` select a range."""
+
+    def __init__(self, x, y=None, start: int = 0, stop: int | None = None):
+        self.x, self.y = x, y
+        if y is not None and len(y) != len(x):
+            raise DataError(
+                f"x and y have different numbers of examples: {len(x)} and {len(y)}", ("data",)
+            )
+        self.start, self.stop = start, len(x) if stop is None else stop
+        if len(self) <= 0:
+            raise DataError("the data source is empty", ("data",))
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def take(self, indices):
+        """``(x, y)`` of the examples at ``indices`` (in that order), as NumPy arrays."""
+        indices = np.asarray(indices) + self.start
+        if self.y is not None:
+            return np.asarray(self.x[indices]), np.asarray(self.y[indices])
+        try:
+            batch = self.x[indices]
+        except (TypeError, IndexError, KeyError, ValueError):  # one record per index (Grain)
+            records = [self.x[int(i)] for i in indices]
+            batch = tuple(np.stack(column) for column in zip(*records, strict=True))
+        if not isinstance(batch, tuple | list) or len(batch) != 2:
+            raise DataError(
+                f"source[indices] must return an (x, y) pair, got {type(batch).__name__}",
+                ("data",),
+            )
+        return np.asarray(batch[0]), np.asarray(batch[1])
+
+    def split(self, fraction: float):
+        """``(head, tail)``: the last ``fraction`` of the examples held out, as Keras does."""
+        n = len(self)
+        n_tail = int(round(n * fraction))
+        if not 0.0 < fraction < 1.0 or n_tail in (0, n):
+            raise DataError(
+                f"validation_split={fraction} leaves {n - n_tail} training and {n_tail} "
+                f"validation examples out of {n}; both must be at least 1",
+                ("data",),
+            )
+        middle = self.start + n - n_tail
+        return (
+            RandomAccess(self.x, self.y, self.start, middle),
+            RandomAccess(self.x, self.y, middle, self.stop),
+        )
+
+
+class Stream:
+    """``steps_per_epoch`` batches per epoch from an iterable of ``(x, y)`` batches.
+
+    A re-iterable (a list, a Grain dataset, a PyTorch ``DataLoader``) starts afresh each epoch;
+    an iterator (a generator) continues where the previous epoch stopped. :meth:`first` peeks at
+    the first batch without losing it.
+    """
+
+    def __init__(self, iterable, steps_per_epoch: int):
+        self.iterable, self.steps_per_epoch = iterable, int(steps_per_epoch)
+        self.once = iter(iterable) is iterable  # an iterator: one pass shared by all epochs
+        self._peeked = None
+
+    def first(self):
+        """The first batch (kept for the first epoch of an iterator)."""
+        if self._peeked is None:
+            self._peeked = next(iter(self.iterable), None)
+            if self._peeked is None:
+                raise DataError("the stream of batches is empty", ("data",))
+        return self._peeked
+
+    def epoch(self):
+        """An iterator over the next epoch's batches."""
+        if not self.once:
+            return iter(self.iterable)
+        peeked, self._peeked = self._peeked, None
+        if peeked is None:
+            return self.iterable
+        return itertools.chain([peeked], self.iterable)  # (closing it leaves the iterator open)
+
+
+def _is_array_data(value) -> bool:
+    return isinstance(value, np.ndarray | list | tuple | Mapping | numbers.Number) or (
+        hasattr(value, "__array__") and hasattr(value, "shape")
+    )
+
+
+def as_source(x, y, steps_per_epoch: int | None = None, owner: str = "fit"):
+    """``x``/``y`` as a :class:`RandomAccess` or :class:`Stream`, or ``None`` for in-memory arrays.
+
+    Memory-mapped arrays become a source (they are never copied whole into memory); other arrays,
+    lists and pytrees of them are in-memory data.
+    """
+    if isinstance(x, np.memmap) or isinstance(y, np.memmap):
+        if y is None:
+            raise DataError("a memory-mapped x needs its y", (owner,))
+        return RandomAccess(x, y)
+    if y is not None or _is_array_data(x):
+        return None
+    if hasattr(x, "__len__") and hasattr(x, "__getitem__"):
+        return RandomAccess(x)
+    if isinstance(x, Iterable):
+        if steps_per_epoch is None:
+            raise ConfigError(
+                "a stream of batches needs steps_per_epoch (how many batches make an epoch)",
+                (owner,),
+            )
+        return Stream(x, steps_per_epoch)
+    raise DataError(
+        "x must be an array, a pytree of arrays, a random-access source or an iterable of "
+        f"(x, y) batches; got {type(x).__name__} with y=None",
+        (owner,),
+    )
+
+
+CHUNK_EXAMPLES = 8192  # examples read at once when a source is read in order (predict, evaluate)
+
+
+def inputs_source(x, steps: int | None = None):
+    """``x`` as a source of inputs for inference (``predict``), or ``None`` for arrays."""
+    if isinstance(x, np.memmap):
+        return RandomAccess(x, np.zeros(len(x), np.int8))
+    return as_source(x, None, steps, owner="predict")
+
+
+def read_in_order(source, batch_size: int = 256):
+    """The whole source in its own order, as NumPy ``(x, y)`` chunks (streams: one epoch).
+
+    Random-access sources are read :data:`CHUNK_EXAMPLES` examples (rounded to whole batches)
+    at a time; streams batch by batch.
+    """
+    if isinstance(source, Stream):
+        iterator = source.epoch()
+        for i in range(source.steps_per_epoch):
+            batch = next(iterator, None)
+            if batch is None:
+                raise DataError(
+                    f"the stream ended after {i} of steps={source.steps_per_epoch} batches",
+                    ("data",),
+                )
+            yield to_numpy(batch[0], "x"), to_numpy(batch[1], "y")
+        return
+    size = max(batch_size, CHUNK_EXAMPLES // batch_size * batch_size)
+    for start in range(0, len(source), size):
+        x, y = source.take(np.arange(start, min(start + size, len(source))))
+        yield to_numpy(x, "x"), to_numpy(y, "y")
