@@ -194,9 +194,9 @@ def test_cifar10_and_cifar100_binary_archives(server, monkeypatch, tmp_path):
     coarse, fine = rng.integers(0, 20, 14), rng.integers(0, 100, 14)
     pairs = [[c, f] for c, f in zip(coarse, fine, strict=True)]
     members = {
-        "cifar-100-binary/train.bin": _cifar_bytes(images[:10], pairs[:10]),
-        "cifar-100-binary/test.bin": _cifar_bytes(images[10:], pairs[10:]),
-        "cifar-100-binary/fine_label_names.txt": "\n".join(f"f{i}" for i in range(100)).encode(),
+        "./cifar-100-binary/train.bin": _cifar_bytes(images[:10], pairs[:10]),  # "./" too
+        "./cifar-100-binary/test.bin": _cifar_bytes(images[10:], pairs[10:]),
+        "./cifar-100-binary/fine_label_names.txt": "\n".join(f"f{i}" for i in range(100)).encode(),
     }
     files = {"cifar-100-binary.tar.gz": _tar_gz(members)}
     _register(monkeypatch, server, "tiny_cifar100", files, formats.read_cifar100)
@@ -363,3 +363,20 @@ def test_idx_reader_rejects_malformed_files():
         formats.read_idx(bytes([0, 0, 0x0D, 1]) + struct.pack(">I", 3) + b"abc", "f")
     with pytest.raises(DataError, match=r"shape \(4,\)"):
         formats.read_idx(bytes([0, 0, 8, 1]) + struct.pack(">I", 4) + b"abc", "f")
+
+
+def test_listing_shows_paths_hashes_and_cache_state(server, monkeypatch, tmp_path, capsys):
+    from jaxnet.datasets.__main__ import main
+
+    _, files = _mnist_files(np.random.default_rng(10))
+    source = _register(monkeypatch, server, "tiny_mnist", files, _mnist_reader())
+    main([str(tmp_path)])
+    before = capsys.readouterr().out
+    assert "tiny_mnist: 4 file(s)" in before and "not downloaded" in before
+    for remote in source.files:
+        assert remote.sha256 in before and str(tmp_path / "tiny_mnist" / remote.filename) in before
+    datasets.load("tiny_mnist", data_dir=tmp_path, quiet=True)
+    main([str(tmp_path)])
+    after = capsys.readouterr().out
+    assert re.search(r"tiny_mnist: 4 file\(s\), [0-9.]+ MB, ready", after)
+    assert server.downloads() == [f"/tiny_mnist/{f}" for f in files]  # the listing fetched nothing

@@ -69,8 +69,9 @@ def _tar_members(path, names: list[str]) -> dict[str, bytes]:
     wanted, found = set(names), {}
     with tarfile.open(path, "r:gz") as archive:  # members are read, never extracted to disk
         for member in archive:
-            if member.name in wanted and member.isfile():
-                found[member.name] = archive.extractfile(member).read()
+            name = member.name.removeprefix("./")
+            if name in wanted and member.isfile():
+                found[name] = archive.extractfile(member).read()
     missing = [name for name in names if name not in found]
     if missing:
         raise DataError(f"{path.name} lacks {missing}")

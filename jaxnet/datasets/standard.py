@@ -145,13 +145,17 @@ def _pins(source: Source) -> dict[str, str]:
     return {remote.filename: remote.sha256 for remote in source.files}
 
 
-def _cached_meta(folder: Path, source: Source) -> dict | None:
+def cached_meta(folder: Path, source: Source) -> dict | None:
     """The cache's description if its .npy files were converted from exactly the pinned files."""
     try:
         meta = json.loads((folder / META_FILE).read_text())
     except (OSError, ValueError):
         return None
-    fresh = meta.get("format") == META_FORMAT and meta.get("sha256") == _pins(source)
+    fresh = (
+        meta.get("format") == META_FORMAT
+        and meta.get("sha256") == _pins(source)
+        and isinstance(meta.get("class_names"), list)
+    )
     return meta if fresh and all((folder / f"{a}.npy").exists() for a in ARRAYS) else None
 
 
@@ -225,7 +229,7 @@ def load(name: str, *, data_dir=None, quiet: bool = False) -> Splits:
         raise ConfigError(f"unknown data set {name!r}: choose from {known}{hint}", ("datasets",))
     source = REGISTRY[name]
     folder = cache_dir(data_dir) / name
-    meta = _cached_meta(folder, source) or _convert(name, source, folder, quiet)
+    meta = cached_meta(folder, source) or _convert(name, source, folder, quiet)
     arrays = {key: np.load(folder / f"{key}.npy", mmap_mode="r") for key in ARRAYS}
     classes = tuple(meta["class_names"])
     return Splits(
