@@ -1,15 +1,7 @@
-"""Small data sets for examples and the CLI, a careful CSV reader, and preprocessing helpers.
+"""A careful CSV reader: :func:`load_csv`.
 
-- :func:`load_dataset`: ``digits``, ``breast_cancer``, ``iris``, ``wine`` (classification) and
-  ``diabetes`` (regression), bundled with scikit-learn (nothing is downloaded).
-- :func:`load_csv`: a numeric CSV file with a header and a named target column; every problem
-  (missing file, missing values, a wrong target name, text in a feature column, ragged rows) is a
-  :class:`~jaxnet.errors.DataError` that says where.
-- :func:`train_test_split` and :func:`standardize` (statistics from the training part only).
-
->>> data = load_dataset("digits")
->>> (x_train, y_train), (x_test, y_test) = train_test_split(data.x, data.y, test_fraction=0.2)
->>> x_train, x_test, _ = standardize(x_train, x_test)
+Every problem (missing file, missing values, a wrong target name, text in a feature column, ragged
+rows) is a :class:`~jaxnet.errors.DataError` that says where.
 """
 
 from __future__ import annotations
@@ -18,76 +10,15 @@ import csv
 import difflib
 import math
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
+from jaxnet.datasets.dataset import TASKS, Dataset
 from jaxnet.errors import ConfigError, DataError
 
-TASKS = ("regression", "binary", "multiclass")
 MISSING = {"", "na", "n/a", "nan", "null", "none", "?", "-"}
 # A target with integer values and at most this many distinct ones is taken for class labels.
 MAX_AUTO_CLASSES = 20
-
-
-class Dataset(NamedTuple):
-    """Features ``x`` ``(n, d)`` float32, targets ``y`` (int32 labels ``(n,)`` for classification,
-    float32 ``(n,)`` for regression), and what they mean."""
-
-    x: np.ndarray
-    y: np.ndarray
-    task: str  # "regression", "binary" or "multiclass"
-    feature_names: tuple[str, ...]
-    class_names: tuple[str, ...]  # () for regression
-    name: str
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.class_names)
-
-
-_BUNDLED = {
-    "digits": ("load_digits", "multiclass"),
-    "breast_cancer": ("load_breast_cancer", "binary"),
-    "iris": ("load_iris", "multiclass"),
-    "wine": ("load_wine", "multiclass"),
-    "diabetes": ("load_diabetes", "regression"),
-}
-DATASETS = tuple(_BUNDLED)
-
-
-def load_dataset(name: str) -> Dataset:
-    """One of :data:`DATASETS`, from scikit-learn's bundled files (no download).
-
-    ``digits``: 1797 8x8 images as 64 pixel values 0..16, 10 classes. ``breast_cancer``: 569 x 30,
-    binary. ``iris``: 150 x 4, 3 classes. ``wine``: 178 x 13, 3 classes. ``diabetes``: 442 x 10,
-    a disease-progression score (regression).
-    """
-    if name not in _BUNDLED:
-        close = difflib.get_close_matches(name, DATASETS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(
-            f"unknown data set {name!r}: choose from {list(DATASETS)}{hint}", ("datasets",)
-        )
-    try:
-        import sklearn.datasets
-    except ImportError as error:
-        raise ImportError(
-            f"the bundled data set {name!r} comes with scikit-learn: pip install scikit-learn"
-        ) from error
-    loader, task = _BUNDLED[name]
-    bunch = getattr(sklearn.datasets, loader)()
-    x = np.asarray(bunch.data, np.float32)
-    if task == "regression":
-        y, classes = np.asarray(bunch.target, np.float32), ()
-    else:
-        y = np.asarray(bunch.target, np.int32)
-        classes = tuple(str(c) for c in getattr(bunch, "target_names", np.unique(y)))
-    features = tuple(str(f) for f in getattr(bunch, "feature_names", range(x.shape[1])))
-    return Dataset(x, y, task, features, classes, name)
-
-
-# ----------------------------------------------------------------------------- CSV
 
 
 def _number(cell: str) -> float | None:
@@ -235,41 +166,3 @@ def load_csv(path, target: str, *, task: str | None = None, delimiter: str = ","
         classes = tuple(str(int(c)) if numeric and integral else str(c) for c in labels)
     names = tuple(header[j] for j in features)
     return Dataset(x.astype(np.float32), y, task, names, classes, path.stem)
-
-
-# ----------------------------------------------------------------------------- preprocessing
-
-
-def train_test_split(x, y, test_fraction: float = 0.2, seed: int = 0):
-    """Shuffle with ``seed``, hold out ``test_fraction``.
-
-    Returns ``((x_train, y_train), (x_test, y_test))``.
-    """
-    x, y = np.asarray(x), np.asarray(y)
-    n = len(x)
-    if len(y) != n:
-        raise DataError(f"x has {n} examples but y has {len(y)}", ("train_test_split",))
-    n_test = int(round(n * test_fraction))
-    if not 0.0 < test_fraction < 1.0 or n_test == 0 or n_test == n:
-        raise DataError(
-            f"test_fraction={test_fraction} leaves {n - n_test} training and {n_test} test "
-            f"examples out of {n}; both must be at least 1",
-            ("train_test_split",),
-        )
-    order = np.random.default_rng(seed).permutation(n)
-    test, train = order[:n_test], order[n_test:]
-    return (x[train], y[train]), (x[test], y[test])
-
-
-def standardize(x_train, *others, eps: float = 1e-8):
-    """Scale features to zero mean and unit variance using the *training* statistics only.
-
-    Returns ``(x_train_scaled, *others_scaled, (mean, std))``; constant features (std 0) are only
-    centred, never divided by 0.
-    """
-    x_train = np.asarray(x_train, np.float32)
-    mean = x_train.mean(axis=0)
-    std = x_train.std(axis=0)
-    std = np.where(std > eps, std, 1.0).astype(np.float32)
-    scaled = [(np.asarray(x, np.float32) - mean) / std for x in (x_train, *others)]
-    return (*scaled, (mean, std))
