@@ -36,14 +36,14 @@ class Loop:
       initial_epoch: the first epoch this call trains (``> 0`` when a run is resumed).
       initial_step, initial_logs: when resuming in the middle of ``initial_epoch``: the steps of
         it already taken and their per-step logs (``{name: array}``).
-      steps_per_epoch: the number of steps in an epoch.
+      steps_per_epoch, batch_size: steps in an epoch and examples in a step.
       history: the :class:`~jaxnet.train.fit.History` so far.
       stop_training: set to ``True`` to stop after the current epoch.
     """
 
-    def __init__(self, train_state, epochs: int, history, steps_per_epoch: int = 0):
+    def __init__(self, train_state, epochs: int, history, steps_per_epoch=0, batch_size=0):
         self.train_state: Any = train_state
-        self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
+        self.epochs, self.steps_per_epoch, self.batch_size = epochs, steps_per_epoch, batch_size
         self.initial_epoch, self.initial_step, self.initial_logs = 0, 0, None
         self.history = history
         self.stop_training = False

@@ -150,7 +150,7 @@ def fit(
         *callbacks,
         *default_progress(epochs, verbose),
     ]
-    loop = Loop(train_state, epochs, History(), feed.n_batches)
+    loop = Loop(train_state, epochs, History(), feed.n_batches, feed.batch_size)
     call(callbacks, "on_train_begin", loop)
     loop.train_state = jax.device_put(loop.train_state, placement)
     if loop.initial_epoch < epochs:

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import csv
 import sys
+import time
 from pathlib import Path
+
+import numpy as np
 
 from jaxnet.jsonable import dumps
 from jaxnet.train.callbacks import Callback, PrintProgress
@@ -36,6 +39,8 @@ def _format_logs(logs: dict) -> dict[str, str]:
 class ProgressBar(Callback):
     """One ``tqdm`` bar over epochs; the postfix shows the last epoch's loss and metrics.
 
+    An epoch that runs in chunks (a data source or a long epoch, see :mod:`jaxnet.train.feed`)
+    moves the bar after every chunk, showing the epoch's running loss and examples per second.
     Silent when ``verbose=0`` or when ``stream`` (default ``sys.stderr``) is not a terminal, so logs
     of batch jobs stay clean. Needs ``tqdm`` (``pip install tqdm``).
 
@@ -49,6 +54,7 @@ class ProgressBar(Callback):
     def __init__(self, epochs: int, *, stream=None, verbose: int = 1, leave: bool = True):
         self.epochs, self.stream, self.verbose, self.leave = epochs, stream, verbose, leave
         self.bar = None
+        self._chunk_start = None
 
     @property
     def enabled(self) -> bool:
@@ -67,9 +73,24 @@ class ProgressBar(Callback):
             file=self.stream or sys.stderr,
             leave=self.leave,
             dynamic_ncols=True,
+            bar_format="{l_bar}{bar}| {n:.3g}/{total} [{elapsed}<{remaining}{postfix}]",
         )
 
+    def on_chunk_end(self, epoch, steps_done, train_state, step_logs, loop):
+        if self.bar is None:
+            return
+        losses = np.concatenate([np.atleast_1d(np.asarray(logs["loss"])) for logs in step_logs])
+        now = time.perf_counter()  # after the chunk's results arrived
+        postfix = {"step": f"{steps_done}/{loop.steps_per_epoch}", "loss": f"{losses.mean():.4f}"}
+        if self._chunk_start is not None and now > self._chunk_start[0]:
+            examples = (steps_done - self._chunk_start[1]) * loop.batch_size
+            postfix["examples/s"] = f"{examples / (now - self._chunk_start[0]):.0f}"
+        self._chunk_start = (now, steps_done)
+        self.bar.update(epoch + steps_done / loop.steps_per_epoch - self.bar.n)
+        self.bar.set_postfix(postfix, refresh=True)
+
     def on_epoch_end(self, epoch, logs, loop):
+        self._chunk_start = (time.perf_counter(), 0)
         if self.bar is None:
             return
         # ``epoch + 1 - n`` rather than 1: a resumed run starts part-way through the bar.

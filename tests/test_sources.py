@@ -1,0 +1,177 @@
+"""Data sources: memory-mapped arrays, random-access objects and streams train like arrays."""
+
+import functools
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+import jaxnet
+from jaxnet import recipes
+from jaxnet.checkpoint import CheckpointManager
+from jaxnet.errors import ConfigError, DataError
+from jaxnet.train import Checkpoint
+from jaxnet.train.feed import auto_steps_per_execution
+
+RECIPE = recipes.classifier_mlp(3, hidden=(16,), dropout=0.1)  # dropout: the step keys matter
+ARGS = (RECIPE.model, RECIPE.loss, optax.adam(1e-2))
+
+
+def _data(n=200):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 5)).astype(np.float32)
+    return x, ((x[:, 0] > 0).astype(np.int32) + (x[:, 1] > 0)).astype(np.int32)
+
+
+def _memmaps(tmp_path, x, y):
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    return np.load(tmp_path / "x.npy", mmap_mode="r"), np.load(tmp_path / "y.npy", mmap_mode="r")
+
+
+def _fit(x, y=None, **options):
+    options = {"epochs": 3, "batch_size": 16, "metrics": RECIPE.metrics, "verbose": 0} | options
+    return jaxnet.fit(*ARGS, x, y, **options)
+
+
+@functools.cache
+def _reference(n=200, **options):
+    """The in-memory run the sources must reproduce (shared by the tests: compiled once)."""
+    return _fit(*_data(n), **options)
+
+
+def _assert_same_run(a, b):
+    (ts_a, history_a), (ts_b, history_b) = a, b
+    leaves_a = jax.tree.leaves((ts_a.params, ts_a.opt_state, ts_a.step))
+    leaves_b = jax.tree.leaves((ts_b.params, ts_b.opt_state, ts_b.step))
+    for left, right in zip(leaves_a, leaves_b, strict=True):
+        np.testing.assert_array_equal(left, right)
+    assert {k: v for k, v in history_a.to_dict().items() if k != "time"} == {
+        k: v for k, v in history_b.to_dict().items() if k != "time"
+    }
+
+
+@pytest.mark.parametrize("steps_per_execution", [None, 3, 9])
+def test_memory_mapped_arrays_train_bit_identically_to_the_arrays_in_memory(
+    tmp_path, steps_per_execution
+):
+    x, y = _data()
+    xm, ym = _memmaps(tmp_path, x, y)
+    reference = _reference(validation_split=0.2)
+    _assert_same_run(_fit(xm, ym, steps_per_execution=steps_per_execution, validation_split=0.2),
+                     reference)  # fmt: skip
+    ts = reference[0]
+    np.testing.assert_array_equal(
+        jaxnet.predict(RECIPE.model, ts.params, ts.state, xm),
+        jaxnet.predict(RECIPE.model, ts.params, ts.state, x),
+    )
+    on_disk = jaxnet.evaluate(
+        RECIPE.model, ts.params, ts.state, xm, ym, RECIPE.loss, RECIPE.metrics
+    )
+    assert on_disk == jaxnet.evaluate(RECIPE.model, ts.params, ts.state, x, y, RECIPE.loss,
+                                      RECIPE.metrics)  # fmt: skip
+
+
+def test_in_memory_epochs_in_chunks_equal_the_fused_epoch():
+    x, y = _data()
+    reference = _reference(validation_split=0.2)
+    seen = []
+
+    class Steps:
+        def on_chunk_end(self, epoch, steps_done, train_state, step_logs, loop):
+            seen.append((epoch, steps_done, int(train_state.step), len(step_logs)))
+
+    chunked = _fit(x, y, validation_split=0.2, steps_per_execution=4, callbacks=[Steps()])
+    _assert_same_run(chunked, reference)
+    assert seen[:3] == [(0, 4, 4, 1), (0, 8, 8, 2), (0, 10, 10, 3)]  # 160 // 16 = 10 steps
+    assert seen[-1] == (2, 10, 30, 3)
+
+
+def test_random_access_objects_and_grain_datasets_train_like_arrays():
+    x, y = _data()
+
+    class Table:  # the smallest random-access source: len and source[indices] -> (x, y)
+        def __len__(self):
+            return len(x)
+
+        def __getitem__(self, indices):
+            return x[indices], y[indices]
+
+    reference = _reference()
+    _assert_same_run(_fit(Table(), steps_per_execution=5), reference)
+    grain = pytest.importorskip("grain")
+    records = grain.MapDataset.source([(x[i], y[i]) for i in range(len(x))])  # one index at a time
+    _assert_same_run(_fit(records), reference)
+
+
+def test_a_stream_of_batches_trains_like_the_arrays_in_order():
+    x, y = _data(192)
+
+    def batches():  # an endless generator: each epoch continues where the last one stopped
+        while True:
+            for start in range(0, 192, 16):
+                yield x[start : start + 16], y[start : start + 16]
+
+    reference = _reference(192, shuffle=False)
+    _assert_same_run(_fit(batches(), steps_per_epoch=12), reference)
+    listed = [(x[s : s + 16], y[s : s + 16]) for s in range(0, 192, 16)]  # re-iterable: each epoch
+    _assert_same_run(_fit(iter(listed * 3), steps_per_epoch=12, steps_per_execution=5), reference)
+    with pytest.raises(ConfigError, match="steps_per_epoch"):
+        _fit(batches())
+
+
+def test_bad_batches_are_named_by_their_step():
+    x, y = _data(192)
+    short = [(x[s : s + 16], y[s : s + 16]) for s in range(0, 96, 16)]
+    with pytest.raises(DataError, match=r"stream ended after 6 of steps_per_epoch=12 .*step 6"):
+        _fit(iter(short), steps_per_epoch=12, epochs=1)
+    ragged = short[:3] + [(x[:10], y[:10])] + short
+    with pytest.raises(DataError, match="the batch of step 3 has shapes"):
+        _fit(iter(ragged), steps_per_epoch=6, epochs=1)
+    bad = [(xb, yb if i < 4 else yb + 3) for i, (xb, yb) in enumerate(short)]
+    with pytest.raises(DataError, match=r"the batch of step 4: y has integer labels in \[3, 5\]"):
+        _fit(iter(bad), steps_per_epoch=6, epochs=1)
+    with pytest.raises(DataError, match="x must be an array"):
+        _fit(object())
+
+
+@pytest.mark.parametrize("memory_mapped", [False, True])
+def test_a_run_killed_mid_epoch_resumes_bit_identically(tmp_path, memory_mapped):
+    x, y = _data()
+    if memory_mapped:
+        x, y = _memmaps(tmp_path, x, y)
+    options = {"validation_split": 0.2, "steps_per_execution": 2}
+    reference = _reference(validation_split=0.2)
+
+    class Killed(Exception):
+        pass
+
+    class Kill:
+        def on_chunk_end(self, epoch, steps_done, train_state, step_logs, loop):
+            if epoch == 1 and steps_done >= 6:
+                raise Killed
+
+    directory = tmp_path / "checkpoints"
+    with pytest.raises(Killed):
+        _fit(x, y, callbacks=[Checkpoint(directory, every_steps=3), Kill()], **options)
+    newest = CheckpointManager(directory).manifests()[-1].name
+    assert newest == "ckpt-000001+000004.json"  # 4 steps into the second epoch
+    resumed = _fit(x, y, callbacks=[Checkpoint(directory, resume=True, every_steps=3)], **options)
+    _assert_same_run(resumed, reference)
+
+
+class _Lowered:
+    def __init__(self, flops):
+        self.flops = flops
+
+    def cost_analysis(self):
+        return {"flops": self.flops}
+
+
+def test_long_in_memory_epochs_are_cut_into_chunks_of_at_least_20_ms():
+    rate = jax.default_backend() == "cpu" and 2e11
+    assert auto_steps_per_execution(_Lowered(1e6), 1000) is None  # 5 ms at a fast rate: fused
+    k = auto_steps_per_execution(_Lowered(rate * 0.004), 1000)  # 4 s an epoch at a fast rate
+    assert k == 5  # 5 x 4 ms = 20 ms per chunk
+    assert auto_steps_per_execution(_Lowered(rate * 0.1), 100) == 1
