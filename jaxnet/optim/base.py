@@ -97,9 +97,9 @@ def with_extra_args_support(transform) -> GradientTransformation:
     """Return ``transform`` with an ``update`` that accepts extra keyword arguments.
 
     A transformation whose ``update`` already takes ``**extra_args`` (every jaxnet one, optax's
-    ``GradientTransformationExtraArgs``) is returned as is; for another (a plain
-    ``optax.GradientTransformation``) the extra arguments are dropped, as in optax's function of the
-    same name.
+    ``GradientTransformationExtraArgs``) keeps its functions; for another (a plain
+    ``optax.GradientTransformation``) the extra arguments are dropped before calling it, as in
+    optax's function of the same name.
     """
     if _takes_extra_args(transform.update):
         return GradientTransformation(transform.init, transform.update)
