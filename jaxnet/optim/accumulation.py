@@ -1,8 +1,8 @@
-r"""Averaging over steps: an exponential moving average (:func:`ema`) and gradient accumulation
+"""Averaging over steps: an exponential moving average (:func:`ema`) and gradient accumulation
 (:func:`multi_steps`).
 
 Both match optax's (``optax.ema``, ``optax.MultiSteps``) step for step, states included, and keep
-their state in ``NamedTuple``\ s whose fields :func:`~jaxnet.optim.lookup` finds by name.
+their state in NamedTuples whose fields :func:`~jaxnet.optim.lookup` finds by name.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ _TABLE = {
 }
 
 NAMES: tuple[str, ...] = tuple(_TABLE)
-"""The names :func:`get` knows, in the order of ``docs/optimizers.md``."""
+"""The names :func:`get` knows (also the command line's ``--optimizer`` choices)."""
 
 
 def get(name: str, learning_rate: ScalarOrSchedule, **kwargs: Any) -> GradientTransformation:
