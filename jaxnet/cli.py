@@ -21,33 +21,13 @@ import sys
 import time
 from pathlib import Path
 
-OPTIMIZERS = (
-    "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "nadam",
-    "adamax", "lion", "lamb",
-)  # fmt: skip
+from jaxnet import optim
+
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "swish", "tanh", "sigmoid")
 DATASET_NAMES = ("digits", "breast_cancer", "iris", "wine", "diabetes")
 
 
 # ----------------------------------------------------------------------------- building blocks
-
-
-def make_optimizer(name: str, learning_rate: float, momentum: float = 0.9):
-    """An optimizer by name from :mod:`jaxnet.optim`.
-
-    ``momentum`` and ``nesterov`` are SGD with (Nesterov) momentum ``momentum``.
-    """
-    from jaxnet import optim
-
-    if name == "momentum":
-        return optim.sgd(learning_rate, momentum=momentum)
-    if name == "nesterov":
-        return optim.sgd(learning_rate, momentum=momentum, nesterov=True)
-    if name not in OPTIMIZERS:
-        from jaxnet.errors import ConfigError
-
-        raise ConfigError(f"unknown optimizer {name!r}; choose from {list(OPTIMIZERS)}", ("cli",))
-    return getattr(optim, name)(learning_rate)
 
 
 def load_data(args):
@@ -133,7 +113,8 @@ def run_training(args, *, checkpoints: bool) -> dict:
         target_scale = (float(y_train.mean()), float(y_train.std()) or 1.0)
         y_train = (y_train - target_scale[0]) / target_scale[1]
     recipe = make_recipe(data, args)
-    optimizer = make_optimizer(args.optimizer, args.lr, args.momentum)
+    momentum = {"momentum": args.momentum} if args.optimizer in ("momentum", "nesterov") else {}
+    optimizer = optim.get(args.optimizer, args.lr, **momentum)
     config = {k: v for k, v in vars(args).items() if k != "handler"}
     config |= {"task": data.task, "n_features": int(data.x.shape[1]), "n_classes": data.n_classes}
     _write_json(out / "config.json", config)
@@ -247,7 +228,7 @@ def builtin_benchmark(epochs: int, repeats: int, batch_size: int) -> dict:
     data = datasets.load_dataset("digits")
     x, _ = datasets.standardize(data.x)[:2]
     recipe = recipes.classifier_mlp(10, (100, 100))
-    optimizer = make_optimizer("adam", 1e-3)
+    optimizer = optim.get("adam", 1e-3)
     epoch = jax.jit(make_epoch(recipe.model, recipe.loss, optimizer, batch_size, recipe.metrics))
     ts = create_train_state(recipe.model, optimizer, x.shape[1:], jax.random.key(0))
     x, y = jax.device_put((x, data.y))
@@ -374,7 +355,7 @@ def _add_model_options(parser) -> None:
 
 
 def _add_training_options(parser, *, epochs: int, out: str) -> None:
-    parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
+    parser.add_argument("--optimizer", default="adam", choices=optim.NAMES)
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
     parser.add_argument("--momentum", type=float, default=0.9, help="for momentum/nesterov")
     parser.add_argument("--l2", type=float, default=0.0, help="L2 penalty l2 * sum(w^2) on kernels")

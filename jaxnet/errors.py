@@ -5,6 +5,9 @@ All subclass :class:`ValueError` or :class:`TypeError`, so ``except ValueError``
 
 from __future__ import annotations
 
+import jax
+import numpy as np
+
 
 class JaxnetError(Exception):
     """Base class. ``path`` is the layer path, e.g. ``("mlp", "dense_0")``; empty if no layer."""
@@ -35,6 +38,14 @@ class ConfigError(JaxnetError, ValueError):
     """A constructor argument is out of range or unknown (a rate of 1.5, an unknown name)."""
 
 
+class OptimizerError(JaxnetError, ValueError):
+    """A bad optimizer argument, or gradients that do not match the optimizer state.
+
+    The path names the optimizer and the transformation, e.g.
+    ``adam/scale_by_adam: b1 must be in [0, 1), got 1.5``.
+    """
+
+
 def rescope(error: JaxnetError, parent: str, child: str) -> JaxnetError:
     """Re-label an error raised in ``child`` (named first in ``error.path``) under ``parent``."""
     error.path = (parent, child) + error.path[1:]
@@ -42,14 +53,57 @@ def rescope(error: JaxnetError, parent: str, child: str) -> JaxnetError:
 
 
 def check_range(
-    owner: str, name: str, value, low=None, high=None, *, high_open=False, low_open=False
+    owner: str | tuple[str, ...],
+    name: str,
+    value,
+    low=None,
+    high=None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    error: type[JaxnetError] = ConfigError,
 ):
-    """Raise :class:`ConfigError` unless ``low <= value <= high`` (ends open where asked)."""
-    too_low = low is not None and (value <= low if low_open else value < low)
-    too_high = high is not None and (value >= high if high_open else value > high)
-    if too_low or too_high:
-        lo = "-inf" if low is None else f"{low}"
-        hi = "inf" if high is None else f"{high}"
-        interval = f"{'(' if low_open else '['}{lo}, {hi}{')' if high_open else ']'}"
-        raise ConfigError(f"{name} must be in {interval}, got {value!r}", (owner,))
+    """Raise ``error`` unless ``low <= value <= high`` (ends open where asked); return ``value``.
+
+    ``None`` for ``low`` or ``high`` means no bound. ``value`` may be a number or an array (checked
+    element-wise; NaN is never in range). ``None``, callables (schedules) and traced values are not
+    checked: they have no value yet. The error's path is ``owner`` (a name or a path).
+
+    Example:
+      >>> check_range("dropout", "rate", 1.5, 0, 1, high_open=True)
+      Traceback (most recent call last):
+      ...
+      jaxnet.errors.ConfigError: dropout: rate must be in [0, 1), got 1.5
+    """
+    if value is None or callable(value) or isinstance(value, jax.core.Tracer):
+        return value
+    path = (owner,) if isinstance(owner, str) else tuple(owner)
+    interval = (
+        f"{'(' if low_open or low is None else '['}{'-inf' if low is None else _number(low)}, "
+        f"{'inf' if high is None else _number(high)}{')' if high_open else ']'}"
+    )
+    try:
+        values = np.asarray(value)
+        if values.dtype.kind in "USOcMm":  # text, objects, complex, dates: not numbers
+            raise TypeError
+        values = values.astype(np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise error(f"{name} must be a number in {interval}, got {value!r}", path) from None
+    ok = np.ones(values.shape, bool)
+    if low is not None:
+        ok &= values > low if low_open else values >= low
+    if high is not None:
+        ok &= values < high if high_open else values <= high
+    if not ok.all():
+        if np.ndim(value) == 0:
+            got = repr(value) if isinstance(value, (int, float)) else _number(values[0])
+        else:
+            bad = ", ".join(_number(v) for v in values[~ok][:5])
+            got = f"[{bad}] (the values out of range, of {values.size})"
+        raise error(f"{name} must be in {interval}, got {got}", path)
     return value
+
+
+def _number(x) -> str:
+    """``1``, ``0.5``, ``1e-08``, ``inf``: a bound or value as a short string."""
+    return f"{float(x):g}"

@@ -40,6 +40,10 @@ from jaxnet.core import Layer
 from jaxnet.diagnostics.stats import activation_of, stats_at_init
 from jaxnet.recipes import initializer_for
 
+# A remedy printed by several verdicts; the code after the colon runs as is with `from jaxnet import
+# optim` and the user's optimizer.
+CLIP_REMEDY = "clip gradients: optim.chain(optim.clip_by_global_norm(1.0), optimizer)"
+
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
 
@@ -333,7 +337,7 @@ class _Context:
         when = f" from step {int(evidence['first_step'])}" if at is not None else ""
         remedies = [
             "lower the learning rate (e.g. by 10x)",
-            "clip gradients: optax.chain(optax.clip_by_global_norm(1.0), optimizer)",
+            CLIP_REMEDY,
             "check the inputs and targets for NaN/inf and scale the inputs",
         ]
         remedies += _init_remedy(self.facts_of(self.param_layers))
@@ -411,7 +415,7 @@ class _Context:
     def _exploding_remedies(self, facts) -> list[str]:
         remedies = _init_remedy(facts)
         remedies += [
-            "clip gradients: optax.chain(optax.clip_by_global_norm(1.0), optimizer)",
+            CLIP_REMEDY,
             "lower the learning rate",
         ]
         if not self.described["batch_norm"]:
@@ -578,7 +582,7 @@ class _Context:
             )
             remedies = (
                 f"lower the learning rate by about {median / 1e-3:.0f}x",
-                "clip gradients: optax.chain(optax.clip_by_global_norm(1.0), optimizer)",
+                CLIP_REMEDY,
             )
             names = tuple(n for n, r in ratios.items() if r > high)
             return [Finding("learning_rate_high", "warning", names, evidence, message, remedies)]
@@ -614,7 +618,7 @@ class _Context:
             )
             remedies = (
                 "lower the learning rate (or add a decaying schedule)",
-                "clip gradients: optax.chain(optax.clip_by_global_norm(1.0), optimizer)",
+                CLIP_REMEDY,
             )
             return [Finding("divergence", "warning", (), evidence, message, remedies)]
         half = values[values.size // 2 :]

@@ -4,8 +4,12 @@
 ``updates, state = opt.update(grads, state, params)``; ``params = optim.apply_updates(params,
 updates)``. Any jaxnet optimizer works inside optax code and any optax optimizer inside jaxnet
 code. See ``docs/optimizers.md`` for the update rules next to the code.
+
+``optim.get(name, learning_rate)`` builds an optimizer by name (``optim.NAMES``).
 """
 
+from jaxnet.errors import OptimizerError
+from jaxnet.optim.accumulation import EmaState, MultiStepsState, ema, ema_value, multi_steps
 from jaxnet.optim.alias import (
     adadelta,
     adagrad,
@@ -21,14 +25,16 @@ from jaxnet.optim.alias import (
 from jaxnet.optim.base import (
     EmptyState,
     GradientTransformation,
-    OptimizerError,
     apply_updates,
     chain,
     get_hyperparameter,
     identity,
     lookup,
+    named,
     set_hyperparameter,
+    with_extra_args_support,
 )
+from jaxnet.optim.registry import NAMES, get
 from jaxnet.optim.schedules import (
     constant_schedule,
     cosine_decay_schedule,
@@ -54,6 +60,7 @@ from jaxnet.optim.transforms import (
     ScaleByStddevWithCountState,
     TraceState,
     WeightDecayScheduleState,
+    abs_sq,
     add_decayed_weights,
     clip,
     clip_by_global_norm,
@@ -80,11 +87,15 @@ __all__ = [
     "OptimizerError",
     "apply_updates",
     "chain",
+    "named",
+    "with_extra_args_support",
     "identity",
     "lookup",
     "get_hyperparameter",
     "set_hyperparameter",
-    # optimizers
+    # optimizers, and by name
+    "get",
+    "NAMES",
     "sgd",
     "adagrad",
     "rmsprop",
@@ -113,7 +124,14 @@ __all__ = [
     "clip",
     "clip_by_global_norm",
     "global_norm",
+    "abs_sq",
+    # averaging over steps
+    "ema",
+    "ema_value",
+    "multi_steps",
     # states
+    "EmaState",
+    "MultiStepsState",
     "ScaleByAdaDeltaState",
     "ScaleByAdamState",
     "ScaleByLearningRateState",

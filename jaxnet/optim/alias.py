@@ -6,6 +6,10 @@ the optax optimizer of the same name produce the same updates and states (to flo
 Every ``learning_rate`` may be a float, a JAX array, or a schedule (``count -> rate``, see
 :mod:`jaxnet.optim.schedules`). It is kept in the state, so :func:`get_hyperparameter` reads it
 back and :func:`set_hyperparameter` changes it without recompiling.
+
+An optimizer only composes: each argument is checked once, by the transformation that uses it, and
+:func:`named` puts the optimizer's name in front of that transformation's errors
+(``adam/scale_by_adam: b1 must be in [0, 1), got 1.5``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from jaxnet.optim.base import GradientTransformation, ScalarOrSchedule, chain, check_range
+from jaxnet.optim.base import GradientTransformation, ScalarOrSchedule, chain, named
 from jaxnet.optim.transforms import (
     add_decayed_weights,
     scale_by_adadelta,
@@ -29,14 +33,6 @@ from jaxnet.optim.transforms import (
 )
 
 MaskOrFn = Any | Callable[[Any], Any] | None
-
-_UNIT = (0.0, 1.0)  # decay rates live in [0, 1)
-_NON_NEGATIVE = (0.0, float("inf"))
-
-
-def _validate(optimizer: str, **arguments: tuple[Any, tuple[float, float]]) -> None:
-    for name, (value, (low, high)) in arguments.items():
-        check_range(optimizer, name, value, low, high)
 
 
 def sgd(
@@ -76,14 +72,14 @@ def sgd(
     References:
       Robbins and Monro, 1951; Polyak, 1964; Sutskever et al., ICML 2013.
     """
-    _validate("sgd", learning_rate=(learning_rate, _NON_NEGATIVE), momentum=(momentum, _UNIT))
-    momentum_rule = (
-        trace(decay=momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype)
-        if momentum is not None
-        else None
-    )
-    rules = [momentum_rule] if momentum_rule is not None else []
-    return chain(*rules, scale_by_learning_rate(learning_rate))
+
+    def build():
+        rules = []
+        if momentum is not None:
+            rules.append(trace(momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype))
+        return chain(*rules, scale_by_learning_rate(learning_rate))
+
+    return named("sgd", build)
 
 
 def adagrad(
@@ -113,15 +109,12 @@ def adagrad(
       Duchi et al., "Adaptive Subgradient Methods for Online Learning and Stochastic
       Optimization", JMLR 2011.
     """
-    _validate(
+    return named(
         "adagrad",
-        learning_rate=(learning_rate, _NON_NEGATIVE),
-        initial_accumulator_value=(initial_accumulator_value, _NON_NEGATIVE),
-        eps=(eps, _NON_NEGATIVE),
-    )
-    return chain(
-        scale_by_rss(initial_accumulator_value=initial_accumulator_value, eps=eps),
-        scale_by_learning_rate(learning_rate),
+        lambda: chain(
+            scale_by_rss(initial_accumulator_value=initial_accumulator_value, eps=eps),
+            scale_by_learning_rate(learning_rate),
+        ),
     )
 
 
@@ -176,28 +169,24 @@ def rmsprop(
       Tieleman and Hinton, Lecture 6.5, "Neural Networks for Machine Learning", 2012;
       Graves, "Generating Sequences With Recurrent Neural Networks", 2013 (centred form).
     """
-    _validate(
-        "rmsprop",
-        learning_rate=(learning_rate, _NON_NEGATIVE),
-        decay=(decay, _UNIT),
-        eps=(eps, _NON_NEGATIVE),
-        initial_scale=(initial_scale, _NON_NEGATIVE),
-        momentum=(momentum, _UNIT),
-    )
-    scaling = scale_by_stddev if centered else scale_by_rms
-    rules = [
-        scaling(
-            decay=decay,
-            eps=eps,
-            initial_scale=initial_scale,
-            eps_in_sqrt=eps_in_sqrt,
-            bias_correction=bias_correction,
-        ),
-        scale_by_learning_rate(learning_rate),
-    ]
-    if momentum is not None:
-        rules.append(trace(decay=momentum, nesterov=nesterov))
-    return chain(*rules)
+
+    def build():
+        scaling = scale_by_stddev if centered else scale_by_rms
+        rules = [
+            scaling(
+                decay=decay,
+                eps=eps,
+                initial_scale=initial_scale,
+                eps_in_sqrt=eps_in_sqrt,
+                bias_correction=bias_correction,
+            ),
+            scale_by_learning_rate(learning_rate),
+        ]
+        if momentum is not None:
+            rules.append(trace(decay=momentum, nesterov=nesterov))
+        return chain(*rules)
+
+    return named("rmsprop", build)
 
 
 def adadelta(
@@ -236,17 +225,13 @@ def adadelta(
     References:
       Zeiler, "ADADELTA: An Adaptive Learning Rate Method", 2012.
     """
-    _validate(
+    return named(
         "adadelta",
-        learning_rate=(learning_rate, _NON_NEGATIVE),
-        rho=(rho, _UNIT),
-        eps=(eps, _NON_NEGATIVE),
-        weight_decay=(weight_decay, _NON_NEGATIVE),
-    )
-    return chain(
-        add_decayed_weights(weight_decay, mask=weight_decay_mask),
-        scale_by_adadelta(rho=rho, eps=eps),
-        scale_by_learning_rate(learning_rate),
+        lambda: chain(
+            add_decayed_weights(weight_decay, mask=weight_decay_mask),
+            scale_by_adadelta(rho=rho, eps=eps),
+            scale_by_learning_rate(learning_rate),
+        ),
     )
 
 
@@ -297,19 +282,14 @@ def adam(
     References:
       Kingma and Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015.
     """
-    _validate(
+    return named(
         "adam",
-        learning_rate=(learning_rate, _NON_NEGATIVE),
-        b1=(b1, _UNIT),
-        b2=(b2, _UNIT),
-        eps=(eps, _NON_NEGATIVE),
-        eps_root=(eps_root, _NON_NEGATIVE),
-    )
-    return chain(
-        scale_by_adam(
-            b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
+        lambda: chain(
+            scale_by_adam(
+                b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
+            ),
+            scale_by_learning_rate(learning_rate),
         ),
-        scale_by_learning_rate(learning_rate),
     )
 
 
@@ -359,21 +339,15 @@ def adamw(
     References:
       Loshchilov and Hutter, "Decoupled Weight Decay Regularization", ICLR 2019.
     """
-    _validate(
+    return named(
         "adamw",
-        learning_rate=(learning_rate, _NON_NEGATIVE),
-        b1=(b1, _UNIT),
-        b2=(b2, _UNIT),
-        eps=(eps, _NON_NEGATIVE),
-        eps_root=(eps_root, _NON_NEGATIVE),
-        weight_decay=(weight_decay, _NON_NEGATIVE),
-    )
-    return chain(
-        scale_by_adam(
-            b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
+        lambda: chain(
+            scale_by_adam(
+                b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
+            ),
+            add_decayed_weights(weight_decay, mask),
+            scale_by_learning_rate(learning_rate),
         ),
-        add_decayed_weights(weight_decay, mask),
-        scale_by_learning_rate(learning_rate),
     )
 
 
@@ -412,15 +386,15 @@ def nadam(
     References:
       Dozat, "Incorporating Nesterov Momentum into Adam", ICLR workshop 2016.
     """
-    _validate(
+    return named(
         "nadam",
-        learning_rate=(learning_rate, _NON_NEGATIVE),
-        b1=(b1, _UNIT),
-        b2=(b2, _UNIT),
-        eps=(eps, _NON_NEGATIVE),
-        eps_root=(eps_root, _NON_NEGATIVE),
+        lambda: chain(
+            scale_by_adam(
+                b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=True
+            ),
+            scale_by_learning_rate(learning_rate),
+        ),
     )
-    return adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=True)
 
 
 def adamax(
@@ -449,14 +423,12 @@ def adamax(
     References:
       Kingma and Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015, section 7.1.
     """
-    _validate(
+    return named(
         "adamax",
-        learning_rate=(learning_rate, _NON_NEGATIVE),
-        b1=(b1, _UNIT),
-        b2=(b2, _UNIT),
-        eps=(eps, _NON_NEGATIVE),
+        lambda: chain(
+            scale_by_adamax(b1=b1, b2=b2, eps=eps), scale_by_learning_rate(learning_rate)
+        ),
     )
-    return chain(scale_by_adamax(b1=b1, b2=b2, eps=eps), scale_by_learning_rate(learning_rate))
 
 
 def lion(
@@ -490,17 +462,13 @@ def lion(
     References:
       Chen et al., "Symbolic Discovery of Optimization Algorithms", NeurIPS 2023.
     """
-    _validate(
+    return named(
         "lion",
-        learning_rate=(learning_rate, _NON_NEGATIVE),
-        b2=(b2, _UNIT),
-        weight_decay=(weight_decay, _NON_NEGATIVE),
-    )
-    check_range("lion", "b1", b1, 0.0, 1.0, high_inclusive=True)
-    return chain(
-        scale_by_lion(b1=b1, b2=b2, mu_dtype=mu_dtype),
-        add_decayed_weights(weight_decay, mask),
-        scale_by_learning_rate(learning_rate),
+        lambda: chain(
+            scale_by_lion(b1=b1, b2=b2, mu_dtype=mu_dtype),
+            add_decayed_weights(weight_decay, mask),
+            scale_by_learning_rate(learning_rate),
+        ),
     )
 
 
@@ -537,18 +505,12 @@ def lamb(
       You et al., "Large Batch Optimization for Deep Learning: Training BERT in 76 minutes",
       ICLR 2020.
     """
-    _validate(
+    return named(
         "lamb",
-        learning_rate=(learning_rate, _NON_NEGATIVE),
-        b1=(b1, _UNIT),
-        b2=(b2, _UNIT),
-        eps=(eps, _NON_NEGATIVE),
-        eps_root=(eps_root, _NON_NEGATIVE),
-        weight_decay=(weight_decay, _NON_NEGATIVE),
-    )
-    return chain(
-        scale_by_adam(b1=b1, b2=b2, eps=eps, eps_root=eps_root),
-        add_decayed_weights(weight_decay=weight_decay, mask=mask),
-        scale_by_trust_ratio(),
-        scale_by_learning_rate(learning_rate),
+        lambda: chain(
+            scale_by_adam(b1=b1, b2=b2, eps=eps, eps_root=eps_root),
+            add_decayed_weights(weight_decay=weight_decay, mask=mask),
+            scale_by_trust_ratio(),
+            scale_by_learning_rate(learning_rate),
+        ),
     )

@@ -3,24 +3,29 @@
 An optimizer is a :class:`GradientTransformation`: a pair of pure functions
 
 * ``init(params) -> opt_state``
-* ``update(grads, opt_state, params=None) -> (updates, opt_state)``
+* ``update(grads, opt_state, params=None, **extra_args) -> (updates, opt_state)``
 
-with the same shape as ``optax.GradientTransformation``, so a jaxnet optimizer drops into optax code
-(``optax.chain``, ``optax.MultiSteps``) and an optax optimizer drops into jaxnet code. States are
-``NamedTuple``s of arrays; step counts are ``int32`` arrays.
+with the same shape as ``optax.GradientTransformationExtraArgs``, so a jaxnet optimizer drops into
+optax code (``optax.chain``, ``optax.MultiSteps``) and an optax optimizer drops into jaxnet code.
+Extra keyword arguments (``value=loss`` for ``optax.contrib.reduce_on_plateau``) pass through every
+jaxnet transformation and ``chain`` to those that use them. States are ``NamedTuple``s of arrays;
+step counts are ``int32`` arrays.
 
-This module imports nothing from the rest of jaxnet, so ``jaxnet.optim`` stays independent.
+This module imports only :mod:`jaxnet.errors` from the rest of jaxnet, so ``jaxnet.optim`` stays
+independent.
 """
 
 from __future__ import annotations
 
-import numbers
+import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxnet.errors import OptimizerError
 
 PyTree = Any
 Params = Any
@@ -30,16 +35,9 @@ Schedule = Callable[[jax.Array], jax.Array]
 ScalarOrSchedule = float | jax.Array | Schedule
 
 NO_PARAMS_MSG = (
-    "{name}: this transformation needs the current parameters; call "
+    "this transformation needs the current parameters; call "
     "`update(grads, opt_state, params)` with params."
 )
-
-
-class OptimizerError(ValueError):
-    """A bad optimizer argument, or gradients that do not match the optimizer state.
-
-    The message names the optimizer, the argument, the expected range and the received value.
-    """
 
 
 class GradientTransformation(NamedTuple):
@@ -47,8 +45,10 @@ class GradientTransformation(NamedTuple):
 
     Attributes:
       init: ``init(params) -> opt_state``; ``opt_state`` is a pytree of arrays.
-      update: ``update(grads, opt_state, params=None) -> (updates, new_opt_state)``; the new
-        parameters are ``apply_updates(params, updates)``.
+      update: ``update(grads, opt_state, params=None, **extra_args) -> (updates,
+        new_opt_state)``; the new parameters are ``apply_updates(params, updates)``. Extra
+        keyword arguments (optax's ``GradientTransformationExtraArgs``, e.g. ``value=loss``) are
+        passed on to the transformations that use them and ignored by the others.
 
     Example:
       >>> import jax.numpy as jnp
@@ -78,11 +78,37 @@ def init_empty_state(params: Params) -> EmptyState:
 def identity() -> GradientTransformation:
     """Pass updates through unchanged (the ``learning_rate=None`` case of some optimizers)."""
 
-    def update(updates, state, params=None):
-        del params
+    def update(updates, state, params=None, **extra_args):
+        del params, extra_args
         return updates, state
 
     return GradientTransformation(init_empty_state, update)
+
+
+def _takes_extra_args(update: Callable) -> bool:
+    try:
+        parameters = inspect.signature(update).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C function without a signature
+        return False
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def with_extra_args_support(transform) -> GradientTransformation:
+    """Return ``transform`` with an ``update`` that accepts extra keyword arguments.
+
+    A transformation whose ``update`` already takes ``**extra_args`` (every jaxnet one, optax's
+    ``GradientTransformationExtraArgs``) keeps its functions; for another (a plain
+    ``optax.GradientTransformation``) the extra arguments are dropped before calling it, as in
+    optax's function of the same name.
+    """
+    if _takes_extra_args(transform.update):
+        return GradientTransformation(transform.init, transform.update)
+
+    def update(updates, state, params=None, **extra_args):
+        del extra_args
+        return transform.update(updates, state, params)
+
+    return GradientTransformation(transform.init, update)
 
 
 def apply_updates(params: Params, updates: Updates) -> Params:
@@ -110,6 +136,9 @@ def apply_updates(params: Params, updates: Updates) -> Params:
 def chain(*transforms: GradientTransformation) -> GradientTransformation:
     """Apply transformations one after another; the state is the tuple of their states.
 
+    Extra keyword arguments of ``update`` (``value=loss``, ...) go to every transformation that
+    accepts them (see :func:`with_extra_args_support`), as in ``optax.chain``.
+
     Each sub-state is a ``NamedTuple`` whose fields say what they hold (``mu``, ``nu``, ``count``,
     ``learning_rate``), so a value can be read back by name with :func:`lookup` or
     :func:`get_hyperparameter` instead of by position (``state[1].learning_rate``).
@@ -123,24 +152,60 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
       >>> optim.get_hyperparameter(state, "learning_rate")
       Array(0.001, dtype=float32)
     """
+    transforms = tuple(with_extra_args_support(t) for t in transforms)
     init_fns = tuple(t.init for t in transforms)
     update_fns = tuple(t.update for t in transforms)
 
     def init(params):
         return tuple(fn(params) for fn in init_fns)
 
-    def update(updates, state, params=None):
+    def update(updates, state, params=None, **extra_args):
         if not isinstance(state, tuple) or len(state) != len(update_fns):
             raise OptimizerError(
-                f"chain: expected a state tuple of {len(update_fns)} sub-states (one per "
+                f"expected a state tuple of {len(update_fns)} sub-states (one per "
                 f"transformation), received {type(state).__name__} of length "
-                f"{len(state) if isinstance(state, tuple) else 'n/a'}; call `init` first."
+                f"{len(state) if isinstance(state, tuple) else 'n/a'}; call `init` first.",
+                ("chain",),
             )
         new_state = []
         for sub_state, fn in zip(state, update_fns, strict=True):
-            updates, sub_state = fn(updates, sub_state, params)
+            updates, sub_state = fn(updates, sub_state, params, **extra_args)
             new_state.append(sub_state)
         return updates, tuple(new_state)
+
+    return GradientTransformation(init, update)
+
+
+def named(name: str, build: Callable[[], GradientTransformation]) -> GradientTransformation:
+    """``build()``, with every :class:`OptimizerError` of its parts labelled ``name``.
+
+    An optimizer (``adam``) is built from transformations (``scale_by_adam``) that check their own
+    arguments and gradients. Errors they raise while building, in ``init`` or in ``update`` come
+    out with the optimizer's name first in their path::
+
+        adam/scale_by_adam: b1 must be in [0, 1), got 1.5
+    """
+
+    def labelled(error: OptimizerError) -> OptimizerError:
+        error.path = (name, *error.path)
+        return error
+
+    try:
+        transform = with_extra_args_support(build())
+    except OptimizerError as error:
+        raise labelled(error) from None
+
+    def init(params):
+        try:
+            return transform.init(params)
+        except OptimizerError as error:
+            raise labelled(error) from None
+
+    def update(updates, state, params=None, **extra_args):
+        try:
+            return transform.update(updates, state, params, **extra_args)
+        except OptimizerError as error:
+            raise labelled(error) from None
 
     return GradientTransformation(init, update)
 
@@ -190,7 +255,8 @@ def lookup(opt_state: OptState, name: str) -> Any:
             return value
         names.append(field)
     raise OptimizerError(
-        f"lookup: no field {name!r} in the optimizer state; fields there are {sorted(set(names))}."
+        f"no field {name!r} in the optimizer state; fields there are {sorted(set(names))}.",
+        ("lookup",),
     )
 
 
@@ -251,44 +317,6 @@ def set_hyperparameter(opt_state: OptState, name: str, value: Any) -> OptState:
 # Checks used by the transformations.
 
 
-def _is_concrete(value: Any) -> bool:
-    return not isinstance(value, jax.core.Tracer) and not callable(value)
-
-
-def check_range(
-    optimizer: str,
-    argument: str,
-    value: Any,
-    low: float,
-    high: float = float("inf"),
-    *,
-    high_inclusive: bool = False,
-) -> None:
-    """Raise :class:`OptimizerError` unless ``low <= value < high`` (``<= high`` if inclusive).
-
-    Callables (schedules), ``None`` and traced values are not checked. Arrays are checked
-    element-wise.
-    """
-    if value is None or not _is_concrete(value):
-        return
-    if isinstance(value, numbers.Number) and not isinstance(value, bool):
-        values = np.asarray([value], dtype=np.float64)
-    else:
-        try:
-            values = np.asarray(value, dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError):
-            raise OptimizerError(
-                f"{optimizer}: `{argument}` must be a number, array or schedule; "
-                f"received {value!r}."
-            ) from None
-    upper_ok = values <= high if high_inclusive else values < high
-    if not np.all((values >= low) & upper_ok):
-        bracket = "]" if high_inclusive else ")"
-        interval = f"[{low}, {high}{bracket}" if high != float("inf") else f">= {low}"
-        shown = value if np.ndim(value) == 0 else values[~((values >= low) & upper_ok)][:5]
-        raise OptimizerError(f"{optimizer}: `{argument}` must be in {interval}; received {shown}.")
-
-
 def check_tree_match(optimizer: str, updates: Updates, reference: PyTree, what: str) -> None:
     """Raise :class:`OptimizerError` if ``updates`` and ``reference`` differ in structure or shapes.
 
@@ -298,19 +326,40 @@ def check_tree_match(optimizer: str, updates: Updates, reference: PyTree, what: 
     reference_def = jax.tree.structure(reference)
     if updates_def != reference_def:
         raise OptimizerError(
-            f"{optimizer}: the gradient tree does not match the {what} tree.\n"
+            f"the gradient tree does not match the {what} tree.\n"
             f"  gradients: {updates_def}\n"
             f"  {what}: {reference_def}\n"
-            "Was the optimizer state initialised with different parameters?"
+            "Was the optimizer state initialised with different parameters?",
+            (optimizer,),
         )
     for u, r in zip(jax.tree.leaves(updates), jax.tree.leaves(reference), strict=True):
         if np.shape(u) != np.shape(r):
             shapes_u = [np.shape(x) for x in jax.tree.leaves(updates)]
             shapes_r = [np.shape(x) for x in jax.tree.leaves(reference)]
             raise OptimizerError(
-                f"{optimizer}: gradient leaf shapes do not match the {what}.\n"
-                f"  gradients: {shapes_u}\n  {what}: {shapes_r}"
+                f"gradient leaf shapes do not match the {what}.\n"
+                f"  gradients: {shapes_u}\n  {what}: {shapes_r}",
+                (optimizer,),
             )
+
+
+def reject_complex(optimizer: str, params: PyTree) -> None:
+    """Raise :class:`OptimizerError` if any leaf of ``params`` is complex.
+
+    For the rules that optax does not define on complex numbers either (Lion's sign, AdaDelta's
+    squared updates): there, ``g * g`` is not ``|g|^2`` and a silent wrong answer would follow.
+    """
+    paths = [
+        jax.tree_util.keystr(path) or "(the root)"
+        for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+        if jnp.iscomplexobj(leaf)
+    ]
+    if paths:
+        raise OptimizerError(
+            f"complex parameters are not supported (nor by optax's version); complex leaves: "
+            f"{paths[:5]}. Optimise the real and imaginary parts as separate real parameters.",
+            (optimizer,),
+        )
 
 
 def canonicalize_dtype(dtype: Any) -> Any:

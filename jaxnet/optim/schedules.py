@@ -18,7 +18,8 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
-from jaxnet.optim.base import OptimizerError, Schedule
+from jaxnet.errors import OptimizerError, check_range
+from jaxnet.optim.base import Schedule
 
 
 def _as_float(count):
@@ -100,8 +101,8 @@ def piecewise_constant_schedule(
     """
     if boundaries_and_scales is not None and any(s < 0.0 for s in boundaries_and_scales.values()):
         raise OptimizerError(
-            "piecewise_constant_schedule: every scale must be >= 0; received "
-            f"{boundaries_and_scales}."
+            f"every scale must be >= 0, got {boundaries_and_scales}",
+            ("piecewise_constant_schedule",),
         )
 
     def schedule(count):
@@ -167,10 +168,9 @@ def cosine_decay_schedule(
     References:
       Loshchilov and Hutter, "SGDR: Stochastic Gradient Descent with Warm Restarts", ICLR 2017.
     """
-    if not decay_steps > 0:
-        raise OptimizerError(
-            f"cosine_decay_schedule: `decay_steps` must be > 0; received {decay_steps}."
-        )
+    check_range(
+        "cosine_decay_schedule", "decay_steps", decay_steps, 0, low_open=True, error=OptimizerError
+    )
 
     def schedule(count):
         steps = float(decay_steps)  # a float, so large counts do not overflow int32
@@ -213,8 +213,9 @@ def warmup_cosine_decay_schedule(
     """
     if not decay_steps > warmup_steps:
         raise OptimizerError(
-            "warmup_cosine_decay_schedule: `decay_steps` (the total length, warm-up included) "
-            f"must be > warmup_steps={warmup_steps}; received {decay_steps}."
+            "decay_steps (the total length, warm-up included) must be > "
+            f"warmup_steps={warmup_steps}, got {decay_steps}",
+            ("warmup_cosine_decay_schedule",),
         )
     alpha = 0.0 if peak_value == 0.0 else end_value / peak_value
     return join_schedules(

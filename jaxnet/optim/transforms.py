@@ -8,26 +8,32 @@ optax agree to float32 rounding step after step. Notation: :math:`g_t` the incom
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from jaxnet.errors import OptimizerError, check_range
 from jaxnet.optim.base import (
     NO_PARAMS_MSG,
     EmptyState,
     GradientTransformation,
-    OptimizerError,
     ScalarOrSchedule,
     Schedule,
     canonicalize_dtype,
-    check_range,
     check_tree_match,
     identity,
     init_empty_state,
+    reject_complex,
     safe_increment,
+    with_extra_args_support,
 )
+
+# Intervals for `check_range`: decay rates live in [0, 1), step sizes and epsilons in [0, inf).
+DECAY = {"low": 0, "high": 1, "high_open": True, "error": OptimizerError}
+NON_NEGATIVE = {"low": 0, "high": math.inf, "high_open": True, "error": OptimizerError}
 
 # --------------------------------------------------------------------------------------------
 # Small helpers shared by the rules.
@@ -49,7 +55,7 @@ def _count0() -> jax.Array:
     return jnp.zeros([], jnp.int32)
 
 
-def _bias_correction(moment, decay, count):
+def bias_corrected(moment, decay, count):
     """Divide by ``1 - decay**count``, computed in float32 then cast to the moment's dtype."""
     correction = 1 - decay ** jnp.asarray(count, dtype=_float_dtype())
     return jax.tree.map(lambda m: m / correction.astype(m.dtype), moment)
@@ -61,7 +67,13 @@ def _cast(tree, dtype):
 
 def _need_params(name, params):
     if params is None:
-        raise OptimizerError(NO_PARAMS_MSG.format(name=name))
+        raise OptimizerError(NO_PARAMS_MSG, (name,))
+
+
+def abs_sq(x: jax.Array) -> jax.Array:
+    r""":math:`|x|^2` element-wise: ``x**2`` for real ``x``, :math:`\operatorname{Re}(\bar x x)` for
+    complex ``x`` (real-valued, where ``x * x`` would be complex and wrong), as optax."""
+    return x**2 if jnp.isrealobj(x) else (x.conj() * x).real
 
 
 # --------------------------------------------------------------------------------------------
@@ -71,8 +83,8 @@ def _need_params(name, params):
 def scale(step_size: float | jax.Array) -> GradientTransformation:
     r"""Multiply updates by a fixed ``step_size``: :math:`u = s\,g`."""
 
-    def update(updates, state, params=None):
-        del params
+    def update(updates, state, params=None, **extra_args):
+        del params, extra_args
         return jax.tree.map(lambda g: step_size * g, updates), state
 
     return GradientTransformation(init_empty_state, update)
@@ -94,8 +106,8 @@ def scale_by_schedule(step_size_fn: Schedule) -> GradientTransformation:
         del params
         return ScaleByScheduleState(count=_count0())
 
-    def update(updates, state, params=None):
-        del params
+    def update(updates, state, params=None, **extra_args):
+        del params, extra_args
         step_size = step_size_fn(state.count)
         updates = jax.tree.map(lambda g: jnp.array(step_size, dtype=g.dtype) * g, updates)
         return updates, ScaleByScheduleState(count=safe_increment(state.count))
@@ -142,7 +154,7 @@ def scale_by_learning_rate(
     """
     if learning_rate is None:
         return identity()
-    check_range("scale_by_learning_rate", "learning_rate", learning_rate, 0.0)
+    check_range("scale_by_learning_rate", "learning_rate", learning_rate, **NON_NEGATIVE)
     sign = -1 if flip_sign else 1
 
     if callable(learning_rate):
@@ -152,8 +164,8 @@ def scale_by_learning_rate(
             del params
             return ScaleByLearningRateState(_count0(), _float_array(schedule(_count0())))
 
-        def update(updates, state, params=None):
-            del params
+        def update(updates, state, params=None, **extra_args):
+            del params, extra_args
             rate = schedule(state.count)
             step_size = sign * rate
             updates = jax.tree.map(lambda g: jnp.array(step_size, dtype=g.dtype) * g, updates)
@@ -166,8 +178,8 @@ def scale_by_learning_rate(
         del params
         return ScaleByLearningRateState(_count0(), _float_array(learning_rate))
 
-    def update_constant(updates, state, params=None):
-        del params
+    def update_constant(updates, state, params=None, **extra_args):
+        del params, extra_args
         step_size = sign * state.learning_rate
         updates = jax.tree.map(lambda g: step_size.astype(g.dtype) * g, updates)
         return updates, ScaleByLearningRateState(safe_increment(state.count), state.learning_rate)
@@ -201,14 +213,14 @@ def trace(
       Polyak, 1964; Sutskever et al., "On the importance of initialization and momentum in deep
       learning", ICML 2013 (the Nesterov form).
     """
-    check_range("trace", "decay", decay, 0.0, 1.0)
+    check_range("trace", "decay", decay, **DECAY)
     accumulator_dtype = canonicalize_dtype(accumulator_dtype)
 
     def init(params):
         return TraceState(trace=_zeros(params, accumulator_dtype))
 
-    def update(updates, state, params=None):
-        del params
+    def update(updates, state, params=None, **extra_args):
+        del params, extra_args
         check_tree_match("trace", updates, state.trace, "momentum state")
         velocity = jax.tree.map(lambda g, v: g + decay * v, updates, state.trace)
         if nesterov:
@@ -243,16 +255,18 @@ def scale_by_rss(
       Duchi et al., "Adaptive Subgradient Methods for Online Learning and Stochastic
       Optimization", JMLR 2011.
     """
-    check_range("scale_by_rss", "initial_accumulator_value", initial_accumulator_value, 0.0)
-    check_range("scale_by_rss", "eps", eps, 0.0)
+    check_range(
+        "scale_by_rss", "initial_accumulator_value", initial_accumulator_value, **NON_NEGATIVE
+    )
+    check_range("scale_by_rss", "eps", eps, **NON_NEGATIVE)
 
     def init(params):
         return ScaleByRssState(sum_of_squares=_full(params, initial_accumulator_value))
 
-    def update(updates, state, params=None):
-        del params
+    def update(updates, state, params=None, **extra_args):
+        del params, extra_args
         check_tree_match("scale_by_rss", updates, state.sum_of_squares, "sum_of_squares state")
-        sum_sq = jax.tree.map(lambda g, s: g * g + s, updates, state.sum_of_squares)
+        sum_sq = jax.tree.map(lambda g, s: abs_sq(g) + s, updates, state.sum_of_squares)
         updates = jax.tree.map(
             lambda s, g: jnp.where(s > 0, jax.lax.rsqrt(s + eps), 0.0) * g, sum_sq, updates
         )
@@ -298,9 +312,9 @@ def scale_by_rms(
     References:
       Tieleman and Hinton, Lecture 6.5 of "Neural Networks for Machine Learning", 2012.
     """
-    check_range("scale_by_rms", "decay", decay, 0.0, 1.0)
-    check_range("scale_by_rms", "eps", eps, 0.0)
-    check_range("scale_by_rms", "initial_scale", initial_scale, 0.0)
+    check_range("scale_by_rms", "decay", decay, **DECAY)
+    check_range("scale_by_rms", "eps", eps, **NON_NEGATIVE)
+    check_range("scale_by_rms", "initial_scale", initial_scale, **NON_NEGATIVE)
 
     def init(params):
         nu = _full(params, initial_scale)
@@ -308,13 +322,13 @@ def scale_by_rms(
             return ScaleByRmsWithCountState(count=_count0(), nu=nu)
         return ScaleByRmsState(nu=nu)
 
-    def update(updates, state, params=None):
-        del params
+    def update(updates, state, params=None, **extra_args):
+        del params, extra_args
         check_tree_match("scale_by_rms", updates, state.nu, "nu state")
-        nu = jax.tree.map(lambda g, v: (1 - decay) * g**2 + decay * v, updates, state.nu)
+        nu = jax.tree.map(lambda g, v: (1 - decay) * abs_sq(g) + decay * v, updates, state.nu)
         if bias_correction:
             count = safe_increment(state.count)
-            nu_hat = _bias_correction(nu, decay, count)
+            nu_hat = bias_corrected(nu, decay, count)
         else:
             nu_hat = nu
         if eps_in_sqrt:
@@ -361,9 +375,9 @@ def scale_by_stddev(
     References:
       Graves, "Generating Sequences With Recurrent Neural Networks", 2013, eq. 38-41.
     """
-    check_range("scale_by_stddev", "decay", decay, 0.0, 1.0)
-    check_range("scale_by_stddev", "eps", eps, 0.0)
-    check_range("scale_by_stddev", "initial_scale", initial_scale, 0.0)
+    check_range("scale_by_stddev", "decay", decay, **DECAY)
+    check_range("scale_by_stddev", "eps", eps, **NON_NEGATIVE)
+    check_range("scale_by_stddev", "initial_scale", initial_scale, **NON_NEGATIVE)
 
     def init(params):
         mu, nu = _zeros(params), _full(params, initial_scale)
@@ -371,20 +385,20 @@ def scale_by_stddev(
             return ScaleByStddevWithCountState(count=_count0(), mu=mu, nu=nu)
         return ScaleByStddevState(mu=mu, nu=nu)
 
-    def update(updates, state, params=None):
-        del params
+    def update(updates, state, params=None, **extra_args):
+        del params, extra_args
         check_tree_match("scale_by_stddev", updates, state.nu, "nu state")
         mu = jax.tree.map(lambda g, m: (1 - decay) * g + decay * m, updates, state.mu)
-        nu = jax.tree.map(lambda g, v: (1 - decay) * g**2 + decay * v, updates, state.nu)
+        nu = jax.tree.map(lambda g, v: (1 - decay) * abs_sq(g) + decay * v, updates, state.nu)
         if bias_correction:
             count = safe_increment(state.count)
-            mu_hat, nu_hat = _bias_correction(mu, decay, count), _bias_correction(nu, decay, count)
+            mu_hat, nu_hat = bias_corrected(mu, decay, count), bias_corrected(nu, decay, count)
         else:
             mu_hat, nu_hat = mu, nu
         if eps_in_sqrt:
-            scaling = jax.tree.map(lambda m, v: jax.lax.rsqrt(v - m * m + eps), mu_hat, nu_hat)
+            scaling = jax.tree.map(lambda m, v: jax.lax.rsqrt(v - abs_sq(m) + eps), mu_hat, nu_hat)
         else:
-            scaling = jax.tree.map(lambda m, v: 1 / (jnp.sqrt(v - m * m) + eps), mu_hat, nu_hat)
+            scaling = jax.tree.map(lambda m, v: 1 / (jnp.sqrt(v - abs_sq(m)) + eps), mu_hat, nu_hat)
         updates = jax.tree.map(lambda s, g: s * g, scaling, updates)
         if bias_correction:
             return updates, ScaleByStddevWithCountState(count=count, mu=mu, nu=nu)
@@ -430,31 +444,31 @@ def scale_by_adam(
       Kingma and Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015;
       Dozat, "Incorporating Nesterov Momentum into Adam", ICLR workshop 2016.
     """
-    check_range("scale_by_adam", "b1", b1, 0.0, 1.0)
-    check_range("scale_by_adam", "b2", b2, 0.0, 1.0)
-    check_range("scale_by_adam", "eps", eps, 0.0)
-    check_range("scale_by_adam", "eps_root", eps_root, 0.0)
+    check_range("scale_by_adam", "b1", b1, **DECAY)
+    check_range("scale_by_adam", "b2", b2, **DECAY)
+    check_range("scale_by_adam", "eps", eps, **NON_NEGATIVE)
+    check_range("scale_by_adam", "eps_root", eps_root, **NON_NEGATIVE)
     mu_dtype = canonicalize_dtype(mu_dtype)
 
     def init(params):
         return ScaleByAdamState(count=_count0(), mu=_zeros(params, mu_dtype), nu=_zeros(params))
 
-    def update(updates, state, params=None):
-        del params
+    def update(updates, state, params=None, **extra_args):
+        del params, extra_args
         check_tree_match("scale_by_adam", updates, state.nu, "nu state")
         mu = jax.tree.map(lambda g, m: (1 - b1) * g + b1 * m, updates, state.mu)
-        nu = jax.tree.map(lambda g, v: (1 - b2) * g**2 + b2 * v, updates, state.nu)
+        nu = jax.tree.map(lambda g, v: (1 - b2) * abs_sq(g) + b2 * v, updates, state.nu)
         count = safe_increment(state.count)
         if nesterov:
             mu_hat = jax.tree.map(
                 lambda m, g: b1 * m + (1 - b1) * g,
-                _bias_correction(mu, b1, safe_increment(count)),
-                _bias_correction(updates, b1, count),
+                bias_corrected(mu, b1, safe_increment(count)),
+                bias_corrected(updates, b1, count),
             )
         else:
-            mu_hat = _bias_correction(mu, b1, count)
+            mu_hat = bias_corrected(mu, b1, count)
         # Dozat's Algorithm 2 also multiplies nu_hat by b2; optax and others omit it, so do we.
-        nu_hat = _bias_correction(nu, b2, count)
+        nu_hat = bias_corrected(nu, b2, count)
         updates = jax.tree.map(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), mu_hat, nu_hat)
         mu = _cast(mu, mu_dtype)
         nu = jax.tree.map(lambda v, old: v.astype(old.dtype), nu, state.nu)
@@ -478,20 +492,20 @@ def scale_by_adamax(
     References:
       Kingma and Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015, section 7.1.
     """
-    check_range("scale_by_adamax", "b1", b1, 0.0, 1.0)
-    check_range("scale_by_adamax", "b2", b2, 0.0, 1.0)
-    check_range("scale_by_adamax", "eps", eps, 0.0)
+    check_range("scale_by_adamax", "b1", b1, **DECAY)
+    check_range("scale_by_adamax", "b2", b2, **DECAY)
+    check_range("scale_by_adamax", "eps", eps, **NON_NEGATIVE)
 
     def init(params):
         return ScaleByAdamState(count=_count0(), mu=_zeros(params), nu=_zeros(params))
 
-    def update(updates, state, params=None):
-        del params
+    def update(updates, state, params=None, **extra_args):
+        del params, extra_args
         check_tree_match("scale_by_adamax", updates, state.nu, "nu state")
         count = safe_increment(state.count)
         mu = jax.tree.map(lambda g, m: (1 - b1) * g + b1 * m, updates, state.mu)
         nu = jax.tree.map(lambda g, v: jnp.maximum(jnp.abs(g) + eps, b2 * v), updates, state.nu)
-        mu_hat = _bias_correction(mu, b1, count)
+        mu_hat = bias_corrected(mu, b1, count)
         updates = jax.tree.map(lambda m, v: m / v, mu_hat, nu)
         return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
 
@@ -520,15 +534,16 @@ def scale_by_lion(
     References:
       Chen et al., "Symbolic Discovery of Optimization Algorithms", NeurIPS 2023.
     """
-    check_range("scale_by_lion", "b1", b1, 0.0, 1.0, high_inclusive=True)
-    check_range("scale_by_lion", "b2", b2, 0.0, 1.0)
+    check_range("scale_by_lion", "b1", b1, 0, 1, error=OptimizerError)
+    check_range("scale_by_lion", "b2", b2, **DECAY)
     mu_dtype = canonicalize_dtype(mu_dtype)
 
     def init(params):
+        reject_complex("scale_by_lion", params)  # sign() of a complex number is z/|z|, not +-1
         return ScaleByLionState(count=_count0(), mu=_zeros(params, mu_dtype))
 
-    def update(updates, state, params=None):
-        del params
+    def update(updates, state, params=None, **extra_args):
+        del params, extra_args
         check_tree_match("scale_by_lion", updates, state.mu, "mu state")
         direction = jax.tree.map(lambda g, m: jnp.sign((1.0 - b1) * g + b1 * m), updates, state.mu)
         mu = jax.tree.map(lambda g, m: (1 - b2) * g + b2 * m, updates, state.mu)
@@ -556,14 +571,15 @@ def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> GradientTransforma
     References:
       Zeiler, "ADADELTA: An Adaptive Learning Rate Method", 2012.
     """
-    check_range("scale_by_adadelta", "rho", rho, 0.0, 1.0)
-    check_range("scale_by_adadelta", "eps", eps, 0.0)
+    check_range("scale_by_adadelta", "rho", rho, **DECAY)
+    check_range("scale_by_adadelta", "eps", eps, **NON_NEGATIVE)
 
     def init(params):
+        reject_complex("scale_by_adadelta", params)  # as optax, which squares with g**2
         return ScaleByAdaDeltaState(e_g=_zeros(params), e_x=_zeros(params))
 
-    def update(updates, state, params=None):
-        del params
+    def update(updates, state, params=None, **extra_args):
+        del params, extra_args
         check_tree_match("scale_by_adadelta", updates, state.e_g, "e_g state")
         e_g = jax.tree.map(lambda g, e: (1 - rho) * g**2 + rho * e, updates, state.e_g)
         updates = jax.tree.map(
@@ -599,10 +615,11 @@ def scale_by_trust_ratio(
       You et al., "Large Batch Optimization for Deep Learning: Training BERT in 76 minutes",
       ICLR 2020.
     """
-    check_range("scale_by_trust_ratio", "min_norm", min_norm, 0.0)
-    check_range("scale_by_trust_ratio", "eps", eps, 0.0)
+    check_range("scale_by_trust_ratio", "min_norm", min_norm, **NON_NEGATIVE)
+    check_range("scale_by_trust_ratio", "eps", eps, **NON_NEGATIVE)
 
-    def update(updates, state, params=None):
+    def update(updates, state, params=None, **extra_args):
+        del extra_args
         _need_params("scale_by_trust_ratio", params)
         check_tree_match("scale_by_trust_ratio", updates, params, "params")
 
@@ -655,6 +672,8 @@ def masked(
       ...     lambda x: x.ndim > 1, p))
     """
 
+    inner = with_extra_args_support(inner)
+
     def mask_tree(tree):
         return mask(tree) if callable(mask) else mask
 
@@ -664,11 +683,11 @@ def masked(
     def init(params):
         return MaskedState(inner_state=inner.init(select(params, mask_tree(params))))
 
-    def update(updates, state, params=None):
+    def update(updates, state, params=None, **extra_args):
         m = mask_tree(updates)
         masked_params = None if params is None else select(params, m)
         new_updates, inner_state = inner.update(
-            select(updates, m), state.inner_state, masked_params
+            select(updates, m), state.inner_state, masked_params, **extra_args
         )
         updates = jax.tree.map(lambda keep, new, old: new if keep else old, m, new_updates, updates)
         return updates, MaskedState(inner_state=inner_state)
@@ -692,7 +711,7 @@ def add_decayed_weights(
     References:
       Loshchilov and Hutter, "Decoupled Weight Decay Regularization", ICLR 2019.
     """
-    check_range("add_decayed_weights", "weight_decay", weight_decay, 0.0)
+    check_range("add_decayed_weights", "weight_decay", weight_decay, **NON_NEGATIVE)
 
     def init(params):
         del params
@@ -700,7 +719,8 @@ def add_decayed_weights(
             return WeightDecayScheduleState(count=_count0())
         return EmptyState()
 
-    def update(updates, state, params=None):
+    def update(updates, state, params=None, **extra_args):
+        del extra_args
         _need_params("add_decayed_weights", params)
         check_tree_match("add_decayed_weights", updates, params, "params")
         if callable(weight_decay):
@@ -719,10 +739,11 @@ def add_decayed_weights(
 
 def clip(max_delta: float) -> GradientTransformation:
     r"""Clip every update element to :math:`[-\delta, \delta]`."""
-    check_range("clip", "max_delta", max_delta, 0.0)
+    check_range("clip", "max_delta", max_delta, **NON_NEGATIVE)
 
-    def update(updates, state, params=None):
-        del params
+    def update(updates, state, params=None, **extra_args):
+        del params, extra_args
+        reject_complex("clip", updates)  # complex numbers have no order to clip by
         return jax.tree.map(lambda g: jnp.clip(g, -max_delta, max_delta), updates), state
 
     return GradientTransformation(init_empty_state, update)
@@ -732,7 +753,7 @@ def global_norm(updates) -> jax.Array:
     r""":math:`\sqrt{\sum_i \|g_i\|^2}` over all leaves of a pytree."""
     total = 0
     for leaf in jax.tree.leaves(updates):
-        total = total + jnp.sum(jnp.square(leaf))
+        total = total + jnp.sum(abs_sq(leaf))
     return jnp.sqrt(total)
 
 
@@ -745,10 +766,10 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     References:
       Pascanu et al., "On the difficulty of training Recurrent Neural Networks", ICML 2013.
     """
-    check_range("clip_by_global_norm", "max_norm", max_norm, 0.0)
+    check_range("clip_by_global_norm", "max_norm", max_norm, **NON_NEGATIVE)
 
-    def update(updates, state, params=None):
-        del params
+    def update(updates, state, params=None, **extra_args):
+        del params, extra_args
         norm = global_norm(updates)
         keep = norm < max_norm
         updates = jax.tree.map(

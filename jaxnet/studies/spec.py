@@ -40,10 +40,7 @@ DEFAULTS = {
 # Settings carried into the compiled program as arrays: cells differing only in these share one
 # vmapped fit_many call. Every other setting changes code or shapes.
 ARRAY_SETTINGS = ("learning_rate",)
-OPTIMIZERS = (
-    "sgd", "momentum", "nesterov", "momentum_cosine", "adagrad", "rmsprop", "adadelta", "adam",
-    "adamw", "nadam", "adamax", "lion", "lamb",
-)  # fmt: skip
+OPTIMIZERS = (*optim.NAMES, "momentum_cosine")
 _SHORT = {"learning_rate": "lr", "batch_size": "batch", "kernel_init": "init"}
 
 
@@ -178,14 +175,13 @@ def make_recipe(settings: dict, task: str, n_outputs: int) -> Recipe:
 
 
 def make_optimizer(name: str, learning_rate, total_steps: int):
-    """An optimizer by name; ``learning_rate`` may be an array (a vmapped grid)."""
-    if name == "momentum":
-        return optim.sgd(learning_rate, momentum=0.9)
-    if name == "nesterov":
-        return optim.sgd(learning_rate, momentum=0.9, nesterov=True)
-    if name == "momentum_cosine":
-        schedule = optim.cosine_decay_schedule(learning_rate, max(total_steps, 1))
-        return optim.sgd(schedule, momentum=0.9)
+    """:func:`jaxnet.optim.get`, plus ``momentum_cosine``: ``momentum`` with its rate decayed to 0
+    by a cosine over ``total_steps`` (the study's budget). ``learning_rate`` may be an array (a
+    vmapped grid)."""
     if name not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {name!r}; choose from {list(OPTIMIZERS)}", ("study",))
-    return getattr(optim, name)(learning_rate)
+    if name == "momentum_cosine":
+        return optim.get(
+            "momentum", optim.cosine_decay_schedule(learning_rate, max(total_steps, 1))
+        )
+    return optim.get(name, learning_rate)

@@ -1,6 +1,7 @@
 """Verdicts on networks whose pathology is known by construction, and on synthetic histories."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
@@ -8,7 +9,7 @@ from sklearn.datasets import load_digits
 import jaxnet
 from jaxnet import losses
 from jaxnet.diagnostics.stats import stats_at_init
-from jaxnet.diagnostics.verdicts import depth_index, diagnose, diagnose_at_init
+from jaxnet.diagnostics.verdicts import CLIP_REMEDY, depth_index, diagnose, diagnose_at_init
 
 DEPTH, WIDTH = 8, 64
 LOSS = losses.sparse_categorical_cross_entropy
@@ -94,7 +95,12 @@ def test_oversized_init_explodes(digits, activation, stddev):
     kinds = by_kind(findings)
     assert "exploding" in kinds and "vanishing" not in kinds
     assert "dense_0" in kinds["exploding"].layers
-    assert any("clip" in r for r in kinds["exploding"].remedies)
+    assert CLIP_REMEDY in kinds["exploding"].remedies
+    # the remedy is jaxnet code that runs as printed
+    code = CLIP_REMEDY.split(": ", 1)[1]
+    clipped = eval(code, {"optim": jaxnet.optim, "optimizer": jaxnet.optim.sgd(0.1)})
+    updates, _ = clipped.update({"w": jnp.full(4, 10.0)}, clipped.init({"w": jnp.zeros(4)}))
+    np.testing.assert_allclose(np.linalg.norm(updates["w"]), 0.1 * 1.0, rtol=1e-6)
 
 
 def _numpy_dead_fractions(params, x, names):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -92,3 +94,72 @@ def test_jaxnet_state_field_names_and_lookup():
     np.testing.assert_allclose(optim.get_hyperparameter(new_state), 1e-3)
     assert optim.get_hyperparameter(new_state).dtype == jnp.float32
     assert jax.tree.structure(new_state) == jax.tree.structure(state)
+
+
+def _run_with_loss(opt, losses):
+    """Scan ``opt`` with ``value=loss`` passed to every update (optax's extra-args protocol)."""
+    params = _params()
+    grads = _grads(len(losses))
+
+    def step(carry, xs):
+        params, state = carry
+        g, loss = xs
+        updates, state = opt.update(g, state, params, value=loss)
+        return (optax.apply_updates(params, updates), state), updates
+
+    run = jax.jit(lambda p, xs: jax.lax.scan(step, (p, opt.init(p)), xs))
+    (_, state), updates = run(params, (grads, losses))
+    return updates, state
+
+
+def test_reduce_on_plateau_with_a_jaxnet_optimizer_in_optax_and_jaxnet_chains():
+    """``optax.contrib.reduce_on_plateau`` needs ``value=loss`` at every update: a jaxnet chain
+    passes it on, and a jaxnet optimizer inside ``optax.chain`` accepts it (and ignores it)."""
+    losses = jnp.concatenate([jnp.linspace(2.0, 1.0, 5), jnp.ones(15)])  # a plateau from step 5
+
+    def plateau():
+        return optax.contrib.reduce_on_plateau(factor=0.5, patience=3)
+
+    theirs, theirs_state = _run_with_loss(optax.chain(optax.adam(1e-2), plateau()), losses)
+    for chain in (optax.chain, optim.chain):
+        ours, state = _run_with_loss(chain(optim.adam(1e-2), plateau()), losses)
+        chex.assert_trees_all_close(ours, theirs, rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(
+            optim.lookup(state, "scale"), optim.lookup(theirs_state, "scale")
+        )
+    assert float(optim.lookup(state, "scale")) < 0.5  # the plateau did cut the rate, twice
+
+
+class SeenState(NamedTuple):
+    value: jax.Array
+
+
+def _value_probe():
+    """A transformation that keeps the ``value`` extra argument it was given."""
+
+    def update(updates, state, params=None, *, value, **extra_args):
+        return updates, SeenState(jnp.asarray(value, jnp.float32))
+
+    return optim.GradientTransformation(lambda p: SeenState(jnp.zeros([])), update)
+
+
+def test_extra_args_reach_transforms_nested_in_every_wrapper():
+    """Through named optimizers, chain, masked and multi_steps; a plain optax transformation
+    (no ``**extra_args``) in the same chain is called without them."""
+    nested = optim.multi_steps(
+        optim.chain(
+            optax.scale(
+                1.0
+            ),  # optax's plain GradientTransformation: update(updates, state, params)
+            optim.masked(_value_probe(), {"w": True, "b": False, "s": True}),
+            optim.adam(1e-3),
+        ),
+        every_k_schedule=1,
+    )
+    state = nested.init(_params())
+    grads = jax.tree.map(lambda g: g[0], _grads(1, seed=2))
+    _, state = nested.update(grads, state, _params(), value=3.5, other="ignored")
+    assert float(optim.lookup(state, "value")) == 3.5
+    for name in optim.NAMES:
+        opt = optim.get(name, 0.1)
+        opt.update(_params(), opt.init(_params()), _params(), value=1.0)  # accepted, ignored
