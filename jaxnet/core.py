@@ -200,9 +200,17 @@ def serial(*layers, name: str = "serial") -> Layer:
         new_state, outputs = {}, {}
         for i, (child_name, child) in enumerate(zip(names, children, strict=True)):
             x, new_state[child_name] = apply_child(
-                name, child_name, i, child, params[child_name], state[child_name], x,
-                key=key, train=train, outputs=outputs,
-            )  # fmt: skip
+                name,
+                child_name,
+                i,
+                child,
+                params[child_name],
+                state[child_name],
+                x,
+                key=key,
+                train=train,
+                outputs=outputs,
+            )
         return x, new_state, outputs
 
     info = {

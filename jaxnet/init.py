@@ -217,12 +217,19 @@ def spec_of(initializer) -> str | Unrecorded:
 # 1.55 ELU (between LeCun's 1 and He's 2) and 1.09 softplus (Glorot/LeCun, not He).
 _RECOMMENDED = {
     "glorot_uniform": (
-        "identity", "linear", "sigmoid", "logistic", "tanh", "softmax", "log_softmax", "softplus",
+        "identity",
+        "linear",
+        "sigmoid",
+        "logistic",
+        "tanh",
+        "softmax",
+        "log_softmax",
+        "softplus",
         "step",
     ),
     "he_normal": ("relu", "leaky_relu", "gelu", "swish", "silu"),
     "lecun_normal": ("selu", "elu"),
-}  # fmt: skip
+}
 
 
 def recommended_for(activation: str | None) -> str:

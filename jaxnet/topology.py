@@ -61,9 +61,17 @@ def _apply_each(owner, names, children, params, state, inputs, key, train):
     ys, new_state, outputs = [], {}, {}
     for i, (child_name, child, x) in enumerate(zip(names, children, inputs, strict=True)):
         y, new_state[child_name] = apply_child(
-            owner, child_name, i, child, params[child_name], state[child_name], x,
-            key=key, train=train, outputs=outputs,
-        )  # fmt: skip
+            owner,
+            child_name,
+            i,
+            child,
+            params[child_name],
+            state[child_name],
+            x,
+            key=key,
+            train=train,
+            outputs=outputs,
+        )
         ys.append(y)
     return tuple(ys), new_state, outputs
 
@@ -243,15 +251,31 @@ def residual(block, projection=None, name: str = "residual") -> Layer:
     def apply_with_outputs(params, state, x, *, key=None, train=False):
         new_state, outputs = {}, {}
         y, new_state[block_name] = apply_child(
-            name, block_name, 0, block, params[block_name], state[block_name], x,
-            key=key, train=train, outputs=outputs,
-        )  # fmt: skip
+            name,
+            block_name,
+            0,
+            block,
+            params[block_name],
+            state[block_name],
+            x,
+            key=key,
+            train=train,
+            outputs=outputs,
+        )
         if projection_name in params:
             shortcut = projection or auto_projection(params[projection_name]["w"].shape[-1])
             x, new_state[projection_name] = apply_child(
-                name, projection_name, 1, shortcut, params[projection_name],
-                state[projection_name], x, key=key, train=train, outputs=outputs,
-            )  # fmt: skip
+                name,
+                projection_name,
+                1,
+                shortcut,
+                params[projection_name],
+                state[projection_name],
+                x,
+                key=key,
+                train=train,
+                outputs=outputs,
+            )
         if y.shape != x.shape:
             raise ShapeError(
                 f"the block outputs shape {tuple(y.shape)}, the shortcut {tuple(x.shape)}",
@@ -298,6 +322,12 @@ def wide_and_deep(
         name=name,
     )
     return described_as(
-        model, "wide_and_deep", wide_inputs_key=wide_inputs_key, deep_inputs_key=deep_inputs_key,
-        deep_hidden=tuple(deep_hidden), n_outputs=n_outputs, activation=activation, name=name,
-    )  # fmt: skip
+        model,
+        "wide_and_deep",
+        wide_inputs_key=wide_inputs_key,
+        deep_inputs_key=deep_inputs_key,
+        deep_hidden=tuple(deep_hidden),
+        n_outputs=n_outputs,
+        activation=activation,
+        name=name,
+    )

@@ -166,10 +166,15 @@ def test_apply_with_outputs_records_layers_inside_combinators(key):
     params, state = jaxnet.init_model(model, key, (3,))
     x = jax.random.normal(key, (5, 3))
     y, _, outputs = jaxnet.apply_with_outputs(model, params, state, x)
+    # The top level first, as diagnostics read it; then the layers inside, parents first.
     assert list(outputs) == [
-        "dense_0", "residual_1", "dense_2",  # the top level first, as diagnostics read it
-        "residual_1/block_0", "residual_1/block_0/dense_0", "residual_1/block_0/relu_1",
-    ]  # fmt: skip
+        "dense_0",
+        "residual_1",
+        "dense_2",
+        "residual_1/block_0",
+        "residual_1/block_0/dense_0",
+        "residual_1/block_0/relu_1",
+    ]
     p = params["dense_0"]
     h = x @ p["w"] + p["b"]
     inner = params["residual_1"]["block_0"]["dense_0"]

@@ -127,9 +127,15 @@ def SimpleRNNCell(
         return jnp.zeros((batch_size, units), dtype)
 
     info = _cell_info(
-        "SimpleRNNCell", 1, units=units, activation=activation_spec, kernel_init=kernel_init,
-        recurrent_init=recurrent_init, dtype=dtype, name=name,
-    )  # fmt: skip
+        "SimpleRNNCell",
+        1,
+        units=units,
+        activation=activation_spec,
+        kernel_init=kernel_init,
+        recurrent_init=recurrent_init,
+        dtype=dtype,
+        name=name,
+    )
     return Cell(init, project_inputs, step, initial_carry, units, name, info)
 
 
@@ -173,9 +179,14 @@ def GRUCell(
         return jnp.zeros((batch_size, units), dtype)
 
     info = _cell_info(
-        "GRUCell", 3, units=units, kernel_init=kernel_init, recurrent_init=recurrent_init,
-        dtype=dtype, name=name,
-    )  # fmt: skip
+        "GRUCell",
+        3,
+        units=units,
+        kernel_init=kernel_init,
+        recurrent_init=recurrent_init,
+        dtype=dtype,
+        name=name,
+    )
     return Cell(init, project_inputs, step, initial_carry, units, name, info)
 
 
@@ -219,9 +230,15 @@ def LSTMCell(
         return zeros, zeros
 
     info = _cell_info(
-        "LSTMCell", 4, units=units, kernel_init=kernel_init, recurrent_init=recurrent_init,
-        unit_forget_bias=unit_forget_bias, dtype=dtype, name=name,
-    )  # fmt: skip
+        "LSTMCell",
+        4,
+        units=units,
+        kernel_init=kernel_init,
+        recurrent_init=recurrent_init,
+        unit_forget_bias=unit_forget_bias,
+        dtype=dtype,
+        name=name,
+    )
     return Cell(init, project_inputs, step, initial_carry, units, name, info)
 
 
@@ -391,9 +408,17 @@ def Bidirectional(
         ys, outputs = [], {}
         for i, (child_name, child) in enumerate(children.items()):
             y, _ = apply_child(
-                name, child_name, i, child, params[child_name], {}, inputs,
-                key=key, train=train, outputs=outputs,
-            )  # fmt: skip
+                name,
+                child_name,
+                i,
+                child,
+                params[child_name],
+                {},
+                inputs,
+                key=key,
+                train=train,
+                outputs=outputs,
+            )
             ys.append(y)
         return jnp.concatenate(ys, axis=-1), state, outputs
 
@@ -403,8 +428,11 @@ def Bidirectional(
         "return_sequences": return_sequences,
         "children": children,
         **constructor_info(
-            "Bidirectional", cell_fw=cell_fw, cell_bw=cell_bw, return_sequences=return_sequences,
+            "Bidirectional",
+            cell_fw=cell_fw,
+            cell_bw=cell_bw,
+            return_sequences=return_sequences,
             name=name,
         ),
-    }  # fmt: skip
+    }
     return combinator(init, apply_with_outputs, name, info)
