@@ -45,6 +45,7 @@ from jaxnet.activations import (
     Tanh,
 )
 from jaxnet.core import Layer, apply_with_outputs, count_params, function_layer, init_model, serial
+from jaxnet.description import build, describe, register
 from jaxnet.diagnostics import GradientMonitor, diagnose, diagnose_at_init
 from jaxnet.layers import (
     RNN,
@@ -70,6 +71,7 @@ from jaxnet.layers import (
 )
 from jaxnet.recipes import Recipe, classifier_mlp, regression_mlp
 from jaxnet.regularizers import ActivityRegularization
+from jaxnet.summarize import summary
 from jaxnet.topology import branch, concat, parallel, residual, select, wide_and_deep
 from jaxnet.train import (
     Callback,
@@ -132,11 +134,13 @@ __all__ = [
     "activations",
     "apply_with_outputs",
     "branch",
+    "build",
     "checkpoint",
     "classifier_mlp",
     "concat",
     "count_params",
     "create_train_state",
+    "describe",
     "diagnose",
     "diagnose_at_init",
     "diagnostics",
@@ -159,10 +163,12 @@ __all__ = [
     "predict",
     "recipes",
     "regression_mlp",
+    "register",
     "regularizers",
     "residual",
     "select",
     "serial",
+    "summary",
     "topology",
     "train",
     "wide_and_deep",

@@ -17,7 +17,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxnet.core import Layer, function_layer
+from jaxnet.core import Layer, Unrecorded, constructor_info, function_layer
 from jaxnet.errors import ConfigError
 
 _SELU_ALPHA = 1.6732632423543772
@@ -146,7 +146,8 @@ def Activation(name: str, **kwargs) -> Layer:
     if fn is None:
         get(name)  # raises the error that lists the valid names
     bound = functools.partial(fn, **kwargs) if kwargs else fn
-    return function_layer(bound, name, {"activation": name, "kind": kind, **kwargs})
+    info = {"activation": name, "kind": kind, **kwargs}
+    return function_layer(bound, name, info | constructor_info("Activation", name=name, **kwargs))
 
 
 def Step() -> Layer:
@@ -200,3 +201,42 @@ def LogSoftmax(axis: int = -1) -> Layer:
 def kind_of(name: str) -> str | None:
     """``"relu"``, ``"leaky"``, ``"saturating"``, ``"smooth"``, ``"output"`` or ``"linear"``."""
     return _FUNCTIONS.get(name, (None, None))[1]
+
+
+def _known_functions() -> list:
+    """``(function, name, kwargs)``: jaxnet's activation functions and the ``jax.nn`` ones with the
+    same formula, so a plain ``jax.nn.relu`` in ``serial`` is recorded as ``Activation("relu")``."""
+    own = [(fn, name, {}) for name, (fn, _) in _FUNCTIONS.items()]
+    return own + [
+        (jax.nn.relu, "relu", {}),
+        (jax.nn.sigmoid, "sigmoid", {}),
+        (jnp.tanh, "tanh", {}),
+        (jax.nn.elu, "elu", {}),
+        (jax.nn.selu, "selu", {}),
+        (jax.nn.leaky_relu, "leaky_relu", {}),
+        (jax.nn.softplus, "softplus", {}),
+        (jax.nn.silu, "silu", {}),
+        (jax.nn.gelu, "gelu", {"approximate": True}),  # jax.nn.gelu's default is the tanh form
+        (jax.nn.softmax, "softmax", {}),
+        (jax.nn.log_softmax, "log_softmax", {}),
+    ]
+
+
+def function_spec(fn) -> tuple[str, dict] | None:
+    """``(name, kwargs)`` such that ``Activation(name, **kwargs)`` computes ``fn``, for the
+    functions jaxnet knows (``jax.nn.relu -> ("relu", {})``); ``None`` for any other."""
+    for known, name, kwargs in _known_functions():
+        if fn is known:
+            return name, kwargs
+    return None
+
+
+def spec_of(activation) -> str | Unrecorded:
+    """The activation name :func:`get` turns back into ``activation`` (for a description)."""
+    if isinstance(activation, str):
+        get(activation)
+        return activation
+    spec = function_spec(activation)
+    if spec is None or spec[1]:
+        return Unrecorded(getattr(activation, "__name__", "custom"))
+    return spec[0]

@@ -7,6 +7,7 @@
     jaxnet train --dataset wine --optimizer momentum --lr 0.01 --out out/wine [--resume]
     jaxnet bench [--list | NAME [ARGS...]]            # benchmarks/NAME.py, or a built-in timing
     jaxnet diagnose --dataset digits --hidden 100 100 # gradient/activation report at init
+    jaxnet summary --dataset digits --hidden 100 100  # the model's layers, shapes and params
 
 Also ``python -m jaxnet ...``. Errors in the input (a bad CSV, an unknown option value) print one
 line starting with ``jaxnet: error:`` and exit with status 2.
@@ -113,6 +114,10 @@ def run_training(args, *, checkpoints: bool) -> dict:
         target_scale = (float(y_train.mean()), float(y_train.std()) or 1.0)
         y_train = (y_train - target_scale[0]) / target_scale[1]
     recipe = make_recipe(data, args)
+    if not args.quiet:
+        from jaxnet.summarize import summary
+
+        print(summary(recipe.model, tuple(x_train.shape[1:])))
     momentum = {"momentum": args.momentum} if args.optimizer in ("momentum", "nesterov") else {}
     optimizer = optim.get(args.optimizer, args.lr, **momentum)
     config = {k: v for k, v in vars(args).items() if k != "handler"}
@@ -319,6 +324,15 @@ def command_diagnose(args) -> int:
     return 0
 
 
+def command_summary(args) -> int:
+    """The table of layers of the MLP that ``train`` would build with the same options."""
+    from jaxnet.summarize import summary
+
+    data = load_data(args)
+    print(summary(make_recipe(data, args).model, tuple(data.x.shape[1:])))
+    return 0
+
+
 def command_study(args) -> int:
     """A comparative study (:mod:`jaxnet.studies`): every cell with every seed."""
     from jaxnet.studies.command import run_from_args
@@ -347,8 +361,8 @@ def _add_model_options(parser) -> None:
                         help="hidden layer sizes (default: 100 100)")  # fmt: skip
     parser.add_argument("--activation", default="relu", choices=ACTIVATIONS)
     parser.add_argument("--init", default="auto",
-                        help="kernel initializer (auto: He for ReLU-like, LeCun for SELU, "
-                        "else Glorot)")  # fmt: skip
+                        help="kernel initializer (auto: He for ReLU-like, LeCun for SELU "
+                        "and ELU, else Glorot)")  # fmt: skip
     parser.add_argument("--loss", default="mse", choices=("mse", "mae", "huber"),
                         help="regression loss (classification uses cross-entropy)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
@@ -410,6 +424,11 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose.add_argument("--batch-size", type=int, default=256)
     diagnose.add_argument("--out", default=None, help="also write diagnose.json here")
     diagnose.set_defaults(handler=command_diagnose, dataset="digits")
+
+    summary = commands.add_parser("summary", help="layers, shapes and parameters of the MLP")
+    _add_data_options(summary, required=False)
+    _add_model_options(summary)
+    summary.set_defaults(handler=command_summary, dataset="digits")
 
     from jaxnet.studies.builtin import STUDIES
     from jaxnet.studies.command import add_arguments

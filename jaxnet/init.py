@@ -3,13 +3,13 @@
 Fans follow Keras/JAX: for a dense kernel ``(in, out)`` fan_in = in, fan_out = out; for a conv
 kernel ``(*spatial, in, out)`` both are multiplied by the receptive field ``prod(spatial)``.
 
-=============  ===================  ==========================
-name           variance             use with
-=============  ===================  ==========================
-glorot/xavier  2 / (fan_in+fan_out) none, tanh, logistic, softmax
-he/kaiming     2 / fan_in           ReLU and its variants
-lecun          1 / fan_in           SELU
-=============  ===================  ==========================
+=============  ===================  =================================================
+name           variance             use with (:func:`recommended_for`)
+=============  ===================  =================================================
+glorot/xavier  2 / (fan_in+fan_out) none, tanh, logistic, softmax (and softplus, step)
+he/kaiming     2 / fan_in           ReLU and its variants: leaky ReLU, GELU, Swish/SiLU
+lecun          1 / fan_in           SELU and ELU
+=============  ===================  =================================================
 
 ``*_normal`` draws from a normal **truncated at two standard deviations** and rescaled so the
 variance is exactly the one above (as Keras and ``jax.nn.initializers`` do); ``*_uniform`` draws
@@ -21,12 +21,15 @@ from ``U(-l, l)`` with ``l = sqrt(3 * variance)``.
 
 from __future__ import annotations
 
+import ast
 import math
+import re
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
+from jaxnet.core import Unrecorded
 from jaxnet.errors import ConfigError
 
 Initializer = Callable  # (key, shape, dtype) -> array
@@ -67,7 +70,7 @@ def variance_scaling(scale: float, mode: str, distribution: str, name: str | Non
         std = math.sqrt(variance) / _TRUNCATED_STD
         return std * jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype)
 
-    init.__name__ = name or f"variance_scaling_{mode}_{distribution}"
+    init.__name__ = name or f"variance_scaling({scale}, {mode!r}, {distribution!r})"
     return init
 
 
@@ -148,22 +151,101 @@ _BY_NAME |= {
     "ones": ones,
     "orthogonal": orthogonal(),
 }
+# Initializers with arguments, by the name they give themselves: "normal(0.05)".
+_FACTORIES = {
+    "constant": constant,
+    "normal": normal,
+    "orthogonal": orthogonal,
+    "variance_scaling": variance_scaling,
+}
+
+
+def _from_call(text: str) -> Initializer | None:
+    """``"normal(0.05)"`` -> ``normal(0.05)``; ``None`` if ``text`` is not such a call."""
+    match = re.fullmatch(r"(\w+)\((.*)\)", text.strip())
+    if match is None or match.group(1) not in _FACTORIES:
+        return None
+    try:
+        args = ast.literal_eval(f"({match.group(2)},)")
+    except (ValueError, SyntaxError):
+        return None
+    return _FACTORIES[match.group(1)](*args)
 
 
 def get(initializer) -> Initializer:
-    """An initializer from itself or its name (``"he_normal"``)."""
+    """An initializer from itself or its name: ``"he_normal"``, or a call such as
+    ``"normal(0.05)"``, ``"constant(0.1)"``, ``"orthogonal(2.0)"`` (the name it gives itself)."""
     if callable(initializer):
         return initializer
-    try:
-        return _BY_NAME[initializer]
-    except KeyError:
+    found = _BY_NAME.get(initializer) if isinstance(initializer, str) else None
+    if found is None and isinstance(initializer, str):
+        found = _from_call(initializer)
+    if found is None:
         raise ConfigError(
-            f"unknown initializer {initializer!r}; expected one of {sorted(_BY_NAME)}", ("init",)
-        ) from None
+            f"unknown initializer {initializer!r}; expected one of {sorted(_BY_NAME)} or "
+            f"{', '.join(f'{f}(...)' for f in _FACTORIES)}",
+            ("init",),
+        )
+    return found
 
 
 def name_of(initializer) -> str:
     """A readable name for an initializer (for layer ``info`` and diagnostics)."""
     return (
         initializer if isinstance(initializer, str) else getattr(initializer, "__name__", "custom")
+    )
+
+
+def spec_of(initializer) -> str | Unrecorded:
+    """The name :func:`get` turns back into ``initializer``, for a model description.
+
+    A name is kept as it is; jaxnet's own initializers give their name (``"he_normal"``,
+    ``"normal(0.05)"``); any other function is :class:`~jaxnet.core.Unrecorded`.
+    """
+    if isinstance(initializer, str):
+        get(initializer)
+        return initializer
+    if getattr(initializer, "__module__", None) == __name__:
+        return initializer.__name__
+    return Unrecorded(name_of(initializer))
+
+
+# The textbook pairing of an activation with the initializer that keeps the variance of the
+# signal equal from layer to layer (Glorot for none/tanh/logistic/softmax, He for ReLU and its
+# variants, LeCun for SELU and ELU, as the course notes' table says). The gain 1 / E[f(z)^2] for
+# z ~ N(0, 1) that a fan_in initializer needs is 2.0 for ReLU, 2.4 GELU, 2.8 Swish (He's 2),
+# 1.55 ELU (between LeCun's 1 and He's 2) and 1.09 softplus (Glorot/LeCun, not He).
+_RECOMMENDED = {
+    "glorot_uniform": (
+        "identity",
+        "linear",
+        "sigmoid",
+        "logistic",
+        "tanh",
+        "softmax",
+        "log_softmax",
+        "softplus",
+        "step",
+    ),
+    "he_normal": ("relu", "leaky_relu", "gelu", "swish", "silu"),
+    "lecun_normal": ("selu", "elu"),
+}
+
+
+def recommended_for(activation: str | None) -> str:
+    """The initializer to pair with ``activation`` (``None``: a linear layer).
+
+    Glorot for none, tanh, logistic and softmax; He for ReLU and its variants; LeCun for SELU
+    and ELU. Recipes, ``wide_and_deep``, the model builders and the diagnostics' remedies all
+    read this one table.
+
+    >>> recommended_for("relu"), recommended_for("selu"), recommended_for(None)
+    ('he_normal', 'lecun_normal', 'glorot_uniform')
+    """
+    for initializer, names in _RECOMMENDED.items():
+        if (activation or "linear") in names:
+            return initializer
+    known = sorted(n for names in _RECOMMENDED.values() for n in names)
+    raise ConfigError(
+        f"no recommended initializer for activation {activation!r}; known: {known}", ("init",)
     )

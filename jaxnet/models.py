@@ -24,13 +24,13 @@ import jax.numpy as jnp
 import optax
 
 from jaxnet import activations
-from jaxnet.core import Layer, init_model, serial
+from jaxnet.core import Layer, described_as, init_model, serial
 from jaxnet.errors import ConfigError, check_range
+from jaxnet.init import recommended_for
 from jaxnet.layers.conv import Conv2D
 from jaxnet.layers.dense import Dense
 from jaxnet.layers.pooling import MaxPool, UpSample
 from jaxnet.losses import binary_cross_entropy
-from jaxnet.recipes import initializer_for
 
 
 class Autoencoder(NamedTuple):
@@ -58,7 +58,7 @@ def dense_autoencoder(
     The code layer is linear; ``output_activation="sigmoid"`` suits inputs scaled to [0, 1].
     """
     check_range("autoencoder", "code_size", code_size, 1)
-    init = initializer_for(activation)
+    init = recommended_for(activation)
     encoder, decoder = [], []
     for units in hidden:
         encoder += [Dense(units, kernel_init=init), activations.Activation(activation)]
@@ -67,7 +67,16 @@ def dense_autoencoder(
         decoder += [Dense(units, kernel_init=init), activations.Activation(activation)]
     decoder += [Dense(input_dim), *_activation_layers(output_activation)]
     encoder, decoder = serial(*encoder, name="encoder"), serial(*decoder, name="decoder")
-    return Autoencoder(encoder, decoder, serial(encoder, decoder, name="autoencoder"))
+    model = described_as(
+        serial(encoder, decoder, name="autoencoder"),
+        "dense_autoencoder",
+        input_dim=input_dim,
+        code_size=code_size,
+        hidden=tuple(hidden),
+        activation=activation,
+        output_activation=output_activation,
+    )
+    return Autoencoder(encoder, decoder, model)
 
 
 def conv_autoencoder(
@@ -90,7 +99,7 @@ def conv_autoencoder(
             f"got {tuple(input_shape)}",
             ("conv_autoencoder",),
         )
-    init = initializer_for(activation)
+    init = recommended_for(activation)
     encoder, decoder = [], []
     for f in filters:
         encoder += [
@@ -106,7 +115,15 @@ def conv_autoencoder(
         ]
     decoder += [Conv2D(channels, 3, padding="SAME"), *_activation_layers(output_activation)]
     encoder, decoder = serial(*encoder, name="encoder"), serial(*decoder, name="decoder")
-    return Autoencoder(encoder, decoder, serial(encoder, decoder, name="autoencoder"))
+    model = described_as(
+        serial(encoder, decoder, name="autoencoder"),
+        "conv_autoencoder",
+        input_shape=tuple(input_shape),
+        filters=tuple(filters),
+        activation=activation,
+        output_activation=output_activation,
+    )
+    return Autoencoder(encoder, decoder, model)
 
 
 def reconstruction_error(model: Layer, params, state, x):

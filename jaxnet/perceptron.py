@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnet.activations import step
-from jaxnet.core import Layer
+from jaxnet.core import Layer, constructor_info
 from jaxnet.errors import DataError, ShapeError, check_range
 
 
@@ -113,4 +113,5 @@ def Perceptron(units: int = 1, name: str = "perceptron") -> Layer:
         del key, train
         return predict(params["w"], params["b"], x), state
 
-    return Layer(init, apply, name, {"activation": "step", "kind": "saturating", "units": units})
+    info = {"activation": "step", "kind": "saturating", "units": units}
+    return Layer(init, apply, name, info | constructor_info("Perceptron", units=units, name=name))

@@ -19,29 +19,27 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 from jaxnet import activations, losses, metrics
-from jaxnet.core import Layer, function_layer, serial
+from jaxnet import init as initializers
+from jaxnet.core import Layer, constructor_info, described_as, function_layer, serial
 from jaxnet.errors import ConfigError, check_range
 from jaxnet.layers import AlphaDropout, BatchNorm, Dense, Dropout
 from jaxnet.regularizers import elastic_net
 
 
 class Recipe(NamedTuple):
-    """A model and what belongs with it."""
+    """A model and what belongs with it.
+
+    ``info`` records the recipe call (``{"recipe": "classifier_mlp", "args": {...}}``) and its
+    ``task``, so :func:`jaxnet.describe` can write the recipe out and :func:`jaxnet.build` rebuild
+    it with its loss, metrics, output activation and penalty.
+    """
 
     model: Layer
     loss: Callable
     metrics: Mapping[str, Callable]
     output_activation: Callable  # model output -> prediction (probabilities for classifiers)
     penalty: Callable | None = None  # weight penalty for fit(..., penalty=recipe.penalty)
-
-
-def initializer_for(activation: str) -> str:
-    """The textbook pairing: He for the ReLU family, LeCun for SELU, Glorot otherwise."""
-    if activation in ("relu", "leaky_relu", "elu", "gelu", "swish", "silu"):
-        return "he_normal"
-    if activation == "selu":
-        return "lecun_normal"
-    return "glorot_uniform"
+    info: Mapping = {}
 
 
 def mlp(
@@ -56,14 +54,15 @@ def mlp(
 ) -> Layer:
     """``Dense -> activation`` for each hidden size, then a linear ``Dense(n_outputs)``.
 
-    ``kernel_init`` defaults to :func:`initializer_for(activation)`. ``batch_norm=True`` puts a
+    ``kernel_init`` defaults to :func:`jaxnet.init.recommended_for` ``(activation)``.
+    ``batch_norm=True`` puts a
     ``BatchNorm`` between each hidden ``Dense`` (then without bias, which BatchNorm's own bias makes
     redundant) and its activation; ``dropout=rate`` adds ``Dropout(rate)`` after each hidden
     activation (``AlphaDropout`` for SELU, which plain dropout would de-normalise).
     """
     check_range(name, "n_outputs", n_outputs, 1)
     check_range(name, "dropout", dropout, 0.0, 1.0, high_open=True)
-    kernel_init = kernel_init or initializer_for(activation)
+    kernel_init = kernel_init or initializers.recommended_for(activation)
     layers = []
     for units in hidden:
         layers.append(Dense(units, kernel_init=kernel_init, use_bias=not batch_norm))
@@ -74,14 +73,38 @@ def mlp(
             layers.append(AlphaDropout(dropout) if activation == "selu" else Dropout(dropout))
     # Glorot on the output layer: it feeds a softmax/logistic/linear unit, not a ReLU.
     layers.append(Dense(n_outputs, kernel_init="glorot_uniform"))
-    return serial(*layers, name=name)
+    return described_as(
+        serial(*layers, name=name),
+        "mlp",
+        n_outputs=n_outputs,
+        hidden=tuple(hidden),
+        activation=activation,
+        kernel_init=initializers.spec_of(kernel_init),
+        name=name,
+        dropout=dropout,
+        batch_norm=batch_norm,
+    )
 
 
-def _scaled(fn01: Callable, low: float, high: float) -> Callable:
+def scaled_output(output: str, low: float, high: float) -> Layer:
+    """``low + (high - low) * unit(z)``: a regression output in the range ``(low, high)``.
+
+    ``output="sigmoid"`` uses the logistic ``unit``, ``"tanh"`` uses ``(tanh(z) + 1) / 2``.
+    """
+    if output not in ("sigmoid", "tanh"):
+        raise ConfigError(f"output must be sigmoid or tanh, got {output!r}", ("scaled_output",))
+    if not low < high:
+        raise ConfigError(f"needs low < high, got low={low}, high={high}", (f"scaled_{output}",))
+
+    def unit(z):
+        return activations.sigmoid(z) if output == "sigmoid" else (activations.tanh(z) + 1) / 2
+
     def scaled(z):
-        return low + (high - low) * fn01(z)
+        return low + (high - low) * unit(z)
 
-    return scaled
+    record = constructor_info("scaled_output", output=output, low=low, high=high)
+    info = {"activation": output, **record}
+    return function_layer(scaled, f"scaled_{output}", info)
 
 
 def weight_penalty(l1: float = 0.0, l2: float = 0.0) -> Callable | None:
@@ -129,14 +152,7 @@ def regression_mlp(
                 f"output={output!r} needs output_range=(a, b) with a < b, got {output_range}",
                 ("regression_mlp",),
             )
-        unit = (
-            activations.sigmoid
-            if output == "sigmoid"
-            else (lambda z: (activations.tanh(z) + 1) / 2)
-        )
-        head = function_layer(
-            _scaled(unit, *output_range), f"scaled_{output}", {"activation": output}
-        )
+        head = scaled_output(output, *output_range)
         model = serial(*model.info["children"].values(), head, name="regression_mlp")
     elif output in ("relu", "softplus"):
         model = serial(
@@ -149,7 +165,27 @@ def regression_mlp(
         )
     recipe_metrics = {"mae": metrics.mae, "rmse": metrics.rmse}
     penalty = weight_penalty(l1, l2)
-    return Recipe(model, _REGRESSION_LOSSES[loss], recipe_metrics, activations.identity, penalty)
+    info = _recipe_info(
+        "regression_mlp",
+        "regression",
+        n_outputs=n_outputs,
+        hidden=tuple(hidden),
+        activation=activation,
+        output=output,
+        output_range=None if output_range is None else tuple(output_range),
+        loss=loss,
+        kernel_init=initializers.spec_of(kernel_init or initializers.recommended_for(activation)),
+        dropout=dropout,
+        batch_norm=batch_norm,
+        l1=l1,
+        l2=l2,
+    )
+    loss_fn = _REGRESSION_LOSSES[loss]
+    return Recipe(model, loss_fn, recipe_metrics, activations.identity, penalty, info)
+
+
+def _recipe_info(recipe_name: str, recipe_task: str, **args) -> dict:
+    return {"recipe": recipe_name, "task": recipe_task, "args": args}
 
 
 def classifier_mlp(
@@ -178,6 +214,21 @@ def classifier_mlp(
     """
     extras = {"dropout": dropout, "batch_norm": batch_norm}
     penalty = weight_penalty(l1, l2)
+    kernel_init = kernel_init or initializers.recommended_for(activation)
+    info = _recipe_info(
+        "classifier_mlp",
+        task,
+        n_classes=n_classes,
+        hidden=tuple(hidden),
+        activation=activation,
+        task=task,
+        labels=labels,
+        kernel_init=initializers.spec_of(kernel_init),
+        dropout=dropout,
+        batch_norm=batch_norm,
+        l1=l1,
+        l2=l2,
+    )
     if task == "binary":
         if n_classes not in (1, 2):
             raise ConfigError(
@@ -187,7 +238,7 @@ def classifier_mlp(
         model = mlp(1, hidden, activation, kernel_init, "binary_mlp", **extras)
         recipe_metrics = {"accuracy": metrics.binary_accuracy}
         sigmoid = activations.sigmoid
-        return Recipe(model, losses.binary_cross_entropy, recipe_metrics, sigmoid, penalty)
+        return Recipe(model, losses.binary_cross_entropy, recipe_metrics, sigmoid, penalty, info)
     if task == "multilabel":
         model = mlp(n_classes, hidden, activation, kernel_init, "multilabel_mlp", **extras)
         recipe_metrics = {
@@ -195,7 +246,7 @@ def classifier_mlp(
             "exact_match": metrics.exact_match_accuracy,
         }
         sigmoid = activations.sigmoid
-        return Recipe(model, losses.binary_cross_entropy, recipe_metrics, sigmoid, penalty)
+        return Recipe(model, losses.binary_cross_entropy, recipe_metrics, sigmoid, penalty, info)
     if task == "multiclass":
         check_range("classifier_mlp", "n_classes", n_classes, 2)
         if labels not in ("sparse", "one_hot"):
@@ -208,7 +259,8 @@ def classifier_mlp(
             else losses.categorical_cross_entropy
         )
         model = mlp(n_classes, hidden, activation, kernel_init, "multiclass_mlp", **extras)
-        return Recipe(model, loss, {"accuracy": metrics.accuracy}, activations.softmax, penalty)
+        softmax = activations.softmax
+        return Recipe(model, loss, {"accuracy": metrics.accuracy}, softmax, penalty, info)
     raise ConfigError(
         f"task must be binary, multilabel or multiclass, got {task!r}", ("classifier_mlp",)
     )

@@ -30,14 +30,13 @@ from collections.abc import Callable, Mapping
 import jax
 import jax.numpy as jnp
 
-from jaxnet.core import Layer, path_string
+from jaxnet.core import Layer, constructor_info, path_string, sublayers
 from jaxnet.errors import ConfigError, check_range
 from jaxnet.layers._checks import check_floating
 from jaxnet.optim.base import GradientTransformation
 
 # Keras's backend epsilon, used by the norm constraints to avoid dividing by a zero norm.
 _NORM_EPSILON = 1e-7
-ACTIVITY_PENALTY_KEY = "activity_penalty"
 
 
 # ----------------------------------------------------------------------------- paths
@@ -147,11 +146,12 @@ def combine(*penalties: Callable) -> Callable:
 def ActivityRegularization(
     l1: float = 0.0, l2: float = 0.0, name: str = "activity_regularization"
 ) -> Layer:
-    """Identity layer that penalises the size of its input: ``l1 * |x| + l2 * x**2``.
+    """Identity layer whose input's size is penalised in training: ``l1 * |x| + l2 * x**2``.
 
     The penalty is summed over features and averaged over the batch (Keras 2's convention, so it
-    does not grow with the batch size). In training it is written to the layer's state under
-    ``"activity_penalty"``; :func:`~jaxnet.train.step.make_loss` adds every such entry to the loss.
+    does not grow with the batch size). The layer declares ``info["activity_penalty"] =
+    {"l1": l1, "l2": l2}``; :func:`~jaxnet.train.step.make_loss` adds :func:`activity_penalty` of
+    the outputs the training forward pass records, wherever the layer sits in the model.
 
     >>> model = serial(Dense(100), jax.nn.relu, ActivityRegularization(l1=1e-4), Dense(10))
     """
@@ -160,26 +160,37 @@ def ActivityRegularization(
 
     def init(key, input_shape):
         del key
-        return tuple(input_shape), {}, {ACTIVITY_PENALTY_KEY: jnp.zeros((), jnp.float32)}
+        return tuple(input_shape), {}, {}
 
     def apply(params, state, x, *, key=None, train=False):
         del params, key
-        if not train:
-            return x, state
-        check_floating(name, x)
-        batch = x.shape[0] if x.ndim else 1
-        value = (l1 * jnp.sum(jnp.abs(x)) + l2 * jnp.sum(jnp.square(x))) / batch
-        return x, {ACTIVITY_PENALTY_KEY: value.astype(jnp.float32)}
+        if train:
+            check_floating(name, x)
+        return x, state
 
-    return Layer(init, apply, name, {"l1": l1, "l2": l2})
+    info = {
+        "activity_penalty": {"l1": l1, "l2": l2},
+        **constructor_info("ActivityRegularization", l1=l1, l2=l2, name=name),
+    }
+    return Layer(init, apply, name, info)
 
 
-def activity_penalty(state):
-    """Sum of every ``"activity_penalty"`` entry in a model state (Python ``0.0`` when none)."""
+def activity_penalty(model: Layer, outputs) -> jax.Array | float:
+    """The activity penalty of ``model``'s layers on one forward pass (Python ``0.0`` if none).
+
+    For every layer inside ``model`` whose ``info["activity_penalty"]`` is ``{"l1", "l2"}``:
+    ``(l1 * sum|y| + l2 * sum y**2) / batch`` of its output ``y``, read from ``outputs``
+    (``{path: output}`` of :func:`~jaxnet.core.apply_with_outputs`).
+    """
     total = 0.0
-    for key_path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
-        if path_string(key_path[-1:]) == ACTIVITY_PENALTY_KEY:
-            total = total + leaf
+    layers = sublayers(model) or {model.name: model}
+    for path, layer in layers.items():
+        spec = layer.info.get("activity_penalty")
+        if spec:
+            y = outputs[path]
+            batch = y.shape[0] if y.ndim else 1
+            value = (spec["l1"] * jnp.sum(jnp.abs(y)) + spec["l2"] * jnp.sum(jnp.square(y))) / batch
+            total = total + value.astype(jnp.float32)
     return total
 
 

@@ -15,14 +15,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import jax
 import jax.numpy as jnp
 
 from jaxnet import activations
-from jaxnet.core import Layer, as_layer, serial, unique_names
-from jaxnet.errors import ConfigError, JaxnetError, ShapeError, check_range, rescope
+from jaxnet.core import (
+    Layer,
+    apply_child,
+    as_layer,
+    combinator,
+    constructor_info,
+    described_as,
+    init_child,
+    serial,
+    unique_names,
+)
+from jaxnet.errors import ConfigError, ShapeError, check_range
+from jaxnet.init import recommended_for
 from jaxnet.layers.dense import Dense
-from jaxnet.recipes import initializer_for
 
 
 def _is_shape(shape) -> bool:
@@ -37,31 +46,41 @@ def _children(layers, owner: str):
 
 
 def _init_each(owner, names, children, key, shapes):
-    """Initialise child ``i`` on ``shapes[i]`` with ``fold_in(key, i)``."""
+    """Initialise child ``i`` on ``shapes[i]``: ``(output_shapes, params, state)``."""
     out, params, state = [], {}, {}
     for i, (child_name, child, shape) in enumerate(zip(names, children, shapes, strict=True)):
-        try:
-            child_out, params[child_name], state[child_name] = child.init(
-                jax.random.fold_in(key, i), shape
-            )
-        except JaxnetError as error:
-            raise rescope(error, owner, child_name) from None
+        child_out, params[child_name], state[child_name] = init_child(
+            owner, child_name, i, child, key, shape
+        )
         out.append(child_out)
     return tuple(out), params, state
 
 
 def _apply_each(owner, names, children, params, state, inputs, key, train):
-    outputs, new_state = [], {}
+    """Apply child ``i`` to ``inputs[i]``: ``(outputs_tuple, new_state, recorded_outputs)``."""
+    ys, new_state, outputs = [], {}, {}
     for i, (child_name, child, x) in enumerate(zip(names, children, inputs, strict=True)):
-        child_key = None if key is None else jax.random.fold_in(key, i)
-        try:
-            y, new_state[child_name] = child.apply(
-                params[child_name], state[child_name], x, key=child_key, train=train
-            )
-        except JaxnetError as error:
-            raise rescope(error, owner, child_name) from None
-        outputs.append(y)
-    return tuple(outputs), new_state
+        y, new_state[child_name] = apply_child(
+            owner,
+            child_name,
+            i,
+            child,
+            params[child_name],
+            state[child_name],
+            x,
+            key=key,
+            train=train,
+            outputs=outputs,
+        )
+        ys.append(y)
+    return tuple(ys), new_state, outputs
+
+
+def _info(layer_type: str, names, children, name: str) -> dict:
+    return {
+        "children": dict(zip(names, children, strict=True)),
+        **constructor_info(layer_type, layers=children, name=name),
+    }
 
 
 def _check_inputs(owner: str, inputs, n: int, what: str) -> None:
@@ -87,11 +106,11 @@ def parallel(*layers, name: str = "parallel") -> Layer:
         _check_inputs(name, input_shape, len(children), "a single shape")
         return _init_each(name, names, children, key, input_shape)
 
-    def apply(params, state, x, *, key=None, train=False):
+    def apply_with_outputs(params, state, x, *, key=None, train=False):
         _check_inputs(name, x, len(children), "an array of shape")
         return _apply_each(name, names, children, params, state, x, key, train)
 
-    return Layer(init, apply, name, {"children": dict(zip(names, children, strict=True))})
+    return combinator(init, apply_with_outputs, name, _info("parallel", names, children, name))
 
 
 def branch(*layers, name: str = "branch") -> Layer:
@@ -101,10 +120,10 @@ def branch(*layers, name: str = "branch") -> Layer:
     def init(key, input_shape):
         return _init_each(name, names, children, key, [input_shape] * len(children))
 
-    def apply(params, state, x, *, key=None, train=False):
+    def apply_with_outputs(params, state, x, *, key=None, train=False):
         return _apply_each(name, names, children, params, state, [x] * len(children), key, train)
 
-    return Layer(init, apply, name, {"children": dict(zip(names, children, strict=True))})
+    return combinator(init, apply_with_outputs, name, _info("branch", names, children, name))
 
 
 def _as_sequence(inputs):
@@ -147,7 +166,8 @@ def concat(axis: int = -1, name: str = "concat") -> Layer:
         arrays = _as_sequence(x)
         return jnp.concatenate(arrays, axis=axis if axis < 0 else axis + 1), state
 
-    return Layer(init, apply, name, {"axis": axis})
+    info = {"axis": axis, **constructor_info("concat", axis=axis, name=name)}
+    return Layer(init, apply, name, info)
 
 
 def select(key, name: str = "select") -> Layer:
@@ -180,7 +200,7 @@ def select(key, name: str = "select") -> Layer:
         del params, key, train
         return pick(x, not isinstance(x, Mapping | tuple | list)), state
 
-    return Layer(init, apply, name, {"key": key})
+    return Layer(init, apply, name, {"key": key, **constructor_info("select", key=key, name=name)})
 
 
 def residual(block, projection=None, name: str = "residual") -> Layer:
@@ -206,7 +226,8 @@ def residual(block, projection=None, name: str = "residual") -> Layer:
 
     def init(key, input_shape):
         input_shape = tuple(input_shape)
-        (out,), params, state = _init_each(name, [block_name], [block], key, [input_shape])
+        out, block_params, block_state = init_child(name, block_name, 0, block, key, input_shape)
+        params, state = {block_name: block_params}, {block_name: block_state}
         shortcut = projection
         if shortcut is None and out != input_shape:
             if out[:-1] != input_shape[:-1]:
@@ -218,41 +239,56 @@ def residual(block, projection=None, name: str = "residual") -> Layer:
                 )
             shortcut = auto_projection(out[-1])
         if shortcut is not None:
-            try:
-                proj_out, params[projection_name], state[projection_name] = shortcut.init(
-                    jax.random.fold_in(key, 1), input_shape
-                )
-            except JaxnetError as error:
-                raise rescope(error, name, projection_name) from None
+            proj_out, params[projection_name], state[projection_name] = init_child(
+                name, projection_name, 1, shortcut, key, input_shape
+            )
             if tuple(proj_out) != tuple(out):
                 raise ShapeError(
                     f"the block outputs {out} but the projection outputs {tuple(proj_out)}", (name,)
                 )
         return out, params, state
 
-    def apply(params, state, x, *, key=None, train=False):
-        (y,), new_state = _apply_each(name, [block_name], [block], params, state, [x], key, train)
+    def apply_with_outputs(params, state, x, *, key=None, train=False):
+        new_state, outputs = {}, {}
+        y, new_state[block_name] = apply_child(
+            name,
+            block_name,
+            0,
+            block,
+            params[block_name],
+            state[block_name],
+            x,
+            key=key,
+            train=train,
+            outputs=outputs,
+        )
         if projection_name in params:
             shortcut = projection or auto_projection(params[projection_name]["w"].shape[-1])
-            try:
-                x, new_state[projection_name] = shortcut.apply(
-                    params[projection_name],
-                    state[projection_name],
-                    x,
-                    key=None if key is None else jax.random.fold_in(key, 1),
-                    train=train,
-                )
-            except JaxnetError as error:
-                raise rescope(error, name, projection_name) from None
+            x, new_state[projection_name] = apply_child(
+                name,
+                projection_name,
+                1,
+                shortcut,
+                params[projection_name],
+                state[projection_name],
+                x,
+                key=key,
+                train=train,
+                outputs=outputs,
+            )
         if y.shape != x.shape:
             raise ShapeError(
                 f"the block outputs shape {tuple(y.shape)}, the shortcut {tuple(x.shape)}",
                 (name,),
             )
-        return y + x, new_state
+        return y + x, new_state, outputs
 
     children = {block_name: block} | ({} if projection is None else {projection_name: projection})
-    return Layer(init, apply, name, {"children": children})
+    info = {
+        "children": children,
+        **constructor_info("residual", block=block, projection=projection, name=name),
+    }
+    return combinator(init, apply_with_outputs, name, info)
 
 
 def wide_and_deep(
@@ -275,13 +311,23 @@ def wide_and_deep(
     (1,)
     """
     check_range(name, "n_outputs", n_outputs, 1)
-    kernel_init = initializer_for(activation)
+    kernel_init = recommended_for(activation)
     deep = [select(deep_inputs_key)]
     for units in deep_hidden:
         deep += [Dense(units, kernel_init=kernel_init), activations.Activation(activation)]
-    return serial(
+    model = serial(
         branch(select(wide_inputs_key), serial(*deep, name="deep"), name="wide_deep"),
         concat(),
         Dense(n_outputs),
+        name=name,
+    )
+    return described_as(
+        model,
+        "wide_and_deep",
+        wide_inputs_key=wide_inputs_key,
+        deep_inputs_key=deep_inputs_key,
+        deep_hidden=tuple(deep_hidden),
+        n_outputs=n_outputs,
+        activation=activation,
         name=name,
     )

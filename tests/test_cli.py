@@ -148,3 +148,49 @@ def test_study_command_is_wired_and_refuses_unknown_names(capsys):
     assert main(["study", "no_such_study", "--no-cache", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "no_such_study" in err
+
+
+def test_summary_command_prints_the_mlp_that_train_builds(capsys):
+    import jax
+
+    from jaxnet.core import count_params, init_model
+
+    code, out, err = _run(
+        capsys, "summary", "--dataset", "iris", "--hidden", 8, "--activation", "selu"
+    )
+    assert code == 0, err
+    params, _ = init_model(
+        cli.make_recipe(cli.load_data(_namespace()), _namespace()).model, jax.random.key(0), (4,)
+    )
+    assert out.splitlines()[0] == "multiclass_mlp: input (4,)"
+    assert "multiclass_mlp/dense_0" in out and "lecun_normal" in out and "selu" in out
+    assert f"total: {count_params(params):,} params" in out
+
+
+def _namespace():
+    import argparse
+
+    return argparse.Namespace(
+        dataset="iris",
+        csv=None,
+        task="auto",
+        hidden=[8],
+        activation="selu",
+        init="auto",
+        loss="mse",
+    )
+
+
+def test_train_prints_the_summary_unless_quiet(tmp_path, capsys, monkeypatch):
+    from jaxnet.errors import ConfigError
+
+    def stop(*args, **kwargs):
+        raise ConfigError("stopped before training", ("test",))
+
+    monkeypatch.setattr(sys.modules["jaxnet.train.fit"], "fit", stop)
+    argv = ["train", "--dataset", "iris", "--hidden", 8, "--out", tmp_path]
+    code, out, err = _run(capsys, *argv)
+    assert code == 2 and "stopped before training" in err
+    assert out.startswith("multiclass_mlp: input (4,)") and "total: " in out
+    code, out, _ = _run(capsys, *argv, "--quiet")
+    assert code == 2 and out == ""

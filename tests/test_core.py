@@ -1,3 +1,4 @@
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -129,3 +130,61 @@ def test_dense_dtype_parameter(key):
     assert params["w"].dtype == jnp.bfloat16
     y, _ = layer.apply(params, state, jnp.ones((1, 2), jnp.bfloat16))
     assert y.dtype == jnp.bfloat16
+
+
+def test_every_combinator_gives_child_i_the_key_fold_in_key_i(key):
+    """Bit-identical params: each child initialised alone with fold_in(key, i) is the reference."""
+    dense_a, dense_b = jaxnet.Dense(3), jaxnet.Dense(2, kernel_init="he_normal")
+
+    def alone(layer, i, shape):
+        return layer.init(jax.random.fold_in(key, i), shape)[1]
+
+    params = jaxnet.parallel(dense_a, dense_b).init(key, ((4,), (5,)))[1]
+    chex.assert_trees_all_equal(
+        params, {"dense_0": alone(dense_a, 0, (4,)), "dense_1": alone(dense_b, 1, (5,))}
+    )
+    params = jaxnet.branch(dense_a, dense_b).init(key, (4,))[1]
+    chex.assert_trees_all_equal(
+        params, {"dense_0": alone(dense_a, 0, (4,)), "dense_1": alone(dense_b, 1, (4,))}
+    )
+    params = jaxnet.residual(dense_a).init(key, (4,))[1]
+    projection = jaxnet.Dense(3, use_bias=False, name="projection")
+    expected = {"dense_0": alone(dense_a, 0, (4,)), "projection_1": alone(projection, 1, (4,))}
+    chex.assert_trees_all_equal(params, expected)
+    fw, bw = jaxnet.GRUCell(2), jaxnet.LSTMCell(3)
+    params = jaxnet.Bidirectional(fw, bw).init(key, (5, 4))[1]
+    expected = {
+        "forward": alone(jaxnet.RNN(fw), 0, (5, 4)),
+        "backward": alone(jaxnet.RNN(bw, reverse=True), 1, (5, 4)),
+    }
+    chex.assert_trees_all_equal(params, expected)
+
+
+def test_apply_with_outputs_records_layers_inside_combinators(key):
+    block = jaxnet.serial(jaxnet.Dense(4), jaxnet.Relu(), name="block")
+    model = jaxnet.serial(jaxnet.Dense(4), jaxnet.residual(block), jaxnet.Dense(2))
+    params, state = jaxnet.init_model(model, key, (3,))
+    x = jax.random.normal(key, (5, 3))
+    y, _, outputs = jaxnet.apply_with_outputs(model, params, state, x)
+    # The top level first, as diagnostics read it; then the layers inside, parents first.
+    assert list(outputs) == [
+        "dense_0",
+        "residual_1",
+        "dense_2",
+        "residual_1/block_0",
+        "residual_1/block_0/dense_0",
+        "residual_1/block_0/relu_1",
+    ]
+    p = params["dense_0"]
+    h = x @ p["w"] + p["b"]
+    inner = params["residual_1"]["block_0"]["dense_0"]
+    np.testing.assert_allclose(
+        outputs["residual_1/block_0/dense_0"], h @ inner["w"] + inner["b"], rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        outputs["residual_1"], jnp.maximum(h @ inner["w"] + inner["b"], 0) + h, rtol=1e-5
+    )
+    np.testing.assert_array_equal(outputs["dense_2"], y)
+    single = jaxnet.Dense(2)
+    _, p1, s1 = single.init(key, (3,))
+    assert list(jaxnet.apply_with_outputs(single, p1, s1, x)[2]) == ["dense"]

@@ -73,3 +73,56 @@ def test_dense_accepts_a_name_or_a_function_and_records_it(key):
 def test_dtype_is_a_parameter(key):
     w = init.glorot_uniform(key, (3, 4), jnp.bfloat16)
     assert w.dtype == jnp.bfloat16
+
+
+def test_recommended_for_follows_the_course_notes():
+    """The notes: He for ReLU and leaky ReLU, LeCun for SELU and ELU, Glorot for softmax,
+    logistic and tanh (and for a linear layer)."""
+    expected = {
+        "relu": "he_normal",
+        "leaky_relu": "he_normal",
+        "selu": "lecun_normal",
+        "elu": "lecun_normal",
+        "softmax": "glorot_uniform",
+        "logistic": "glorot_uniform",
+        "sigmoid": "glorot_uniform",
+        "tanh": "glorot_uniform",
+        None: "glorot_uniform",
+        "linear": "glorot_uniform",
+    }
+    assert {a: init.recommended_for(a) for a in expected} == expected
+    assert all(init.recommended_for(a) for a in jaxnet.activations.NAMES)  # every activation
+    with pytest.raises(jaxnet.errors.ConfigError, match="mish"):
+        init.recommended_for("mish")
+    recipe = jaxnet.classifier_mlp(3, activation="elu")  # recipes read the same table
+    assert recipe.model.info["children"]["dense_0"].info["kernel_init"] == "lecun_normal"
+
+
+@pytest.mark.parametrize(
+    "initializer",
+    [
+        init.he_normal,
+        init.xavier_uniform,
+        init.zeros,
+        init.ones,
+        init.normal(0.3),
+        init.constant(-0.5),
+        init.orthogonal(2.0),
+        init.variance_scaling(0.5, "fan_out", "uniform"),
+    ],
+    ids=lambda f: f.__name__,
+)
+def test_named_initializers_are_rebuilt_from_their_spec(initializer):
+    spec = init.spec_of(initializer)
+    assert isinstance(spec, str)
+    key = jax.random.key(4)
+    np.testing.assert_array_equal(init.get(spec)(key, (6, 5)), initializer(key, (6, 5)))
+
+
+def test_custom_initializers_have_no_spec():
+    def mine(key, shape, dtype=jnp.float32):
+        return jnp.ones(shape, dtype)
+
+    assert isinstance(init.spec_of(mine), jaxnet.core.Unrecorded)
+    with pytest.raises(jaxnet.errors.ConfigError, match="normal"):
+        init.get("normal(")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from jaxnet.core import serial
-from jaxnet.errors import ShapeError
+from jaxnet.errors import ConfigError, ShapeError
 from jaxnet.layers.dense import Dense
 from jaxnet.layers.recurrent import (
     RNN,
@@ -275,3 +275,15 @@ def test_bad_inputs_name_the_layer(key):
         RNN(cell).init(key, (FEATURES,))
     with pytest.raises(ShapeError, match="mask of shape"):
         RNN(cell).init(key, {"x": (TIME, FEATURES), "mask": (TIME + 1,)})
+
+
+@pytest.mark.parametrize("make", [SimpleRNNCell, GRUCell, LSTMCell])
+def test_cells_name_errors_and_their_rnn_by_their_own_name(make):
+    with pytest.raises(ConfigError, match="units must be") as info:
+        make(0, name="encoder")
+    assert info.value.path == ("encoder",)
+    layer = RNN(make(3, name="encoder"))
+    assert layer.name == "encoder"
+    with pytest.raises(ShapeError) as info:
+        layer.init(jax.random.key(0), (FEATURES,))
+    assert info.value.path == ("encoder",)

@@ -24,6 +24,7 @@ from jaxnet.regularizers import (
     project,
     unit_norm,
 )
+from jaxnet.topology import branch, residual
 from jaxnet.train.fit import fit
 from jaxnet.train.step import make_loss, make_train_step
 
@@ -241,3 +242,28 @@ def test_recipes_return_a_kernel_penalty(key):
     np.testing.assert_allclose(jax.jit(recipe.penalty)(params), expected, rtol=1e-6)
     assert classifier_mlp(3).penalty is None and regression_mlp(1).penalty is None
     assert regression_mlp(1, l2=0.1).penalty is not None
+
+
+def test_activity_penalty_inside_combinators_counts_each_layer_once(key):
+    """The penalty is read from the recorded outputs wherever the layer sits, not from state."""
+    block = serial(Dense(4), ActivityRegularization(l2=0.5), name="block")
+    model = serial(
+        Dense(4), residual(block), branch(ActivityRegularization(l1=0.2), Dense(2)), name="net"
+    )
+    params, state = init_model(model, key, (3,))
+    assert jax.tree.leaves(state) == []  # no state entry carries the penalty
+    x = jax.random.normal(key, (6, 3))
+    y = jax.random.normal(jax.random.fold_in(key, 1), (6, 2))
+
+    def loss(predictions, targets):
+        return jnp.mean((predictions[1] - targets) ** 2)
+
+    wrapped = serial(model, name="outer")  # and one level deeper
+    objective = make_loss(wrapped, loss)
+    total, (_, _, data_loss, _) = objective({"net_0": params}, {"net_0": state}, x, y, None)
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+    h = np.asarray(x, np.float64) @ p["dense_0"]["w"] + p["dense_0"]["b"]
+    inner = p["residual_1"]["block_0"]["dense_0"]
+    g = h @ inner["w"] + inner["b"]
+    expected = 0.5 * (g**2).sum() / 6 + 0.2 * np.abs(g + h).sum() / 6
+    np.testing.assert_allclose(total - data_loss, expected, rtol=1e-5)

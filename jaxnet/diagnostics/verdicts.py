@@ -38,7 +38,7 @@ import numpy as np
 
 from jaxnet.core import Layer
 from jaxnet.diagnostics.stats import activation_of, stats_at_init
-from jaxnet.recipes import initializer_for
+from jaxnet.init import recommended_for
 
 # A remedy printed by several verdicts; the code after the colon runs as is with `from jaxnet import
 # optim` and the user's optimizer.
@@ -178,12 +178,6 @@ def describe(model: Layer | None, names: Sequence[str]) -> dict:
     }
 
 
-def recommended_init(activation: str | None) -> str:
-    """The textbook pairing (:func:`jaxnet.recipes.initializer_for`): He for the ReLU family,
-    LeCun for SELU, Glorot otherwise."""
-    return initializer_for(activation or "linear")
-
-
 def _init_family(name: str | None) -> str | None:
     if not name:
         return None
@@ -200,7 +194,7 @@ def _init_family(name: str | None) -> str | None:
 def _mismatched_init(facts: list[LayerFacts]) -> list[tuple[LayerFacts, str]]:
     out = []
     for fact in facts:
-        wanted = recommended_init(fact.activation)
+        wanted = recommended_for(fact.activation)
         if fact.kernel_init and _init_family(fact.kernel_init) != _init_family(wanted):
             out.append((fact, wanted))
     return out
@@ -221,7 +215,7 @@ def _span(layers: Sequence[str], facts: Sequence[LayerFacts] = ()) -> str:
 def _init_remedy(facts: list[LayerFacts]) -> list[str]:
     remedies = []
     for (activation, actual), group in _group(_mismatched_init(facts)).items():
-        wanted = recommended_init(activation)
+        wanted = recommended_for(activation)
         remedies.append(
             f"initialise the {activation} layers ({_span(group)}) with {wanted} instead of "
             f"{actual}: it keeps the signal's variance equal from layer to layer"

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnet import init as initializers
-from jaxnet.core import Layer
+from jaxnet.core import Layer, constructor_info
 from jaxnet.errors import ConfigError, ShapeError, check_range
 from jaxnet.layers._checks import check_floating, check_rank
 
@@ -176,6 +176,20 @@ def Conv(
     (``feature_group_count``; ``groups == in_channels`` is a depthwise convolution). Fans of the
     default ``glorot_uniform`` count the receptive field: ``fan_in = prod(kernel) * in / groups``.
     """
+    args = dict(
+        features=features,
+        kernel_size=kernel_size,
+        **({} if rank in (1, 2) else {"rank": rank}),
+        strides=strides,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        kernel_init=initializers.spec_of(kernel_init),
+        bias_init=initializers.spec_of(bias_init),
+        use_bias=use_bias,
+        dtype=jnp.dtype(dtype).name,
+        name=name,
+    )  # as given, for the description
     name = name or f"conv{rank}d"
     check_range(name, "features", features, 1)
     check_range(name, "groups", groups, 1)
@@ -239,6 +253,7 @@ def Conv(
         "kernel_init": initializers.name_of(kernel_init),
         "has_kernel": True,
         "receptive_field": math.prod(kernel_size),
+        **constructor_info(f"Conv{rank}D" if rank in (1, 2) else "Conv", **args),
     }
     return Layer(init, apply, name, info)
 

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnet import init as initializers
-from jaxnet.core import Layer
+from jaxnet.core import Layer, constructor_info
 from jaxnet.errors import ShapeError, check_range
 from jaxnet.layers._checks import check_floating, check_last_axis
 
@@ -57,5 +57,14 @@ def Dense(
         "units": units,
         "kernel_init": initializers.name_of(kernel_init),
         "has_kernel": True,
+        **constructor_info(
+            "Dense",
+            units=units,
+            kernel_init=initializers.spec_of(kernel_init),
+            bias_init=initializers.spec_of(bias_init),
+            use_bias=use_bias,
+            dtype=jnp.dtype(dtype).name,
+            name=name,
+        ),
     }
     return Layer(init, apply, name, info)

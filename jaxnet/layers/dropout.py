@@ -16,7 +16,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxnet.core import Layer
+from jaxnet.core import Layer, constructor_info
 from jaxnet.errors import ConfigError, ShapeError, check_range
 from jaxnet.layers._checks import check_floating
 from jaxnet.random import bernoulli, normal, random_bits
@@ -25,8 +25,9 @@ _SELU_ALPHA = 1.6732632423543772
 _SELU_SCALE = 1.0507009873554805
 
 
-def _noise_layer(name: str, noisy, info: dict) -> Layer:
-    """A shape-preserving layer that applies ``noisy(key, x)`` in training and nothing otherwise."""
+def _noise_layer(layer_type: str, name: str, noisy, **args) -> Layer:
+    """A shape-preserving layer that applies ``noisy(key, x)`` in training and nothing otherwise;
+    ``info`` holds ``args`` (``rate``, ``stddev``...) and the constructor call."""
 
     def init(key, input_shape):
         del key
@@ -45,7 +46,7 @@ def _noise_layer(name: str, noisy, info: dict) -> Layer:
             )
         return noisy(key, x), state
 
-    return Layer(init, apply, name, info)
+    return Layer(init, apply, name, {**args, **constructor_info(layer_type, **args, name=name)})
 
 
 def Dropout(rate: float, *, name: str = "dropout") -> Layer:
@@ -64,7 +65,7 @@ def Dropout(rate: float, *, name: str = "dropout") -> Layer:
         mask = bernoulli(key, keep, x.shape)
         return jnp.where(mask, x / jnp.asarray(keep, x.dtype), jnp.zeros((), x.dtype))
 
-    return _noise_layer(name, noisy, {"rate": rate})
+    return _noise_layer("Dropout", name, noisy, rate=rate)
 
 
 def GaussianDropout(rate: float, *, name: str = "gaussian_dropout") -> Layer:
@@ -78,7 +79,7 @@ def GaussianDropout(rate: float, *, name: str = "gaussian_dropout") -> Layer:
     def noisy(key, x):
         return x * (1.0 + stddev * normal(key, x.shape, x.dtype))
 
-    return _noise_layer(name, noisy, {"rate": rate})
+    return _noise_layer("GaussianDropout", name, noisy, rate=rate)
 
 
 def GaussianNoise(stddev: float, *, name: str = "gaussian_noise") -> Layer:
@@ -88,7 +89,7 @@ def GaussianNoise(stddev: float, *, name: str = "gaussian_noise") -> Layer:
     def noisy(key, x):
         return x + stddev * normal(key, x.shape, x.dtype)
 
-    return _noise_layer(name, noisy, {"stddev": stddev})
+    return _noise_layer("GaussianNoise", name, noisy, stddev=stddev)
 
 
 def AlphaDropout(rate: float, *, name: str = "alpha_dropout") -> Layer:
@@ -110,7 +111,7 @@ def AlphaDropout(rate: float, *, name: str = "alpha_dropout") -> Layer:
         dropped_value = jnp.asarray(saturation, x.dtype)
         return (a * jnp.where(kept, x, dropped_value) + b).astype(x.dtype)
 
-    return _noise_layer(name, noisy, {"rate": rate})
+    return _noise_layer("AlphaDropout", name, noisy, rate=rate)
 
 
 def RandomShift(max_shift: int, *, name: str = "random_shift") -> Layer:
@@ -139,4 +140,4 @@ def RandomShift(max_shift: int, *, name: str = "random_shift") -> Layer:
 
         return jax.vmap(shift_one)(padded, shifts)
 
-    return _noise_layer(name, noisy, {"max_shift": max_shift})
+    return _noise_layer("RandomShift", name, noisy, max_shift=max_shift)

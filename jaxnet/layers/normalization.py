@@ -18,7 +18,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxnet.core import Layer
+from jaxnet.core import Layer, constructor_info
 from jaxnet.errors import ConfigError, ShapeError, check_range
 from jaxnet.layers._checks import check_floating
 
@@ -133,7 +133,22 @@ def BatchNorm(
         }
         return y, new_state
 
-    info = {"momentum": momentum, "epsilon": epsilon, "axis": axis, "normalization": "batch"}
+    info = {
+        "momentum": momentum,
+        "epsilon": epsilon,
+        "axis": axis,
+        "normalization": "batch",
+        **constructor_info(
+            "BatchNorm",
+            momentum=momentum,
+            epsilon=epsilon,
+            center=center,
+            scale=scale,
+            axis=axis,
+            dtype=jnp.dtype(dtype).name,
+            name=name,
+        ),
+    }
     return Layer(init, apply, name, info)
 
 
@@ -172,5 +187,18 @@ def LayerNorm(
         var = jnp.mean(jnp.square(x32 - mean), axis=feature_axis, keepdims=True)
         return _normalize(x, mean, var, params, epsilon, feature_axis), state
 
-    info = {"epsilon": epsilon, "axis": axis, "normalization": "layer"}
+    info = {
+        "epsilon": epsilon,
+        "axis": axis,
+        "normalization": "layer",
+        **constructor_info(
+            "LayerNorm",
+            epsilon=epsilon,
+            center=center,
+            scale=scale,
+            axis=axis,
+            dtype=jnp.dtype(dtype).name,
+            name=name,
+        ),
+    }
     return Layer(init, apply, name, info)

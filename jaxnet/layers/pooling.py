@@ -15,7 +15,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxnet.core import Layer
+from jaxnet.core import Layer, constructor_info
 from jaxnet.errors import ShapeError
 from jaxnet.layers.conv import as_tuple, normalize_padding, output_length
 
@@ -30,7 +30,7 @@ def _check_spatial(name: str, shape, rank: int | None = None) -> None:
         )
 
 
-def _window_layer(kind: str, window, strides, padding, name: str) -> Layer:
+def _window_layer(layer_type: str, kind: str, window, strides, padding, name: str) -> Layer:
     """Shared body of :func:`MaxPool` and :func:`AvgPool`; the spatial rank comes from the input."""
 
     def config(rank: int):
@@ -72,7 +72,8 @@ def _window_layer(kind: str, window, strides, padding, name: str) -> Layer:
         count = jax.lax.reduce_window(jnp.ones_like(x), 0.0, jax.lax.add, dims, steps, pads)
         return total / count, state
 
-    return Layer(init, apply, name, {"window": window, "strides": strides, "padding": padding})
+    args = {"window": window, "strides": strides, "padding": padding}
+    return Layer(init, apply, name, {**args, **constructor_info(layer_type, **args, name=name)})
 
 
 def _pads_needed(sizes, window, pad) -> bool:
@@ -104,16 +105,16 @@ def MaxPool(window=2, strides=None, padding="VALID", name: str = "max_pool") -> 
     The gradient flows only to each window's maximum (split equally between tied maxima when
     windows do not overlap, as ``jnp.max`` does; to one of them otherwise, as ``reduce_window``).
     """
-    return _window_layer("max", window, strides, padding, name)
+    return _window_layer("MaxPool", "max", window, strides, padding, name)
 
 
 def AvgPool(window=2, strides=None, padding="VALID", name: str = "avg_pool") -> Layer:
     """The mean of each ``window``; with padding, the mean of the real entries only (Keras'
     convention; Flax's ``avg_pool(count_include_pad=False)``)."""
-    return _window_layer("avg", window, strides, padding, name)
+    return _window_layer("AvgPool", "avg", window, strides, padding, name)
 
 
-def _global_layer(reduce, name: str) -> Layer:
+def _global_layer(layer_type: str, reduce, name: str) -> Layer:
     def init(key, input_shape):
         del key
         _check_spatial(name, input_shape)
@@ -124,18 +125,18 @@ def _global_layer(reduce, name: str) -> Layer:
         _check_spatial(name, x.shape[1:])
         return reduce(x, axis=tuple(range(1, x.ndim - 1))), state
 
-    return Layer(init, apply, name, {})
+    return Layer(init, apply, name, constructor_info(layer_type, name=name))
 
 
 def GlobalMaxPool(name: str = "global_max_pool") -> Layer:
     """``(batch, *spatial, channels) -> (batch, channels)``: each channel's maximum."""
-    return _global_layer(jnp.max, name)
+    return _global_layer("GlobalMaxPool", jnp.max, name)
 
 
 def GlobalAvgPool(name: str = "global_avg_pool") -> Layer:
     """``(batch, *spatial, channels) -> (batch, channels)``: each channel's mean (the 'global
     pooling' that replaces a large dense layer on top of a CNN)."""
-    return _global_layer(jnp.mean, name)
+    return _global_layer("GlobalAvgPool", jnp.mean, name)
 
 
 def UpSample(factor=2, name: str = "upsample") -> Layer:
@@ -160,4 +161,5 @@ def UpSample(factor=2, name: str = "upsample") -> Layer:
             x = jnp.repeat(x, k, axis=axis)
         return x, state
 
-    return Layer(init, apply, name, {"factor": factor})
+    info = {"factor": factor, **constructor_info("UpSample", factor=factor, name=name)}
+    return Layer(init, apply, name, info)

@@ -34,9 +34,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxnet import activations
 from jaxnet import init as initializers
 from jaxnet.activations import sigmoid
-from jaxnet.core import Layer
+from jaxnet.core import Layer, apply_child, combinator, constructor_info, init_child
 from jaxnet.errors import ShapeError, check_range
 from jaxnet.layers._checks import check_floating
 
@@ -48,6 +49,8 @@ class Cell(NamedTuple):
     - ``project(params, x) -> x @ w_x + b``: the input half of every gate, any leading axes
     - ``step(params, carry, projected_t) -> (new_carry, output_t)``
     - ``initial_carry(batch_size, dtype) -> carry`` (zeros)
+
+    ``info`` records facts (``gates``) and the constructor call, like a :class:`Layer`'s.
     """
 
     init: Callable
@@ -57,6 +60,19 @@ class Cell(NamedTuple):
     units: int
     name: str
     info: Mapping = {}
+
+    def __repr__(self) -> str:
+        from jaxnet.description import constructor_repr  # description imports every layer
+
+        return constructor_repr(self)
+
+
+def _cell_info(cell_type: str, gates: int, **args) -> dict:
+    """A cell's ``info``: its gate count and its constructor call (initializers by name)."""
+    for key in ("kernel_init", "recurrent_init"):
+        args[key] = initializers.spec_of(args[key])
+    args["dtype"] = jnp.dtype(args["dtype"]).name
+    return {"gates": gates, **constructor_info(cell_type, **args)}
 
 
 def cell_step(cell: Cell, params, carry, x_t):
@@ -83,13 +99,19 @@ def project_inputs(params, x):
 def SimpleRNNCell(
     units: int,
     *,
-    activation: Callable = jnp.tanh,
+    activation: str | Callable = jnp.tanh,
     kernel_init="glorot_uniform",
     recurrent_init="orthogonal",
     dtype=jnp.float32,
+    name: str = "simple_rnn",
 ) -> Cell:
-    """Elman cell: ``h' = activation(x @ w_x + h @ w_h + b)``; the output is ``h'``."""
-    check_range("simple_rnn", "units", units, 1)
+    """Elman cell: ``h' = activation(x @ w_x + h @ w_h + b)``; the output is ``h'``.
+
+    ``activation`` is a function or an activation name (``"tanh"``, ``"relu"``).
+    """
+    check_range(name, "units", units, 1)
+    activation_spec = activations.spec_of(activation)
+    activation = activations.get(activation)
 
     def init(key, input_features):
         w_x, w_h = _dense_init(
@@ -104,7 +126,17 @@ def SimpleRNNCell(
     def initial_carry(batch_size, dtype=jnp.float32):
         return jnp.zeros((batch_size, units), dtype)
 
-    return Cell(init, project_inputs, step, initial_carry, units, "simple_rnn", {"gates": 1})
+    info = _cell_info(
+        "SimpleRNNCell",
+        1,
+        units=units,
+        activation=activation_spec,
+        kernel_init=kernel_init,
+        recurrent_init=recurrent_init,
+        dtype=dtype,
+        name=name,
+    )
+    return Cell(init, project_inputs, step, initial_carry, units, name, info)
 
 
 def GRUCell(
@@ -113,6 +145,7 @@ def GRUCell(
     kernel_init="glorot_uniform",
     recurrent_init="orthogonal",
     dtype=jnp.float32,
+    name: str = "gru",
 ) -> Cell:
     """Gated recurrent unit (Cho et al., 2014), the 'reset after' form of Flax/PyTorch/cuDNN::
 
@@ -120,7 +153,7 @@ def GRUCell(
     n = tanh(x W_xn + b_n + r * (h W_hn + b_hn))
     h' = (1 - z) * n + z * h
     """
-    check_range("gru", "units", units, 1)
+    check_range(name, "units", units, 1)
 
     def init(key, input_features):
         w_x, w_h = _dense_init(
@@ -145,7 +178,16 @@ def GRUCell(
     def initial_carry(batch_size, dtype=jnp.float32):
         return jnp.zeros((batch_size, units), dtype)
 
-    return Cell(init, project_inputs, step, initial_carry, units, "gru", {"gates": 3})
+    info = _cell_info(
+        "GRUCell",
+        3,
+        units=units,
+        kernel_init=kernel_init,
+        recurrent_init=recurrent_init,
+        dtype=dtype,
+        name=name,
+    )
+    return Cell(init, project_inputs, step, initial_carry, units, name, info)
 
 
 def LSTMCell(
@@ -155,6 +197,7 @@ def LSTMCell(
     recurrent_init="orthogonal",
     unit_forget_bias: bool = True,
     dtype=jnp.float32,
+    name: str = "lstm",
 ) -> Cell:
     """Long short-term memory (Hochreiter & Schmidhuber, 1997); carry ``(c, h)`` as in Flax::
 
@@ -164,7 +207,7 @@ def LSTMCell(
     ``unit_forget_bias`` starts the forget-gate bias at 1 (Keras' default; Jozefowicz et al., 2015)
     so the cell remembers by default early in training.
     """
-    check_range("lstm", "units", units, 1)
+    check_range(name, "units", units, 1)
 
     def init(key, input_features):
         w_x, w_h = _dense_init(
@@ -186,7 +229,17 @@ def LSTMCell(
         zeros = jnp.zeros((batch_size, units), dtype)
         return zeros, zeros
 
-    return Cell(init, project_inputs, step, initial_carry, units, "lstm", {"gates": 4})
+    info = _cell_info(
+        "LSTMCell",
+        4,
+        units=units,
+        kernel_init=kernel_init,
+        recurrent_init=recurrent_init,
+        unit_forget_bias=unit_forget_bias,
+        dtype=dtype,
+        name=name,
+    )
+    return Cell(init, project_inputs, step, initial_carry, units, name, info)
 
 
 def _split_input(name: str, inputs):
@@ -296,22 +349,22 @@ def RNN(
 
     >>> model = serial(RNN(GRUCell(32), return_sequences=True), RNN(GRUCell(32)), Dense(1))
     """
-    name = name or cell.name
+    layer_name = name or cell.name
 
     def init(key, input_shape):
-        time, features = _sequence_shape(name, input_shape)
+        time, features = _sequence_shape(layer_name, input_shape)
         params = cell.init(key, features)
         return ((time, cell.units) if return_sequences else (cell.units,)), params, {}
 
     def apply(params, state, inputs, *, key=None, train=False):
         del key, train
-        x, mask = _split_input(name, inputs)
+        x, mask = _split_input(layer_name, inputs)
         expected = params["w_x"].shape[0]
         if x.shape[-1] != expected:
             raise ShapeError(
                 f"expected inputs with {expected} features on the last axis, "
                 f"got shape {tuple(x.shape)}",
-                (name,),
+                (layer_name,),
             )
         _, outputs, last = scan_cell(cell, params, x, mask, reverse=reverse)
         return (outputs if return_sequences else last), state
@@ -321,8 +374,11 @@ def RNN(
         "cell": cell.name,
         "return_sequences": return_sequences,
         "reverse": reverse,
+        **constructor_info(
+            "RNN", cell=cell, return_sequences=return_sequences, reverse=reverse, name=name
+        ),
     }
-    return Layer(init, apply, name, info)
+    return Layer(init, apply, layer_name, info)
 
 
 def Bidirectional(
@@ -330,28 +386,53 @@ def Bidirectional(
 ) -> Layer:
     """Two RNNs, one reading forwards and one backwards; outputs concatenated ``[fw, bw]``.
 
-    Params ``{"forward": ..., "backward": ...}``. Without ``return_sequences`` the output is
+    Params ``{"forward": ..., "backward": ...}`` (the children ``RNN`` layers, keys
+    ``fold_in(key, 0)`` and ``fold_in(key, 1)``). Without ``return_sequences`` the output is
     ``[fw at the last real step, bw at step 0]``, i.e. each direction's summary of the whole
     sequence; with it, ``(batch, time, units_fw + units_bw)`` aligned with the input.
     """
-    forward = RNN(cell_fw, return_sequences=return_sequences, name=name)
-    backward = RNN(cell_bw, return_sequences=return_sequences, reverse=True, name=name)
+    children = {
+        "forward": RNN(cell_fw, return_sequences=return_sequences, name="forward"),
+        "backward": RNN(cell_bw, return_sequences=return_sequences, reverse=True, name="backward"),
+    }
 
     def init(key, input_shape):
-        fw_shape, fw_params, _ = forward.init(jax.random.fold_in(key, 0), input_shape)
-        bw_shape, bw_params, _ = backward.init(jax.random.fold_in(key, 1), input_shape)
-        out = (*fw_shape[:-1], fw_shape[-1] + bw_shape[-1])
-        return out, {"forward": fw_params, "backward": bw_params}, {}
+        params, shapes = {}, []
+        for i, (child_name, child) in enumerate(children.items()):
+            shape, params[child_name], _ = init_child(name, child_name, i, child, key, input_shape)
+            shapes.append(shape)
+        (*time, fw_units), (*_, bw_units) = shapes
+        return (*time, fw_units + bw_units), params, {}
 
-    def apply(params, state, inputs, *, key=None, train=False):
-        del key, train
-        y_fw, _ = forward.apply(params["forward"], {}, inputs)
-        y_bw, _ = backward.apply(params["backward"], {}, inputs)
-        return jnp.concatenate([y_fw, y_bw], axis=-1), state
+    def apply_with_outputs(params, state, inputs, *, key=None, train=False):
+        ys, outputs = [], {}
+        for i, (child_name, child) in enumerate(children.items()):
+            y, _ = apply_child(
+                name,
+                child_name,
+                i,
+                child,
+                params[child_name],
+                {},
+                inputs,
+                key=key,
+                train=train,
+                outputs=outputs,
+            )
+            ys.append(y)
+        return jnp.concatenate(ys, axis=-1), state, outputs
 
     info = {
         "units": cell_fw.units + cell_bw.units,
         "cells": (cell_fw.name, cell_bw.name),
         "return_sequences": return_sequences,
+        "children": children,
+        **constructor_info(
+            "Bidirectional",
+            cell_fw=cell_fw,
+            cell_bw=cell_bw,
+            return_sequences=return_sequences,
+            name=name,
+        ),
     }
-    return Layer(init, apply, name, info)
+    return combinator(init, apply_with_outputs, name, info)

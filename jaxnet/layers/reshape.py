@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from jaxnet.core import Layer
+from jaxnet.core import Layer, constructor_info
 
 
 def Flatten(name: str = "flatten") -> Layer:
@@ -18,4 +18,4 @@ def Flatten(name: str = "flatten") -> Layer:
         del params, key, train
         return x.reshape(x.shape[0], -1), state
 
-    return Layer(init, apply, name, {})
+    return Layer(init, apply, name, constructor_info("Flatten", name=name))

@@ -5,17 +5,12 @@
 
 from __future__ import annotations
 
+from jaxnet.init import recommended_for
 from jaxnet.studies.spec import Study, grid
 
-# The textbook's pairing: He for the ReLU family, LeCun for SELU and ELU, Glorot for the
-# saturating ones. (jaxnet.recipes.initializer_for pairs ELU with He instead.)
+# Each activation with its matched initializer (jaxnet.init.recommended_for, the one table).
 MATCHED_INIT = {
-    "logistic": "glorot_uniform",
-    "tanh": "glorot_uniform",
-    "relu": "he_normal",
-    "leaky_relu": "he_normal",
-    "elu": "lecun_normal",
-    "selu": "lecun_normal",
+    a: recommended_for(a) for a in ("logistic", "tanh", "relu", "leaky_relu", "elu", "selu")
 }
 
 ACTIVATIONS = Study(

@@ -68,8 +68,8 @@ def make_loss(model: Layer, loss_fn: Callable, penalty: Callable | None = None, 
     ``aux = (predictions, new_state, data_loss, outputs)`` where ``outputs`` maps each child of a
     :func:`~jaxnet.serial` model to its output (what diagnostics read).
     ``penalty(params) -> scalar``
-    (e.g. an L2 term) is added to the data loss, and so is every ``"activity_penalty"`` entry of the
-    new state (written by :func:`~jaxnet.regularizers.ActivityRegularization` layers).
+    (e.g. an L2 term) is added to the data loss, and so is the activity penalty of every
+    :func:`~jaxnet.regularizers.ActivityRegularization` layer, computed from ``outputs``.
 
     Mixed precision: with ``compute_dtype=jnp.bfloat16`` the forward and backward passes run in
     bfloat16 on a bfloat16 copy of the float32 params (the "master weights"), while the loss, the
@@ -92,7 +92,7 @@ def make_loss(model: Layer, loss_fn: Callable, penalty: Callable | None = None, 
             new_state = jax.tree.map(lambda new, old: new.astype(old.dtype), new_state, state)
         data_loss = loss_fn(predictions, y)
         total = data_loss if penalty is None else data_loss + penalty(params)
-        total = total + activity_penalty(new_state)
+        total = total + activity_penalty(model, outputs)
         return total, (predictions, new_state, data_loss, outputs)
 
     return objective
