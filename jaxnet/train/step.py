@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from jaxnet.core import Layer, apply_with_outputs, init_model
 from jaxnet.optim import apply_updates
+from jaxnet.train import parallel
 
 
 class TrainState(NamedTuple):
@@ -234,7 +235,9 @@ def epoch_means(logs):
     return jax.tree.map(jnp.mean, logs)
 
 
-def make_chunk(model: Layer, loss_fn: Callable, optimizer, metrics=None, **step_options):
+def make_chunk(
+    model: Layer, loss_fn: Callable, optimizer, metrics=None, *, mesh=None, **step_options
+):
     """``chunk(train_state, x, y, rows) -> (train_state, logs, probes)``: one step per row of
     example indices ``rows`` (``(K, batch)``), each gathering its batch from ``x``/``y``.
 
@@ -242,14 +245,25 @@ def make_chunk(model: Layer, loss_fn: Callable, optimizer, metrics=None, **step_
     when it runs in chunks) or one chunk of batches read from a source. ``logs`` stay per step
     (leading axis ``K``) so an epoch's means can be taken over all its chunks
     (:func:`epoch_means`); ``step_options`` as in :func:`make_steps`.
+
+    With a ``mesh`` (data parallelism, :mod:`jaxnet.train.parallel`), ``x``/``y`` are split by
+    rows across its ``"data"`` axis and each device gathers its share of every batch from its
+    own rows: ``rows[:, s * b:(s + 1) * b]`` (``b = batch / devices``) index device ``s``'s rows.
+    No example crosses devices; XLA adds the gradient all-reduce.
     """
+    if mesh is not None:
+        step_options.setdefault("batch_sharding", parallel.batch_sharded(mesh))
     run = make_steps(model, loss_fn, optimizer, metrics, **step_options)
 
-    def chunk(ts: TrainState, x, y, rows):
-        def gather(index):
-            return jax.tree.map(lambda a: jnp.take(a, index, axis=0), (x, y))
+    def take(data, index):
+        return jax.tree.map(lambda a: jnp.take(a, index, axis=0), data)
 
-        return run(ts, rows, gather)
+    if mesh is not None:
+        spec = jax.sharding.PartitionSpec(parallel.DATA_AXIS)
+        take = jax.shard_map(take, mesh=mesh, in_specs=(spec, spec), out_specs=spec)
+
+    def chunk(ts: TrainState, x, y, rows):
+        return run(ts, rows, lambda index: take((x, y), index))
 
     return chunk
 
@@ -262,6 +276,7 @@ def make_epoch(
     metrics=None,
     *,
     shuffle: bool = True,
+    mesh=None,
     **step_options,
 ):
     """``epoch(train_state, x, y, order=None) -> (train_state, logs, probes)``: one program.
@@ -272,16 +287,20 @@ def make_epoch(
     ``batch_sharding``); ``x``/``y`` (arrays or pytrees of arrays) stay on the device. The last
     ``n % batch_size`` examples of each (shuffled) epoch are dropped, so every step has the same
     shape; shuffling makes a different remainder drop each epoch. ``logs`` are the epoch means of
-    the per-step loss and metrics; ``probes`` as in :func:`make_steps`. Wrap in ``jax.jit``
-    (``fit`` does).
+    the per-step loss and metrics; ``probes`` as in :func:`make_steps`. With a ``mesh``, ``x``
+    and ``y`` are split by rows across devices and each device shuffles and gathers its own
+    (:func:`sharded_epoch_rows`). Wrap in ``jax.jit`` (``fit`` does).
     """
-    chunk = make_chunk(model, loss_fn, optimizer, metrics, **step_options)
+    chunk = make_chunk(model, loss_fn, optimizer, metrics, mesh=mesh, **step_options)
 
     def epoch(ts: TrainState, x, y, order=None):
         n = jax.tree.leaves(x)[0].shape[0]
-        if order is None:
-            order = epoch_order(ts, n, batch_size, shuffle)
-        ts, logs, probes = chunk(ts, x, y, epoch_rows(order, batch_size))
+        if mesh is not None:
+            rows = sharded_epoch_rows(ts, n, mesh.shape[parallel.DATA_AXIS], batch_size, shuffle)
+        else:
+            order = epoch_order(ts, n, batch_size, shuffle) if order is None else order
+            rows = epoch_rows(order, batch_size)
+        ts, logs, probes = chunk(ts, x, y, rows)
         return ts, epoch_means(logs), probes
 
     return epoch
@@ -292,6 +311,26 @@ def epoch_order(ts: TrainState, n: int, batch_size: int, shuffle: bool = True):
     if not shuffle:
         return jnp.arange(n)
     return jax.random.permutation(shuffle_key(ts, ts.step // (n // batch_size)), n)
+
+
+def sharded_epoch_rows(ts: TrainState, n: int, shards: int, batch_size: int, shuffle=True):
+    """The epoch's batches for ``n`` examples split into ``shards`` equal row blocks, one per
+    device: ``(n_batches, batch_size)`` local row indices, shard ``s`` in columns
+    ``s * b:(s + 1) * b`` (``b = batch_size // shards``). Each shard is shuffled with its own key
+    (``fold_in(shuffle key, s)``); a single shard visits its rows in :func:`epoch_order`."""
+    if shards == 1:
+        return epoch_rows(epoch_order(ts, n, batch_size, shuffle), batch_size)
+    n_local, b = n // shards, batch_size // shards
+    n_batches = n_local // b
+    key = shuffle_key(ts, ts.step // n_batches)
+    if shuffle:
+        orders = jax.vmap(lambda s: jax.random.permutation(jax.random.fold_in(key, s), n_local))(
+            jnp.arange(shards)
+        )
+    else:
+        orders = jnp.tile(jnp.arange(n_local), (shards, 1))
+    blocks = orders[:, : n_batches * b].reshape(shards, n_batches, b)
+    return blocks.transpose(1, 0, 2).reshape(n_batches, shards * b)
 
 
 def epoch_rows(order, batch_size: int):
