@@ -4,7 +4,7 @@
 ``fit`` (through :class:`~jaxnet.diagnostics.GradientMonitor`) call inside the step. It returns a
 small pytree of scalars, keyed by the readable layer names of a :func:`~jaxnet.serial` model::
 
-    {"loss": scalar,
+    {"loss": scalar, "grad_global_norm": scalar,
      "layers": {"dense_0": {"grad_norm": ..., "update_ratio": ..., ...},
                 "relu_1":  {"activation_mean": ..., "dead_fraction": ..., ...}, ...}}
 
@@ -17,9 +17,14 @@ Statistics of a layer with parameters (over all of its parameter arrays together
 ``grad_zero_fraction`` fraction of gradient entries that are exactly 0
 ``grad_nonfinite``   number of gradient entries that are NaN or +-inf
 ``param_norm``       ``||w||_2`` (before the update)
-``update_norm``      ``||u||_2``, the optimizer's update (only when ``updates`` are given)
+``update_norm``      ``||u||_2``, the optimizer's update as applied to the weights
+                     (``apply_updates(w, u) - w``, see :func:`applied`; only with ``updates``)
 ``update_ratio``     ``||u||_2 / ||w||_2``; about 1e-3 per step is the usual healthy value
 ==================== ==========================================================================
+
+``grad_global_norm`` is ``sqrt(sum of every layer's ||g||^2)``: the norm that
+``clip_by_global_norm`` compares with its threshold, computed from the raw gradients (before any
+clipping in the optimizer).
 
 Statistics of an activation layer's output ``a`` of shape ``(batch, ..., units)``; a *unit* is one
 index of the last axis, so for feature maps a unit is a channel seen at every position:
@@ -57,6 +62,7 @@ import numpy as np
 
 from jaxnet.activations import kind_of
 from jaxnet.core import Layer
+from jaxnet.optim import apply_updates
 
 SATURATING = ("sigmoid", "logistic", "tanh")  # activations whose saturation is measured
 
@@ -71,32 +77,16 @@ def _rows(x):
     return x.reshape(1, 1) if x.ndim == 0 else x.reshape(-1, x.shape[-1])
 
 
-def row_sums(*arrays):
-    """``(k, rows)``: row sums of ``k`` same-shaped arrays (as matrices ``(-1, last axis)``).
-
-    One matrix-vector product ``[a_1; ...; a_k] @ ones``: XLA on CPU runs a plain float reduction
-    as one sequential chain of additions (it may not reorder them), while a product whose operand
-    is computed elementwise (``g * g``) is fused into one vectorised loop that reads a layer's
-    gradient, weight and update once. The short sums over rows are left to the caller (the host,
-    for a packed probe). Equal to ``jnp.sum`` up to the order of rounding.
-    """
-    rows = [_rows(jnp.asarray(a, jnp.float32)) for a in arrays]
-    stacked = jnp.concatenate(rows, axis=0) if len(rows) > 1 else rows[0]
-    ones = jnp.ones((stacked.shape[-1],), jnp.float32)
-    sums = jnp.dot(stacked, ones, precision=jax.lax.Precision.HIGHEST)
-    return sums.reshape(len(rows), -1)
-
-
 _MAGNITUDE = 0x7FFFFFFF  # float32 bits without the sign
 _INF_BITS = 0x7F800000  # bits of +inf; larger magnitudes are NaNs
 
 
-def row_magnitudes(x):
-    """Per row of ``x`` (a matrix): ``(max |x|, number of zeros, number of NaN/inf)``, one pass.
+def magnitudes(x, axes=None):
+    """``(max |x|, number of zeros, number of NaN/inf)`` over ``axes`` (default all), one pass.
 
     A float32's bits without the sign order like its magnitude (NaNs above ``inf``), so the max
-    and both counts are integer reductions, which XLA vectorises (a float max or sum it may not
-    reorder). A row's ``max |x|`` is NaN when it holds a NaN, like ``jnp.max(jnp.abs(x))``.
+    and both counts are one variadic integer reduction, which XLA vectorises. ``max |x|`` is NaN
+    where ``x`` holds a NaN, like ``jnp.max(jnp.abs(x))``; the counts are int32.
     """
     bits = jax.lax.bitcast_convert_type(jnp.asarray(x, jnp.float32), jnp.int32) & _MAGNITUDE
     operands = (bits, (bits == 0).astype(jnp.int32), (bits >= _INF_BITS).astype(jnp.int32))
@@ -105,85 +95,116 @@ def row_magnitudes(x):
         return jnp.maximum(a[0], b[0]), a[1] + b[1], a[2] + b[2]
 
     zero = jnp.zeros((), jnp.int32)
-    largest, zeros, nonfinite = jax.lax.reduce(operands, (zero, zero, zero), combine, (1,))
+    axes = tuple(range(bits.ndim)) if axes is None else axes
+    largest, zeros, nonfinite = jax.lax.reduce(operands, (zero, zero, zero), combine, axes)
     return jax.lax.bitcast_convert_type(largest, jnp.float32), zeros, nonfinite
 
 
-# Statistics are computed in two halves: ``*_sums`` runs inside the compiled step and returns
-# raw per-row sums — every parameter array with the same last axis is stacked into one matrix, so
-# one fused product and one integer reduction cover them all (on CPU every small op is its own
-# kernel) — and ``finish_*`` turns them into the statistics, with ``xp`` = NumPy on the host for a
-# packed probe or ``jax.numpy`` inside a step, for any leading (step, model) axes.
+def _sum_of_squares(x):
+    """``sum x^2`` as one reduction fused with its square.
+
+    The barrier keeps XLA from sharing the square with an identical one elsewhere in the step
+    (Adam's ``g^2``): a shared square is written to memory and read back by both users.
+    """
+    x = jax.lax.optimization_barrier(jnp.asarray(x, jnp.float32))
+    return jnp.sum(jnp.square(x))
 
 
-def gradient_sums(layers: dict) -> tuple[dict, dict]:
+SMALL = 1 << 12  # arrays up to this many entries are reduced together, in rows of ROW entries
+ROW = 256
+
+
+def _in_rows(x):
+    """``x`` flattened and zero-padded into ``(rows, ROW)``; and the number of padding zeros."""
+    flat = jnp.ravel(jnp.asarray(x, jnp.float32))
+    pad = (-flat.size) % ROW
+    return jnp.pad(flat, (0, pad)).reshape(-1, ROW), pad
+
+
+# Statistics are computed in two halves: ``gradient_sums``/``activation_sums`` run inside the
+# compiled step and return raw sums, ``finish_*`` turn them into the statistics, with ``xp`` =
+# NumPy on the host for a packed probe or ``jax.numpy`` inside a step, for any leading (step,
+# model) axes. Inside the step each large parameter array is read where it lies, by one
+# reduction per sum (``g^2``, ``w^2``, ``u^2``, each fused with its square) and one integer pass
+# over ``g`` (``max |g|``, zeros, NaN/inf); nothing large is copied. The small arrays (biases, a
+# small MLP's weights), for which every kernel's fixed cost outweighs its work, are laid out
+# together in rows of ``ROW`` entries so that two reductions cover all of them.
+
+
+def gradient_sums(layers: dict) -> tuple[list, dict]:
     """``{name: (grads, params, updates or None)}`` -> ``(raw sums, layout)``.
 
-    ``raw[columns]`` holds, for the stacked rows of every array with that many columns,
-    ``squares`` ``(2 or 3, rows)`` (``g^2``, ``w^2``, ``u^2``) and the per-row ``max``/``zeros``/
-    ``nonfinite`` of the gradient; ``layout[columns]`` lists ``(layer, rows, size)`` in
-    stacking order (static, for :func:`finish_gradients`).
+    ``raw`` is a list of blocks ``{"squares": (2 or 3, rows), "max", "zeros", "nonfinite":
+    (rows,)}``: the sums of ``g^2``, ``w^2`` (and ``u^2``) and the per-row ``max |g|`` and zero
+    and NaN/inf counts of ``g``; a large array is a block of one row, the small arrays share one
+    block. ``layout`` (static, for :func:`finish_gradients`) holds each layer's ``sizes`` and,
+    per block, the ``(layer, first row, rows, padding zeros)`` of each array.
     """
-    groups: dict[int, list] = {}
+    blocks, spans, small, sizes = [], [], [], {}
     for name, (grads, params, updates) in layers.items():
         g, p = _leaves(grads), _leaves(params)
         u = _leaves(updates) if updates is not None else [None] * len(g)
+        sizes[name] = sum(a.size for a in g)
         for arrays in zip(g, p, u, strict=True):
-            groups.setdefault(_rows(arrays[0]).shape[-1], []).append((name, arrays))
-    raw, layout = {}, {}
-    for columns, members in groups.items():
+            if arrays[0].size <= SMALL:
+                small.append((name, arrays))
+                continue
+            squares = [_sum_of_squares(a) for a in arrays if a is not None]
+            largest, zeros, nonfinite = magnitudes(arrays[0])
+            blocks.append(
+                {
+                    "squares": jnp.stack(squares)[:, None],
+                    "max": largest[None],
+                    "zeros": zeros[None],
+                    "nonfinite": nonfinite[None],
+                }
+            )
+            spans.append([(name, 0, 1, 0)])
+    if small:
+        columns, span, start = [[], [], []], [], 0
+        for name, arrays in small:
+            for column, a in zip(columns, arrays, strict=True):
+                if a is not None:
+                    rows, pad = _in_rows(a)
+                    column.append(rows)
+            span.append((name, start, rows.shape[0], pad))
+            start += rows.shape[0]
+        stacked = jnp.stack([jnp.concatenate(c) for c in columns if c])  # (2 or 3, rows, ROW)
+        largest, zeros, nonfinite = magnitudes(stacked[0], axes=(1,))
+        squares = jnp.sum(jnp.square(stacked), axis=-1)
+        blocks.append({"squares": squares, "max": largest, "zeros": zeros, "nonfinite": nonfinite})
+        spans.append(span)
+    return blocks, {"sizes": sizes, "spans": spans}
 
-        def stack(i, members=members):
-            return jnp.concatenate([_rows(arrays[i]) for _, arrays in members], axis=0)
 
-        g, p = stack(0), stack(1)
-        squares = [g * g, p * p]
-        if members[0][1][2] is not None:
-            u = stack(2)
-            squares.append(u * u)
-        largest, zeros, nonfinite = row_magnitudes(g)
-        raw[columns] = {
-            "squares": row_sums(*squares),
-            "max": largest,
-            "zeros": zeros,
-            "nonfinite": nonfinite,
-        }
-        layout[columns] = [(name, _rows(a[0]).shape[0], a[0].size) for name, a in members]
-    return raw, layout
-
-
-def finish_gradients(raw: dict, layout: dict, xp=np) -> dict:
+def finish_gradients(raw: list, layout: dict, xp=np) -> dict:
     """``{layer: statistics}`` (see the module) from :func:`gradient_sums`."""
     parts: dict[str, list] = {}
-    for columns, members in layout.items():
-        sums, start = raw[columns], 0
-        for name, rows, size in members:
-            span = slice(start, start + rows)
-            start += rows
+    for block, span in zip(raw, layout["spans"], strict=True):
+        for name, start, rows, pad in span:
+            part = slice(start, start + rows)
             parts.setdefault(name, []).append(
                 (
-                    xp.sum(sums["squares"][..., span], axis=-1),
-                    xp.max(sums["max"][..., span], axis=-1),
-                    xp.sum(sums["zeros"][..., span], axis=-1),
-                    xp.sum(sums["nonfinite"][..., span], axis=-1),
-                    size,
+                    xp.sum(xp.asarray(block["squares"], xp.float32)[..., part], axis=-1),
+                    xp.max(xp.asarray(block["max"])[..., part], axis=-1),  # NaN propagates
+                    xp.sum(xp.asarray(block["zeros"], xp.float32)[..., part], axis=-1) - pad,
+                    xp.sum(xp.asarray(block["nonfinite"], xp.float32)[..., part], axis=-1),
                 )
             )
     stats = {}
-    for name, leaves in parts.items():
-        squares = sum(leaf[0] for leaf in leaves)  # (..., 2 or 3)
-        size = sum(leaf[4] for leaf in leaves)
-        largest = leaves[0][1]
-        for leaf in leaves[1:]:
-            largest = xp.maximum(largest, leaf[1])  # NaN propagates
+    for name, arrays in parts.items():
+        size = layout["sizes"][name]
+        squares = sum(a[0] for a in arrays)  # (..., 2 or 3)
+        largest = arrays[0][1]
+        for a in arrays[1:]:
+            largest = xp.maximum(largest, a[1])  # NaN propagates
         grad_norm, param_norm = xp.sqrt(squares[..., 0]), xp.sqrt(squares[..., 1])
-        zeros = xp.asarray(sum(leaf[2] for leaf in leaves), xp.float32)
         layer = {
             "grad_norm": grad_norm,
             "grad_rms": grad_norm / math.sqrt(size),
             "grad_max": largest,
-            "grad_zero_fraction": zeros / size,
-            "grad_nonfinite": xp.asarray(sum(leaf[3] for leaf in leaves), xp.float32),
+            "grad_zero_fraction": sum(a[2] for a in arrays) / size,
+            "grad_nonfinite": sum(a[3] for a in arrays),
             "param_norm": param_norm,
         }
         if squares.shape[-1] == 3:
@@ -193,8 +214,27 @@ def finish_gradients(raw: dict, layout: dict, xp=np) -> dict:
     return stats
 
 
+def global_norm_of(raw: list, xp=np):
+    """``sqrt(sum of every layer's ||g||^2)``: the global gradient norm, before any clipping."""
+    total = sum(xp.sum(xp.asarray(b["squares"], xp.float32)[..., 0, :], axis=-1) for b in raw)
+    return xp.sqrt(xp.asarray(total, xp.float32))
+
+
+def applied(params, updates):
+    """``apply_updates(params, updates) - params``: the change the update makes to the weights.
+
+    Equal to ``updates`` up to rounding in the parameters' dtype (an update too small to change
+    a float32 weight counts as 0, which it is). The probe measures this rather than ``updates``
+    because the step computes the same ``params + updates`` (XLA shares it), so the optimizer's
+    update is never written to memory for the probe alone: its norm reads the old and new
+    weights, which exist anyway.
+    """
+    return jax.tree.map(jnp.subtract, apply_updates(params, updates), params)
+
+
 def gradient_stats(grads, params, updates=None) -> dict:
     """Statistics of one layer's gradients, parameters and (optionally) updates: see the module."""
+    updates = None if updates is None else applied(params, updates)
     raw, layout = gradient_sums({"layer": (grads, params, updates)})
     return finish_gradients(raw, layout, jnp)["layer"]
 
@@ -229,19 +269,17 @@ def saturated_fraction(a, activation: str, threshold: float = 0.1, batch_fractio
 
 
 def activation_sums(a, activation: str, threshold: float = 0.1) -> dict:
-    """Raw sums of an activation ``a``: row sums of ``a`` and ``a^2`` (one fused product), and
-    per unit (integer column reductions) the largest value (ReLU) or the saturated count.
+    """Raw sums of an activation ``a``: ``sum a`` and ``sum a^2`` (two fused reductions), and per
+    unit (integer column reductions) the largest value (ReLU) or the saturated count.
     """
     m = _rows(jnp.asarray(a, jnp.float32))
     sums = {
-        "rows": row_sums(m, m * m),
+        "totals": jnp.stack([jnp.sum(m), _sum_of_squares(m)]),
         "examples": jnp.float32(m.shape[0]),
         "units": jnp.float32(m.shape[1]),
     }
     if kind_of(activation) == "relu":
-        # As int32, float32 bits order like the floats' signs: max <= 0 iff no entry is > 0.
-        bits = jax.lax.bitcast_convert_type(m, jnp.int32)
-        sums["largest"] = jnp.max(bits, axis=0)
+        sums["largest"] = jnp.max(m, axis=0)  # a unit is dead iff its largest output is <= 0
     if activation in SATURATING:
         sums["saturated"] = jnp.sum(_saturated(m, activation, threshold), axis=0, dtype=jnp.int32)
     return sums
@@ -249,7 +287,7 @@ def activation_sums(a, activation: str, threshold: float = 0.1) -> dict:
 
 def finish_activations(sums: dict, activation: str, batch_fraction: float = 0.9, xp=np) -> dict:
     """The statistics of :func:`activation_stats` from :func:`activation_sums`."""
-    totals = xp.sum(xp.asarray(sums["rows"]), axis=-1)  # (..., 2): sum of a, sum of a^2
+    totals = xp.asarray(sums["totals"])  # (..., 2): sum of a, sum of a^2
     examples, units = xp.asarray(sums["examples"]), xp.asarray(sums["units"])
     n = examples * units
     mean = totals[..., 0] / n
@@ -352,6 +390,7 @@ def make_probe(
         if single:
             grads, params = {model.name: grads}, {model.name: params}
             updates = None if updates is None else {model.name: updates}
+        updates = None if updates is None else applied(params, updates)
         trained = {
             name: (grads[name], params[name], None if updates is None else updates[name])
             for name in grads
@@ -374,7 +413,7 @@ def make_probe(
             layers[name] = {**layers.get(name, {}), **stats}
         order = {name: i for i, name in enumerate(children)}  # depth order for serial models
         layers = dict(sorted(layers.items(), key=lambda item: order.get(item[0], len(order))))
-        result = {"layers": layers}
+        result = {"layers": layers, "grad_global_norm": global_norm_of(raw["gradients"], xp)}
         if "loss" in raw:
             result["loss"] = raw["loss"]
         return result
