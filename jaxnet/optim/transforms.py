@@ -147,10 +147,17 @@ def scale_by_learning_rate(
       flip_sign: multiply by ``-learning_rate`` (default), turning a descent direction into an
         update for :func:`apply_updates`.
 
-    Unlike optax, the rate lives in the state (``ScaleByLearningRateState.learning_rate``), not in
-    the compiled program: changing it never recompiles (optax issue 577), it can differ per model
-    under ``vmap``, and :func:`get_hyperparameter` reads it back. The arithmetic is optax's: the
-    rate is cast to each update's dtype and multiplied in.
+    Unlike optax, a constant rate given as a Python (or NumPy) number lives in the state
+    (``ScaleByLearningRateState.learning_rate``), not in the compiled program: changing it with
+    :func:`set_hyperparameter` never recompiles (optax issue 577), it can differ per model under
+    ``vmap``, and :func:`get_hyperparameter` reads it back. A rate given as a JAX array (a
+    tracer inside ``optax.inject_hyperparams`` or a ``fit_many`` grid, or a concrete array) is
+    instead an input of every update: each update uses it and writes it to the state, so the
+    hyper-parameters that ``inject_hyperparams`` carries are what the step takes, and a
+    :func:`set_hyperparameter` on the inner state is overwritten (change the rate of such an
+    optimizer through its own input, e.g. ``state.hyperparams``). A schedule is recomputed from
+    the step count at each update. The arithmetic is optax's: the rate is cast to each update's
+    dtype and multiplied in.
     """
     if learning_rate is None:
         return identity()
@@ -174,15 +181,19 @@ def scale_by_learning_rate(
 
         return GradientTransformation(init, update)
 
+    given = isinstance(learning_rate, jax.Array)  # an input of each update (traced or not)
+
     def init_constant(params):
         del params
         return ScaleByLearningRateState(_count0(), _float_array(learning_rate))
 
     def update_constant(updates, state, params=None, **extra_args):
         del params, extra_args
-        step_size = sign * state.learning_rate
-        updates = jax.tree.map(lambda g: step_size.astype(g.dtype) * g, updates)
-        return updates, ScaleByLearningRateState(safe_increment(state.count), state.learning_rate)
+        rate = state.learning_rate
+        if given:
+            rate = jnp.asarray(learning_rate, rate.dtype)
+        updates = jax.tree.map(lambda g: (sign * rate).astype(g.dtype) * g, updates)
+        return updates, ScaleByLearningRateState(safe_increment(state.count), rate)
 
     return GradientTransformation(init_constant, update_constant)
 
