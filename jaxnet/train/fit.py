@@ -13,6 +13,7 @@ from jaxnet.compilation import run_once
 from jaxnet.core import Layer
 from jaxnet.errors import ConfigError, check_range
 from jaxnet.train import parallel
+from jaxnet.train.averaging import ema_callbacks, evaluating, wrap_optimizer
 from jaxnet.train.callbacks import Loop, call
 from jaxnet.train.checkpointing import Checkpoint
 from jaxnet.train.evaluate import make_validate
@@ -84,6 +85,8 @@ def fit(
     resume: bool = False,
     compute_dtype=None,
     mesh=None,
+    ema: float | None = None,
+    accumulate: int = 1,
 ) -> tuple[TrainState, History]:
     """Train ``model`` on ``(x, y)``; return the final :class:`TrainState` and the :class:`History`.
 
@@ -118,6 +121,12 @@ def fit(
       compute_dtype: ``jnp.bfloat16`` for mixed precision (float32 master weights and loss).
       mesh: a ``jax.sharding.Mesh`` from :func:`~jaxnet.train.parallel.data_parallel_mesh`: each
         batch is split across its devices, params replicated (data parallelism).
+      ema: keep an exponential moving average of the weights with this decay (e.g. ``0.999``):
+        validation scores the average, checkpoints hold it (in ``opt_state``) and the returned
+        state's ``params`` are the average (:mod:`jaxnet.train.averaging`).
+      accumulate: step the optimizer every ``accumulate`` batches on the mean of their
+        gradients (:func:`jaxnet.optim.multi_steps`); steps, logs and ``batch_size`` stay per
+        batch.
 
     ``history.compile_seconds`` is the time spent compiling the epoch program, kept apart from
     the per-epoch ``history["time"]``. An epoch with a non-finite loss or metric is not accepted
@@ -128,6 +137,7 @@ def fit(
     """
     check_range("fit", "epochs", epochs, 0)
     check_range("fit", "batch_size", batch_size, 1)
+    optimizer = wrap_optimizer(optimizer, ema=ema, accumulate=accumulate)
     feed = make_feed(x, y, batch_size=batch_size, validation_data=validation_data,
                      validation_split=validation_split, steps_per_epoch=steps_per_epoch,
                      steps_per_execution=steps_per_execution, shuffle=shuffle)  # fmt: skip
@@ -141,13 +151,14 @@ def fit(
                         compute_dtype=compute_dtype, batch_sharding=batch_sharding)  # fmt: skip
     validate = None
     if feed.validation is not None:
-        validate = make_validate(model, loss_fn, metrics, feed.validation)
+        validate = evaluating(make_validate(model, loss_fn, metrics, feed.validation), ema)
     if any(hasattr(callback, "on_probe") for callback in callbacks):
         raise ConfigError("a probe goes in fit(monitor=...), not in callbacks", ("fit",))
     callbacks = [
         *checkpoint_callbacks(checkpoint_dir, keep, resume),
         *([] if monitor is None else [monitor]),
         *callbacks,
+        *ema_callbacks(ema),
         *default_progress(epochs, verbose),
     ]
     loop = Loop(train_state, epochs, History(), feed.n_batches, feed.batch_size)
@@ -177,7 +188,7 @@ def fit(
             break
         loop.train_state = new_state
         if validate is not None:
-            val_logs = jax.device_get(validate(new_state.params, new_state.state))
+            val_logs = jax.device_get(validate(new_state))
             logs |= {f"val_{name}": float(val_logs[name]) for name in log_names}
         logs["time"] = time.perf_counter() - start
         loop.history.append(logs)
