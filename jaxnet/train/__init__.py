@@ -4,7 +4,8 @@
   (:mod:`jaxnet.train.step`, which also holds the key derivation ``step_key``/``shuffle_key``);
 - the loop: :func:`fit`, :func:`fit_many` (many models at once), :func:`evaluate`, :func:`predict`;
 - callbacks (:mod:`jaxnet.train.callbacks`'s protocol): :class:`EarlyStopping`,
-  :class:`Checkpoint`, progress and loggers;
+  :class:`ReduceLROnPlateau`, :class:`Checkpoint`, progress and loggers;
+- learning-rate range tests: :func:`lr_find` (many rates at once), :func:`lr_sweep` (one run);
 - gradients per example: :func:`per_example_gradients`, :func:`clipped_mean_gradient`.
 """
 
@@ -14,8 +15,10 @@ from jaxnet.train.early_stopping import EarlyStopping
 from jaxnet.train.evaluate import evaluate, make_evaluate, make_predict, predict
 from jaxnet.train.fit import History, fit
 from jaxnet.train.logging import CSVLogger, JSONLinesLogger, ProgressBar, TensorBoardLogger
+from jaxnet.train.lr_find import LRFinding, LRSweep, lr_find, lr_sweep
 from jaxnet.train.many import ManyResult, fit_many, model_slice
 from jaxnet.train.per_example import clipped_mean_gradient, per_example_gradients
+from jaxnet.train.plateau import ReduceLROnPlateau
 from jaxnet.train.step import TrainState, create_train_state, make_epoch, make_train_step
 
 __all__ = [
@@ -39,11 +42,17 @@ __all__ = [
     "Loop",
     "Checkpoint",
     "EarlyStopping",
+    "ReduceLROnPlateau",
     "PrintProgress",
     "ProgressBar",
     "CSVLogger",
     "JSONLinesLogger",
     "TensorBoardLogger",
+    # learning-rate range tests
+    "lr_find",
+    "lr_sweep",
+    "LRFinding",
+    "LRSweep",
     # gradients per example
     "per_example_gradients",
     "clipped_mean_gradient",
