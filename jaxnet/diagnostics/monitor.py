@@ -35,13 +35,18 @@ class GradientMonitor:
       model: the trained model (optional): lets the statistics find activation layers from
         ``info`` and the remedies name activations and initializers. Without it, activation layers
         are recognised by name (``relu_1``).
-      every: probe the first step of each chunk of ``every`` steps of an epoch. The default 10
-        costs about 0-10% of a small MLP's step on a CPU; 1 probes every step (+30-60% there,
-        see docs/diagnostics.md).
+      every: probe the first step of each chunk of ``every`` steps of an epoch (at least one step
+        per epoch). See docs/diagnostics.md for the cost per workload.
       stop_on_nonfinite: stop training at the first non-finite gradient (see above).
       verbose: print new findings as they appear.
       stream: where to print (default ``sys.stdout``).
+      histograms: also record each layer's ``grad_histogram`` (the counts of ``log2 |g|`` per
+        power of two, :func:`~jaxnet.diagnostics.stats.log2_histogram`), which
+        :class:`~jaxnet.train.logging.TensorBoardLogger` writes as histograms.
       **thresholds: passed to :func:`diagnose`.
+
+    ``history["grad_global_norm"]`` is the global norm of each probed step's gradients, before
+    any clipping by the optimizer.
     """
 
     def __init__(
@@ -52,6 +57,7 @@ class GradientMonitor:
         stop_on_nonfinite: bool = True,
         verbose: bool = True,
         stream=None,
+        histograms: bool = False,
         **thresholds,
     ):
         if every < 1:
@@ -60,8 +66,8 @@ class GradientMonitor:
             raise ConfigError(f"every must be >= 1, got {every!r}", ("GradientMonitor",))
         self.model, self.every = model, int(every)
         self.stop_on_nonfinite, self.verbose = stop_on_nonfinite, verbose
-        self.stream, self.thresholds = stream, thresholds
-        self.probe = make_probe(model, packed=True)
+        self.stream, self.thresholds, self.histograms = stream, thresholds, histograms
+        self.probe = make_probe(model, packed=True, histograms=histograms)
         self.reset()
 
     def reset(self) -> None:
@@ -90,6 +96,7 @@ class GradientMonitor:
                 "step": steps,
                 "epoch": np.full(steps.shape, epoch),
                 "loss": np.asarray(probes.get("loss", np.full(steps.shape, np.nan))),
+                "grad_global_norm": np.asarray(probes["grad_global_norm"]),
                 "layers": {
                     name: {stat: np.asarray(v) for stat, v in stats.items()}
                     for name, stats in probes["layers"].items()
@@ -123,13 +130,16 @@ class GradientMonitor:
     # -- results ---------------------------------------------------------------------------------
     @property
     def history(self) -> dict:
-        """``{"step", "epoch", "loss": (T,), "layers": {layer: {stat: (T,)}}}``, T probed steps.
+        """``{"step", "epoch", "loss", "grad_global_norm": (T,), "layers": {layer: {stat: (T,)}}}``,
+        T probed steps.
 
-        Layers are in depth order; ``dead_units`` is ``(T, units)``.
+        Layers are in depth order; ``dead_units`` is ``(T, units)``, ``grad_histogram``
+        ``(T, buckets)``.
         """
+        fields = ("step", "epoch", "loss", "grad_global_norm")
         if not self._chunks:
-            return {"step": np.zeros(0), "epoch": np.zeros(0), "loss": np.zeros(0), "layers": {}}
-        out = {k: np.concatenate([c[k] for c in self._chunks]) for k in ("step", "epoch", "loss")}
+            return {**{k: np.zeros(0) for k in fields}, "layers": {}}
+        out = {k: np.concatenate([c[k] for c in self._chunks]) for k in fields}
         names = self._chunks[-1]["layers"]
         out["layers"] = {
             name: {

@@ -20,6 +20,8 @@ Statistics of a layer with parameters (over all of its parameter arrays together
 ``update_norm``      ``||u||_2``, the optimizer's update as applied to the weights
                      (``apply_updates(w, u) - w``, see :func:`applied`; only with ``updates``)
 ``update_ratio``     ``||u||_2 / ||w||_2``; about 1e-3 per step is the usual healthy value
+``grad_histogram``   ``make_probe(histograms=True)`` only: ``(48,)`` counts of ``log2 |g|`` per
+                     bucket ``[e, e + 1)``, ``e = -40 .. 7`` (:func:`log2_histogram`)
 ==================== ==========================================================================
 
 ``grad_global_norm`` is ``sqrt(sum of every layer's ||g||^2)``: the norm that
@@ -98,6 +100,25 @@ def magnitudes(x, axes=None):
     axes = tuple(range(bits.ndim)) if axes is None else axes
     largest, zeros, nonfinite = jax.lax.reduce(operands, (zero, zero, zero), combine, axes)
     return jax.lax.bitcast_convert_type(largest, jnp.float32), zeros, nonfinite
+
+
+HISTOGRAM_LOW, HISTOGRAM_BINS = -40, 48
+HISTOGRAM_EDGES = np.arange(HISTOGRAM_LOW, HISTOGRAM_LOW + HISTOGRAM_BINS + 1)  # of log2 |g|
+
+
+def log2_histogram(x):
+    """``(HISTOGRAM_BINS,)`` int32: how many entries of ``x`` have ``log2 |x|`` in each bucket
+    ``[e, e + 1)`` of ``HISTOGRAM_EDGES`` (``2^-40`` to ``2^8``; smaller magnitudes fall in the
+    first bucket, larger in the last). Zeros (and subnormals, below ``1.2e-38``) and NaN/inf
+    are not counted (``grad_zero_fraction`` and ``grad_nonfinite`` count them). The bucket is
+    the float32 exponent field, read from the bits: no logarithm is computed.
+    """
+    bits = jax.lax.bitcast_convert_type(jnp.ravel(jnp.asarray(x, jnp.float32)), jnp.int32)
+    exponent = (bits >> 23) & 0xFF  # log2 |x| in [exponent - 127, exponent - 126)
+    bucket = jnp.clip(exponent - 127 - HISTOGRAM_LOW, 0, HISTOGRAM_BINS - 1)
+    counted = (exponent > 0) & (exponent < 0xFF)  # not zero (or subnormal), not NaN/inf
+    bucket = jnp.where(counted, bucket, HISTOGRAM_BINS)
+    return jnp.bincount(bucket, length=HISTOGRAM_BINS + 1)[:HISTOGRAM_BINS].astype(jnp.int32)
 
 
 def _sum_of_squares(x):
@@ -366,6 +387,7 @@ def make_probe(
     packed: bool = False,
     threshold: float = 0.1,
     batch_fraction: float = 0.9,
+    histograms: bool = False,
 ) -> Callable:
     """The probe ``probe(grads=, params=, updates=, outputs=, loss=) -> stats`` for training hooks.
 
@@ -373,6 +395,7 @@ def make_probe(
     ``info``; without it, from the child names (``relu_1``, ``sigmoid_3``). ``threshold`` and
     ``batch_fraction`` define saturation (see :func:`saturated_fraction`). ``packed=True``
     returns a :class:`PackedProbe` (one vector per step; much cheaper in a scanned epoch).
+    ``histograms=True`` adds each layer's ``grad_histogram`` (:func:`log2_histogram`).
 
     >>> fit(model, loss, opt, x, y, monitor=GradientMonitor(model))      # uses make_probe
     >>> make_epoch(model, loss, opt, 32, probe=make_probe(model), probe_every=50)
@@ -402,6 +425,10 @@ def make_probe(
             if activation(name) is not None and hasattr(a, "ndim") and a.ndim >= 1:
                 activations[name] = activation_sums(a, activation(name), threshold)
         result = {"gradients": gradients, "activations": activations}
+        if histograms:
+            result["histograms"] = {
+                name: sum(log2_histogram(g) for g in _leaves(trained[name][0])) for name in trained
+            }
         if loss is not None:
             result["loss"] = jnp.asarray(loss, jnp.float32)
         return result
@@ -411,6 +438,8 @@ def make_probe(
         for name, part in raw["activations"].items():
             stats = finish_activations(part, activation(name), batch_fraction, xp)
             layers[name] = {**layers.get(name, {}), **stats}
+        for name, counts in raw.get("histograms", {}).items():
+            layers[name]["grad_histogram"] = xp.asarray(counts, xp.float32)
         order = {name: i for i, name in enumerate(children)}  # depth order for serial models
         layers = dict(sorted(layers.items(), key=lambda item: order.get(item[0], len(order))))
         result = {"layers": layers, "grad_global_norm": global_norm_of(raw["gradients"], xp)}

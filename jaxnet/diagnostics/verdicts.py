@@ -93,7 +93,7 @@ def depth_index(name: str) -> int:
     return int(suffix) if suffix.isdigit() else 1 << 30
 
 
-VECTOR_STATS = ("dead_units",)  # per-unit statistics: (units,) per probed step
+VECTOR_STATS = ("dead_units", "grad_histogram")  # (units,) or (buckets,) per probed step
 
 
 def as_history(stats) -> dict:

@@ -176,26 +176,71 @@ class JSONLinesLogger(_FileLogger):
 class TensorBoardLogger(Callback):
     """Every logged value as a TensorBoard scalar per epoch (``loss``, ``val_accuracy``, ...).
 
+    With ``monitor`` (a :class:`~jaxnet.diagnostics.GradientMonitor` made with
+    ``histograms=True``, passed to ``fit(monitor=...)`` too) it also writes, at every probed
+    step, the global gradient norm (``gradients/global_norm``, before any clipping) and each
+    layer's histogram of ``log2 |g|`` (``gradients/<layer>``, one bucket per power of two),
+    indexed by the training step.
+
     Needs the optional ``tensorboardX`` package (``pip install jaxnet-classic[tensorboard]``);
     view with ``tensorboard --logdir DIR``.
     """
 
-    def __init__(self, log_dir):
+    def __init__(self, log_dir, *, monitor=None):
         try:
             from tensorboardX import SummaryWriter
         except ImportError as error:
             raise ImportError(
                 "TensorBoardLogger needs tensorboardX: pip install tensorboardX"
             ) from error
+        if monitor is not None and not getattr(monitor, "histograms", False):
+            from jaxnet.errors import ConfigError
+
+            raise ConfigError(
+                "the monitor records no gradient histograms: make it with "
+                "GradientMonitor(model, histograms=True)",
+                ("TensorBoardLogger",),
+            )
         self._writer_class, self.log_dir, self._writer = SummaryWriter, str(log_dir), None
+        self.monitor, self._written = monitor, 0
 
     def on_train_begin(self, loop):
         self._writer = self._writer_class(self.log_dir)
+        self._written = 0
 
     def on_epoch_end(self, epoch, logs, loop):
         for name, value in logs.items():
             self._writer.add_scalar(name, value, epoch + 1)
+        if self.monitor is not None:
+            self._write_gradients(self.monitor.history)
         self._writer.flush()
+
+    def _write_gradients(self, history) -> None:
+        from jaxnet.diagnostics.stats import HISTOGRAM_EDGES
+
+        limits, centres = HISTOGRAM_EDGES[1:], HISTOGRAM_EDGES[:-1] + 0.5
+        for t in range(self._written, len(history["step"])):
+            step = int(history["step"][t])
+            self._writer.add_scalar("gradients/global_norm", history["grad_global_norm"][t], step)
+            for layer, stats in history["layers"].items():
+                if "grad_histogram" not in stats:
+                    continue
+                counts = np.asarray(stats["grad_histogram"][t], np.float64)
+                filled = np.nonzero(counts)[0]
+                if filled.size == 0:
+                    continue
+                self._writer.add_histogram_raw(
+                    f"gradients/{layer}",
+                    min=float(HISTOGRAM_EDGES[filled[0]]),
+                    max=float(HISTOGRAM_EDGES[filled[-1] + 1]),
+                    num=int(counts.sum()),
+                    sum=float(counts @ centres),
+                    sum_squares=float(counts @ centres**2),
+                    bucket_limits=limits.tolist(),
+                    bucket_counts=counts.tolist(),
+                    global_step=step,
+                )
+        self._written = len(history["step"])
 
     def on_train_end(self, loop):
         self._writer.close()
