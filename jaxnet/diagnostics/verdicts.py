@@ -43,6 +43,15 @@ from jaxnet.init import recommended_for
 # A remedy printed by several verdicts; the code after the colon runs as is with `from jaxnet import
 # optim` and the user's optimizer.
 CLIP_REMEDY = "clip gradients: optim.chain(optim.clip_by_global_norm(1.0), optimizer)"
+LR_FIND_REMEDY = (
+    "find the rate: jaxnet.lr_find(model, loss, optim.adam, x, y).suggestion (a range test, "
+    "many rates trained at once)"
+)
+PLATEAU_REMEDY = (
+    "lower the rate when the loss stalls: "
+    "jaxnet.train.ReduceLROnPlateau('val_loss', factor=0.5, patience=5) in fit's callbacks"
+)
+EMA_REMEDY = "evaluate an average of the weights, which smooths a noisy loss: fit(..., ema=0.999)"
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
@@ -576,6 +585,8 @@ class _Context:
             )
             remedies = (
                 f"lower the learning rate by about {median / 1e-3:.0f}x",
+                LR_FIND_REMEDY,
+                PLATEAU_REMEDY,
                 CLIP_REMEDY,
             )
             names = tuple(n for n, r in ratios.items() if r > high)
@@ -587,6 +598,7 @@ class _Context:
             )
             remedies = (
                 f"raise the learning rate by about {1e-3 / median:.0f}x",
+                LR_FIND_REMEDY,
                 "use an adaptive optimizer (Adam, RMSProp)",
             )
             names = tuple(n for n, r in ratios.items() if r < low)
@@ -612,7 +624,10 @@ class _Context:
             )
             remedies = (
                 "lower the learning rate (or add a decaying schedule)",
+                LR_FIND_REMEDY,
+                PLATEAU_REMEDY,
                 CLIP_REMEDY,
+                EMA_REMEDY,
             )
             return [Finding("divergence", "warning", (), evidence, message, remedies)]
         half = values[values.size // 2 :]
@@ -626,6 +641,7 @@ class _Context:
                 "check the gradient-flow findings: vanishing gradients or saturated/dead units "
                 "stall training",
                 "raise the learning rate, or use Adam",
+                LR_FIND_REMEDY,
                 "use activations and initializers that match (relu + he_normal, selu + "
                 "lecun_normal, sigmoid/tanh + glorot)",
             )

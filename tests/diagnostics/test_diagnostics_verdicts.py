@@ -1,5 +1,7 @@
 """Verdicts on networks whose pathology is known by construction, and on synthetic histories."""
 
+import inspect
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,7 +11,15 @@ from sklearn.datasets import load_digits
 import jaxnet
 from jaxnet import losses
 from jaxnet.diagnostics.stats import stats_at_init
-from jaxnet.diagnostics.verdicts import CLIP_REMEDY, depth_index, diagnose, diagnose_at_init
+from jaxnet.diagnostics.verdicts import (
+    CLIP_REMEDY,
+    EMA_REMEDY,
+    LR_FIND_REMEDY,
+    PLATEAU_REMEDY,
+    depth_index,
+    diagnose,
+    diagnose_at_init,
+)
 
 DEPTH, WIDTH = 8, 64
 LOSS = losses.sparse_categorical_cross_entropy
@@ -197,6 +207,22 @@ def test_update_ratio_far_from_1e_3_blames_the_learning_rate(ratio, kind):
     h = history({f"dense_{i}": dense_stats(1.0, ratio) for i in range(3)})
     assert [f.kind for f in diagnose(h)] == [kind]
     assert not diagnose(history({f"dense_{i}": dense_stats(1.0, 2e-3) for i in range(3)}))
+
+
+def test_learning_rate_findings_name_the_tools_as_runnable_code():
+    layers = {f"dense_{i}": dense_stats(1.0, 0.5) for i in range(3)}
+    high = diagnose(history(layers))[0]
+    assert LR_FIND_REMEDY in high.remedies and PLATEAU_REMEDY in high.remedies
+    low = diagnose(history({f"dense_{i}": dense_stats(1.0, 1e-7) for i in range(3)}))[0]
+    assert LR_FIND_REMEDY in low.remedies
+    diverging = diagnose(history(layers), loss=[2.3, 1.0, 0.5, 0.4, 0.8, 1.6, 2.5, 3.0])
+    assert EMA_REMEDY in by_kind(diverging)["divergence"].remedies
+    # the code in them names what exists, with arguments it accepts
+    callback = eval(PLATEAU_REMEDY.split(": ", 1)[1].split(" in ")[0], {"jaxnet": jaxnet})
+    assert callback.factor == 0.5 and callback.patience == 5
+    assert callable(jaxnet.lr_find) and "ema" in inspect.signature(jaxnet.fit).parameters
+    call = LR_FIND_REMEDY.split(": ", 1)[1].split(" (")[0]
+    assert call.startswith("jaxnet.lr_find(model, loss, optim.adam, x, y).suggestion")
 
 
 def test_gradients_growing_over_training_are_exploding():
