@@ -4,11 +4,13 @@ For each workload of ``benchmarks/suite.py`` — (a) digits MLP 64-100-100-10, b
 MNIST-sized MLP 784-1024-1024-10, batch 256 (synthetic data, 20 steps an epoch); (c) the CNN on
 8x8 digits, batch 32; (e) the GRU(64), batch 32 — with Adam(1e-3): the time of one fused epoch
 (``jit(make_epoch)``) without a probe, with ``GradientMonitor``'s probe
-(``make_probe(model, packed=True)``) every step, and every 10 steps (``GradientMonitor``'s
-default). Variants run interleaved (round-robin) so machine load hits all of them alike; the
-table reports the median over rounds, its overhead relative to no probe, and the overhead of the
-fastest epochs (the least disturbed by other processes). ``uptime``'s load is printed first and
-last: with a load above the number of cores the figures come from a loaded machine.
+(``make_probe(model, packed=True)``) every step, every 10 steps and at ``GradientMonitor``'s
+default cadence. Variants run interleaved (round-robin) so machine load hits all of them alike; the
+table reports the median over rounds, its overhead relative to no probe, the overhead of the
+fastest epochs (the least disturbed by other processes) and of the median CPU time (all threads
+of this process, which other processes disturb less than the wall clock). ``uptime``'s load is
+printed first and last: with a load above the number of cores the figures come from a loaded
+machine.
 
     python benchmarks/bench_diagnostics.py [--rounds 30] [--only a,b,c,e]
 """
@@ -24,14 +26,14 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxnet.diagnostics import make_probe
+from jaxnet.diagnostics import GradientMonitor, make_probe
 from jaxnet.train.step import create_train_state, make_epoch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import suite  # noqa: E402
 from peers import jaxnet_model  # noqa: E402
 
-EVERY_DEFAULT = 10  # GradientMonitor's default cadence
+EVERY_DEFAULT = GradientMonitor().every  # GradientMonitor's default cadence
 
 
 def workloads() -> dict:
@@ -45,20 +47,22 @@ def workloads() -> dict:
     return chosen
 
 
-def variants(model) -> dict:
-    return {
-        "no probe": {},
-        "every step": dict(probe=make_probe(model, packed=True), probe_every=1),
-        f"every {EVERY_DEFAULT} steps": dict(
-            probe=make_probe(model, packed=True), probe_every=EVERY_DEFAULT
-        ),
-    }
+def variants(model, cadences=(1, 10, EVERY_DEFAULT)) -> dict:
+    out = {"no probe": {}}
+    for every in dict.fromkeys(cadences):
+        name = "every step" if every == 1 else f"every {every} steps"
+        if every == EVERY_DEFAULT:
+            name += " (default)"
+        out[name] = dict(probe=make_probe(model, packed=True), probe_every=every)
+    return out
 
 
-def measure(workload, rounds: int, options: dict | None = None) -> dict[str, list[float]]:
-    """Per variant: the wall time of each of ``rounds`` interleaved epochs (seconds)."""
+def measure(workload, rounds: int, options: dict | None = None, cadences=None):
+    """Per variant: ``(wall, CPU)`` seconds of each of ``rounds`` interleaved epochs. The CPU
+    time (all threads of this process) is less disturbed by other processes than the wall."""
     model, optimizer = jaxnet_model.model(workload), jaxnet_model.optimizer()
-    options = variants(model) if options is None else options
+    if options is None:
+        options = variants(model) if cadences is None else variants(model, cadences)
     x, y = jax.device_put((workload.x, workload.y))
     ts0 = create_train_state(model, optimizer, workload.input_shape, jax.random.key(0))
     compiled, states = {}, {}
@@ -69,26 +73,32 @@ def measure(workload, rounds: int, options: dict | None = None) -> dict[str, lis
     times = {name: [] for name in options}
     for _ in range(rounds):
         for name in options:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             out = jax.block_until_ready(compiled[name](states[name], x, y))
-            times[name].append(time.perf_counter() - start)
+            times[name].append((time.perf_counter() - start, time.process_time() - cpu))
             states[name] = out[0]
     return times
 
 
-def table_rows(workload, times: dict[str, list[float]]) -> list[str]:
-    base, base_min = np.median(times["no probe"]), np.min(times["no probe"])
+def table_rows(workload, times: dict[str, list[tuple]]) -> list[str]:
+    def stats(values):
+        wall, cpu = np.asarray(values).T
+        return np.median(wall), np.min(wall), np.median(cpu)
+
+    base = stats(times["no probe"])
     rows = []
     for name, values in times.items():
-        median, fastest = np.median(values), np.min(values)
-        if name == "no probe":
-            over = "-", "-"
-        else:
-            over = f"{100 * (median / base - 1):+.1f}%", f"{100 * (fastest / base_min - 1):+.1f}%"
-        step_ms = 1e3 * median / workload.steps
+        now = stats(values)
+        over = (
+            ["-"] * 3
+            if name == "no probe"
+            else [f"{100 * (a / b - 1):+.1f}%" for a, b in zip(now, base, strict=True)]
+        )
+        step_ms = 1e3 * now[0] / workload.steps
         rows.append(
-            f"| {workload.key} | {name} | {1e3 * median:.1f} | {step_ms:.3f} | {over[0]} | "
-            f"{over[1]} |"
+            f"| {workload.key} | {name} | {1e3 * now[0]:.1f} | {step_ms:.3f} | "
+            + " | ".join(over)
+            + " |"
         )
     return rows
 
@@ -97,19 +107,19 @@ def load() -> str:
     return "load average " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def main(rounds: int = 30, only: str = "a,b,c,e") -> None:
+def main(rounds: int = 30, only: str = "a,b,c,e", cadences=None) -> None:
     chosen = workloads()
     print(f"{jax.devices()[0].platform}, {os.cpu_count()} cores; {load()} (start)")
     print(f"median of {rounds} interleaved rounds per workload\n")
     lines = [
         "| workload | variant | median epoch (ms) | per step (ms) | overhead (median) | "
-        "overhead (fastest) |",
-        "|---|---|---:|---:|---:|---:|",
+        "overhead (fastest) | overhead (median CPU time) |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for key in only.split(","):
         workload = chosen[key]
         print(f"{workload.title}: {workload.steps} steps/epoch", flush=True)
-        lines += table_rows(workload, measure(workload, rounds))
+        lines += table_rows(workload, measure(workload, rounds, cadences=cadences))
     print("\n" + "\n".join(lines))
     print(f"\n{load()} (end)")
 
@@ -118,5 +128,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--only", default="a,b,c,e", help="comma-separated workloads")
+    parser.add_argument("--every", help="comma-separated cadences (default: 1, 10, the default)")
     args = parser.parse_args()
-    main(args.rounds, args.only)
+    cadences = None if args.every is None else [int(e) for e in args.every.split(",")]
+    main(args.rounds, args.only, cadences)

@@ -65,6 +65,7 @@ def test_parallel_losses_are_gradient_descent_at_each_rate():
     expected = np.stack([_gradient_descent(x, y, w, b, [r] * 6) for r in found.rates], axis=1)
     np.testing.assert_allclose(found.rates, np.geomspace(1e-3, 1.0, 12))
     np.testing.assert_allclose(found.losses, expected, rtol=2e-4)
+    np.testing.assert_allclose(found.initial_loss, expected[0, 0], rtol=1e-5)  # before step 1
     # gradient descent on a quadratic is stable iff rate < 2 / largest Hessian eigenvalue
     x64 = np.c_[x, np.ones(len(x))].astype(np.float64)
     largest = np.linalg.eigvalsh(2 * x64.T @ x64 / len(x)).max()
@@ -92,6 +93,9 @@ def test_suggestion_rules_by_hand():
     assert stable.tolist() == [True, True, False, True] and suggestion == 0.8
     losses[1, 3] = np.nan
     assert suggest(rates, losses, rise=0.05)[0] == 0.2
+    # the initial loss is the best before the first epoch: 0.1 and 0.8 started above 1.1 x 1.6
+    suggestion, stable = suggest(rates, losses, rise=0.1, initial=1.6)
+    assert stable.tolist() == [False, True, True, False] and suggestion == 0.4
 
 
 def test_sweep_rules_by_hand():

@@ -53,7 +53,7 @@ class GradientMonitor:
         self,
         model: Layer | None = None,
         *,
-        every: int = 10,
+        every: int = 50,
         stop_on_nonfinite: bool = True,
         verbose: bool = True,
         stream=None,

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnet import optim
 from jaxnet.errors import ConfigError, check_range
 from jaxnet.train.data import place, prepare
 from jaxnet.train.many import fit_many
@@ -49,14 +50,17 @@ class LRFinding:
     Attributes:
       rates: ``(num,)`` the learning rates, increasing.
       losses: ``(epochs, num)`` the mean training loss of each epoch of each copy.
-      stable: ``(num,)`` whether the copy's loss stayed finite and never rose above its best
-        epoch so far by more than ``rise``.
+      initial_loss: the loss of the initial weights (shared by every copy), in training mode, on
+        up to 1024 training examples.
+      stable: ``(num,)`` whether the copy's loss stayed finite and no epoch rose above
+        ``(1 + rise)`` x the best before it, the initial loss included.
       suggestion: the stable rate with the lowest final loss (all copies start from the same
         weights, so also the steepest stable descent), or ``None`` if no copy was stable.
     """
 
     rates: np.ndarray
     losses: np.ndarray
+    initial_loss: float
     stable: np.ndarray
     suggestion: float | None
 
@@ -81,6 +85,7 @@ class LRFinding:
         if unstable.any():
             final = np.where(np.isfinite(self.losses[-1]), self.losses[-1], np.nan)
             ax.plot(self.rates[unstable], final[unstable], "x", color="gray", label="unstable")
+        ax.axhline(self.initial_loss, color="gray", lw=0.8, ls=":", label="initial loss")
         if self.suggestion is not None:
             ax.axvline(
                 self.suggestion,
@@ -92,8 +97,8 @@ class LRFinding:
         ax.set_xscale("log")
         ax.set_yscale("log")
         finite = self.losses[np.isfinite(self.losses)]
-        if finite.size:  # diverged copies would squash the rest: cut at 3x the slowest's start
-            ax.set_ylim(top=max(3 * self.losses[0, 0], finite.min() * 10))
+        if finite.size:  # diverged copies would squash the rest: cut at 3x the initial loss
+            ax.set_ylim(top=max(3 * self.initial_loss, finite.min() * 10))
         ax.set_xlabel("learning rate")
         ax.set_ylabel("training loss (epoch mean)")
         ax.set_title(title or f"{len(self.rates)} rates trained at once")
@@ -110,24 +115,36 @@ def log_rates(min_lr: float, max_lr: float, num: int) -> np.ndarray:
     return np.geomspace(min_lr, max_lr, num)
 
 
-def stable_runs(losses: np.ndarray, rise: float = 0.1) -> np.ndarray:
-    """``(num,)``: finite at every epoch and never above ``(1 + rise)`` x the best epoch before."""
+def stable_runs(losses: np.ndarray, rise: float = 0.1, initial: float = np.inf) -> np.ndarray:
+    """``(num,)``: finite at every epoch, and no epoch above ``(1 + rise)`` x the best before it
+    (``initial``, the loss before training, counting as the best before the first)."""
     losses = np.asarray(losses, np.float64)
     finite = np.all(np.isfinite(losses), axis=0)
-    best_before = np.minimum.accumulate(np.where(np.isfinite(losses), losses, np.inf), axis=0)
-    rising = losses[1:] > (1.0 + rise) * best_before[:-1]
-    return finite & ~np.any(rising, axis=0)
+    start = np.full((1, losses.shape[1]), initial)
+    best = np.minimum.accumulate(np.where(np.isfinite(losses), losses, np.inf), axis=0)
+    best_before = np.minimum(np.concatenate([start, best[:-1]]), initial)
+    return finite & ~np.any(losses > (1.0 + rise) * best_before, axis=0)
 
 
-def suggest(
-    rates: np.ndarray, losses: np.ndarray, rise: float = 0.1
-) -> tuple[float | None, np.ndarray]:
+def suggest(rates, losses, rise: float = 0.1, initial: float = np.inf):
     """``(suggested rate, stable)``: the stable rate with the lowest final loss."""
-    stable = stable_runs(losses, rise)
+    stable = stable_runs(losses, rise, initial)
     if not stable.any():
         return None, stable
     final = np.where(stable, np.asarray(losses, np.float64)[-1], np.inf)
     return float(rates[int(np.argmin(final))]), stable
+
+
+def initial_loss(model, loss_fn: Callable, x, y, seed: int = 0, limit: int = 1024) -> float:
+    """The training-mode loss of the weights ``seed`` initialises, on up to ``limit`` examples
+    (what :func:`~jaxnet.train.many.fit_many` starts every copy from)."""
+    data = prepare(x, y, batch_size=1, owner="lr_find")
+    key = jax.random.key(seed)
+    ts = create_train_state(model, optim.identity(), data.input_shape, key)
+    data = place(data, model, ts.params, ts.state)
+    xs, ys = jax.tree.map(lambda a: a[:limit], (data.x, data.y))
+    _, (_, _, loss, _) = make_loss(model, loss_fn)(ts.params, ts.state, xs, ys, key)
+    return float(loss)
 
 
 def lr_find(
@@ -160,12 +177,12 @@ def lr_find(
       optimizer_fn: ``optimizer_fn(learning_rate) -> GradientTransformation``.
       min_lr, max_lr, num: the rates, ``np.geomspace(min_lr, max_lr, num)``.
       epochs: the budget of every copy.
-      rise: a copy whose epoch loss rises above ``(1 + rise)`` x its best earlier epoch is
-        unstable (it diverges or oscillates) and is not suggested.
+      rise: a copy whose epoch loss rises above ``(1 + rise)`` x its best earlier epoch (or the
+        initial loss) is unstable (it diverges or oscillates) and is not suggested.
 
     Returns:
-      :class:`LRFinding`: the rates, each copy's loss per epoch, which copies were stable, the
-      suggestion (the stable rate with the lowest final loss) and ``plot()``.
+      :class:`LRFinding`: the rates, each copy's loss per epoch, the initial loss, which copies
+      were stable, the suggestion (the stable rate with the lowest final loss) and ``plot()``.
 
     >>> found = lr_find(model, losses.mse, optim.adam, x, y, epochs=2)
     >>> optimizer = optim.adam(found.suggestion)
@@ -186,8 +203,9 @@ def lr_find(
         verbose=verbose,
     )
     losses = np.asarray(result.history["loss"], np.float64)
-    suggestion, stable = suggest(rates, losses, rise)
-    return LRFinding(rates, losses, stable, suggestion)
+    start = initial_loss(model, loss_fn, x, y, seed)
+    suggestion, stable = suggest(rates, losses, rise, start)
+    return LRFinding(rates, losses, start, stable, suggestion)
 
 
 # ----------------------------------------------------------------------------------- the sweep
