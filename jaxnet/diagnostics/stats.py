@@ -87,8 +87,9 @@ def magnitudes(x, axes=None):
     """``(max |x|, number of zeros, number of NaN/inf)`` over ``axes`` (default all), one pass.
 
     A float32's bits without the sign order like its magnitude (NaNs above ``inf``), so the max
-    and both counts are one variadic integer reduction, which XLA vectorises. ``max |x|`` is NaN
-    where ``x`` holds a NaN, like ``jnp.max(jnp.abs(x))``; the counts are int32.
+    and both counts are one variadic integer reduction, which XLA vectorises. All three are
+    int32; ``max |x|`` is returned as its float32 bits (:func:`from_bits` reads them), NaN where
+    ``x`` holds a NaN, like ``jnp.max(jnp.abs(x))``.
     """
     bits = jax.lax.bitcast_convert_type(jnp.asarray(x, jnp.float32), jnp.int32) & _MAGNITUDE
     operands = (bits, (bits == 0).astype(jnp.int32), (bits >= _INF_BITS).astype(jnp.int32))
@@ -98,8 +99,14 @@ def magnitudes(x, axes=None):
 
     zero = jnp.zeros((), jnp.int32)
     axes = tuple(range(bits.ndim)) if axes is None else axes
-    largest, zeros, nonfinite = jax.lax.reduce(operands, (zero, zero, zero), combine, axes)
-    return jax.lax.bitcast_convert_type(largest, jnp.float32), zeros, nonfinite
+    return jax.lax.reduce(operands, (zero, zero, zero), combine, axes)
+
+
+def from_bits(bits, xp=np):
+    """int32 bits -> the float32 they encode (NumPy on the host, or ``jax.numpy``)."""
+    if xp is np:
+        return np.asarray(bits, np.int32).view(np.float32)
+    return jax.lax.bitcast_convert_type(jnp.asarray(bits, jnp.int32), jnp.float32)
 
 
 HISTOGRAM_LOW, HISTOGRAM_BINS = -40, 48
@@ -207,7 +214,7 @@ def finish_gradients(raw: list, layout: dict, xp=np) -> dict:
             parts.setdefault(name, []).append(
                 (
                     xp.sum(xp.asarray(block["squares"], xp.float32)[..., part], axis=-1),
-                    xp.max(xp.asarray(block["max"])[..., part], axis=-1),  # NaN propagates
+                    xp.max(from_bits(block["max"], xp)[..., part], axis=-1),  # NaN propagates
                     xp.sum(xp.asarray(block["zeros"], xp.float32)[..., part], axis=-1) - pad,
                     xp.sum(xp.asarray(block["nonfinite"], xp.float32)[..., part], axis=-1),
                 )
@@ -347,14 +354,17 @@ def activation_of(name: str, layer: Layer | None = None) -> str | None:
 
 
 class PackedProbe:
-    """A probe whose result is one float32 vector per step; :meth:`unpack` restores the dict.
+    """A probe whose result is two vectors per step, float32 and int32; :meth:`unpack` restores
+    the dict.
 
     Inside a scanned epoch every leaf of a probe's result is its own output buffer, written at
     every step; on CPU that per-buffer cost dominates the cheap reductions (a 9-layer MLP's ~130
-    scalars made an epoch ~3x slower than the statistics themselves). Packing writes one buffer.
+    scalars made an epoch ~3x slower than the statistics themselves). Packing writes two buffers;
+    integer leaves (counts, float bits) go in their own vector unconverted, since each int to
+    float conversion of a reduction's result would be a kernel of its own.
     ``finish(raw) -> result`` (NumPy, on the host) runs in :meth:`unpack`, so the step can return
-    raw sums and leave the scalar arithmetic to the host. The layout (tree structure and shapes,
-    all static) is recorded when the probe is traced, so use one ``PackedProbe`` per model.
+    raw sums and leave the scalar arithmetic to the host. The layout (tree structure, shapes and
+    kinds, all static) is recorded when the probe is traced, so use one ``PackedProbe`` per model.
     """
 
     def __init__(self, probe: Callable, finish: Callable | None = None):
@@ -363,20 +373,28 @@ class PackedProbe:
 
     def __call__(self, **kwargs):
         leaves, treedef = jax.tree.flatten(self.probe(**kwargs))
-        self.layout = (treedef, [tuple(jnp.shape(leaf)) for leaf in leaves])
-        return jnp.concatenate([jnp.ravel(leaf).astype(jnp.float32) for leaf in leaves])
+        integer = [jnp.issubdtype(jnp.result_type(leaf), jnp.integer) for leaf in leaves]
+        self.layout = (treedef, [(tuple(jnp.shape(a)), i) for a, i in zip(leaves, integer)])
+        floats = [jnp.ravel(a).astype(jnp.float32) for a, i in zip(leaves, integer) if not i]
+        ints = [jnp.ravel(a).astype(jnp.int32) for a, i in zip(leaves, integer) if i]
+        return (
+            jnp.concatenate(floats) if floats else jnp.zeros(0, jnp.float32),
+            jnp.concatenate(ints) if ints else jnp.zeros(0, jnp.int32),
+        )
 
     def unpack(self, packed):
-        """``(..., n)`` packed results -> the probe's dict, each leaf with leading axes ``...``."""
+        """``((..., n), (..., m))`` packed results -> the probe's dict, each leaf with leading
+        axes ``...``."""
         if self.layout is None:
             raise RuntimeError("PackedProbe.unpack: the probe has not been traced yet")
         treedef, shapes = self.layout
-        packed = np.asarray(packed)
-        leaves, start = [], 0
-        for shape in shapes:
-            size = math.prod(shape)
-            leaves.append(packed[..., start : start + size].reshape(*packed.shape[:-1], *shape))
-            start += size
+        vectors = [np.asarray(packed[0]), np.asarray(packed[1])]
+        starts, leaves = [0, 0], []
+        for shape, integer in shapes:
+            vector, size = vectors[integer], math.prod(shape)
+            start = starts[integer]
+            leaves.append(vector[..., start : start + size].reshape(*vector.shape[:-1], *shape))
+            starts[integer] += size
         raw = jax.tree.unflatten(treedef, leaves)
         return raw if self.finish is None else self.finish(raw)
 
@@ -394,7 +412,7 @@ def make_probe(
     With ``model`` (a :func:`~jaxnet.serial` model) activation layers are found from each child's
     ``info``; without it, from the child names (``relu_1``, ``sigmoid_3``). ``threshold`` and
     ``batch_fraction`` define saturation (see :func:`saturated_fraction`). ``packed=True``
-    returns a :class:`PackedProbe` (one vector per step; much cheaper in a scanned epoch).
+    returns a :class:`PackedProbe` (two vectors per step; much cheaper in a scanned epoch).
     ``histograms=True`` adds each layer's ``grad_histogram`` (:func:`log2_histogram`).
 
     >>> fit(model, loss, opt, x, y, monitor=GradientMonitor(model))      # uses make_probe

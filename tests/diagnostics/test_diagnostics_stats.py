@@ -155,9 +155,10 @@ def test_plain_functions_are_recognised_by_name_and_packing_round_trips():
     objective = jaxnet.train.step.make_loss(model, _mse)
     grads, aux = jax.grad(objective, has_aux=True)(params, state, *batch, None)
     kwargs = {"grads": grads, "params": params, "outputs": aux[3], "loss": aux[2]}
-    vector = packed(**kwargs)
-    assert vector.ndim == 1
-    stacked = np.stack([np.asarray(vector)] * 3)  # as the scanned epoch stacks it
+    floats, ints = packed(**kwargs)
+    assert floats.ndim == ints.ndim == 1
+    assert floats.dtype == np.float32 and ints.dtype == np.int32
+    stacked = (np.stack([floats] * 3), np.stack([ints] * 3))  # as the scanned epoch stacks it
     unpacked = packed.unpack(stacked)
     reference = make_probe(model)(**kwargs)
     for got, want in zip(jax.tree.leaves(unpacked), jax.tree.leaves(reference), strict=True):
@@ -180,7 +181,7 @@ def test_magnitudes_and_counts_with_nan_inf_and_signed_zeros_match_numpy():
     updates = jax.tree.map(lambda a: np.full_like(a, -0.5), grads)
     for probe in (make_probe(), make_probe(packed=True)):
         result = probe(grads=grads, params=params, updates=updates)
-        got = probe.unpack(np.asarray(result)) if isinstance(probe, PackedProbe) else result
+        got = probe.unpack(jax.device_get(result)) if isinstance(probe, PackedProbe) else result
         for name, g in grads.items():
             flat = np.concatenate([v.ravel() for v in g.values()]).astype(np.float64)
             stats = got["layers"][name]

@@ -46,7 +46,7 @@ def test_probe_histograms_and_global_norm_against_numpy_and_optax():
     params = jax.tree.map(np.ones_like, grads)
     for probe in (make_probe(histograms=True), make_probe(packed=True, histograms=True)):
         result = probe(grads=grads, params=params)
-        got = probe.unpack(np.asarray(result)) if isinstance(probe, PackedProbe) else result
+        got = probe.unpack(jax.device_get(result)) if isinstance(probe, PackedProbe) else result
         for name, layer in grads.items():
             flat = np.concatenate([v.ravel() for v in layer.values()])
             np.testing.assert_array_equal(

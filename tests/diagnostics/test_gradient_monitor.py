@@ -78,7 +78,7 @@ def test_probe_every_step_matches_a_direct_step(digits):
     )
     ts = create_train_state(model, optimizer, (64,), jax.random.key(0))
     _, _, probes = epoch(ts, x, y)
-    recorded = monitor.probe.unpack(np.asarray(probes))
+    recorded = monitor.probe.unpack(jax.device_get(probes))
     from jaxnet.diagnostics.stats import make_probe
 
     step = jaxnet.make_train_step(
