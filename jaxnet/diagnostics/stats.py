@@ -374,9 +374,14 @@ class PackedProbe:
     def __call__(self, **kwargs):
         leaves, treedef = jax.tree.flatten(self.probe(**kwargs))
         integer = [jnp.issubdtype(jnp.result_type(leaf), jnp.integer) for leaf in leaves]
-        self.layout = (treedef, [(tuple(jnp.shape(a)), i) for a, i in zip(leaves, integer)])
-        floats = [jnp.ravel(a).astype(jnp.float32) for a, i in zip(leaves, integer) if not i]
-        ints = [jnp.ravel(a).astype(jnp.int32) for a, i in zip(leaves, integer) if i]
+        self.layout = (
+            treedef,
+            [(tuple(jnp.shape(a)), bool(i)) for a, i in zip(leaves, integer, strict=True)],
+        )
+        floats = [
+            jnp.ravel(a).astype(jnp.float32) for a, i in zip(leaves, integer, strict=True) if not i
+        ]
+        ints = [jnp.ravel(a).astype(jnp.int32) for a, i in zip(leaves, integer, strict=True) if i]
         return (
             jnp.concatenate(floats) if floats else jnp.zeros(0, jnp.float32),
             jnp.concatenate(ints) if ints else jnp.zeros(0, jnp.int32),
