@@ -146,6 +146,16 @@ def test_ema_of_the_restored_best_state():
     _close(ts.params, _ema_of(trajectory.params[: best + 1], 0.6), 1e-5)
 
 
+def test_with_ema_needs_the_params():
+    from jaxnet.errors import OptimizerError
+    from jaxnet.train.averaging import with_ema
+
+    opt = with_ema(optim.sgd(0.1), 0.9)
+    params = {"w": np.ones(3, np.float32)}
+    with pytest.raises(OptimizerError, match="with_ema"):
+        opt.update(params, opt.init(params))
+
+
 def test_bad_values_are_refused():
     x, y = _data(32)
     with pytest.raises(ConfigError, match="accumulate"):

@@ -101,7 +101,7 @@ def to_report(
     if include_history:
         report["history"] = {
             field: jsonable(history[field])
-            for field in ("step", "epoch", "loss")
+            for field in ("step", "epoch", "loss", "grad_global_norm")
             if field in history
         }
         report["history"]["layers"] = {

@@ -124,7 +124,7 @@ def as_history(stats) -> dict:
             layers[name][stat] = value[None] if single else value
     length = 1 if single else (len(scalars[0]) if scalars else 0)
     history = {"layers": layers}
-    for field in ("loss", "step", "epoch"):
+    for field in ("loss", "step", "epoch", "grad_global_norm"):
         if field in stats:
             history[field] = np.atleast_1d(np.asarray(stats[field], np.float64))
     history.setdefault("step", np.arange(length, dtype=np.float64))

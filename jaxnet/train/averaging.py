@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from jaxnet import optim
-from jaxnet.errors import check_range
+from jaxnet.errors import OptimizerError, check_range
+from jaxnet.optim.base import NO_PARAMS_MSG
 from jaxnet.optim.accumulation import _find_state
 from jaxnet.optim.transforms import DECAY
 from jaxnet.train.callbacks import Callback, Loop
@@ -48,6 +49,8 @@ def with_ema(optimizer, decay: float, debias: bool = True) -> optim.GradientTran
         return WithEmaState(optimizer.init(params), average.init(params))
 
     def update(updates, state, params=None, **extra_args):
+        if params is None:
+            raise OptimizerError(NO_PARAMS_MSG, ("with_ema",))
         updates, inner = optimizer.update(updates, state.inner, params, **extra_args)
         _, ema_state = average.update(optim.apply_updates(params, updates), state.average)
         return updates, WithEmaState(inner, ema_state)

@@ -106,6 +106,8 @@ def test_tensorboard_logger_writes_the_monitor_histograms_at_each_probed_step(tm
     steps, norms = zip(*scalars["gradients/global_norm"], strict=True)
     np.testing.assert_array_equal(steps, history["step"])
     np.testing.assert_allclose(norms, history["grad_global_norm"], rtol=1e-6)
+    reported = monitor.report()["history"]["grad_global_norm"]
+    np.testing.assert_allclose(reported, history["grad_global_norm"], rtol=1e-6)
     for layer, stats in history["layers"].items():
         if "grad_histogram" not in stats:
             continue
