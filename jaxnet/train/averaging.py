@@ -17,8 +17,8 @@ from typing import Any, NamedTuple
 
 from jaxnet import optim
 from jaxnet.errors import OptimizerError, check_range
-from jaxnet.optim.base import NO_PARAMS_MSG
 from jaxnet.optim.accumulation import _find_state
+from jaxnet.optim.base import NO_PARAMS_MSG
 from jaxnet.optim.transforms import DECAY
 from jaxnet.train.callbacks import Callback, Loop
 
