@@ -47,6 +47,7 @@ from jaxnet.activations import (
 from jaxnet.core import Layer, apply_with_outputs, count_params, function_layer, init_model, serial
 from jaxnet.description import build, describe, register
 from jaxnet.diagnostics import GradientMonitor, diagnose, diagnose_at_init
+from jaxnet.exporting import export, load_exported
 from jaxnet.layers import (
     RNN,
     AlphaDropout,
@@ -69,8 +70,10 @@ from jaxnet.layers import (
     RandomShift,
     SimpleRNNCell,
 )
+from jaxnet.onnx_export import export_onnx
 from jaxnet.recipes import Recipe, classifier_mlp, regression_mlp
 from jaxnet.regularizers import ActivityRegularization
+from jaxnet.saving import Preprocessing, SavedModel, load_model, save_model
 from jaxnet.summarize import summary
 from jaxnet.topology import branch, concat, parallel, residual, select, wide_and_deep
 from jaxnet.train import (
@@ -119,9 +122,11 @@ __all__ = [
     "LeakyRelu",
     "LogSoftmax",
     "MaxPool",
+    "Preprocessing",
     "RandomShift",
     "Recipe",
     "Relu",
+    "SavedModel",
     "Selu",
     "Sigmoid",
     "SimpleRNNCell",
@@ -146,12 +151,16 @@ __all__ = [
     "diagnostics",
     "errors",
     "evaluate",
+    "export",
+    "export_onnx",
     "fit",
     "fit_many",
     "function_layer",
     "init",
     "init_model",
     "layers",
+    "load_exported",
+    "load_model",
     "losses",
     "make_epoch",
     "make_train_step",
@@ -166,6 +175,7 @@ __all__ = [
     "register",
     "regularizers",
     "residual",
+    "save_model",
     "select",
     "serial",
     "summary",

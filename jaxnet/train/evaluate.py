@@ -10,6 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnet.core import Layer
+from jaxnet.outputs import resolve
+from jaxnet.recipes import Recipe
 from jaxnet.train.data import match_targets
 from jaxnet.train.sources import RandomAccess, Stream, as_source, inputs_source, read_in_order
 from jaxnet.train.step import named_metrics
@@ -41,21 +43,30 @@ def make_predict(model: Layer, batch_size: int = 256) -> Callable:
     return jax.jit(predict)
 
 
-def predict(model: Layer, params, state, x, *, batch_size: int = 256, steps: int | None = None):
+def predict(model: Layer | Recipe, params, state, x, *, batch_size: int = 256,
+            steps: int | None = None, output: str | None = None):  # fmt: skip
     """Model outputs for ``x`` (inference mode, batched). Compiled once per model and batch size.
 
     ``x`` may also be a :mod:`~jaxnet.train.sources` source (a memory-mapped array, a
     random-access source, or a stream of ``(x, y)`` batches with ``steps``): it is read in
     order, a chunk at a time, and the outputs are concatenated.
+
+    ``model`` may be a :class:`~jaxnet.recipes.Recipe`: then ``output`` picks ``"probabilities"``
+    (a classifier's default), ``"classes"`` or ``"logits"`` (:mod:`jaxnet.outputs`).
     """
+    model, finish = resolve(model, output)
     cache = _COMPILED.setdefault(model.apply, {})
     if batch_size not in cache:
         cache[batch_size] = make_predict(model, batch_size)
     source = inputs_source(x, steps)
     if source is None:
-        return cache[batch_size](params, state, x)
-    chunks = [cache[batch_size](params, state, xs) for xs, _ in read_in_order(source, batch_size)]
-    return jax.tree.map(lambda *a: jnp.concatenate(a), *chunks)
+        y = cache[batch_size](params, state, x)
+    else:
+        chunks = [
+            cache[batch_size](params, state, xs) for xs, _ in read_in_order(source, batch_size)
+        ]
+        y = jax.tree.map(lambda *a: jnp.concatenate(a), *chunks)
+    return y if finish is None else finish(y)
 
 
 def make_score(loss_fn: Callable, metrics=None):
