@@ -1,4 +1,4 @@
-"""The ``jaxnet`` command line: ``demo``, ``train``, ``bench`` and ``diagnose``.
+"""The ``jaxnet`` command line: ``demo``, ``train``, ``predict``, ``export``, ``summary``, ...
 
 ::
 
@@ -8,6 +8,9 @@
     jaxnet bench [--list | NAME [ARGS...]]            # benchmarks/NAME.py, or a built-in timing
     jaxnet diagnose --dataset digits --hidden 100 100 # gradient/activation report at init
     jaxnet summary --dataset digits --hidden 100 100  # the model's layers, shapes and params
+    jaxnet predict --model out/houses/model --csv new.csv [--output probabilities] [--out p.csv]
+    jaxnet export --model out/houses/model --format stablehlo|onnx [--out PATH]
+    jaxnet summary --model out/houses/model           # a saved model and its preprocessing
 
 Also ``python -m jaxnet ...``. Errors in the input (a bad CSV, an unknown option value) print one
 line starting with ``jaxnet: error:`` and exit with status 2.
@@ -16,6 +19,8 @@ line starting with ``jaxnet: error:`` and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import subprocess
 import sys
@@ -108,7 +113,7 @@ def run_training(args, *, checkpoints: bool) -> dict:
     (x_train, y_train), (x_test, y_test) = datasets.train_test_split(
         data.x, data.y, args.test_fraction, seed=args.seed
     )
-    x_train, x_test, _ = datasets.standardize(x_train, x_test)
+    x_train, x_test, feature_scale = datasets.standardize(x_train, x_test)
     target_scale = (0.0, 1.0)
     if data.task == "regression":  # scale the target too; metrics are reported in its units
         target_scale = (float(y_train.mean()), float(y_train.std()) or 1.0)
@@ -157,7 +162,8 @@ def run_training(args, *, checkpoints: bool) -> dict:
     }
     _write_json(out / "history.json", history.to_dict())
     _write_json(out / "metrics.json", results)
-    wrote = ["config.json", "history.json", "metrics.json"]
+    save_trained(out / "model", recipe, train_state, data, args, feature_scale, target_scale, test)
+    wrote = ["config.json", "history.json", "metrics.json", "model/"]
     if history.epochs:
         try:
             from jaxnet.plots import plot_history
@@ -176,6 +182,34 @@ def run_training(args, *, checkpoints: bool) -> dict:
     print(f"{data.name} ({data.task}, {len(x_train)} train / {len(x_test)} test): {summary}")
     print(f"wrote {', '.join(wrote)} to {out}")
     return results
+
+
+def save_trained(path, recipe, train_state, data, args, feature_scale, target_scale, test):
+    """Write the trained model to ``path`` (:func:`jaxnet.save_model`) with exactly the
+    preprocessing ``run_training`` applied: the training split's feature mean and std, the
+    regression target's mean and std, the class names and the feature columns."""
+    from jaxnet.saving import Preprocessing, save_model
+
+    target = {}
+    if data.task == "regression":
+        target = {"target_mean": target_scale[0], "target_std": target_scale[1]}
+    preprocessing = Preprocessing(
+        feature_mean=feature_scale[0],
+        feature_std=feature_scale[1],
+        class_names=data.class_names,
+        feature_names=data.feature_names,
+        **target,
+    )
+    metadata = {"data": data.name, "task": data.task, "target": args.target, "test": test}
+    return save_model(
+        path,
+        recipe,
+        train_state,
+        input_shape=tuple(data.x.shape[1:]),
+        preprocessing=preprocessing,
+        metadata=metadata,
+        overwrite=True,
+    )
 
 
 # ----------------------------------------------------------------------------- commands
@@ -328,8 +362,130 @@ def command_summary(args) -> int:
     """The table of layers of the MLP that ``train`` would build with the same options."""
     from jaxnet.summarize import summary
 
+    if args.model is not None:
+        return command_model_summary(args)
     data = load_data(args)
     print(summary(make_recipe(data, args).model, tuple(data.x.shape[1:])))
+    return 0
+
+
+def command_model_summary(args) -> int:
+    """A saved model's table of layers, then what it predicts and the preprocessing it applies."""
+    from jaxnet.saving import load_model
+
+    saved = load_model(args.model)
+    print(saved.summary())
+    record, pre = saved.record, saved.preprocessing
+    what = (
+        "a plain model" if saved.recipe is None else f"{saved.recipe.info['recipe']} ({saved.task})"
+    )
+    print(f"model: {what}; input {saved.input_shape} {saved.dtype}")
+    if pre.feature_mean is not None or pre.feature_std is not None:
+        columns = ", ".join(pre.feature_names[:4]) + (", ..." if len(pre.feature_names) > 4 else "")
+        print(f"features: standardised with the training statistics ({columns or 'no names'})")
+    if pre.target_std is not None or pre.target_mean is not None:
+        print(
+            f"target: predictions are output * {_number_text(pre.target_std)} + "
+            f"{_number_text(pre.target_mean)}"
+        )
+    if saved.class_names:
+        print(f"classes: {', '.join(saved.class_names)}")
+    versions = record.get("versions", {})
+    print(
+        f"saved {record.get('created')} by jaxnet {versions.get('jaxnet')} (jax "
+        f"{versions.get('jax')}); fingerprint {record['fingerprint'][:19]}..."
+    )
+    test = saved.metadata.get("test")
+    if test:
+        print("test: " + "  ".join(f"{k} {v:.4f}" for k, v in test.items()))
+    return 0
+
+
+def _number_text(value) -> str:
+    import numpy as np
+
+    values = np.ravel(np.asarray(0.0 if value is None else value, np.float32))
+    return " ".join(np.format_float_positional(v, unique=True, trim="-") for v in values)
+
+
+def prediction_table(saved, y, output: str | None) -> tuple[list[str], list[list[str]]]:
+    """``(header, rows)`` of the CSV ``jaxnet predict`` writes: class labels under the target's
+    name; probabilities and logits one column per class (binary: of the positive class)."""
+    import numpy as np
+
+    target = saved.metadata.get("target") or "prediction"
+    y = np.asarray(y)
+    names = saved.class_names
+    if output == "classes" and names and y.ndim == 1:
+        return [target], [[names[i]] for i in y]
+    columns = y.reshape(len(y), -1)
+    k = columns.shape[1]
+    labels = list(names[-k:]) if len(names) >= k else [str(j) for j in range(k)]
+    prefix = {"probabilities": "probability", "logits": "logit"}.get(output)
+    if prefix:
+        header = [f"{prefix}_{label}" for label in labels]
+    else:
+        header = [target] if k == 1 else [f"{target}_{label}" for label in labels]
+    if columns.dtype.kind in "iu":
+        return header, [[str(v) for v in row] for row in columns]
+    shortest = functools.partial(np.format_float_positional, unique=True)  # reads back exactly
+    return header, [[shortest(v) for v in row] for row in columns]
+
+
+def command_predict(args) -> int:
+    """Predictions of a saved model for the rows of a CSV file, as CSV (stored preprocessing
+    applied; columns matched by name)."""
+    import csv
+
+    from jaxnet import datasets
+    from jaxnet.errors import ConfigError
+    from jaxnet.outputs import CLASSIFICATION
+    from jaxnet.saving import load_model
+
+    saved = load_model(args.model)
+    names = saved.preprocessing.feature_names
+    if not names:
+        raise ConfigError(
+            f"the model in {args.model} records no feature names, so CSV columns cannot be "
+            "matched to its inputs (save it with Preprocessing(feature_names=...))",
+            ("predict",),
+        )
+    x = datasets.load_features(args.csv, names)
+    output = args.output or ("classes" if saved.task in CLASSIFICATION else None)
+    header, rows = prediction_table(saved, saved.predict(x, output), output)
+    if args.out is not None:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        handle = sys.stdout
+        if args.out is not None:
+            handle = stack.enter_context(open(args.out, "w", newline="", encoding="utf-8"))
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    if args.out is not None:
+        print(f"wrote {len(rows)} rows of {', '.join(header[:3])}{' ...' * (len(header) > 3)} "
+              f"to {args.out}")  # fmt: skip
+    return 0
+
+
+def command_export(args) -> int:
+    """A saved model as serialized StableHLO (``jax.export``) or ONNX, for serving."""
+    from jaxnet.exporting import export
+    from jaxnet.onnx_export import export_onnx
+    from jaxnet.outputs import check_output
+    from jaxnet.saving import load_model
+
+    saved = load_model(args.model)
+    suffix = {"stablehlo": ".stablehlo", "onnx": ".onnx"}[args.format]
+    model_dir = Path(args.model)
+    out = Path(args.out) if args.out else model_dir.parent / (model_dir.name + suffix)
+    if args.format == "onnx":
+        export_onnx(saved, out, output=args.output)
+    else:
+        export(saved, out, output=args.output, platforms=tuple(args.platforms))
+    output = check_output(args.output, saved.task, "export")
+    shape = ", ".join(map(str, saved.input_shape))
+    print(f"wrote {out} ({args.format}: (batch, {shape}) {saved.dtype} -> {output})")
     return 0
 
 
@@ -383,6 +539,42 @@ def _add_training_options(parser, *, epochs: int, out: str) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
+def _add_deploy_commands(commands) -> None:
+    from jaxnet.outputs import OUTPUTS
+
+    model_help = "a saved model directory (jaxnet train writes OUT/model)"
+    predict = commands.add_parser("predict", help="a saved model's predictions for a CSV file")
+    predict.add_argument("--model", type=Path, required=True, help=model_help)
+    predict.add_argument(
+        "--csv", type=Path, required=True, help="new examples: a header and the feature columns"
+    )
+    predict.add_argument(
+        "--output",
+        choices=OUTPUTS,
+        default=None,
+        help="classifiers: classes (default), probabilities or logits; regression: the values",
+    )
+    predict.add_argument("--out", default=None, help="CSV file to write (default: print it)")
+    predict.set_defaults(handler=command_predict)
+
+    export = commands.add_parser("export", help="a saved model as StableHLO or ONNX for serving")
+    export.add_argument("--model", type=Path, required=True, help=model_help)
+    export.add_argument("--format", choices=("stablehlo", "onnx"), default="stablehlo")
+    export.add_argument(
+        "--output",
+        choices=OUTPUTS,
+        default=None,
+        help="what it returns (default: probabilities for classifiers, values for regression)",
+    )
+    export.add_argument(
+        "--platforms", nargs="+", default=["cpu", "cuda"], help="stablehlo: platforms to lower for"
+    )
+    export.add_argument(
+        "--out", default=None, help="file to write (default: MODEL.stablehlo or MODEL.onnx)"
+    )
+    export.set_defaults(handler=command_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jaxnet", description="Classic neural networks as pure JAX functions."
@@ -425,10 +617,15 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose.add_argument("--out", default=None, help="also write diagnose.json here")
     diagnose.set_defaults(handler=command_diagnose, dataset="digits")
 
-    summary = commands.add_parser("summary", help="layers, shapes and parameters of the MLP")
+    summary = commands.add_parser(
+        "summary", help="layers, shapes and parameters of the MLP, or of a saved model"
+    )
     _add_data_options(summary, required=False)
     _add_model_options(summary)
+    summary.add_argument("--model", type=Path, default=None, help="a saved model directory")
     summary.set_defaults(handler=command_summary, dataset="digits")
+
+    _add_deploy_commands(commands)
 
     from jaxnet.studies.builtin import STUDIES
     from jaxnet.studies.command import add_arguments

@@ -77,6 +77,28 @@ def _missing_report(path, header, body, columns) -> str | None:
     return f"{path} has missing values in column(s) " + ", ".join(parts)
 
 
+def _features(path, header, body, columns, owner: str = "load_csv") -> np.ndarray:
+    """The numeric ``columns`` of every row as float64 ``(rows, len(columns))``."""
+    x = np.empty((len(body), len(columns)), np.float64)
+    for line, row in enumerate(body, start=2):
+        for k, j in enumerate(columns):
+            value = _number(row[j])
+            if value is None:
+                raise DataError(
+                    f"{path}, line {line}: column {header[j]!r} is not numeric (value {row[j]!r}); "
+                    "encode text columns as numbers (e.g. one-hot) or drop them",
+                    (owner,),
+                )
+            if not math.isfinite(value):
+                raise DataError(
+                    f"{path}, line {line}: column {header[j]!r} holds {row[j]!r}; "
+                    "values must be finite",
+                    (owner,),
+                )
+            x[line - 2, k] = value
+    return x
+
+
 def load_csv(path, target: str, *, task: str | None = None, delimiter: str = ",") -> Dataset:
     """Read a numeric CSV file with a header line; ``target`` names the column to predict.
 
@@ -111,23 +133,7 @@ def load_csv(path, target: str, *, task: str | None = None, delimiter: str = ","
     if missing:
         raise DataError(missing + "; impute or drop those rows before training", ("load_csv",))
 
-    x = np.empty((len(body), len(features)), np.float64)
-    for line, row in enumerate(body, start=2):
-        for k, j in enumerate(features):
-            value = _number(row[j])
-            if value is None:
-                raise DataError(
-                    f"{path}, line {line}: column {header[j]!r} is not numeric (value {row[j]!r}); "
-                    "encode text columns as numbers (e.g. one-hot) or drop them",
-                    ("load_csv",),
-                )
-            if not math.isfinite(value):
-                raise DataError(
-                    f"{path}, line {line}: column {header[j]!r} holds {row[j]!r}; "
-                    "values must be finite",
-                    ("load_csv",),
-                )
-            x[line - 2, k] = value
+    x = _features(path, header, body, features)
 
     cells = [row[t].strip() for row in body]
     numbers = [_number(c) for c in cells]
@@ -166,3 +172,25 @@ def load_csv(path, target: str, *, task: str | None = None, delimiter: str = ","
         classes = tuple(str(int(c)) if numeric and integral else str(c) for c in labels)
     names = tuple(header[j] for j in features)
     return Dataset(x.astype(np.float32), y, task, names, classes, path.stem)
+
+
+def load_features(path, columns, *, delimiter: str = ",") -> np.ndarray:
+    """The ``columns`` (names, in this order) of a CSV file as float32 ``(rows, len(columns))``:
+    new examples for a trained model. Other columns (an id, the target) are ignored.
+
+    Raises :class:`~jaxnet.errors.DataError` as :func:`load_csv` does, and for a missing column.
+    """
+    path = Path(path)
+    header, body = _read_rows(path, delimiter)
+    absent = [c for c in columns if c not in header]
+    if absent:
+        raise DataError(
+            f"{path} lacks the column(s) {absent[:5]}{' ...' if len(absent) > 5 else ''} the "
+            f"model takes; its columns are {header[:10]}{' ...' if len(header) > 10 else ''}",
+            ("load_features",),
+        )
+    wanted = [header.index(c) for c in columns]
+    missing = _missing_report(path, header, body, wanted)
+    if missing:
+        raise DataError(missing + "; impute or drop those rows", ("load_features",))
+    return _features(path, header, body, wanted, "load_features").astype(np.float32)
