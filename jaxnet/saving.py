@@ -118,6 +118,13 @@ def _json_array(value):
     return None if value is None else np.asarray(value, np.float32).tolist()
 
 
+def _broadcasts(shape, onto) -> bool:
+    try:
+        return np.broadcast_shapes(shape, onto) == onto
+    except ValueError:
+        return False
+
+
 def _check_preprocessing(pre: Preprocessing, input_shape, task: str | None) -> None:
     for name in ("feature_mean", "feature_std", "target_mean", "target_std"):
         value = getattr(pre, name)
@@ -134,7 +141,7 @@ def _check_preprocessing(pre: Preprocessing, input_shape, task: str | None) -> N
                     f"this model takes {input_shape}",
                     ("save_model",),
                 )
-            if np.broadcast_shapes(array.shape, tuple(input_shape)) != tuple(input_shape):
+            if not _broadcasts(array.shape, tuple(input_shape)):
                 raise SavedModelError(
                     f"{name} has shape {array.shape}, which does not broadcast against one "
                     f"example of shape {tuple(input_shape)}",
