@@ -376,8 +376,11 @@ def command_model_summary(args) -> int:
     saved = load_model(args.model)
     print(saved.summary())
     record, pre = saved.record, saved.preprocessing
+    kind = saved.recipe.info["recipe"] if saved.recipe else "model"
     what = (
-        "a plain model" if saved.recipe is None else f"{saved.recipe.info['recipe']} ({saved.task})"
+        f"{kind} ({saved.task}, outputs {saved.record.get('output_activation')})"
+        if saved.task
+        else kind
     )
     print(f"model: {what}; input {saved.input_shape} {saved.dtype}")
     if pre.feature_mean is not None or pre.feature_std is not None:

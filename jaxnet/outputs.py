@@ -42,11 +42,10 @@ def task_of(recipe: Recipe) -> str:
     task = recipe.info.get("task")
     if task is not None:
         return task
-    if recipe.output_activation is activations.softmax:
-        return "multiclass"
-    if recipe.output_activation is activations.sigmoid:
-        return "binary"
-    return "regression"
+    name = activations.spec_of(recipe.output_activation)
+    return {"softmax": "multiclass", "sigmoid": "binary", "logistic": "binary"}.get(
+        name if isinstance(name, str) else None, "regression"
+    )
 
 
 def check_output(output, task: str | None, owner: str = "predict") -> str:
@@ -72,22 +71,31 @@ def check_output(output, task: str | None, owner: str = "predict") -> str:
     )
 
 
-@functools.partial(jax.jit, static_argnames=("activation", "output"))
-def convert(raw, activation: Callable, output: str):
+@functools.partial(jax.jit, static_argnames=("activation", "task", "output"))
+def convert(raw, activation: Callable, task: str, output: str):
     """Raw model outputs to ``output`` (see the module table) given the output ``activation``.
 
-    ``"classes"`` is the argmax for softmax outputs, else ``activation(raw) >= 0.5`` (the last
-    axis dropped when it has one unit: a binary classifier gives ``(n,)`` labels).
+    ``"classes"`` is the argmax for a multiclass ``task``, else ``activation(raw) >= 0.5`` (the
+    last axis dropped when it has one unit: a binary classifier gives ``(n,)`` labels).
     """
     if output == "logits":
         return raw
     probabilities = activation(raw)
     if output in ("probabilities", "values"):
         return probabilities
-    if activation is activations.softmax:
+    if task == "multiclass":
         return jnp.argmax(raw, axis=-1).astype(jnp.int32)
     classes = (probabilities >= 0.5).astype(jnp.int32)
     return classes[..., 0] if classes.shape[-1] == 1 else classes
+
+
+def finisher(activation: Callable | None, task: str | None, output=None, owner="predict"):
+    """``finish(raw) -> output`` for a model with this output ``activation`` and ``task``
+    (``None`` for both: a plain model), or ``None`` when the raw outputs are the answer."""
+    output = check_output(output, task, owner)
+    if output == "logits" or (output == "values" and activation is activations.identity):
+        return None
+    return functools.partial(convert, activation=activation, task=task, output=output)
 
 
 def resolve(model: Layer | Recipe, output=None, owner: str = "predict"):
@@ -98,12 +106,7 @@ def resolve(model: Layer | Recipe, output=None, owner: str = "predict"):
     recipes, whose output units are inside the model).
     """
     if isinstance(model, Recipe):
-        output = check_output(output, task_of(model), owner)
-        activation = model.output_activation
-        if output == "logits" or (output == "values" and activation is activations.identity):
-            return model.model, None
-        return model.model, functools.partial(convert, activation=activation, output=output)
+        return model.model, finisher(model.output_activation, task_of(model), output, owner)
     if isinstance(model, Layer):
-        check_output(output, None, owner)
-        return model, None
+        return model, finisher(None, None, output, owner)
     raise ConfigError(f"expected a jaxnet Layer or Recipe, got {type(model).__name__}", (owner,))

@@ -37,12 +37,12 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from jaxnet import checkpoint
+from jaxnet import activations, checkpoint
 from jaxnet import description as descriptions
 from jaxnet.core import Layer
-from jaxnet.errors import JaxnetError
+from jaxnet.errors import ConfigError, JaxnetError
 from jaxnet.jsonable import dumps
-from jaxnet.outputs import CLASSIFICATION, resolve, task_of
+from jaxnet.outputs import CLASSIFICATION, finisher, task_of
 from jaxnet.recipes import Recipe
 from jaxnet.signature import check_input, is_shape, shape_from_json, shape_to_json
 from jaxnet.train.evaluate import predict
@@ -162,20 +162,23 @@ def _check_preprocessing(pre: Preprocessing, input_shape, task: str | None) -> N
 class SavedModel:
     """A model with its weights and preprocessing, as :func:`load_model` returns it.
 
-    Attributes: ``model`` (the :class:`~jaxnet.core.Layer`), ``recipe`` (the
-    :class:`~jaxnet.recipes.Recipe`, or ``None`` for a plain model), ``params``, ``state``,
+    Attributes: ``model`` (the :class:`~jaxnet.core.Layer`), ``params``, ``state``,
     ``input_shape`` (per example), ``dtype``, ``preprocessing`` (:class:`Preprocessing`),
-    ``metadata`` (the free JSON saved with it), ``task`` (``None`` for a plain model),
-    ``class_names``, ``path`` and ``record`` (the whole ``model.json``).
+    ``metadata`` (the free JSON saved with it), ``task`` and ``output_activation`` (``None`` for
+    a plain model), ``recipe`` (the rebuilt :class:`~jaxnet.recipes.Recipe`, with its loss and
+    metrics, for a textbook recipe; else ``None``), ``class_names``, ``path`` and ``record``
+    (the whole ``model.json``).
     """
 
-    def __init__(self, model, recipe, params, state, input_shape, dtype, preprocessing,
-                 metadata, path=None, record=None):  # fmt: skip
-        self.model, self.recipe, self.params, self.state = model, recipe, params, state
+    def __init__(
+        self, model, params, state, input_shape, dtype, preprocessing, metadata, *,
+        recipe=None, task=None, output_activation=None, path=None, record=None,
+    ):  # fmt: skip
+        self.model, self.params, self.state = model, params, state
         self.input_shape, self.dtype = input_shape, np.dtype(dtype).name
         self.preprocessing, self.metadata = preprocessing, metadata
+        self.recipe, self.task, self.output_activation = recipe, task, output_activation
         self.path, self.record = path, record
-        self.task = None if recipe is None else task_of(recipe)
         self.class_names = tuple(preprocessing.class_names)
         self._inference: dict = {}
 
@@ -184,8 +187,8 @@ class SavedModel:
         activation, the target scale undone. :meth:`predict` runs it; :func:`jaxnet.export`
         exports it. ``output`` as in :func:`predict`."""
         if output not in self._inference:
-            layer, finish = resolve(self.recipe or self.model, output, "predict")
-            pre = self.preprocessing
+            layer, pre = self.model, self.preprocessing
+            finish = finisher(self.output_activation, self.task, output, "predict")
             rescale = self.task not in CLASSIFICATION
 
             def apply(params, state, x, *, key=None, train=False):
@@ -215,7 +218,8 @@ class SavedModel:
         return summary(self.model, self.input_shape)
 
     def __repr__(self) -> str:
-        kind = "model" if self.recipe is None else f"{self.recipe.info.get('recipe')} ({self.task})"
+        kind = self.recipe.info["recipe"] if self.recipe else "model"
+        kind += f" ({self.task})" if self.task else ""
         where = f", path={str(self.path)!r}" if self.path else ""
         return (
             f"SavedModel({self.model.name}: {kind}, input {self.input_shape} {self.dtype}{where})"
@@ -229,6 +233,10 @@ def save_model(path, model: Layer | Recipe, train_state_or_params, *, input_shap
                state=None, dtype="float32", preprocessing: Preprocessing | None = None,
                metadata: Mapping | None = None, overwrite: bool = False) -> Path:  # fmt: skip
     """Write ``model`` (a layer or a recipe) with its weights to the directory ``path``.
+
+    A textbook recipe (``classifier_mlp``, ``regression_mlp``) is rebuilt whole on load (loss,
+    metrics, penalty); any other recipe, ``Recipe(cnn, loss, metrics, activations.softmax)``,
+    keeps its model, task and output activation, so the saved model predicts probabilities.
 
     Args:
       train_state_or_params: a :class:`~jaxnet.train.TrainState` (its params and state are
@@ -251,9 +259,17 @@ def save_model(path, model: Layer | Recipe, train_state_or_params, *, input_shap
         params, state = train_state_or_params, {} if state is None else state
     recipe = model if isinstance(model, Recipe) else None
     layer = recipe.model if recipe else model
-    description = descriptions.describe(model)  # ConfigError names what cannot be described
+    recorded = recipe is not None and "recipe" in recipe.info  # a textbook recipe
+    description = descriptions.describe(model if recorded else layer)  # ConfigError: what not
     preprocessing = preprocessing or Preprocessing()
     task = None if recipe is None else task_of(recipe)
+    activation = None if recipe is None else activations.spec_of(recipe.output_activation)
+    if not isinstance(activation, str | None):
+        raise ConfigError(
+            f"the recipe's output activation {activation} is a custom function, which a saved "
+            "model cannot hold; use a jaxnet one (activations.softmax, sigmoid or identity)",
+            ("save_model",),
+        )
     _check_preprocessing(preprocessing, input_shape, task)
     tree = {"params": params, "state": state}
     arrays, specs = checkpoint.flatten(tree)
@@ -272,6 +288,7 @@ def save_model(path, model: Layer | Recipe, train_state_or_params, *, input_shap
         "description": description,
         "input": {"shape": shape_to_json(input_shape), "dtype": np.dtype(dtype).name},
         "task": task,
+        "output_activation": activation,
         "preprocessing": preprocessing.to_json(),
         "metadata": dict(metadata or {}),
     }
@@ -353,6 +370,8 @@ def load_model(path) -> SavedModel:
         dtype = np.dtype(record["input"]["dtype"])
         preprocessing = Preprocessing.from_json(record.get("preprocessing") or {})
         weights = record["weights"]
+        task, activation = record.get("task"), record.get("output_activation")
+        activation = None if activation is None else activations.get(activation)
     except JaxnetError as error:
         raise SavedModelError(f"{model_file}: {error}", ("load_model",)) from None
     except (KeyError, TypeError, ValueError) as error:
@@ -376,8 +395,9 @@ def load_model(path) -> SavedModel:
     except checkpoint.CheckpointError as error:
         raise SavedModelError(f"{path}: {error.detail}", ("load_model",)) from None
     return SavedModel(
-        layer, recipe, tree["params"], tree["state"], input_shape, dtype, preprocessing,
-        record.get("metadata", {}), path, record,
+        layer, tree["params"], tree["state"], input_shape, dtype, preprocessing,
+        record.get("metadata", {}), recipe=recipe, task=task, path=path, record=record,
+        output_activation=activation,
     )  # fmt: skip
 
 

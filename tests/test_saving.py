@@ -18,6 +18,7 @@ from test_description import CASES
 import jaxnet
 from jaxnet import checkpoint
 from jaxnet.errors import ConfigError, DTypeError, ShapeError
+from jaxnet.recipes import Recipe
 from jaxnet.saving import Preprocessing, SavedModelError
 
 
@@ -84,6 +85,22 @@ def test_regression_target_scale_is_undone(tmp_path):
     np.testing.assert_allclose(saved.predict(x), expected, rtol=1e-5)
     with pytest.raises(ConfigError, match="predicts values"):
         saved.predict(x, "classes")
+
+
+def test_a_custom_recipe_keeps_its_task_and_output_activation(tmp_path):
+    cnn = jaxnet.serial(jaxnet.Conv2D(2, 3), jaxnet.Flatten(), jaxnet.Dense(3), name="cnn")
+    recipe = Recipe(cnn, jaxnet.losses.sparse_categorical_cross_entropy, {}, jax.nn.softmax)
+    params, state = random_weights(cnn, (5, 5, 1))
+    jaxnet.save_model(tmp_path / "m", recipe, params, state=state, input_shape=(5, 5, 1))
+    saved = jaxnet.load_model(tmp_path / "m")
+    assert saved.recipe is None and saved.task == "multiclass"
+    x = np.random.default_rng(0).normal(size=(4, 5, 5, 1)).astype(np.float32)
+    logits = cnn.apply(params, state, x)[0]
+    np.testing.assert_allclose(saved.predict(x), jax.nn.softmax(logits), rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(saved.predict(x, "classes"), np.argmax(logits, axis=1))
+    custom = recipe._replace(output_activation=lambda z: z / 2)
+    with pytest.raises(ConfigError, match="custom function"):
+        jaxnet.save_model(tmp_path / "c", custom, params, state=state, input_shape=(5, 5, 1))
 
 
 def test_wrong_inputs_to_a_saved_model_are_clear_errors(tmp_path, classifier):
