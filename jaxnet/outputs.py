@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -89,13 +90,25 @@ def convert(raw, activation: Callable, task: str, output: str):
     return classes[..., 0] if classes.shape[-1] == 1 else classes
 
 
+class Finish(NamedTuple):
+    """``finish(raw) -> output``: :func:`convert` with its static arguments, hashable so a
+    compiled ``predict`` can be cached per finish."""
+
+    activation: Callable
+    task: str
+    output: str
+
+    def __call__(self, raw):
+        return convert(raw, self.activation, self.task, self.output)
+
+
 def finisher(activation: Callable | None, task: str | None, output=None, owner="predict"):
-    """``finish(raw) -> output`` for a model with this output ``activation`` and ``task``
-    (``None`` for both: a plain model), or ``None`` when the raw outputs are the answer."""
+    """The :class:`Finish` for a model with this output ``activation`` and ``task`` (``None``
+    for both: a plain model), or ``None`` when the raw outputs are the answer."""
     output = check_output(output, task, owner)
     if output == "logits" or (output == "values" and activation is activations.identity):
         return None
-    return functools.partial(convert, activation=activation, task=task, output=output)
+    return Finish(activation, task, output)
 
 
 def resolve(model: Layer | Recipe, output=None, owner: str = "predict"):

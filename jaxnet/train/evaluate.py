@@ -19,11 +19,12 @@ from jaxnet.train.step import named_metrics
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def make_predict(model: Layer, batch_size: int = 256) -> Callable:
+def make_predict(model: Layer, batch_size: int = 256, finish: Callable | None = None) -> Callable:
     """``predict(params, state, x) -> y`` in inference mode, ``batch_size`` examples at a time.
 
     The data is padded to whole batches and the padding sliced off, so every example is predicted
-    and the program compiles once per data-set size.
+    and the program compiles once per data-set size. ``finish`` (e.g. probabilities from logits,
+    :mod:`jaxnet.outputs`) is applied to the outputs in the same program.
     """
 
     def predict(params, state, x):
@@ -38,7 +39,8 @@ def make_predict(model: Layer, batch_size: int = 256) -> Callable:
         outputs = jax.lax.map(
             lambda xb: model.apply(params, state, xb, train=False)[0], jax.tree.map(batched, x)
         )
-        return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:])[:n], outputs)
+        outputs = jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:])[:n], outputs)
+        return outputs if finish is None else finish(outputs)
 
     return jax.jit(predict)
 
@@ -56,17 +58,14 @@ def predict(model: Layer | Recipe, params, state, x, *, batch_size: int = 256,
     """
     model, finish = resolve(model, output)
     cache = _COMPILED.setdefault(model.apply, {})
-    if batch_size not in cache:
-        cache[batch_size] = make_predict(model, batch_size)
+    if (batch_size, finish) not in cache:
+        cache[batch_size, finish] = make_predict(model, batch_size, finish)
+    compiled = cache[batch_size, finish]
     source = inputs_source(x, steps)
     if source is None:
-        y = cache[batch_size](params, state, x)
-    else:
-        chunks = [
-            cache[batch_size](params, state, xs) for xs, _ in read_in_order(source, batch_size)
-        ]
-        y = jax.tree.map(lambda *a: jnp.concatenate(a), *chunks)
-    return y if finish is None else finish(y)
+        return compiled(params, state, x)
+    chunks = [compiled(params, state, xs) for xs, _ in read_in_order(source, batch_size)]
+    return jax.tree.map(lambda *a: jnp.concatenate(a), *chunks)
 
 
 def make_score(loss_fn: Callable, metrics=None):
