@@ -190,7 +190,7 @@ class ChunkFeed(_Feed):
             x, y = source.take(np.arange(batch_size))
         self.sample = (to_numpy(x, "x"), to_numpy(y, "y"))
         self.k = steps_per_execution and min(int(steps_per_execution), self.n_batches)
-        self.out_shape = self.signature = self.mesh = None
+        self.out_shape = self.signature = self.mesh = self.ahead = None
 
     @property
     def input_shape(self):
@@ -222,7 +222,21 @@ class ChunkFeed(_Feed):
     # -- reading ---------------------------------------------------------------------------------
     def chunks(self, train_state, start: int):
         """Arguments of each chunk program: ``K`` batches read from the source and put on the
-        device, with the rows that cut them into batches."""
+        device, with the rows that cut them into batches. While the epoch's last chunk trains,
+        the first chunk of the next epoch of a random-access source is read already."""
+        first_step = int(train_state.step) - start
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None and ahead[0] == (first_step, start):
+            yield ahead[1]
+            yield from ahead[2]
+        else:
+            yield from self._read(train_state, start)
+        if isinstance(self.source, RandomAccess):
+            following = first_step + self.n_batches
+            rest = self._read(train_state._replace(step=jnp.asarray(following, jnp.int32)), 0)
+            self.ahead = ((following, 0), next(rest), rest)
+
+    def _read(self, train_state, start: int):
         chunk = []
         for batch in self._batches(train_state, start):
             chunk.append(batch)
