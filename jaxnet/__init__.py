@@ -68,6 +68,7 @@ from jaxnet.layers import (
     LSTMCell,
     MaxPool,
     RandomShift,
+    Rescale,
     SimpleRNNCell,
 )
 from jaxnet.onnx_export import export_onnx
@@ -124,6 +125,7 @@ __all__ = [
     "MaxPool",
     "Preprocessing",
     "RandomShift",
+    "Rescale",
     "Recipe",
     "Relu",
     "SavedModel",

@@ -216,16 +216,10 @@ def save_trained(path, recipe, train_state, data, args, feature_scale, target_sc
 
 
 def command_demo(args) -> int:
-    """The textbook multiclass MLP (2 x 100 ReLU, He init, Adam) on the digits data set."""
-    args.dataset, args.csv, args.target, args.task = "digits", None, None, "multiclass"
-    args.hidden, args.activation, args.init, args.optimizer = (
-        [100, 100],
-        "relu",
-        "he_normal",
-        "adam",
-    )
-    args.momentum, args.l2, args.loss, args.dropout = 0.9, 0.0, "mse", 0.0
-    run_training(args, checkpoints=False)
+    """The textbook multiclass MLP on digits (:mod:`jaxnet.demo`, as ``examples/digits_mlp.py``)."""
+    from jaxnet import demo
+
+    demo.run(args)
     return 0
 
 
@@ -584,15 +578,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    from jaxnet.demo import add_arguments as add_demo_arguments
+
     demo = commands.add_parser("demo", help="train the textbook MLP on digits; write curves")
-    demo.add_argument("--epochs", type=int, default=30)
-    demo.add_argument("--batch-size", type=int, default=32)
-    demo.add_argument("--lr", type=float, default=1e-3)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--test-fraction", type=float, default=0.2)
-    demo.add_argument("--validation-split", type=float, default=0.1)
-    demo.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
-    demo.add_argument("--quiet", action="store_true")
+    add_demo_arguments(demo)
     demo.set_defaults(handler=command_demo)
 
     train = commands.add_parser("train", help="train a textbook MLP on a CSV file or data set")

@@ -131,15 +131,22 @@ def prepare(x, y, *, batch_size: int, validation_data=None, validation_split=Non
     return Data(x, y, validation_data, n)
 
 
-def place(data: Data, model, params, state, sharding=None) -> Data:
-    """``data`` with its targets checked against ``model``'s output (:func:`match_targets`) and
-    every array moved to the device (``sharding``: e.g. replicated over a mesh; default device)."""
+def checked(data: Data, model, params, state) -> Data:
+    """``data`` with its targets checked against ``model``'s output (:func:`match_targets`)."""
     out_shape = output_shape(model, params, state, data.x)
-    y = match_targets(data.y, out_shape)
     validation = data.validation
     if validation is not None:
         validation = (validation[0], match_targets(validation[1], out_shape, "y_val"))
-    x, y, validation = jax.device_put((data.x, y, validation), sharding)
+    return Data(data.x, match_targets(data.y, out_shape), validation, data.n)
+
+
+def place(data: Data, model, params, state, sharding=None) -> Data:
+    """:func:`checked` ``data`` with every array moved to the device (``sharding``: e.g.
+    replicated over a mesh, possibly spanning processes; default: the default device)."""
+    from jaxnet.train.parallel import put
+
+    data = checked(data, model, params, state)
+    x, y, validation = put((data.x, data.y, data.validation), sharding)
     return Data(x, y, validation, data.n)
 
 
