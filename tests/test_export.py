@@ -238,13 +238,34 @@ def test_onnx_of_a_saved_model_applies_its_preprocessing(tmp_path, saved_classif
     assert json.loads(props["class_names"]) == ["a", "b", "c"]
 
 
-@needs_onnx
-def test_onnx_names_the_layer_it_cannot_convert(tmp_path):
+def _reverse_lstm_inside():
     inner = jaxnet.serial(jaxnet.Relu(), layers.RNN(layers.LSTMCell(3), reverse=True), name="inner")
-    model = jaxnet.serial(layers.Dense(4), inner, layers.Dense(2), name="net")
-    params, state = random_weights(model, (5, 2))
-    with pytest.raises(ExportError, match=r"cannot convert net/inner_1/lstm_1 \(RNN\) to ONNX"):
-        jaxnet.export_onnx(model, params, state, (5, 2), tmp_path / "m.onnx")
+    return jaxnet.serial(layers.Dense(4), inner, layers.Dense(2), name="net")
+
+
+@needs_onnx
+@pytest.mark.parametrize(
+    "make, shape, where",
+    [
+        (_reverse_lstm_inside, (5, 2), r"net/inner_1/lstm_1 \(RNN\)"),
+        (
+            lambda: layers.Bidirectional(layers.GRUCell(2), layers.GRUCell(2)),
+            (5, 2),
+            r"bidirectional \(Bidirectional\)",
+        ),
+        (
+            lambda: jaxnet.serial(layers.conv.Conv(2, 2, rank=3), name="c"),
+            (3, 3, 3, 1),
+            r"c/conv3d_0 \(Conv\)",
+        ),
+    ],
+    ids=["reverse_rnn", "bidirectional", "conv3d"],
+)
+def test_onnx_names_the_layer_it_cannot_convert(tmp_path, make, shape, where):
+    model = make()
+    params, state = random_weights(model, shape)
+    with pytest.raises(ExportError, match=f"cannot convert {where} to ONNX"):
+        jaxnet.export_onnx(model, params, state, shape, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
 
 
