@@ -157,17 +157,21 @@ def keras_model(name: str, params, pre):
     return model
 
 
-def rate(fn, x, repeats: int) -> float:
-    """Examples per second of ``fn(x)`` (blocking): median over ``repeats`` timed runs."""
-    fn(x)  # compile / warm up
-    calls = max(1, 256 // len(x)) * 4  # about 1000 examples per timed run
-    times = []
+def rates(jobs: dict, repeats: int) -> dict:
+    """Examples per second of each ``fn(x)`` in ``jobs`` (``{key: (fn, x)}``, ``fn`` blocks):
+    the median of ``repeats`` timed runs of about 1000 examples each. The jobs take turns within
+    each repeat, so a burst of load from other processes hits them alike."""
+    for fn, x in jobs.values():
+        fn(x)  # compile / warm up
+    times = {key: [] for key in jobs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn(x)
-        times.append(time.perf_counter() - start)
-    return calls * len(x) / statistics.median(times)
+        for key, (fn, x) in jobs.items():
+            calls = max(1, 1024 // len(x))
+            start = time.perf_counter()
+            for _ in range(calls):
+                fn(x)
+            times[key].append((time.perf_counter() - start) / (calls * len(x)))
+    return {key: 1.0 / statistics.median(seconds) for key, seconds in times.items()}
 
 
 def runners(name, recipe, ts, saved, out: Path, keras_ok: bool, onnx_ok: bool) -> dict:
@@ -219,25 +223,26 @@ def main(argv=None):
 
     models = train(out, args.epochs, args.seed)
     reloaded = second_process(out)
-    rows, results = [], {}
+    jobs, differences = {}, {}
     for name, (recipe, ts, saved, scaled, raw) in models.items():
         reference = np.asarray(jaxnet.predict(recipe, ts.params, ts.state, scaled))
-        print(
-            f"{name}: second process max |p - predict| "
-            f"{np.abs(reloaded[name] - reference).max():.1e}"
-        )
-        for label, (fn, takes_raw) in runners(
-            name, recipe, ts, saved, out, keras_ok, onnx_ok
-        ).items():
+        difference = np.abs(reloaded[name] - reference).max()
+        print(f"{name}: second process max |p - predict| {difference:.1e}")
+        found = runners(name, recipe, ts, saved, out, keras_ok, onnx_ok)
+        for label, (fn, takes_raw) in found.items():
             x = raw if takes_raw else scaled
-            difference = float(np.abs(np.asarray(fn(x)) - reference).max())
-            speeds = [rate(fn, x[:batch], args.repeats) for batch in (1, 256)]
-            rows.append([name, label, *speeds, difference])
-            results[f"{name}/{label}"] = {
-                "batch_1": speeds[0],
-                "batch_256": speeds[1],
-                "max_abs_difference": difference,
-            }
+            differences[name, label] = float(np.abs(np.asarray(fn(x)) - reference).max())
+            jobs |= {(name, label, batch): (fn, x[:batch]) for batch in (1, 256)}
+    speeds = rates(jobs, args.repeats)
+    rows, results = [], {}
+    for (name, label), difference in differences.items():
+        one, many = speeds[name, label, 1], speeds[name, label, 256]
+        rows.append([name, label, one, many, difference])
+        results[f"{name}/{label}"] = {
+            "batch_1": one,
+            "batch_256": many,
+            "max_abs_difference": difference,
+        }
     machine = (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"{jax.devices()[0].platform}, jax {jax.__version__}"
