@@ -292,17 +292,18 @@ def save_model(path, model: Layer | Recipe, train_state_or_params, *, input_shap
         "preprocessing": preprocessing.to_json(),
         "metadata": dict(metadata or {}),
     }
+    try:
+        record = json.loads(dumps(record))  # as it will read back
+    except (TypeError, ValueError) as error:
+        raise SavedModelError(f"metadata must be JSON: {error}", ("save_model",)) from None
 
     def write(directory: Path) -> None:
         manifest_path = checkpoint.save(directory, WEIGHTS, tree)
-        record["weights"] = {"manifest": manifest_path.name}
-        record["weights"]["sha256"] = checkpoint.read_manifest(manifest_path)["sha256"]
-        try:
-            body = json.loads(dumps(record))
-        except (TypeError, ValueError) as error:
-            raise SavedModelError(f"metadata must be JSON: {error}", ("save_model",)) from None
-        body["fingerprint"] = fingerprint(body)
-        checkpoint.atomic_write(directory / MODEL_FILE, (dumps(body, indent=1) + "\n").encode())
+        sha256 = checkpoint.read_manifest(manifest_path)["sha256"]
+        record["weights"] = {"manifest": manifest_path.name, "sha256": sha256}
+        record["fingerprint"] = fingerprint(record)
+        text = dumps(record, indent=1) + "\n"
+        checkpoint.atomic_write(directory / MODEL_FILE, text.encode())
 
     _write_directory(path, write, overwrite)
     return path

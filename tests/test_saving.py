@@ -130,6 +130,9 @@ def test_save_refuses_what_cannot_be_reloaded(tmp_path, classifier):
         bad = Preprocessing(feature_mean=np.zeros(5))
         jaxnet.save_model(tmp_path / "c", recipe, params, state=state, input_shape=(4,),
                           preprocessing=bad)  # fmt: skip
+    with pytest.raises(SavedModelError, match="metadata must be JSON"):
+        jaxnet.save_model(tmp_path / "e", recipe, params, state=state, input_shape=(4,),
+                          metadata={"when": object()})  # fmt: skip
     with pytest.raises(SavedModelError, match="positive"):
         bad = Preprocessing(feature_std=np.zeros(4))
         jaxnet.save_model(tmp_path / "d", recipe, params, state=state, input_shape=(4,),
