@@ -55,10 +55,16 @@ def _convert(fn, input_shape, dtype: str, output_name: str):
         return fn(jax.tree.unflatten(treedef, xs))
 
     names = _input_names(input_shape)
-    logging.getLogger("onnx_ir").setLevel(logging.ERROR)  # chatty about folded constants
-    return _to_onnx()(
-        positional, leaves, model_name="jaxnet", input_names=names, output_names=[output_name]
-    )
+    to_onnx = _to_onnx()
+    chatty = logging.getLogger("onnx_ir")  # warns about every folded constant's unknown type
+    level = chatty.level
+    chatty.setLevel(logging.ERROR)
+    try:
+        return to_onnx(
+            positional, leaves, model_name="jaxnet", input_names=names, output_names=[output_name]
+        )
+    finally:
+        chatty.setLevel(level)
 
 
 def _is_spec(value) -> bool:
