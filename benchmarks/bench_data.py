@@ -99,6 +99,10 @@ def torch_epoch_seconds(x, y, hidden, batch, epochs):
     import torch
 
     torch.manual_seed(0)
+    sizes = [x.shape[1], *hidden, 10]
+    flops = 6 * batch * sum(a * b for a, b in zip(sizes, sizes[1:], strict=False))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1 if flops < 1e8 else threads)  # as benchmarks/peers/torch.py
     dataset = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y).long())
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True)
     sizes, layers = [x.shape[1], *hidden], []
@@ -114,6 +118,7 @@ def torch_epoch_seconds(x, y, hidden, batch, epochs):
             torch.nn.functional.cross_entropy(model(xb), yb).backward()
             optimizer.step()
         times.append(time.perf_counter() - start)
+    torch.set_num_threads(threads)
     return statistics.median(times[1:])
 
 
