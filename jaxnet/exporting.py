@@ -139,7 +139,9 @@ def export(model, params=None, state=None, input_shape=None, path=None, *, outpu
     except JaxnetError:
         raise
     except ImportError as error:  # serialization needs the flatbuffers package
-        raise ImportError(f"{error}: pip install 'jaxnet-classic[export]'") from None
+        raise ImportError(
+            f"{error}: pip install flatbuffers (a jaxnet-classic dependency)"
+        ) from None
     except Exception as error:  # jax's lowering errors vary by platform
         message = f"jax.export failed: {type(error).__name__}: {error}"
         raise ExportError(message, ("export",)) from None
