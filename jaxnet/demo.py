@@ -6,7 +6,9 @@
 Uses scikit-learn's bundled 8x8 digits (1797 images, no download; ``pip install
 "jaxnet-classic[examples]"``): prints per-epoch progress, the test accuracy and a per-layer
 gradient-health report, and writes ``config.json``, ``history.json``, ``metrics.json``,
-``curves.png`` and gradient-flow plots (with matplotlib) to ``--out``.
+``curves.png``, gradient-flow plots (with matplotlib) and the trained model (``model/``, which
+``jaxnet.load_model`` reloads and ``jaxnet predict --model`` applies to raw 0-16 pixel values) to
+``--out``.
 """
 
 from __future__ import annotations
@@ -89,7 +91,10 @@ def run(args) -> dict:
                "test": test}  # fmt: skip
     for name, value in (("config", config), ("history", history.to_dict()), ("metrics", results)):
         (out / f"{name}.json").write_text(dumps(value, indent=2) + "\n")
-    wrote = ["config.json", "history.json", "metrics.json"]
+    pixels = jaxnet.Preprocessing(feature_std=16.0, class_names=tuple(map(str, range(10))))
+    jaxnet.save_model(out / "model", recipe, ts, input_shape=(64,), preprocessing=pixels,
+                      metadata={"test": test}, overwrite=True)  # fmt: skip
+    wrote = ["config.json", "history.json", "metrics.json", "model/"]
     try:
         from jaxnet.plots import plot_history
 

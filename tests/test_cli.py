@@ -6,7 +6,9 @@ import sys
 
 import numpy as np
 import pytest
+from sklearn.datasets import load_digits
 
+import jaxnet
 from jaxnet import cli
 from jaxnet.checkpoint import CheckpointManager
 
@@ -42,6 +44,10 @@ def test_demo_trains_the_textbook_mlp_and_writes_curves(tmp_path, capsys):
     setup = (config["hidden"], config["init"], config["optimizer"])
     assert setup == ([100, 100], "he_normal", "adam")
     assert (tmp_path / "curves.png").read_bytes()[:8] == PNG
+    digits = load_digits()  # the saved model reads raw 0..16 pixels
+    saved = jaxnet.load_model(tmp_path / "model")
+    classes = saved.predict(digits.data.astype("float32"), output="classes")
+    assert (classes == digits.target).mean() > 0.8
 
 
 def test_train_on_a_csv_checkpoints_resumes_and_reports_target_units(tmp_path, capsys):
