@@ -10,7 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnet.core import Layer
-from jaxnet.train.data import match_targets
+from jaxnet.errors import DataError, check_int
+from jaxnet.losses import target_kind
+from jaxnet.train.data import check_arguments, match_targets, num_examples, output_shape, to_numpy
 from jaxnet.train.sources import RandomAccess, Stream, as_source, inputs_source, read_in_order
 from jaxnet.train.step import named_metrics
 
@@ -23,9 +25,12 @@ def make_predict(model: Layer, batch_size: int = 256) -> Callable:
     The data is padded to whole batches and the padding sliced off, so every example is predicted
     and the program compiles once per data-set size.
     """
+    check_int("predict", "batch_size", batch_size, 1)
 
     def predict(params, state, x):
         n = jax.tree.leaves(x)[0].shape[0]
+        if n == 0:
+            raise DataError("x is empty: no examples to predict", ("predict",))
         size = min(batch_size, n)
         pad = (-n) % size
 
@@ -46,14 +51,16 @@ def predict(model: Layer, params, state, x, *, batch_size: int = 256, steps: int
 
     ``x`` may also be a :mod:`~jaxnet.train.sources` source (a memory-mapped array, a
     random-access source, or a stream of ``(x, y)`` batches with ``steps``): it is read in
-    order, a chunk at a time, and the outputs are concatenated.
+    order, a chunk at a time, and the outputs are concatenated. ``x`` is checked as ``fit``
+    checks it (:func:`~jaxnet.train.data.to_numpy`: numbers, not empty, finite).
     """
+    check_arguments("predict", model=model, batch_size=batch_size, steps_per_epoch=steps)
     cache = _COMPILED.setdefault(model.apply, {})
     if batch_size not in cache:
         cache[batch_size] = make_predict(model, batch_size)
     source = inputs_source(x, steps)
     if source is None:
-        return cache[batch_size](params, state, x)
+        return cache[batch_size](params, state, to_numpy(x, "x"))
     chunks = [cache[batch_size](params, state, xs) for xs, _ in read_in_order(source, batch_size)]
     return jax.tree.map(lambda *a: jnp.concatenate(a), *chunks)
 
@@ -97,8 +104,16 @@ def evaluate(
     """Loss and metrics of ``model`` on ``(x, y)`` as a dict of Python floats.
 
     ``x``/``y`` may also be a :mod:`~jaxnet.train.sources` source (see :func:`predict`): the
-    predictions and targets are collected chunk by chunk, then scored at once.
+    predictions and targets are collected chunk by chunk, then scored at once. The data and
+    targets are checked as ``fit`` checks them (:func:`~jaxnet.train.data.match_targets` with
+    the kind of targets ``loss_fn`` takes): a label out of range is an error, not a NaN loss.
     """
+    check_arguments("evaluate", model=model, loss_fn=loss_fn, metrics=metrics,
+                    batch_size=batch_size, steps_per_epoch=steps)  # fmt: skip
+    if as_source(x, y, steps, "evaluate") is None:
+        x, y = to_numpy(x, "x"), to_numpy(y, "y")
+        num_examples(x, y)
+        y = match_targets(y, output_shape(model, params, state, x), "y", target_kind(loss_fn))
     validate = make_validate(model, loss_fn, metrics, (x, y), batch_size, steps)
     return {name: float(value) for name, value in validate(params, state).items()}
 
@@ -113,6 +128,7 @@ def make_validate(model: Layer, loss_fn: Callable, metrics, data, batch_size: in
         evaluate_fn = make_evaluate(model, loss_fn, metrics, batch_size)
         return lambda params, state: evaluate_fn(params, state, *data)
     predict_fn, score = make_predict(model, batch_size), jax.jit(make_score(loss_fn, metrics))
+    kind = target_kind(loss_fn)
 
     def validate(params, state):
         predictions, targets = [], []
@@ -120,6 +136,7 @@ def make_validate(model: Layer, loss_fn: Callable, metrics, data, batch_size: in
             predictions.append(predict_fn(params, state, xs))
             targets.append(ys)
         predictions = jax.tree.map(lambda *a: jnp.concatenate(a), *predictions)
-        return score(predictions, match_targets(np.concatenate(targets), predictions.shape[1:]))
+        targets = np.concatenate(targets)
+        return score(predictions, match_targets(targets, predictions.shape[1:], "y", kind))
 
     return validate

@@ -38,19 +38,22 @@ FAST_FLOPS = {"cpu": 2e11, "gpu": 1e14, "cuda": 1e14, "rocm": 1e14, "tpu": 2e14}
 
 def make_feed(x, y, *, batch_size: int, validation_data=None, validation_split=None,
               steps_per_epoch=None, steps_per_execution=None, shuffle: bool = True,
-              owner: str = "fit"):  # fmt: skip
-    """The feed for ``x``/``y``: :class:`ArrayFeed` for arrays, :class:`ChunkFeed` for sources."""
+              owner: str = "fit", targets: str | None = None):  # fmt: skip
+    """The feed for ``x``/``y``: :class:`ArrayFeed` for arrays, :class:`ChunkFeed` for sources.
+    ``targets``: the loss's kind of targets (:func:`jaxnet.losses.target_kind`), checked by
+    :func:`~jaxnet.train.data.match_targets` in ``place`` and for every batch of a source."""
     source = as_source(x, y, steps_per_epoch, owner)
     if source is None:
         data = prepare(x, y, batch_size=batch_size, validation_data=validation_data,
                        validation_split=validation_split, owner=owner)  # fmt: skip
-        return ArrayFeed(data, batch_size, steps_per_execution, shuffle)
+        return ArrayFeed(data, batch_size, steps_per_execution, shuffle, targets)
     if validation_split:
         if not isinstance(source, RandomAccess):
             raise DataError("validation_split needs arrays or a random-access source; "
                             "pass validation_data with a stream", (owner,))  # fmt: skip
         source, validation_data = source.split(validation_split)
-    return ChunkFeed(source, batch_size, validation_data, steps_per_execution, shuffle, owner)
+    return ChunkFeed(source, batch_size, validation_data, steps_per_execution, shuffle, owner,
+                     targets)  # fmt: skip
 
 
 class Programs:
@@ -115,8 +118,8 @@ class _Feed:
 class ArrayFeed(_Feed):
     """Device-resident data: one program per epoch, or chunks of one for long epochs."""
 
-    def __init__(self, data, batch_size: int, steps_per_execution, shuffle: bool):
-        self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
+    def __init__(self, data, batch_size: int, steps_per_execution, shuffle: bool, targets=None):
+        self.data, self.batch_size, self.shuffle, self.targets = data, batch_size, shuffle, targets
         self.n_batches = data.n // batch_size
         self.k = steps_per_execution and min(int(steps_per_execution), self.n_batches)
 
@@ -131,7 +134,7 @@ class ArrayFeed(_Feed):
     def place(self, model, params, state, sharding=None, batch_sharding=None) -> None:
         """Check the targets against ``model`` and move everything to the device."""
         del batch_sharding  # the data is gathered on the device
-        self.data = place(self.data, model, params, state, sharding)
+        self.data = place(self.data, model, params, state, sharding, self.targets)
 
     def compile(self, programs: Programs, train_state, **options) -> None:
         super().compile(programs, train_state, **options)
@@ -161,8 +164,10 @@ class ArrayFeed(_Feed):
 class ChunkFeed(_Feed):
     """A source read in chunks of ``K`` batches, each trained by one compiled call."""
 
-    def __init__(self, source, batch_size, validation_data, steps_per_execution, shuffle, owner):
+    def __init__(self, source, batch_size, validation_data, steps_per_execution, shuffle, owner,
+                 targets=None):  # fmt: skip
         self.source, self.shuffle, self.validation = source, shuffle, validation_data
+        self.targets = targets
         if isinstance(source, Stream):
             self.n_batches = source.steps_per_epoch
             x, y = source.first()
@@ -189,7 +194,8 @@ class ChunkFeed(_Feed):
         self.sharding = sharding
         validation = self.validation
         if isinstance(validation, tuple) and as_source(*validation) is None:
-            data = place(prepare(*validation, batch_size=1), model, params, state, sharding)
+            data = prepare(*validation, batch_size=1)
+            data = place(data, model, params, state, sharding, self.targets)
             self.validation = (data.x, data.y)
 
     def run_epoch(self, train_state, start=0, on_chunk=None, prior=None, run_chunk=None):
@@ -237,7 +243,8 @@ class ChunkFeed(_Feed):
     def _checked(self, x, y, step: int):
         """One batch as NumPy, checked like in-memory data and against the first batch."""
         try:
-            x, y = to_numpy(x, "x"), match_targets(to_numpy(y, "y"), self.out_shape)
+            x = to_numpy(x, "x")
+            y = match_targets(to_numpy(y, "y"), self.out_shape, "y", self.targets)
         except DataError as error:
             raise DataError(f"the batch of step {step}: {error.detail}", ("data",)) from None
         signature = jax.tree.map(lambda a: (a.shape, a.dtype.name), (x, y))
