@@ -55,12 +55,12 @@ class Recipe(NamedTuple):
         return losses.target_kind(self.loss)
 
 
-def check_hidden(owner: str, hidden) -> tuple[int, ...]:
+def check_hidden(owner: str | tuple[str, ...], hidden) -> tuple[int, ...]:
     """``hidden`` as a tuple of layer sizes (ints >= 1), or an error naming the argument."""
     if isinstance(hidden, str) or not hasattr(hidden, "__iter__"):
         raise ArgumentTypeError(
             f"hidden must be a sequence of layer sizes, e.g. hidden=(100, 100), got {hidden!r}",
-            (owner,),
+            (owner,) if isinstance(owner, str) else owner,
         )
     return tuple(check_int(owner, f"hidden[{i}]", units, 1) for i, units in enumerate(hidden))
 

@@ -11,6 +11,7 @@ it into a Markdown table and plots.
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import time
 from collections.abc import Mapping
@@ -139,8 +140,21 @@ def resolve(name_or_spec) -> spec.Study:
     """A :class:`Study`, a built-in study's name, or a dict of :class:`Study` fields."""
     if isinstance(name_or_spec, spec.Study):
         return name_or_spec
+    if not isinstance(name_or_spec, Mapping | str):
+        raise ConfigError(
+            "a study is a built-in name, a Study or a dict of its fields (a JSON object); got "
+            f"a {type(name_or_spec).__name__}",
+            ("study",),
+        )
     if isinstance(name_or_spec, Mapping):
         fields = dict(name_or_spec)
+        known = [field.name for field in dataclasses.fields(spec.Study)]
+        unknown = sorted(set(fields) - set(known))
+        if unknown or "name" not in fields or "cells" not in fields:
+            raise ConfigError(
+                f"a study needs 'name' and 'cells' and takes {known}; got {sorted(fields)}",
+                ("study",),
+            )
         fields["cells"] = tuple(fields.get("cells", ()))
         return spec.Study(**fields)
     from jaxnet.studies.builtin import STUDIES

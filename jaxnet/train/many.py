@@ -121,6 +121,12 @@ def fit_many(
             ("fit_many",),
         )
     make_optimizer = (lambda **cell: optimizer) if not grid else optimizer
+    for config in configs if grid else ():  # concrete values, checked (in the program: traced)
+        cell = {name: config[name] for name in grid}
+        try:
+            make_optimizer(**cell)
+        except TypeError as error:
+            raise ConfigError(f"optimizer(**{cell}) failed: {error}", ("fit_many",)) from None
     hparams = {name: jnp.asarray([c[name] for c in configs], jnp.float32) for name in grid or {}}
     keys = jax.vmap(jax.random.key)(jnp.asarray([c["seed"] for c in configs], jnp.uint32))
 
