@@ -13,6 +13,7 @@ silently wrong answer or a traceback from deep inside JAX later.
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -20,7 +21,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnet.errors import ArgumentTypeError, ConfigError, DataError, check_int, check_range
+from jaxnet.errors import (
+    ArgumentTypeError,
+    ConfigError,
+    DataError,
+    ShapeError,
+    check_int,
+    check_range,
+)
 
 # ----------------------------------------------------------------------------- arrays
 
@@ -61,6 +69,8 @@ def _numeric(a, name: str) -> np.ndarray:
             values = values.astype(np.float64)
         except (TypeError, ValueError):
             pass
+    if values.dtype.kind == "V" and jnp.issubdtype(values.dtype, jnp.floating):  # bfloat16
+        values = values.astype(np.float32)
     if values.dtype.kind not in "biuf":
         if hasattr(a, "columns") and hasattr(a, "dtypes"):  # a table: name its bad columns
             bad = [str(c) for c, d in a.dtypes.items() if getattr(d, "kind", "O") not in "biuf"]
@@ -328,6 +338,35 @@ def output_shape(model, params, state, x) -> tuple:
     return jax.eval_shape(lambda p, s, xb: model.apply(p, s, xb)[0], params, state, one).shape[1:]
 
 
+def check_params(owner: str, model, params, state, input_shape) -> None:
+    """A :class:`~jaxnet.errors.ShapeError` unless ``params`` and ``state`` have the structure and
+    shapes that ``model`` initialises for inputs of per-example ``input_shape`` (e.g. parameters
+    of another model, or of the same model for other inputs)."""
+    from jaxnet.core import init_model, path_string
+
+    expected = jax.eval_shape(lambda key: init_model(model, key, input_shape), jax.random.key(0))
+    given = {"params": params, "state": state}
+    expected = {"params": expected[0], "state": expected[1]}
+    if jax.tree.structure(given) != jax.tree.structure(expected):
+        names = [path_string(p) for p, _ in jax.tree.flatten_with_path(given)[0]]
+        wanted = [path_string(p) for p, _ in jax.tree.flatten_with_path(expected)[0]]
+        raise ShapeError(
+            f"params/state do not belong to this model: they hold {names[:6]}, the model "
+            f"{wanted[:6]} (for inputs {input_shape})",
+            (owner,),
+        )
+    for (path, leaf), want in zip(
+        jax.tree.flatten_with_path(given)[0], jax.tree.leaves(expected), strict=True
+    ):
+        if tuple(jnp.shape(leaf)) != tuple(want.shape):
+            raise ShapeError(
+                f"params/state do not belong to this model: {path_string(path)} has shape "
+                f"{tuple(jnp.shape(leaf))}, the model expects {tuple(want.shape)} for inputs "
+                f"{input_shape}",
+                (owner,),
+            )
+
+
 # ----------------------------------------------------------------------------- arguments
 
 
@@ -369,6 +408,8 @@ def _got(value) -> str:
         return f"the function {getattr(value, '__name__', type(value).__name__)}"
     if isinstance(value, numbers.Number):
         return f"{value!r} ({type(value).__name__})"
+    if isinstance(value, tuple | list):
+        return f"a {type(value).__name__} of length {len(value)}"
     return f"an object of type {type(value).__name__}"
 
 
@@ -472,6 +513,42 @@ def _check_pair(owner, name, value):
         _refuse(owner, name, value, "a pair (x_val, y_val)")
 
 
+def _check_flag(owner, name, value):
+    if not isinstance(value, bool | np.bool_):
+        _refuse(owner, name, value, "True or False")
+
+
+def _check_verbose(owner, name, value):
+    if not isinstance(value, bool | np.bool_):
+        check_int(owner, name, value, 0, 2)
+
+
+def _check_path(owner, name, value):
+    if value is not None and not isinstance(value, str | os.PathLike):
+        _refuse(owner, name, value, "a folder path (str or pathlib.Path), or None")
+
+
+def _check_dtype(owner, name, value):
+    if value is None:
+        return
+    try:
+        dtype = jnp.dtype(value)
+    except TypeError:
+        _refuse(owner, name, value, "a floating dtype such as jnp.bfloat16, or None")
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise ConfigError(f"{name} must be a floating dtype, got {dtype}", (owner,))
+
+
+def _check_mesh(owner, name, value):
+    if value is not None and not isinstance(value, jax.sharding.Mesh):
+        _refuse(owner, name, value, "a jax.sharding.Mesh (parallel.data_parallel_mesh()), or None")
+
+
+def _check_train_state(owner, name, value):
+    if value is not None and not all(hasattr(value, f) for f in ("params", "opt_state", "step")):
+        _refuse(owner, name, value, "a TrainState (as fit returns), or None")
+
+
 def _check_grid(owner, name, value):
     if value is None:
         return
@@ -502,4 +579,10 @@ _CHECKS = {
     "validation_split": _check_fraction,
     "validation_data": _check_pair,
     "grid": _check_grid,
+    "shuffle": _check_flag,
+    "verbose": _check_verbose,
+    "checkpoint_dir": _check_path,
+    "compute_dtype": _check_dtype,
+    "mesh": _check_mesh,
+    "train_state": _check_train_state,
 }

@@ -12,7 +12,14 @@ import numpy as np
 from jaxnet.core import Layer
 from jaxnet.errors import DataError, check_int
 from jaxnet.losses import target_kind
-from jaxnet.train.data import check_arguments, match_targets, num_examples, output_shape, to_numpy
+from jaxnet.train.data import (
+    check_arguments,
+    check_params,
+    match_targets,
+    num_examples,
+    output_shape,
+    to_numpy,
+)
 from jaxnet.train.sources import RandomAccess, Stream, as_source, inputs_source, read_in_order
 from jaxnet.train.step import named_metrics
 
@@ -60,9 +67,30 @@ def predict(model: Layer, params, state, x, *, batch_size: int = 256, steps: int
         cache[batch_size] = make_predict(model, batch_size)
     source = inputs_source(x, steps)
     if source is None:
-        return cache[batch_size](params, state, to_numpy(x, "x"))
-    chunks = [cache[batch_size](params, state, xs) for xs, _ in read_in_order(source, batch_size)]
+        x = to_numpy(x, "x")
+        check_model_params("predict", model, params, state, x)
+        return cache[batch_size](params, state, x)
+    chunks = []
+    for xs, _ in read_in_order(source, batch_size):
+        if not chunks:
+            check_model_params("predict", model, params, state, xs)
+        chunks.append(cache[batch_size](params, state, xs))
     return jax.tree.map(lambda *a: jnp.concatenate(a), *chunks)
+
+
+_CHECKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def check_model_params(owner: str, model: Layer, params, state, x) -> None:
+    """:func:`~jaxnet.train.data.check_params` for inputs like ``x``, once per model and
+    signature of ``(params, state, x)``."""
+    input_shape = jax.tree.map(lambda a: tuple(a.shape[1:]), x)
+    leaves, treedef = jax.tree.flatten((params, state))
+    signature = (str(treedef), tuple(jnp.shape(a) for a in leaves), repr(input_shape))
+    seen = _CHECKED.setdefault(model.apply, set())
+    if signature not in seen:
+        check_params(owner, model, params, state, input_shape)
+        seen.add(signature)
 
 
 def make_score(loss_fn: Callable, metrics=None):
@@ -113,6 +141,7 @@ def evaluate(
     if as_source(x, y, steps, "evaluate") is None:
         x, y = to_numpy(x, "x"), to_numpy(y, "y")
         num_examples(x, y)
+        check_model_params("evaluate", model, params, state, x)
         y = match_targets(y, output_shape(model, params, state, x), "y", target_kind(loss_fn))
     validate = make_validate(model, loss_fn, metrics, (x, y), batch_size, steps)
     return {name: float(value) for name, value in validate(params, state).items()}

@@ -16,7 +16,7 @@ from jaxnet.losses import target_kind
 from jaxnet.train import parallel
 from jaxnet.train.callbacks import Loop, call
 from jaxnet.train.checkpointing import Checkpoint
-from jaxnet.train.data import check_arguments
+from jaxnet.train.data import check_arguments, check_params
 from jaxnet.train.evaluate import make_validate
 from jaxnet.train.feed import Programs, make_feed
 from jaxnet.train.guard import guard_accepts
@@ -135,7 +135,9 @@ def fit(
                     batch_size=batch_size, seed=seed, metrics=metrics, callbacks=callbacks,
                     validation_data=validation_data, validation_split=validation_split,
                     steps_per_epoch=steps_per_epoch, steps_per_execution=steps_per_execution,
-                    penalty=penalty)  # fmt: skip
+                    penalty=penalty, verbose=verbose, shuffle=shuffle, keep=keep, mesh=mesh,
+                    checkpoint_dir=checkpoint_dir, compute_dtype=compute_dtype,
+                    train_state=train_state)  # fmt: skip
     feed = make_feed(x, y, batch_size=batch_size, validation_data=validation_data,
                      validation_split=validation_split, steps_per_epoch=steps_per_epoch,
                      steps_per_execution=steps_per_execution, shuffle=shuffle,
@@ -143,6 +145,8 @@ def fit(
     if train_state is None:  # one program, compiled for speed of compiling: it runs once
         init = functools.partial(create_train_state, model, optimizer, feed.input_shape)
         train_state = run_once(init, as_key(seed))
+    else:  # given: it must be this model's, for these inputs
+        check_params("fit", model, train_state.params, train_state.state, feed.input_shape)
     placement = None if mesh is None else parallel.replicated(mesh)
     batch_sharding = None if mesh is None else parallel.batch_sharded(mesh)
     feed.place(model, train_state.params, train_state.state, placement, batch_sharding)
