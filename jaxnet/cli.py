@@ -85,9 +85,8 @@ def output_folder(path, option: str = "--out") -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise ConfigError(
-            f"{option} {path}: cannot create the folder ({error})", ("cli",)
-        ) from None
+        reason = error.strerror or error
+        raise ConfigError(f"{option} {path}: cannot create it ({reason})", ("cli",)) from None
     return path
 
 
@@ -353,13 +352,14 @@ def command_bench(args) -> int:
             return 2
         rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
         return subprocess.call([sys.executable, str(scripts[args.name]), *rest])
+    out = output_folder(args.out) if args.out else None  # before the minutes of timing
     result = builtin_benchmark(args.epochs, args.repeats, args.batch_size)
     width = max(map(len, result))
     print("built-in benchmark: one fused epoch (lax.scan) of the 2x100 ReLU MLP on digits, Adam")
     for key, value in result.items():
         print(f"  {key:<{width}}  {value}")
-    if args.out:
-        _write_json(output_folder(args.out) / "bench.json", result)
+    if out is not None:
+        _write_json(out / "bench.json", result)
     return 0
 
 
@@ -371,6 +371,7 @@ def command_diagnose(args) -> int:
     from jaxnet.core import init_model
     from jaxnet.train.data import match_targets
 
+    out = output_folder(args.out) if args.out else None
     data = load_data(args)
     x = datasets.standardize(data.x)[0][: args.batch_size]
     recipe = make_recipe(data, args)
@@ -388,8 +389,7 @@ def command_diagnose(args) -> int:
     print(f"{data.name}: {hidden} {args.activation} MLP, init {args.init}, batch of {len(x)}")
     print(diagnostics.format_table(stats))
     print("\n".join(str(f) for f in findings) if findings else "no problems found at init")
-    if args.out:
-        out = output_folder(args.out)
+    if out is not None:
         report = diagnostics.to_report(stats, findings, model=recipe.model)
         _write_json(out / "diagnose.json", report)
         print(f"wrote diagnose.json to {out}")

@@ -47,10 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser, names=None) -> None:
 
 def run_from_args(args) -> int:
     """Run the study (or studies) named in parsed ``args``; print the tables."""
+    from jaxnet.cli import output_folder
     from jaxnet.studies.builtin import STUDIES
     from jaxnet.studies.report import to_markdown
     from jaxnet.studies.run import run_study
 
+    output_folder(args.out)  # a file there is an error now, not after the training
     if not args.no_cache:
         # Cells with the same initialisation or evaluation code then compile it once (and a
         # second run compiles nothing); the compile times reported become cache-load times.
