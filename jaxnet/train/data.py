@@ -338,29 +338,36 @@ def output_shape(model, params, state, x) -> tuple:
     return jax.eval_shape(lambda p, s, xb: model.apply(p, s, xb)[0], params, state, one).shape[1:]
 
 
-def check_params(owner: str, model, params, state, input_shape) -> None:
+def check_params(owner: str, model, params, state, x) -> None:
     """A :class:`~jaxnet.errors.ShapeError` unless ``params`` and ``state`` have the structure and
-    shapes that ``model`` initialises for inputs of per-example ``input_shape`` (e.g. parameters
-    of another model, or of the same model for other inputs)."""
+    shapes that ``model`` initialises for inputs like ``x`` (arrays, or a pytree of per-example
+    shapes) — parameters of another model, say. Inputs the model cannot take raise its layers'
+    own errors first (e.g. ``dense_0: expected input with 3 features``). Nothing is computed."""
     from jaxnet.core import init_model, path_string
 
+    def is_shape(s):
+        return isinstance(s, tuple) and all(isinstance(d, int) for d in s)
+
+    if all(is_shape(s) for s in jax.tree.leaves(x, is_leaf=is_shape)):  # shapes: a batch of one
+        x = jax.tree.map(lambda s: jax.ShapeDtypeStruct((1, *s), jnp.float32), x, is_leaf=is_shape)
+    input_shape = jax.tree.map(lambda a: tuple(a.shape[1:]), x)
+
     expected = jax.eval_shape(lambda key: init_model(model, key, input_shape), jax.random.key(0))
-    given = {"params": params, "state": state}
-    expected = {"params": expected[0], "state": expected[1]}
-    if jax.tree.structure(given) != jax.tree.structure(expected):
-        names = [path_string(p) for p, _ in jax.tree.flatten_with_path(given)[0]]
-        wanted = [path_string(p) for p, _ in jax.tree.flatten_with_path(expected)[0]]
+    given = jax.tree.flatten_with_path({"params": params, "state": state})[0]
+    wanted = jax.tree.flatten_with_path({"params": expected[0], "state": expected[1]})[0]
+    names, wanted_names = [path_string(p) for p, _ in given], [path_string(p) for p, _ in wanted]
+    if names != wanted_names:
+        missing = [n for n in wanted_names if n not in names][:4]
+        extra = [n for n in names if n not in wanted_names][:4]
         raise ShapeError(
-            f"params/state do not belong to this model: they hold {names[:6]}, the model "
-            f"{wanted[:6]} (for inputs {input_shape})",
+            f"params/state do not belong to this model: missing {missing}, unexpected {extra}",
             (owner,),
         )
-    for (path, leaf), want in zip(
-        jax.tree.flatten_with_path(given)[0], jax.tree.leaves(expected), strict=True
-    ):
+    jax.eval_shape(lambda p, s, xb: model.apply(p, s, xb)[0], params, state, x)  # layers speak
+    for name, (_, leaf), (_, want) in zip(names, given, wanted, strict=True):
         if tuple(jnp.shape(leaf)) != tuple(want.shape):
             raise ShapeError(
-                f"params/state do not belong to this model: {path_string(path)} has shape "
+                f"params/state do not belong to this model: {name} has shape "
                 f"{tuple(jnp.shape(leaf))}, the model expects {tuple(want.shape)} for inputs "
                 f"{input_shape}",
                 (owner,),

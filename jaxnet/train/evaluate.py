@@ -89,7 +89,7 @@ def check_model_params(owner: str, model: Layer, params, state, x) -> None:
     signature = (str(treedef), tuple(jnp.shape(a) for a in leaves), repr(input_shape))
     seen = _CHECKED.setdefault(model.apply, set())
     if signature not in seen:
-        check_params(owner, model, params, state, input_shape)
+        check_params(owner, model, params, state, x)
         seen.add(signature)
 
 
