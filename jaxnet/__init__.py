@@ -67,6 +67,7 @@ from jaxnet.layers import (
     LSTMCell,
     MaxPool,
     RandomShift,
+    Rescale,
     SimpleRNNCell,
 )
 from jaxnet.recipes import Recipe, classifier_mlp, regression_mlp
@@ -120,6 +121,7 @@ __all__ = [
     "LogSoftmax",
     "MaxPool",
     "RandomShift",
+    "Rescale",
     "Recipe",
     "Relu",
     "Selu",

@@ -335,11 +335,14 @@ class CheckpointManager:
     ) -> Path:
         """Write checkpoint ``epoch`` (epochs completed; ``ckpt-000005``), or one taken
         ``steps_into_epoch`` steps into the next epoch (``ckpt-000005+000120``), then delete the
-        ones no longer kept."""
+        ones no longer kept. In a run of several processes only process 0 writes (every process
+        holds the same replicated state)."""
+        name = f"{PREFIX}{epoch:06d}" + (f"+{steps_into_epoch:06d}" if steps_into_epoch else "")
+        if jax.process_index() != 0:
+            return self.directory / (name + MANIFEST_SUFFIX)
         extra = dict(extra or {})
         if metrics is not None:
             extra["metrics"] = {k: float(v) for k, v in metrics.items()}
-        name = f"{PREFIX}{epoch:06d}" + (f"+{steps_into_epoch:06d}" if steps_into_epoch else "")
         path = save(self.directory, name, tree, epoch=epoch, extra=extra)
         self._prune()
         return path

@@ -249,16 +249,10 @@ def run_training(args, *, checkpoints: bool) -> dict:
 
 
 def command_demo(args) -> int:
-    """The textbook multiclass MLP (2 x 100 ReLU, He init, Adam) on the digits data set."""
-    args.dataset, args.csv, args.target, args.task = "digits", None, None, "multiclass"
-    args.hidden, args.activation, args.init, args.optimizer = (
-        [100, 100],
-        "relu",
-        "he_normal",
-        "adam",
-    )
-    args.momentum, args.l2, args.loss, args.dropout = 0.9, 0.0, "mse", 0.0
-    run_training(args, checkpoints=False)
+    """The textbook multiclass MLP on digits (:mod:`jaxnet.demo`, as ``examples/digits_mlp.py``)."""
+    from jaxnet import demo
+
+    demo.run(args)
     return 0
 
 
@@ -449,28 +443,22 @@ def _add_training_options(parser, *, epochs: int, out: str) -> None:
                         help="L2 penalty l2 * sum(w^2) on kernels")  # fmt: skip
     parser.add_argument("--dropout", type=number(0, 1, high_open=True), default=0.0,
                         help="drop rate after each hidden layer (SELU: AlphaDropout)")  # fmt: skip
-    _add_run_options(parser, epochs)
-    parser.add_argument("--out", default=out, help=f"output folder (default {out})")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
-
-
-def _add_run_options(parser, epochs: int) -> None:
     parser.add_argument("--epochs", type=count(1), default=epochs)
     parser.add_argument("--batch-size", type=count(1), default=32)
     parser.add_argument("--test-fraction", type=number(0, 1, high_open=True), default=0.2)
     parser.add_argument("--validation-split", type=number(0, 1, high_open=True), default=0.1)
+    parser.add_argument("--out", default=out, help=f"output folder (default {out})")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="jaxnet", description="Classic neural networks as pure JAX functions.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    from jaxnet.demo import add_arguments as add_demo_arguments
+
     demo = commands.add_parser("demo", help="train the textbook MLP on digits; write curves")
-    _add_run_options(demo, 30)
-    demo.add_argument("--lr", type=number(0), default=1e-3)
-    demo.add_argument("--seed", type=count(0), default=0)
-    demo.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
-    demo.add_argument("--quiet", action="store_true")
+    add_demo_arguments(demo)
     demo.set_defaults(handler=command_demo)
 
     train = commands.add_parser("train", help="train a textbook MLP on a CSV file or data set")

@@ -39,7 +39,7 @@ def test_demo_trains_the_textbook_mlp_and_writes_curves(tmp_path, capsys):
     assert len(history["loss"]) == len(history["val_accuracy"]) == 2
     assert history["loss"][-1] < history["loss"][0]
     assert metrics["test"]["accuracy"] > 0.8  # the textbook MLP: ~0.93 after 2 epochs
-    assert metrics["n_test"] == 359 and metrics["n_train"] == 1797 - 359
+    assert metrics["n_test"] == 360 and metrics["n_train"] == 1797 - 360  # stratified 20%
     setup = (config["hidden"], config["init"], config["optimizer"])
     assert setup == ([100, 100], "he_normal", "adam")
     assert (tmp_path / "curves.png").read_bytes()[:8] == PNG

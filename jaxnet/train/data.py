@@ -319,16 +319,23 @@ def prepare(x, y, *, batch_size: int, validation_data=None, validation_split=Non
     return Data(x, y, validation_data, n)
 
 
-def place(data: Data, model, params, state, sharding=None, kind: str | None = None) -> Data:
+def checked(data: Data, model, params, state, kind: str | None = None) -> Data:
     """``data`` with its targets checked against ``model``'s output and the loss's ``kind`` of
-    targets (:func:`match_targets`), every array moved to the device (``sharding``: e.g.
-    replicated over a mesh; default device)."""
+    targets (:func:`match_targets`)."""
     out_shape = output_shape(model, params, state, data.x)
-    y = match_targets(data.y, out_shape, "y", kind)
     validation = data.validation
     if validation is not None:
         validation = (validation[0], match_targets(validation[1], out_shape, "y_val", kind))
-    x, y, validation = jax.device_put((data.x, y, validation), sharding)
+    return Data(data.x, match_targets(data.y, out_shape, "y", kind), validation, data.n)
+
+
+def place(data: Data, model, params, state, sharding=None, kind: str | None = None) -> Data:
+    """:func:`checked` ``data`` with every array moved to the device (``sharding``: e.g.
+    replicated over a mesh, possibly spanning processes; default: the default device)."""
+    from jaxnet.train.parallel import put
+
+    data = checked(data, model, params, state, kind)
+    x, y, validation = put((data.x, data.y, data.validation), sharding)
     return Data(x, y, validation, data.n)
 
 

@@ -148,10 +148,13 @@ def evaluate(
 
 
 def make_validate(model: Layer, loss_fn: Callable, metrics, data, batch_size: int = 256,
-                  steps: int | None = None):  # fmt: skip
+                  steps: int | None = None, sharding=None):  # fmt: skip
     """``validate(params, state) -> logs`` on fixed ``data``: an ``(x, y)`` pair of arrays, or a
     :mod:`~jaxnet.train.sources` source (or a pair that makes one), whose predictions are
-    collected chunk by chunk and then scored at once. Compiles once, runs every epoch."""
+    collected chunk by chunk (each placed with ``sharding``) and then scored at once. Compiles
+    once, runs every epoch."""
+    from jaxnet.train.parallel import put
+
     source = data if isinstance(data, RandomAccess | Stream) else as_source(*data, steps)
     if source is None:
         evaluate_fn = make_evaluate(model, loss_fn, metrics, batch_size)
@@ -162,10 +165,10 @@ def make_validate(model: Layer, loss_fn: Callable, metrics, data, batch_size: in
     def validate(params, state):
         predictions, targets = [], []
         for xs, ys in read_in_order(source, batch_size):
-            predictions.append(predict_fn(params, state, xs))
+            predictions.append(predict_fn(params, state, put(xs, sharding)))
             targets.append(ys)
         predictions = jax.tree.map(lambda *a: jnp.concatenate(a), *predictions)
-        targets = np.concatenate(targets)
-        return score(predictions, match_targets(targets, predictions.shape[1:], "y", kind))
+        targets = match_targets(np.concatenate(targets), predictions.shape[1:], "y", kind)
+        return score(predictions, put(targets, sharding))
 
     return validate

@@ -25,8 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnet.errors import DataError
+from jaxnet.train import parallel
 from jaxnet.train import step as steps
-from jaxnet.train.data import match_targets, output_shape, place, prepare, to_numpy
+from jaxnet.train.data import Data, checked, match_targets, output_shape, place, prepare, to_numpy
 from jaxnet.train.sources import RandomAccess, Stream, as_source
 
 CHUNK_BYTES = 64 * 2**20  # default memory budget of one chunk of batches (two are alive at once)
@@ -79,7 +80,7 @@ class _Feed:
     def compile(self, programs: Programs, train_state, **options) -> None:
         """Build (and where the shapes are known, compile) the programs for this data."""
         self.programs, self.every = programs, options.get("probe_every", 1)
-        self.run_chunk = jax.jit(programs.chunk(**options))
+        self.run_chunk = jax.jit(programs.chunk(mesh=self.mesh, **options))
 
     def run_epoch(self, train_state, start=0, on_chunk=None, prior=None, run_chunk=None):
         """``(train_state, logs, probes, probed)`` of the epoch that ``train_state`` is in, from
@@ -109,7 +110,7 @@ class _Feed:
         """``probe``'s result at every step of the epoch that starts at ``train_state``."""
         every, self.every = self.every, 1
         try:
-            program = jax.jit(self.programs.chunk(probe=probe))
+            program = jax.jit(self.programs.chunk(probe=probe, mesh=self.mesh))
             return _Feed.run_epoch(self, train_state, run_chunk=program)[2]
         finally:
             self.every = every
@@ -131,15 +132,28 @@ class ArrayFeed(_Feed):
     def validation(self):
         return self.data.validation
 
-    def place(self, model, params, state, sharding=None, batch_sharding=None) -> None:
-        """Check the targets against ``model`` and move everything to the device."""
-        del batch_sharding  # the data is gathered on the device
-        self.data = place(self.data, model, params, state, sharding, self.targets)
+    def place(self, model, params, state, mesh=None) -> None:
+        """Check the targets against ``model`` and move everything to the device; with a mesh,
+        split the training rows across its devices (validation data is replicated)."""
+        self.mesh = mesh
+        if mesh is None:
+            self.data = place(self.data, model, params, state, None, self.targets)
+            return
+        parallel.check_batch_size(mesh, self.batch_size)
+        data = checked(self.data, model, params, state, self.targets)
+        x, y = parallel.shard_rows((data.x, data.y), mesh)
+        validation = parallel.put(data.validation, parallel.replicated(mesh))
+        self.data = Data(x, y, validation, len(jax.tree.leaves(x)[0]))
+        devices = mesh.shape[parallel.DATA_AXIS]
+        self.n_batches = self.data.n // devices // (self.batch_size // devices)
+        if self.n_batches == 0:
+            raise DataError(f"{self.data.n} examples split over {devices} devices leave less than "
+                            f"a batch of {self.batch_size} per step", ("fit",))  # fmt: skip
 
     def compile(self, programs: Programs, train_state, **options) -> None:
         super().compile(programs, train_state, **options)
         if self.k is None:  # the fused epoch, or chunks when it would run long
-            epoch = programs.epoch(self.batch_size, self.shuffle, **options)
+            epoch = programs.epoch(self.batch_size, self.shuffle, mesh=self.mesh, **options)
             lowered = jax.jit(epoch).lower(train_state, self.data.x, self.data.y)
             self.k = auto_steps_per_execution(lowered, self.n_batches)
             if self.k is None:
@@ -155,7 +169,8 @@ class ArrayFeed(_Feed):
 
     def chunks(self, train_state, start: int):
         """Arguments of each chunk program: the data and ``K`` rows of the epoch's order."""
-        rows = _rows(train_state, self.data.n, self.batch_size, self.shuffle)
+        shards = 1 if self.mesh is None else self.mesh.shape[parallel.DATA_AXIS]
+        rows = _rows(train_state, self.data.n, shards, self.batch_size, self.shuffle)
         k = self.k or self.n_batches
         for first in range(start, self.n_batches, k):
             yield self.data.x, self.data.y, rows[first : first + k]
@@ -180,20 +195,28 @@ class ChunkFeed(_Feed):
             x, y = source.take(np.arange(batch_size))
         self.sample = (to_numpy(x, "x"), to_numpy(y, "y"))
         self.k = steps_per_execution and min(int(steps_per_execution), self.n_batches)
-        self.out_shape = self.signature = self.sharding = None
+        self.out_shape = self.signature = self.mesh = self.ahead = None
 
     @property
     def input_shape(self):
         return jax.tree.map(lambda a: a.shape[1:], self.sample[0])
 
-    def place(self, model, params, state, sharding=None, batch_sharding=None) -> None:
-        """Remember the model's output shape (to check each batch's targets) and where chunks go;
-        array validation data is checked and moved to the device now."""
-        del batch_sharding  # chunks are replicated like in-memory data; each step's batch is split
-        self.out_shape = output_shape(model, params, state, self.sample[0])
-        self.sharding = sharding
+    def place(self, model, params, state, mesh=None) -> None:
+        """Remember the model's output shape (to check each batch's targets) and where chunks
+        go; array validation data is checked and moved to the device now. With a mesh, each
+        process reads only its own devices' part of every batch (a stream yields exactly that
+        part in each process)."""
+        self.mesh, self.out_shape = mesh, output_shape(model, params, state, self.sample[0])
+        self.local = [0] if mesh is None else parallel.local_positions(mesh)
+        devices = 1 if mesh is None else mesh.shape[parallel.DATA_AXIS]
+        if isinstance(self.source, Stream):  # a stream yields this process's rows of a batch
+            self.batch_size = self.batch_size * devices // len(self.local)
+        if mesh is not None:
+            parallel.check_batch_size(mesh, self.batch_size)
+        self.b = self.batch_size // devices  # rows of a batch per device
         validation = self.validation
         if isinstance(validation, tuple) and as_source(*validation) is None:
+            sharding = None if mesh is None else parallel.replicated(mesh)
             data = prepare(*validation, batch_size=1)
             data = place(data, model, params, state, sharding, self.targets)
             self.validation = (data.x, data.y)
@@ -205,7 +228,21 @@ class ChunkFeed(_Feed):
     # -- reading ---------------------------------------------------------------------------------
     def chunks(self, train_state, start: int):
         """Arguments of each chunk program: ``K`` batches read from the source and put on the
-        device, with the rows that cut them into batches."""
+        device, with the rows that cut them into batches. While the epoch's last chunk trains,
+        the first chunk of the next epoch of a random-access source is read already."""
+        first_step = int(train_state.step) - start
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None and ahead[0] == (first_step, start):
+            yield ahead[1]
+            yield from ahead[2]
+        else:
+            yield from self._read(train_state, start)
+        if isinstance(self.source, RandomAccess):
+            following = first_step + self.n_batches
+            rest = self._read(train_state._replace(step=jnp.asarray(following, jnp.int32)), 0)
+            self.ahead = ((following, 0), next(rest), rest)
+
+    def _read(self, train_state, start: int):
         chunk = []
         for batch in self._batches(train_state, start):
             chunk.append(batch)
@@ -218,9 +255,21 @@ class ChunkFeed(_Feed):
             yield self._put(chunk)
 
     def _put(self, chunk):
-        x, y = jax.tree.map(lambda *a: np.concatenate(a), *chunk)
-        rows = np.arange(len(chunk) * self.batch_size).reshape(len(chunk), self.batch_size)
-        return (*jax.device_put((x, y), self.sharding), rows)
+        """``K`` batches (this process's rows of each) as device data: each device's rows of
+        all ``K`` steps one after another, and the rows each step gathers (device-local)."""
+        k, b = len(chunk), self.b
+
+        def block(j):  # device j's rows of every batch of the chunk, one batch after another
+            return jax.tree.map(lambda *a: np.concatenate([p[j * b : (j + 1) * b] for p in a]),
+                                *chunk)  # fmt: skip
+
+        blocks = [block(j) for j in range(len(self.local))]
+        rows = np.arange(k * b).reshape(k, b)
+        if self.mesh is None:
+            return (*jax.device_put(blocks[0]), rows)
+        devices = self.mesh.shape[parallel.DATA_AXIS]
+        rows = parallel.put(np.tile(rows, (1, devices)), parallel.replicated(self.mesh))
+        return (*parallel.from_local_blocks(blocks, self.mesh), rows)
 
     def _batches(self, train_state, start: int):
         """The epoch's checked batches from its step ``start`` on, as NumPy ``(x, y)`` pairs."""
@@ -236,8 +285,9 @@ class ChunkFeed(_Feed):
                 yield self._checked(*batch, first_step + i)
             return
         order = np.asarray(_order(train_state, len(self.source), self.batch_size, self.shuffle))
+        columns = np.concatenate([np.arange(p * self.b, (p + 1) * self.b) for p in self.local])
         for i in range(start, self.n_batches):
-            indices = order[i * self.batch_size : (i + 1) * self.batch_size]
+            indices = order[i * self.batch_size : (i + 1) * self.batch_size][columns]
             yield self._checked(*self.source.take(indices), first_step + i)
 
     def _checked(self, x, y, step: int):
@@ -289,9 +339,9 @@ def _order(train_state, n: int, batch_size: int, shuffle: bool):
     return steps.epoch_order(train_state, n, batch_size, shuffle)
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3))
-def _rows(train_state, n: int, batch_size: int, shuffle: bool):
-    return steps.epoch_rows(steps.epoch_order(train_state, n, batch_size, shuffle), batch_size)
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def _rows(train_state, n: int, shards: int, batch_size: int, shuffle: bool):
+    return steps.sharded_epoch_rows(train_state, n, shards, batch_size, shuffle)
 
 
 def _epoch_means(logs):

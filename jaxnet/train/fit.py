@@ -122,7 +122,9 @@ def fit(
         resume)``, which saves after every epoch and resumes bit-identically.
       compute_dtype: ``jnp.bfloat16`` for mixed precision (float32 master weights and loss).
       mesh: a ``jax.sharding.Mesh`` from :func:`~jaxnet.train.parallel.data_parallel_mesh`: each
-        batch is split across its devices, params replicated (data parallelism).
+        batch is split across its devices, params replicated (data parallelism); in-memory data
+        is split by rows across the devices, a source is read by each process for its own
+        devices. The mesh may span several processes (:mod:`jaxnet.train.parallel`).
 
     ``history.compile_seconds`` is the time spent compiling the epoch program, kept apart from
     the per-epoch ``history["time"]``. An epoch with a non-finite loss or metric is not accepted
@@ -148,24 +150,23 @@ def fit(
     else:  # given: it must be this model's, for these inputs
         check_params("fit", model, train_state.params, train_state.state, feed.input_shape)
     placement = None if mesh is None else parallel.replicated(mesh)
-    batch_sharding = None if mesh is None else parallel.batch_sharded(mesh)
-    feed.place(model, train_state.params, train_state.state, placement, batch_sharding)
+    feed.place(model, train_state.params, train_state.state, mesh)
     programs = Programs(model, loss_fn, optimizer, metrics, penalty=penalty,
-                        compute_dtype=compute_dtype, batch_sharding=batch_sharding)  # fmt: skip
+                        compute_dtype=compute_dtype)  # fmt: skip
     validate = None
     if feed.validation is not None:
-        validate = make_validate(model, loss_fn, metrics, feed.validation)
+        validate = make_validate(model, loss_fn, metrics, feed.validation, sharding=placement)
     if any(hasattr(callback, "on_probe") for callback in callbacks):
         raise ConfigError("a probe goes in fit(monitor=...), not in callbacks", ("fit",))
     callbacks = [
         *checkpoint_callbacks(checkpoint_dir, keep, resume),
         *([] if monitor is None else [monitor]),
         *callbacks,
-        *default_progress(epochs, verbose),
+        *default_progress(epochs, verbose if parallel.is_main_process() else 0),
     ]
     loop = Loop(train_state, epochs, History(), feed.n_batches, feed.batch_size)
     call(callbacks, "on_train_begin", loop)
-    loop.train_state = jax.device_put(loop.train_state, placement)
+    loop.train_state = parallel.put(loop.train_state, placement)
     if loop.initial_epoch < epochs:
         start = time.perf_counter()
         probe = {} if monitor is None else {"probe": monitor.probe, "probe_every": monitor.every}
