@@ -3,6 +3,7 @@ types of fit's arguments. Each case either runs (and then equals the run on the 
 stands for) or raises a JaxnetError naming the argument."""
 
 import functools
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -16,6 +17,7 @@ from jaxnet.errors import (
     ArgumentTypeError,
     ConfigError,
     DataError,
+    JaxnetError,
     OptimizerError,
     ShapeError,
     check_int,
@@ -387,3 +389,70 @@ def test_non_integer_sizes_are_refused_naming_them(call, error, message):
 def test_several_inputs_into_a_one_input_layer_is_a_shape_error():
     with pytest.raises(ShapeError, match="expected one array input, got several inputs"):
         _fit(MODEL, LOSS, {"a": X, "b": X}, LABELS)
+
+
+# ----------------------------------------------------------------------------- the documentation
+
+
+def _doc_messages(tmp_path, monkeypatch):
+    """Each error quoted in docs/reliability.md, raised afresh."""
+    x = X.copy()
+    x[[0, 5], 1], x[5, 2] = np.nan, np.inf
+    mc, binary = recipes.classifier_mlp(3, (4,)), BINARY
+    ts = jaxnet.create_train_state(mc.model, optax.sgd(0.1), (3,), jax.random.key(0))
+    wide = jaxnet.create_train_state(
+        recipes.classifier_mlp(3, (5,)).model, optax.sgd(0.1), (3,), jax.random.key(0)
+    )
+    dense = jaxnet.serial(Dense(2))
+    dense_params = dense.init(jax.random.key(0), (3,))[1:]
+    calls = [
+        lambda: _fit(mc.model, mc.loss, x, LABELS),
+        lambda: to_numpy(np.array([["a"]]), "x"),
+        lambda: _fit(mc.model, mc.loss, X[:0], LABELS[:0]),
+        lambda: _fit(mc.model, mc.loss, X, LABELS[:10]),
+        lambda: _fit(binary.model, binary.loss, X, np.where(BITS, 1.0, -1.0)),
+        lambda: _fit(mc.model, mc.loss, X, np.arange(12) % 4),
+        lambda: _fit(serial_model(3), losses.categorical_cross_entropy, X, LABELS),
+        lambda: _fit(recipes.regression_mlp(2, (4,)).model, losses.mse, X, np.ones((12, 3))),
+        lambda: _fit(mc.model, mc.loss, X, LABELS, epochs=2.5),
+        lambda: _fit(mc.model, mc.loss, X, LABELS, batch_size=0),
+        lambda: _fit(mc.model, mc.loss, X, LABELS, batch_size=32),
+        lambda: jaxnet.fit(mc.model, mc.loss, "adam", X, LABELS),
+        lambda: _fit(mc.model, mc.loss, X, LABELS, callbacks=jaxnet.EarlyStopping()),
+        lambda: recipes.classifier_mlp(3, hidden=(100.5,)),
+        lambda: optim.adam(-1.0),
+        lambda: optim.get("momentum", 0.1, momentum=1.5),
+        lambda: jaxnet.predict(mc.model, ts.params, ts.state, X[:, :2]),
+        lambda: dense.apply(*dense_params, np.ones((2, 3), np.int32)),
+        lambda: jaxnet.predict(mc.model, wide.params, wide.state, X),
+    ]
+    messages = []
+    for call in calls:
+        with pytest.raises(JaxnetError) as error:
+            call()
+        messages.append(str(error.value))
+    from jaxnet import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "run").write_text("")
+    argvs = [["train", "--dataset", "iris", "--lr", "-1"], ["diagnose", "--out", "out/run"]]
+    if Path("/dev/zero").exists():
+        argvs.append(["summary", "--csv", "/dev/zero", "--target", "y"])
+    for argv in argvs:
+        try:
+            cli.main(argv)
+        except SystemExit:
+            pass
+    return messages, len(argvs)
+
+
+def test_the_messages_quoted_in_docs_reliability_are_the_library_s(tmp_path, monkeypatch, capsys):
+    doc = (Path(__file__).parent.parent / "docs" / "reliability.md").read_text()
+    messages, commands = _doc_messages(tmp_path, monkeypatch)
+    for message in messages:
+        assert message in doc, message
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == commands
+    for line in lines:
+        assert line in doc, line
