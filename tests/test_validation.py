@@ -12,7 +12,7 @@ import optax
 import pytest
 
 import jaxnet
-from jaxnet import losses, metrics, optim, recipes
+from jaxnet import datasets, losses, metrics, optim, recipes
 from jaxnet.errors import (
     ArgumentTypeError,
     ConfigError,
@@ -249,6 +249,7 @@ def test_lists_tuples_pandas_and_jax_arrays_are_converted_once_to_the_numpy_arra
     inputs = [
         (X.tolist(), LABELS.tolist()),
         (tuple(map(tuple, X.tolist())), tuple(LABELS.tolist())),
+        (list(X), list(LABELS)),  # a list of rows; a tuple of arrays would be several inputs
         (jnp.asarray(X), jnp.asarray(LABELS)),
         (X.astype(np.float64), LABELS.astype(np.uint8)),
     ]
@@ -456,3 +457,31 @@ def test_the_messages_quoted_in_docs_reliability_are_the_library_s(tmp_path, mon
     assert len(lines) == commands
     for line in lines:
         assert line in doc, line
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: jaxnet.summary(MODEL, 3), ShapeError, r"input_shape must be a tuple of ints"),
+        (lambda: jaxnet.serial("relu"), ArgumentTypeError, "got 'relu' \\(str\\)"),
+        (
+            lambda: datasets.train_test_split(X, LABELS, "0.2"),
+            ConfigError,
+            "test_fraction must be a number",
+        ),
+        (
+            lambda: datasets.train_test_split(X, LABELS, 0.2, seed=-1),
+            ConfigError,
+            "seed must be in",
+        ),
+        (lambda: datasets.standardize([["a"]]), DataError, "must hold numbers"),
+        (
+            lambda: jaxnet.predict(MODEL, *MODEL.init(jax.random.key(0), (3,))[1:2], None, X),
+            ShapeError,
+            "state of another model",
+        ),
+    ],
+)
+def test_other_public_entry_points_name_the_bad_argument(call, error, message):
+    with pytest.raises(error, match=message):
+        call()

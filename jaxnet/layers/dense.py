@@ -36,6 +36,10 @@ def Dense(
     kernel_init_fn, bias_init_fn = initializers.get(kernel_init), initializers.get(bias_init)
 
     def init(key, input_shape):
+        if isinstance(input_shape, numbers.Integral | str):
+            raise ShapeError(
+                f"input_shape must be a tuple of ints, e.g. (3,), got {input_shape!r}", (name,)
+            )
         if not all(isinstance(d, numbers.Integral) for d in input_shape):  # several inputs
             raise ShapeError(
                 f"expected one array input, got several inputs of shapes {input_shape}; select "

@@ -39,9 +39,9 @@ def _is_array(value) -> bool:
 
 
 def _several(value) -> bool:
-    """A tuple/list of arrays or dicts: several inputs (a pytree), not one nested list."""
+    """A tuple of arrays or dicts: several inputs (a pytree). A list is one array (its rows)."""
     return (
-        isinstance(value, tuple | list)
+        isinstance(value, tuple)
         and len(value) > 0
         and all(_is_array(v) or isinstance(v, Mapping) for v in value)
     )
@@ -97,8 +97,9 @@ def _numeric(a, name: str) -> np.ndarray:
 def to_numpy(x, name: str, dtype=np.float32):
     """``x`` as NumPy: one array, or a pytree of arrays for several inputs; non-empty and finite.
 
-    Accepted: NumPy and JAX arrays, nested lists/tuples of numbers, pandas ``DataFrame``/
-    ``Series`` (converted once); a dict, or a tuple/list of arrays, is several inputs (a pytree).
+    Accepted: NumPy and JAX arrays, nested lists/tuples of numbers, a list of rows (arrays),
+    pandas ``DataFrame``/``Series`` (converted once); a dict, or a tuple of arrays, is several
+    inputs (a pytree).
     Floating leaves are cast to ``dtype``; so are integer and bool leaves of inputs (``name``
     starting with ``"x"``), while integer targets keep their type (class labels).
     """
@@ -370,6 +371,13 @@ def check_params(owner: str, model, params, state, x) -> None:
             f"params/state do not belong to this model: missing {missing}, unexpected {extra}",
             (owner,),
         )
+    for part, got, want in (("params", params, expected[0]), ("state", state, expected[1])):
+        if jax.tree.structure(got) != jax.tree.structure(want):
+            raise ShapeError(
+                f"{part} of another model: got {jax.tree.structure(got)}, this model's is "
+                f"{jax.tree.structure(want)}",
+                (owner,),
+            )
     jax.eval_shape(lambda p, s, xb: model.apply(p, s, xb)[0], params, state, x)  # layers speak
     for name, (_, leaf), (_, want) in zip(names, given, wanted, strict=True):
         if tuple(jnp.shape(leaf)) != tuple(want.shape):
@@ -414,6 +422,8 @@ def _count(low, optional: bool = True):
 
 def _got(value) -> str:
     """A wrong argument as the message shows it: ``the string 'adam'``, ``a float``, ..."""
+    if value is None:
+        return "None"
     if isinstance(value, str):
         return f"the string {value!r}"
     if isinstance(value, type):
