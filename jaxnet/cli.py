@@ -12,8 +12,9 @@
     jaxnet export --model out/houses/model --format stablehlo|onnx [--out PATH]
     jaxnet summary --model out/houses/model           # a saved model and its preprocessing
 
-Also ``python -m jaxnet ...``. Errors in the input (a bad CSV, an unknown option value) print one
-line starting with ``jaxnet: error:`` and exit with status 2.
+Also ``python -m jaxnet ...``. Every error in the input (a bad CSV, an option value of the wrong
+type or out of range, an output folder that is a file) prints one line starting with
+``jaxnet: error:`` and exits with status 2; no traceback.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import contextlib
 import functools
 import json
+import math
 import subprocess
 import sys
 import time
@@ -31,6 +33,66 @@ from jaxnet import optim
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "swish", "tanh", "sigmoid")
 DATASET_NAMES = ("digits", "breast_cancer", "iris", "wine", "diabetes")
+
+
+# ----------------------------------------------------------------------------- option types
+
+
+def count(low: int = 1):
+    """An argparse type: an integer ``>= low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    parse.__name__ = "count"
+    return parse
+
+
+def number(low: float | None = None, high: float | None = None, *, high_open: bool = False):
+    """An argparse type: a finite number in ``[low, high]`` (``[low, high)`` if ``high_open``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if not math.isfinite(value) or (low is not None and value < low) or too_high:
+            ends = f"[{'-inf' if low is None else f'{low:g}'}, "
+            ends += f"{'inf' if high is None else f'{high:g}'}{')' if high_open else ']'}"
+            raise argparse.ArgumentTypeError(f"must be a finite number in {ends}, got {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, ``jaxnet: error: ...``, and status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"jaxnet: error: {message} (see {self.prog} --help)\n")
+
+
+def output_folder(path, option: str = "--out") -> Path:
+    """``path`` as a folder that exists (created if needed), or a ConfigError naming ``option``."""
+    from jaxnet.errors import ConfigError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} {path} is a file; give a folder for the outputs", ("cli",))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = error.strerror or error
+        raise ConfigError(f"{option} {path}: cannot create it ({reason})", ("cli",)) from None
+    return path
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -105,10 +167,10 @@ def run_training(args, *, checkpoints: bool) -> dict:
     import numpy as np
 
     from jaxnet import datasets
+    from jaxnet.train.data import validation_count
     from jaxnet.train.fit import fit
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(args.out)
     data = load_data(args)
     (x_train, y_train), (x_test, y_test) = datasets.train_test_split(
         data.x, data.y, args.test_fraction, seed=args.seed
@@ -119,6 +181,11 @@ def run_training(args, *, checkpoints: bool) -> dict:
         target_scale = (float(y_train.mean()), float(y_train.std()) or 1.0)
         y_train = (y_train - target_scale[0]) / target_scale[1]
     recipe = make_recipe(data, args)
+    n_fit = len(x_train) - validation_count(len(x_train), args.validation_split)
+    if args.batch_size > n_fit:  # a small data set: one batch of everything
+        print(f"jaxnet: note: --batch-size {args.batch_size} is larger than the {n_fit} training "
+              f"examples; using {n_fit}", file=sys.stderr)  # fmt: skip
+        args.batch_size = n_fit
     if not args.quiet:
         from jaxnet.summarize import summary
 
@@ -138,7 +205,7 @@ def run_training(args, *, checkpoints: bool) -> dict:
         x_train,
         y_train,
         epochs=args.epochs,
-        batch_size=min(args.batch_size, len(x_train)),
+        batch_size=args.batch_size,
         seed=args.seed,
         metrics=recipe.metrics,
         validation_split=args.validation_split or None,
@@ -259,6 +326,12 @@ def builtin_benchmark(epochs: int, repeats: int, batch_size: int) -> dict:
     from jaxnet.train.step import create_train_state, make_epoch
 
     data = datasets.load_dataset("digits")
+    if batch_size > len(data.x):
+        from jaxnet.errors import ConfigError
+
+        raise ConfigError(
+            f"--batch-size {batch_size} is larger than the {len(data.x)} digits examples", ("cli",)
+        )
     x, _ = datasets.standardize(data.x)[:2]
     recipe = recipes.classifier_mlp(10, (100, 100))
     optimizer = optim.get("adam", 1e-3)
@@ -307,14 +380,14 @@ def command_bench(args) -> int:
             return 2
         rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
         return subprocess.call([sys.executable, str(scripts[args.name]), *rest])
+    out = output_folder(args.out) if args.out else None  # before the minutes of timing
     result = builtin_benchmark(args.epochs, args.repeats, args.batch_size)
     width = max(map(len, result))
     print("built-in benchmark: one fused epoch (lax.scan) of the 2x100 ReLU MLP on digits, Adam")
     for key, value in result.items():
         print(f"  {key:<{width}}  {value}")
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        _write_json(Path(args.out) / "bench.json", result)
+    if out is not None:
+        _write_json(out / "bench.json", result)
     return 0
 
 
@@ -326,6 +399,7 @@ def command_diagnose(args) -> int:
     from jaxnet.core import init_model
     from jaxnet.train.data import match_targets
 
+    out = output_folder(args.out) if args.out else None
     data = load_data(args)
     x = datasets.standardize(data.x)[0][: args.batch_size]
     recipe = make_recipe(data, args)
@@ -334,7 +408,7 @@ def command_diagnose(args) -> int:
     y = data.y[: args.batch_size]
     if data.task == "regression":
         y = (y - y.mean()) / (y.std() or 1.0)
-    y = match_targets(y, output_shape)
+    y = match_targets(y, output_shape, "y", recipe.targets)
     batch, key = (x, y), jax.random.key(args.seed + 1)
     stats = diagnostics.stats_at_init(recipe.model, params, state, batch, recipe.loss, key=key)
     # What diagnose_at_init does, reusing the statistics instead of a second pass:
@@ -343,9 +417,7 @@ def command_diagnose(args) -> int:
     print(f"{data.name}: {hidden} {args.activation} MLP, init {args.init}, batch of {len(x)}")
     print(diagnostics.format_table(stats))
     print("\n".join(str(f) for f in findings) if findings else "no problems found at init")
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+    if out is not None:
         report = diagnostics.to_report(stats, findings, model=recipe.model)
         _write_json(out / "diagnose.json", report)
         print(f"wrote diagnose.json to {out}")
@@ -510,7 +582,7 @@ def _add_data_options(parser, *, required: bool) -> None:
 
 
 def _add_model_options(parser) -> None:
-    parser.add_argument("--hidden", type=int, nargs="+", default=[100, 100], metavar="UNITS",
+    parser.add_argument("--hidden", type=count(1), nargs="+", default=[100, 100], metavar="UNITS",
                         help="hidden layer sizes (default: 100 100)")  # fmt: skip
     parser.add_argument("--activation", default="relu", choices=ACTIVATIONS)
     parser.add_argument("--init", default="auto",
@@ -518,20 +590,22 @@ def _add_model_options(parser) -> None:
                         "and ELU, else Glorot)")  # fmt: skip
     parser.add_argument("--loss", default="mse", choices=("mse", "mae", "huber"),
                         help="regression loss (classification uses cross-entropy)")  # fmt: skip
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=count(0), default=0)
 
 
 def _add_training_options(parser, *, epochs: int, out: str) -> None:
     parser.add_argument("--optimizer", default="adam", choices=optim.NAMES)
-    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
-    parser.add_argument("--momentum", type=float, default=0.9, help="for momentum/nesterov")
-    parser.add_argument("--l2", type=float, default=0.0, help="L2 penalty l2 * sum(w^2) on kernels")
-    parser.add_argument("--dropout", type=float, default=0.0,
+    parser.add_argument("--lr", type=number(0), default=1e-3, help="learning rate (default 1e-3)")
+    parser.add_argument("--momentum", type=number(0, 1, high_open=True), default=0.9,
+                        help="for momentum/nesterov")  # fmt: skip
+    parser.add_argument("--l2", type=number(0), default=0.0,
+                        help="L2 penalty l2 * sum(w^2) on kernels")  # fmt: skip
+    parser.add_argument("--dropout", type=number(0, 1, high_open=True), default=0.0,
                         help="drop rate after each hidden layer (SELU: AlphaDropout)")  # fmt: skip
-    parser.add_argument("--epochs", type=int, default=epochs)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--test-fraction", type=float, default=0.2)
-    parser.add_argument("--validation-split", type=float, default=0.1)
+    parser.add_argument("--epochs", type=count(1), default=epochs)
+    parser.add_argument("--batch-size", type=count(1), default=32)
+    parser.add_argument("--test-fraction", type=number(0, 1, high_open=True), default=0.2)
+    parser.add_argument("--validation-split", type=number(0, 1, high_open=True), default=0.1)
     parser.add_argument("--out", default=out, help=f"output folder (default {out})")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -573,9 +647,7 @@ def _add_deploy_commands(commands) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="jaxnet", description="Classic neural networks as pure JAX functions."
-    )
+    parser = Parser(prog="jaxnet", description="Classic neural networks as pure JAX functions.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     from jaxnet.demo import add_arguments as add_demo_arguments
@@ -588,7 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(train, required=True)
     _add_model_options(train)
     _add_training_options(train, epochs=20, out="out/train")
-    train.add_argument("--keep", type=int, default=3, help="checkpoints to keep (default 3)")
+    train.add_argument("--keep", type=count(1), default=3, help="checkpoints to keep (default 3)")
     train.add_argument("--resume", action="store_true", help="continue from --out/checkpoints")
     train.set_defaults(handler=command_train)
 
@@ -596,16 +668,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("name", nargs="?", help="a script in benchmarks/ (without .py)")
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the script")
     bench.add_argument("--list", action="store_true", help="list the benchmarks")
-    bench.add_argument("--epochs", type=int, default=10, help="built-in: epochs per repeat")
-    bench.add_argument("--repeats", type=int, default=5, help="built-in: repeats (median)")
-    bench.add_argument("--batch-size", type=int, default=32)
+    bench.add_argument("--epochs", type=count(1), default=10, help="built-in: epochs per repeat")
+    bench.add_argument("--repeats", type=count(1), default=5, help="built-in: repeats (median)")
+    bench.add_argument("--batch-size", type=count(1), default=32)
     bench.add_argument("--out", default=None, help="built-in: also write bench.json here")
     bench.set_defaults(handler=command_bench)
 
     diagnose = commands.add_parser("diagnose", help="diagnostics report of an MLP at init")
     _add_data_options(diagnose, required=False)
     _add_model_options(diagnose)
-    diagnose.add_argument("--batch-size", type=int, default=256)
+    diagnose.add_argument("--batch-size", type=count(1), default=256)
     diagnose.add_argument("--out", default=None, help="also write diagnose.json here")
     diagnose.set_defaults(handler=command_diagnose, dataset="digits")
 
@@ -635,9 +707,12 @@ def main(argv=None) -> int:
 
     try:
         return args.handler(args)
-    except (JaxnetError, ImportError, FileNotFoundError, json.JSONDecodeError) as error:
+    except (JaxnetError, ImportError, OSError, json.JSONDecodeError) as error:
         print(f"jaxnet: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("jaxnet: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

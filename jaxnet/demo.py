@@ -39,10 +39,12 @@ def load(seed: int = 0, test_fraction: float = 0.2):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
-    parser.add_argument("--seed", type=int, default=0)
+    from jaxnet.cli import count, number
+
+    parser.add_argument("--epochs", type=count(1), default=30)
+    parser.add_argument("--batch-size", type=count(1), default=32)
+    parser.add_argument("--lr", type=number(0), default=1e-3, help="Adam's learning rate")
+    parser.add_argument("--seed", type=count(0), default=0)
     parser.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
 
@@ -51,12 +53,12 @@ def run(args) -> dict:
     """Train, evaluate, report; write the files under ``args.out``; return the metrics."""
     import jaxnet
     from jaxnet import optim
+    from jaxnet.cli import output_folder
     from jaxnet.compilation import enable_compilation_cache
     from jaxnet.diagnostics import GradientMonitor, save_plots
     from jaxnet.jsonable import dumps
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(args.out)
     enable_compilation_cache()  # a second run skips compiling
     x_train, x_test, y_train, y_test = load(args.seed)
     recipe = jaxnet.classifier_mlp(10, hidden=HIDDEN, activation="relu")  # He init for ReLU
@@ -111,7 +113,9 @@ def run(args) -> dict:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from jaxnet.cli import Parser
+
+    parser = Parser(description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -17,6 +17,8 @@ from jaxnet.datasets.dataset import TASKS, Dataset
 from jaxnet.errors import ConfigError, DataError
 
 MISSING = {"", "na", "n/a", "nan", "null", "none", "?", "-"}
+# A longer line is not CSV text (e.g. /dev/zero, a binary file): refused before memory runs out.
+MAX_LINE_CHARS = 1 << 20
 # A target with integer values and at most this many distinct ones is taken for class labels.
 MAX_AUTO_CLASSES = 20
 
@@ -28,6 +30,24 @@ def _number(cell: str) -> float | None:
         return None
 
 
+def _lines(handle, path: Path):
+    """The file's lines, each at most :data:`MAX_LINE_CHARS` long and free of NUL characters."""
+    number = 0
+    while line := handle.readline(MAX_LINE_CHARS + 1):
+        number += 1
+        if len(line) > MAX_LINE_CHARS:
+            raise DataError(
+                f"{path}, line {number}: longer than {MAX_LINE_CHARS:,} characters without a line "
+                "break; not a CSV text file",
+                ("load_csv",),
+            )
+        if "\0" in line:
+            raise DataError(
+                f"{path}, line {number}: holds NUL characters; not a CSV text file", ("load_csv",)
+            )
+        yield line
+
+
 def _read_rows(path: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
     if not path.exists():
         raise DataError(f"no such file: {path}", ("load_csv",))
@@ -37,13 +57,17 @@ def _read_rows(path: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             rows = [
                 row
-                for row in csv.reader(handle, delimiter=delimiter)
+                for row in csv.reader(_lines(handle, path), delimiter=delimiter)
                 if any(c.strip() for c in row)
             ]
     except UnicodeDecodeError as error:
         raise DataError(
             f"{path} is not a UTF-8 text file ({error.reason})", ("load_csv",)
         ) from None
+    except csv.Error as error:  # e.g. a quoted field longer than csv.field_size_limit()
+        raise DataError(f"{path} is not readable as CSV ({error})", ("load_csv",)) from None
+    except OSError as error:  # not readable: permissions, a device
+        raise DataError(f"cannot read {path} ({error.strerror or error})", ("load_csv",)) from None
     if not rows:
         raise DataError(f"{path} is empty: expected a header line and data rows", ("load_csv",))
     header = [c.strip() for c in rows[0]]

@@ -39,19 +39,22 @@ FAST_FLOPS = {"cpu": 2e11, "gpu": 1e14, "cuda": 1e14, "rocm": 1e14, "tpu": 2e14}
 
 def make_feed(x, y, *, batch_size: int, validation_data=None, validation_split=None,
               steps_per_epoch=None, steps_per_execution=None, shuffle: bool = True,
-              owner: str = "fit"):  # fmt: skip
-    """The feed for ``x``/``y``: :class:`ArrayFeed` for arrays, :class:`ChunkFeed` for sources."""
+              owner: str = "fit", targets: str | None = None):  # fmt: skip
+    """The feed for ``x``/``y``: :class:`ArrayFeed` for arrays, :class:`ChunkFeed` for sources.
+    ``targets``: the loss's kind of targets (:func:`jaxnet.losses.target_kind`), checked by
+    :func:`~jaxnet.train.data.match_targets` in ``place`` and for every batch of a source."""
     source = as_source(x, y, steps_per_epoch, owner)
     if source is None:
         data = prepare(x, y, batch_size=batch_size, validation_data=validation_data,
                        validation_split=validation_split, owner=owner)  # fmt: skip
-        return ArrayFeed(data, batch_size, steps_per_execution, shuffle)
+        return ArrayFeed(data, batch_size, steps_per_execution, shuffle, targets)
     if validation_split:
         if not isinstance(source, RandomAccess):
             raise DataError("validation_split needs arrays or a random-access source; "
                             "pass validation_data with a stream", (owner,))  # fmt: skip
         source, validation_data = source.split(validation_split)
-    return ChunkFeed(source, batch_size, validation_data, steps_per_execution, shuffle, owner)
+    return ChunkFeed(source, batch_size, validation_data, steps_per_execution, shuffle, owner,
+                     targets)  # fmt: skip
 
 
 class Programs:
@@ -116,8 +119,8 @@ class _Feed:
 class ArrayFeed(_Feed):
     """Device-resident data: one program per epoch, or chunks of one for long epochs."""
 
-    def __init__(self, data, batch_size: int, steps_per_execution, shuffle: bool):
-        self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
+    def __init__(self, data, batch_size: int, steps_per_execution, shuffle: bool, targets=None):
+        self.data, self.batch_size, self.shuffle, self.targets = data, batch_size, shuffle, targets
         self.n_batches = data.n // batch_size
         self.k = steps_per_execution and min(int(steps_per_execution), self.n_batches)
 
@@ -134,10 +137,10 @@ class ArrayFeed(_Feed):
         split the training rows across its devices (validation data is replicated)."""
         self.mesh = mesh
         if mesh is None:
-            self.data = place(self.data, model, params, state)
+            self.data = place(self.data, model, params, state, None, self.targets)
             return
         parallel.check_batch_size(mesh, self.batch_size)
-        data = checked(self.data, model, params, state)
+        data = checked(self.data, model, params, state, self.targets)
         x, y = parallel.shard_rows((data.x, data.y), mesh)
         validation = parallel.put(data.validation, parallel.replicated(mesh))
         self.data = Data(x, y, validation, len(jax.tree.leaves(x)[0]))
@@ -176,8 +179,10 @@ class ArrayFeed(_Feed):
 class ChunkFeed(_Feed):
     """A source read in chunks of ``K`` batches, each trained by one compiled call."""
 
-    def __init__(self, source, batch_size, validation_data, steps_per_execution, shuffle, owner):
+    def __init__(self, source, batch_size, validation_data, steps_per_execution, shuffle, owner,
+                 targets=None):  # fmt: skip
         self.source, self.shuffle, self.validation = source, shuffle, validation_data
+        self.targets = targets
         if isinstance(source, Stream):
             self.n_batches = source.steps_per_epoch
             x, y = source.first()
@@ -212,7 +217,8 @@ class ChunkFeed(_Feed):
         validation = self.validation
         if isinstance(validation, tuple) and as_source(*validation) is None:
             sharding = None if mesh is None else parallel.replicated(mesh)
-            data = place(prepare(*validation, batch_size=1), model, params, state, sharding)
+            data = prepare(*validation, batch_size=1)
+            data = place(data, model, params, state, sharding, self.targets)
             self.validation = (data.x, data.y)
 
     def run_epoch(self, train_state, start=0, on_chunk=None, prior=None, run_chunk=None):
@@ -287,7 +293,8 @@ class ChunkFeed(_Feed):
     def _checked(self, x, y, step: int):
         """One batch as NumPy, checked like in-memory data and against the first batch."""
         try:
-            x, y = to_numpy(x, "x"), match_targets(to_numpy(y, "y"), self.out_shape)
+            x = to_numpy(x, "x")
+            y = match_targets(to_numpy(y, "y"), self.out_shape, "y", self.targets)
         except DataError as error:
             raise DataError(f"the batch of step {step}: {error.detail}", ("data",)) from None
         signature = jax.tree.map(lambda a: (a.shape, a.dtype.name), (x, y))

@@ -11,10 +11,12 @@ import numpy as np
 
 from jaxnet.compilation import run_once
 from jaxnet.core import Layer
-from jaxnet.errors import ConfigError, check_range
+from jaxnet.errors import ConfigError
+from jaxnet.losses import target_kind
 from jaxnet.train import parallel
 from jaxnet.train.callbacks import Loop, call
 from jaxnet.train.checkpointing import Checkpoint
+from jaxnet.train.data import check_arguments, check_params
 from jaxnet.train.evaluate import make_validate
 from jaxnet.train.feed import Programs, make_feed
 from jaxnet.train.guard import guard_accepts
@@ -96,8 +98,11 @@ def fit(
       model: a :class:`~jaxnet.core.Layer` (e.g. from :func:`~jaxnet.serial` or a recipe).
       loss_fn: ``loss(predictions, targets) -> scalar``.
       optimizer: any optax-protocol ``GradientTransformation`` (``jaxnet.optim`` or ``optax``).
-      x, y: arrays (or pytrees of arrays) with examples on the leading axis. Integer class labels
-        are checked against the model's number of outputs before training starts. Also a data
+      x, y: arrays (or pytrees of arrays) with examples on the leading axis; lists, tuples and
+        pandas objects are converted once. Before training starts the targets are checked
+        against the model's outputs and the kind of targets ``loss_fn`` takes
+        (:func:`jaxnet.losses.target_kind`: 0/1 for binary cross-entropy, labels in range for
+        sparse cross-entropy, ...; :func:`~jaxnet.train.data.match_targets`). Also a data
         source (:mod:`jaxnet.train.sources`): memory-mapped arrays, ``x=source, y=None`` for a
         random-access source, or ``x=iterable, y=None`` for a stream of ``(x, y)`` batches
         with ``steps_per_epoch``; a source is read in chunks of ``steps_per_execution`` batches
@@ -128,14 +133,22 @@ def fit(
     >>> ts, history = fit(model, losses.sparse_categorical_cross_entropy, optax.adam(1e-3),
     ...                   x, y, epochs=20, metrics=[metrics.accuracy], validation_split=0.1)
     """
-    check_range("fit", "epochs", epochs, 0)
-    check_range("fit", "batch_size", batch_size, 1)
+    check_arguments("fit", model=model, loss_fn=loss_fn, optimizer=optimizer, epochs=epochs,
+                    batch_size=batch_size, seed=seed, metrics=metrics, callbacks=callbacks,
+                    validation_data=validation_data, validation_split=validation_split,
+                    steps_per_epoch=steps_per_epoch, steps_per_execution=steps_per_execution,
+                    penalty=penalty, verbose=verbose, shuffle=shuffle, keep=keep, mesh=mesh,
+                    checkpoint_dir=checkpoint_dir, compute_dtype=compute_dtype,
+                    train_state=train_state)  # fmt: skip
     feed = make_feed(x, y, batch_size=batch_size, validation_data=validation_data,
                      validation_split=validation_split, steps_per_epoch=steps_per_epoch,
-                     steps_per_execution=steps_per_execution, shuffle=shuffle)  # fmt: skip
+                     steps_per_execution=steps_per_execution, shuffle=shuffle,
+                     targets=target_kind(loss_fn))  # fmt: skip
     if train_state is None:  # one program, compiled for speed of compiling: it runs once
         init = functools.partial(create_train_state, model, optimizer, feed.input_shape)
         train_state = run_once(init, as_key(seed))
+    else:  # given: it must be this model's, for these inputs
+        check_params("fit", model, train_state.params, train_state.state, feed.input_shape)
     placement = None if mesh is None else parallel.replicated(mesh)
     feed.place(model, train_state.params, train_state.state, mesh)
     programs = Programs(model, loss_fn, optimizer, metrics, penalty=penalty,

@@ -14,9 +14,10 @@ import numpy as np
 from jaxnet.compilation import run_once_options
 from jaxnet.core import Layer
 from jaxnet.errors import ConfigError, check_range
+from jaxnet.losses import target_kind
 from jaxnet.metrics import check_mode, direction
 from jaxnet.train import parallel
-from jaxnet.train.data import place, prepare
+from jaxnet.train.data import check_arguments, place, prepare
 from jaxnet.train.evaluate import make_evaluate
 from jaxnet.train.step import TrainState, create_train_state, make_epoch
 
@@ -96,6 +97,10 @@ def fit_many(
     >>> result.configs[result.best]
     {'learning_rate': 0.003, 'seed': 2}
     """
+    check_arguments("fit_many", model=model, loss_fn=loss_fn, epochs=epochs, batch_size=batch_size,
+                    seeds=seeds, grid=grid, data_seed=data_seed, metrics=metrics,
+                    validation_data=validation_data, validation_split=validation_split,
+                    penalty=penalty, **({} if grid else {"optimizer": optimizer}))  # fmt: skip
     check_range("fit_many", "epochs", epochs, 1)
     if mode != "auto":
         check_mode(mode, "fit_many")
@@ -116,6 +121,12 @@ def fit_many(
             ("fit_many",),
         )
     make_optimizer = (lambda **cell: optimizer) if not grid else optimizer
+    for config in configs if grid else ():  # concrete values, checked (in the program: traced)
+        cell = {name: config[name] for name in grid}
+        try:
+            make_optimizer(**cell)
+        except TypeError as error:
+            raise ConfigError(f"optimizer(**{cell}) failed: {error}", ("fit_many",)) from None
     hparams = {name: jnp.asarray([c[name] for c in configs], jnp.float32) for name in grid or {}}
     keys = jax.vmap(jax.random.key)(jnp.asarray([c["seed"] for c in configs], jnp.uint32))
 
@@ -135,8 +146,8 @@ def fit_many(
     init_all = jax.jit(jax.vmap(init_one)).lower(keys, hparams)
     train_state = init_all.compile(compiler_options=run_once_options())(keys, hparams)
     one_params, one_state = model_slice((train_state.params, train_state.state), 0)
-    data = place(data, model, one_params, one_state,
-                 None if mesh is None else parallel.replicated(mesh))  # fmt: skip
+    placement = None if mesh is None else parallel.replicated(mesh)
+    data = place(data, model, one_params, one_state, placement, target_kind(loss_fn))
     if mesh is not None:
         train_state, hparams = jax.device_put((train_state, hparams), parallel.model_sharded(mesh))
     data_key = jax.random.key(data_seed)
