@@ -243,36 +243,21 @@ class ChunkFeed(_Feed):
             self.ahead = ((following, 0), next(rest), rest)
 
     def _read(self, train_state, start: int):
-        chunk = []
-        for batch in self._batches(train_state, start):
+        """The epoch's chunks from its step ``start`` on, checked and put on the device."""
+        chunk, steps = [], []
+        for step, batch in self._batches(train_state, start):
             chunk.append(batch)
+            steps.append(step)
             if self.k is None:
                 self.k = max(1, min(self.n_batches, CHUNK_BYTES // _nbytes(batch)))
             if len(chunk) == self.k:
-                yield self._put(chunk)
-                chunk = []
+                yield self._put(self._checked(chunk, steps))
+                chunk, steps = [], []
         if chunk:
-            yield self._put(chunk)
-
-    def _put(self, chunk):
-        """``K`` batches (this process's rows of each) as device data: each device's rows of
-        all ``K`` steps one after another, and the rows each step gathers (device-local)."""
-        k, b = len(chunk), self.b
-
-        def block(j):  # device j's rows of every batch of the chunk, one batch after another
-            return jax.tree.map(lambda *a: np.concatenate([p[j * b : (j + 1) * b] for p in a]),
-                                *chunk)  # fmt: skip
-
-        blocks = [block(j) for j in range(len(self.local))]
-        rows = np.arange(k * b).reshape(k, b)
-        if self.mesh is None:
-            return (*jax.device_put(blocks[0]), rows)
-        devices = self.mesh.shape[parallel.DATA_AXIS]
-        rows = parallel.put(np.tile(rows, (1, devices)), parallel.replicated(self.mesh))
-        return (*parallel.from_local_blocks(blocks, self.mesh), rows)
+            yield self._put(self._checked(chunk, steps))
 
     def _batches(self, train_state, start: int):
-        """The epoch's checked batches from its step ``start`` on, as NumPy ``(x, y)`` pairs."""
+        """``(step, (x, y))`` of the epoch's batches from its step ``start`` on, as read."""
         first_step = int(train_state.step) - start
         if isinstance(self.source, Stream):
             iterator = self.source.epoch()
@@ -282,21 +267,18 @@ class ChunkFeed(_Feed):
                     raise DataError(f"the stream ended after {i} of steps_per_epoch="
                                     f"{self.n_batches} batches (step {first_step + i})",
                                     ("data",))  # fmt: skip
-                yield self._checked(*batch, first_step + i)
+                yield first_step + i, self._same_shapes(batch, first_step + i)
             return
         order = np.asarray(_order(train_state, len(self.source), self.batch_size, self.shuffle))
         columns = np.concatenate([np.arange(p * self.b, (p + 1) * self.b) for p in self.local])
         for i in range(start, self.n_batches):
             indices = order[i * self.batch_size : (i + 1) * self.batch_size][columns]
-            yield self._checked(*self.source.take(indices), first_step + i)
+            batch = self._same_shapes(self.source.take(indices), first_step + i)
+            yield first_step + i, batch
 
-    def _checked(self, x, y, step: int):
-        """One batch as NumPy, checked like in-memory data and against the first batch."""
-        try:
-            x = to_numpy(x, "x")
-            y = match_targets(to_numpy(y, "y"), self.out_shape, "y", self.targets)
-        except DataError as error:
-            raise DataError(f"the batch of step {step}: {error.detail}", ("data",)) from None
+    def _same_shapes(self, batch, step: int):
+        """``batch`` as NumPy ``(x, y)``, refused unless shaped like the first batch."""
+        x, y = jax.tree.map(np.asarray, tuple(batch))
         signature = jax.tree.map(lambda a: (a.shape, a.dtype.name), (x, y))
         if self.signature is None:
             self.signature = signature
@@ -308,6 +290,45 @@ class ChunkFeed(_Feed):
                 ("data",),
             )
         return x, y
+
+    def _checked(self, chunk, steps):
+        """The chunk's batches joined and checked like in-memory data at once; a problem names
+        the step of the first batch that has it."""
+
+        def check(x, y):
+            x = to_numpy(x, "x")
+            return x, match_targets(to_numpy(y, "y"), self.out_shape, "y", self.targets)
+
+        try:
+            return check(*jax.tree.map(lambda *a: np.concatenate(a), *chunk))
+        except DataError:
+            for step, batch in zip(steps, chunk, strict=True):
+                try:
+                    check(*batch)
+                except DataError as error:
+                    detail = f"the batch of step {step}: {error.detail}"
+                    raise DataError(detail, ("data",)) from None
+            raise
+
+    def _put(self, chunk):
+        """``K`` checked batches (this process's rows of each, joined) as device data: each
+        device's rows of all ``K`` steps one after another, and the rows each step gathers."""
+        rows_per_batch = len(self.local) * self.b  # this process's rows of every batch
+        k, b = len(jax.tree.leaves(chunk)[0]) // rows_per_batch, self.b
+
+        def block(j):  # device j's rows of every batch of the chunk, one batch after another
+            return jax.tree.map(
+                lambda a: a.reshape(k, rows_per_batch, *a.shape[1:])[:, j * b : (j + 1) * b]
+                .reshape(k * b, *a.shape[1:]), chunk
+            )  # fmt: skip
+
+        rows = np.arange(k * b).reshape(k, b)
+        if self.mesh is None:
+            return (*jax.device_put(chunk), rows)
+        blocks = [block(j) for j in range(len(self.local))]
+        devices = self.mesh.shape[parallel.DATA_AXIS]
+        rows = parallel.put(np.tile(rows, (1, devices)), parallel.replicated(self.mesh))
+        return (*parallel.from_local_blocks(blocks, self.mesh), rows)
 
 
 def auto_steps_per_execution(lowered, n_batches: int) -> int | None:
