@@ -120,8 +120,9 @@ def fit(
         batch is split across its devices, params replicated (data parallelism).
 
     ``history.compile_seconds`` is the time spent compiling the epoch program, kept apart from
-    the per-epoch ``history["time"]``. An epoch with a non-finite loss or metric is not accepted
-    (:mod:`jaxnet.train.guard`): ``fit`` warns where it broke and stops with the previous state.
+    the per-epoch ``history["time"]``. An epoch with a non-finite loss, metric or train
+    state is not accepted (:mod:`jaxnet.train.guard`): ``fit`` warns where it broke and
+    stops with the (finite) state from before that epoch.
 
     >>> ts, history = fit(model, losses.sparse_categorical_cross_entropy, optax.adam(1e-3),
     ...                   x, y, epochs=20, metrics=[metrics.accuracy], validation_split=0.1)
@@ -173,7 +174,7 @@ def fit(
         if monitor is not None:
             steps = int(loop.train_state.step) - first_step + np.array(probed, int)
             monitor.on_probe(epoch, steps, jax.device_get(probes))
-        if not guard_accepts(epoch, logs, loop.train_state, feed):
+        if not guard_accepts(epoch, logs, loop.train_state, new_state, feed):
             break
         loop.train_state = new_state
         if validate is not None:
