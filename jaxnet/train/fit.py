@@ -19,6 +19,7 @@ from jaxnet.train.evaluate import make_validate
 from jaxnet.train.feed import Programs, make_feed
 from jaxnet.train.guard import guard_accepts
 from jaxnet.train.logging import default_progress
+from jaxnet.train.run_config import run_config
 from jaxnet.train.step import TrainState, create_train_state, named_metrics
 
 
@@ -152,6 +153,10 @@ def fit(
         *default_progress(epochs, verbose),
     ]
     loop = Loop(train_state, epochs, History(), feed.n_batches, feed.batch_size)
+    loop.run_config = functools.partial(run_config, model, loss_fn, train_state, x, y,
+        batch_size=batch_size, seed=seed, metrics=metrics, penalty=penalty, shuffle=shuffle,
+        validation=(validation_data, validation_split), compute_dtype=compute_dtype,
+        steps=steps_per_epoch)  # fmt: skip
     call(callbacks, "on_train_begin", loop)
     loop.train_state = jax.device_put(loop.train_state, placement)
     if loop.initial_epoch < epochs:

@@ -58,8 +58,10 @@ def became_non_finite(before, after) -> list[str]:
     """Paths of the floating-point leaves of ``after`` that are not all finite although the same
     leaf of ``before`` was (a leaf that starts non-finite, e.g. an optimizer's ``inf`` "best value
     so far", is left alone)."""
-    leaves = jax.tree_util.tree_flatten_with_path(after)[0]
     flags = np.asarray(_newly_non_finite(before, after))
+    if not flags.any():
+        return []
+    leaves = jax.tree_util.tree_flatten_with_path(after)[0]
     floating = [(p, a) for p, a in leaves if jnp.issubdtype(jnp.result_type(a), jnp.inexact)]
     return [path_string(path) for (path, _), bad in zip(floating, flags, strict=True) if bad]
 
