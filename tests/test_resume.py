@@ -8,6 +8,7 @@ import warnings
 
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -243,3 +244,21 @@ def test_cli_resume_checks_the_run_before_writing_its_config(tmp_path, capsys):
     assert (out / "config.json").read_bytes() == config
     forced = cli.build_parser().parse_args([str(a) for a in [*argv, "--resume", "force"]])
     assert forced.resume == "force"  # what fit(resume=) receives
+
+
+def test_a_state_gone_non_finite_mid_epoch_is_never_saved(tmp_path):
+    from jaxnet.train.checkpointing import Checkpoint
+
+    y = (Y[:, None] * 100.0).astype(np.float32)
+    model = recipes.regression_mlp(1, hidden=(8,)).model
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ts, history = fit(model, mse, optim.sgd(1e38), X, y, epochs=2, batch_size=8,
+                          verbose=0, steps_per_execution=1,
+                          callbacks=[Checkpoint(tmp_path, every_steps=1)])  # fmt: skip
+    assert history.epochs == 0 and any("non-finite" in str(w.message) for w in caught)
+    assert CheckpointManager(tmp_path).manifests() == []  # step 1's state was already inf
+
+
+def mse(predictions, targets):
+    return jnp.mean((predictions - targets) ** 2)
