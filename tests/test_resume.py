@@ -262,3 +262,20 @@ def test_a_state_gone_non_finite_mid_epoch_is_never_saved(tmp_path):
 
 def mse(predictions, targets):
     return jnp.mean((predictions - targets) ** 2)
+
+
+def test_a_model_describe_refuses_is_recorded_by_its_parameter_specs():
+    from jaxnet.core import serial
+    from jaxnet.layers import Dense
+    from jaxnet.train.run_config import model_record
+
+    def double(x):
+        return 2 * x
+
+    model = serial(Dense(4), double, Dense(3), name="custom")
+    _, params, _ = model.init(jax.random.key(0), (5,))
+    assert model_record(model, params) == {
+        "name": "custom",
+        "params": {"dense_0/b": "float32[4]", "dense_0/w": "float32[5, 4]",
+                   "dense_2/b": "float32[3]", "dense_2/w": "float32[4, 3]"},
+    }  # fmt: skip

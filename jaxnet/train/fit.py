@@ -82,7 +82,7 @@ def fit(
     steps_per_execution: int | None = None,
     checkpoint_dir=None,
     keep: int = 3,
-    resume: bool = False,
+    resume: bool | str = False,
     compute_dtype=None,
     mesh=None,
 ) -> tuple[TrainState, History]:
@@ -115,7 +115,8 @@ def fit(
       penalty: ``penalty(params) -> scalar`` added to the loss (weight regularization).
       checkpoint_dir, keep, resume: shorthand for a
         :class:`~jaxnet.train.checkpointing.Checkpoint` callback ``Checkpoint(checkpoint_dir, keep,
-        resume)``, which saves after every epoch and resumes bit-identically.
+        resume)``, which saves after every epoch and resumes bit-identically; resuming refuses a
+        run that differs from the checkpoint's (``resume="force"`` continues anyway).
       compute_dtype: ``jnp.bfloat16`` for mixed precision (float32 master weights and loss).
       mesh: a ``jax.sharding.Mesh`` from :func:`~jaxnet.train.parallel.data_parallel_mesh`: each
         batch is split across its devices, params replicated (data parallelism).
@@ -199,7 +200,7 @@ def chunk_end(callbacks, epoch: int, loop: Loop, train_state, steps_done: int, s
     call(callbacks, "on_chunk_end", epoch, steps_done, train_state, step_logs, loop)
 
 
-def checkpoint_callbacks(checkpoint_dir, keep: int, resume: bool) -> list:
+def checkpoint_callbacks(checkpoint_dir, keep: int, resume: bool | str) -> list:
     """``[Checkpoint(checkpoint_dir, keep, resume)]``, or ``[]`` without a directory."""
     if checkpoint_dir is None:
         if resume:
