@@ -23,21 +23,28 @@ def data(n=8):
 def test_mean_of_per_example_gradients_is_the_batch_gradient_with_their_masks(key):
     x, y = data()
     params, state = jaxnet.init_model(MODEL, key, (5,))
-    grads = per_example_gradients(MODEL, LOSS, params, state, x, y, key=key, train=True)
+    grads = jax.jit(
+        lambda p: per_example_gradients(MODEL, LOSS, p, state, x, y, key=key, train=True)
+    )(params)
+
     # Example i's mask: serial hands child 2 (the Dropout) fold_in(its key, 2), and example i
     # runs with fold_in(key, i). The batch below uses exactly these masks, one row each.
-    masks = jnp.concatenate(
-        [bernoulli(jax.random.fold_in(jax.random.fold_in(key, i), 2), 1 - RATE, (1, 16))
-         for i in range(len(x))]
-    )  # fmt: skip
+    def mask(i):
+        return bernoulli(jax.random.fold_in(jax.random.fold_in(key, i), 2), 1 - RATE, (16,))
+
+    @jax.jit
+    def batch_gradient(p):
+        masks = jax.vmap(mask)(jnp.arange(len(x)))
+
+        def batch_loss(p):
+            hidden = jax.nn.relu(x @ p["dense_0"]["w"] + p["dense_0"]["b"])
+            hidden = jnp.where(masks, hidden / (1 - RATE), 0.0)
+            return LOSS(hidden @ p["dense_3"]["w"] + p["dense_3"]["b"], y)
+
+        return jax.grad(batch_loss)(p), masks
+
+    expected, masks = batch_gradient(params)
     assert 0 < float(masks.mean()) < 1 and not bool(jnp.all(masks == masks[0]))
-
-    def batch_loss(p):
-        hidden = jax.nn.relu(x @ p["dense_0"]["w"] + p["dense_0"]["b"])
-        hidden = jnp.where(masks, hidden / (1 - RATE), 0.0)
-        return LOSS(hidden @ p["dense_3"]["w"] + p["dense_3"]["b"], y)
-
-    expected = jax.grad(batch_loss)(params)
     jax.tree.map(
         lambda a, b: np.testing.assert_allclose(a.mean(0), b, rtol=1e-5, atol=1e-7),
         grads,
