@@ -213,9 +213,9 @@ DATA_PARALLEL_SCRIPT = textwrap.dedent(
                        jaxnet.Relu(), jaxnet.Dense(2))
     bn_one, _ = jaxnet.fit(bn, loss, optax.adam(1e-2), x, y, **kw)
     bn_many, _ = jaxnet.fit(bn, loss, optax.adam(1e-2), x, y, mesh=mesh, **kw)
+    bn_diff = diff((bn_one.params, bn_one.state), (bn_many.params, bn_many.state))
     print(json.dumps({"diff": diff(one.params, many.params), "devices": len(w.sharding.device_set),
-                      "loss1": h1["val_loss"], "loss4": h4["val_loss"],
-                      "bn_diff": diff((bn_one.params, bn_one.state), (bn_many.params, bn_many.state))}))
+                      "loss1": h1["val_loss"], "loss4": h4["val_loss"], "bn_diff": bn_diff}))
     """
 )
 
