@@ -15,6 +15,7 @@ optimizers on optax's protocol), ``regularizers``, ``recipes``, ``train``, ``dia
 from jaxnet import (
     activations,
     checkpoint,
+    convert,
     diagnostics,
     errors,
     init,
@@ -143,6 +144,7 @@ __all__ = [
     "branch",
     "build",
     "checkpoint",
+    "convert",
     "classifier_mlp",
     "concat",
     "count_params",

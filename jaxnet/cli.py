@@ -194,7 +194,6 @@ def run_training(args, *, checkpoints: bool) -> dict:
     optimizer = optim.get(args.optimizer, args.lr, **momentum)
     config = {k: v for k, v in vars(args).items() if k != "handler"}
     config |= {"task": data.task, "n_features": int(data.x.shape[1]), "n_classes": data.n_classes}
-    _write_json(out / "config.json", config)
 
     checkpoint_dir = out / "checkpoints" if checkpoints else None
     start = time.perf_counter()
@@ -216,6 +215,7 @@ def run_training(args, *, checkpoints: bool) -> dict:
         resume=checkpoints and args.resume,
     )
     seconds = time.perf_counter() - start
+    _write_json(out / "config.json", config)  # after fit: a refused --resume changes nothing
     test = _test_metrics(recipe, train_state, data, x_test, np.asarray(y_test), target_scale)
     results = {
         "data": data.name,
@@ -661,7 +661,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(train)
     _add_training_options(train, epochs=20, out="out/train")
     train.add_argument("--keep", type=count(1), default=3, help="checkpoints to keep (default 3)")
-    train.add_argument("--resume", action="store_true", help="continue from --out/checkpoints")
+    train.add_argument("--resume", nargs="?", const=True, default=False, choices=["force"],
+                       help="continue from --out/checkpoints (the same run: any other setting is "
+                       "an error); --resume force: continue even so")  # fmt: skip
     train.set_defaults(handler=command_train)
 
     bench = commands.add_parser("bench", help="run benchmarks/NAME.py, or a built-in timing")

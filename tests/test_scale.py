@@ -200,21 +200,29 @@ DATA_PARALLEL_SCRIPT = textwrap.dedent(
     model = jaxnet.serial(jaxnet.Dense(16), jaxnet.Relu(), jaxnet.Dense(2))
     loss = jaxnet.losses.sparse_categorical_cross_entropy
     mesh = parallel.data_parallel_mesh()
-    many, h4 = jaxnet.fit(model, loss, optax.adam(1e-2), x, y, epochs=3, batch_size=32,
-                          verbose=0, mesh=mesh)
-    # One device, the same batches: each device's shard of 32 rows shuffled on its own.
-    ts = create_train_state(model, optax.adam(1e-2), (6,), jax.random.key(0))
-    epoch = jax.jit(make_epoch(model, loss, optax.adam(1e-2), 32))
-    for _ in range(3):
-        rows = np.asarray(sharded_epoch_rows(ts, 128, 4, 32))
-        order = (rows + (np.arange(32) // 8) * 32).reshape(-1)  # device s holds rows 32s..32s+31
-        ts, logs, _ = epoch(ts, x[:128], y[:128], jnp.asarray(order))
-    diff = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
-               for a, b in zip(jax.tree.leaves(ts.params), jax.tree.leaves(many.params)))
+    # BatchNorm's batch statistics under the mesh are the global batch's, as on one device (no
+    # bias before it: its true gradient is 0, and Adam turns the rounding noise into full steps).
+    bn = jaxnet.serial(jaxnet.Dense(16, use_bias=False), jaxnet.BatchNorm(momentum=0.5),
+                       jaxnet.Relu(), jaxnet.Dense(2))
+    result = {}
+    for name, net in (("mlp", model), ("bn", bn)):
+        many, h4 = jaxnet.fit(net, loss, optax.adam(1e-2), x, y, epochs=3, batch_size=32,
+                              verbose=0, mesh=mesh)
+        # One device, the same batches: each device's shard of 32 rows shuffled on its own.
+        ts = create_train_state(net, optax.adam(1e-2), (6,), jax.random.key(0))
+        epoch = jax.jit(make_epoch(net, loss, optax.adam(1e-2), 32))
+        for _ in range(3):
+            rows = np.asarray(sharded_epoch_rows(ts, 128, 4, 32))
+            order = (rows + (np.arange(32) // 8) * 32).reshape(-1)  # shard s: rows 32s..32s+31
+            ts, logs, _ = epoch(ts, x[:128], y[:128], jnp.asarray(order))
+        pairs = zip(jax.tree.leaves((ts.params, ts.state)),
+                    jax.tree.leaves((many.params, many.state)))
+        diff = max(float(np.abs(np.asarray(a) - np.asarray(b)).max()) for a, b in pairs)
+        result[name] = {"diff": diff, "loss": [h4["loss"][-1], float(logs["loss"])]}
     shards = parallel.shard_rows(x, mesh)
-    print(json.dumps({"diff": diff, "devices": len(many.params["dense_0"]["w"].sharding.device_set),
-                      "rows_per_device": [s.data.shape[0] for s in shards.addressable_shards],
-                      "loss": [h4["loss"][-1], float(logs["loss"])]}))
+    result["devices"] = len(many.params["dense_0"]["w"].sharding.device_set)
+    result["rows_per_device"] = [s.data.shape[0] for s in shards.addressable_shards]
+    print(json.dumps(result))
     """
 )
 
@@ -235,8 +243,9 @@ def test_data_parallel_fit_on_four_cpu_devices_equals_one_device_on_the_same_bat
     result = run_on_four_cpu_devices(DATA_PARALLEL_SCRIPT)
     assert result["devices"] == 4
     assert result["rows_per_device"] == [32, 32, 32, 32]  # the data is split, not replicated
-    assert result["diff"] < 1e-5
-    np.testing.assert_allclose(*result["loss"], rtol=1e-5)
+    for name in ("mlp", "bn"):
+        assert result[name]["diff"] < 1e-5, name
+        np.testing.assert_allclose(*result[name]["loss"], rtol=1e-5)
 
 
 def test_data_parallel_batch_must_divide_across_devices():

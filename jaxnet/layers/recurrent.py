@@ -4,7 +4,8 @@ A :class:`Cell` is one time step. Its input half (``x_t @ w_x + b``, every gate 
 depend on the carry, so :func:`RNN` computes it for all time steps in one matrix product before the
 ``lax.scan``; only the recurrent half (``h @ w_h``) runs inside the loop.
 
-Parameters are fused over gates, with the gate order of Flax and PyTorch:
+Parameters are fused over gates, with the gate order of Flax and PyTorch (Keras's GRU orders its
+gates z, r, h: convert Keras, Flax and PyTorch weights with :mod:`jaxnet.convert`):
 
 ========  ===========================  ==========================================================
 cell      params                       Flax ``nn.*Cell`` equivalent (``u`` = units)

@@ -39,6 +39,8 @@ class Loop:
       steps_per_epoch, batch_size: steps in an epoch and examples in a step.
       history: the :class:`~jaxnet.train.fit.History` so far.
       stop_training: set to ``True`` to stop after the current epoch.
+      run_config: ``None``, or (set by ``fit``) a function returning what defines the run as
+        JSON (:mod:`jaxnet.train.run_config`), for callbacks that record or check it.
     """
 
     def __init__(self, train_state, epochs: int, history, steps_per_epoch=0, batch_size=0):
@@ -47,6 +49,7 @@ class Loop:
         self.initial_epoch, self.initial_step, self.initial_logs = 0, 0, None
         self.history = history
         self.stop_training = False
+        self.run_config = None
 
     def resume_point(self, epoch: int) -> tuple[int, Any]:
         """``(first step, per-step logs of the steps before it)`` for ``epoch``."""

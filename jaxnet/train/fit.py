@@ -21,6 +21,7 @@ from jaxnet.train.evaluate import make_validate
 from jaxnet.train.feed import Programs, make_feed
 from jaxnet.train.guard import guard_accepts
 from jaxnet.train.logging import default_progress
+from jaxnet.train.run_config import run_config
 from jaxnet.train.step import TrainState, create_train_state, named_metrics
 
 
@@ -83,7 +84,7 @@ def fit(
     steps_per_execution: int | None = None,
     checkpoint_dir=None,
     keep: int = 3,
-    resume: bool = False,
+    resume: bool | str = False,
     compute_dtype=None,
     mesh=None,
 ) -> tuple[TrainState, History]:
@@ -119,7 +120,8 @@ def fit(
       penalty: ``penalty(params) -> scalar`` added to the loss (weight regularization).
       checkpoint_dir, keep, resume: shorthand for a
         :class:`~jaxnet.train.checkpointing.Checkpoint` callback ``Checkpoint(checkpoint_dir, keep,
-        resume)``, which saves after every epoch and resumes bit-identically.
+        resume)``, which saves after every epoch and resumes bit-identically; resuming refuses a
+        run that differs from the checkpoint's (``resume="force"`` continues anyway).
       compute_dtype: ``jnp.bfloat16`` for mixed precision (float32 master weights and loss).
       mesh: a ``jax.sharding.Mesh`` from :func:`~jaxnet.train.parallel.data_parallel_mesh`: each
         batch is split across its devices, params replicated (data parallelism); in-memory data
@@ -127,8 +129,9 @@ def fit(
         devices. The mesh may span several processes (:mod:`jaxnet.train.parallel`).
 
     ``history.compile_seconds`` is the time spent compiling the epoch program, kept apart from
-    the per-epoch ``history["time"]``. An epoch with a non-finite loss or metric is not accepted
-    (:mod:`jaxnet.train.guard`): ``fit`` warns where it broke and stops with the previous state.
+    the per-epoch ``history["time"]``. An epoch with a non-finite loss, metric or train
+    state is not accepted (:mod:`jaxnet.train.guard`): ``fit`` warns where it broke and
+    stops with the (finite) state from before that epoch.
 
     >>> ts, history = fit(model, losses.sparse_categorical_cross_entropy, optax.adam(1e-3),
     ...                   x, y, epochs=20, metrics=[metrics.accuracy], validation_split=0.1)
@@ -165,6 +168,10 @@ def fit(
         *default_progress(epochs, verbose if parallel.is_main_process() else 0),
     ]
     loop = Loop(train_state, epochs, History(), feed.n_batches, feed.batch_size)
+    loop.run_config = functools.partial(run_config, model, loss_fn, train_state, x, y,
+        batch_size=batch_size, seed=seed, metrics=metrics, penalty=penalty, shuffle=shuffle,
+        validation=(validation_data, validation_split), compute_dtype=compute_dtype,
+        steps=steps_per_epoch)  # fmt: skip
     call(callbacks, "on_train_begin", loop)
     loop.train_state = parallel.put(loop.train_state, placement)
     if loop.initial_epoch < epochs:
@@ -187,7 +194,7 @@ def fit(
         if monitor is not None:
             steps = int(loop.train_state.step) - first_step + np.array(probed, int)
             monitor.on_probe(epoch, steps, jax.device_get(probes))
-        if not guard_accepts(epoch, logs, loop.train_state, feed):
+        if not guard_accepts(epoch, logs, loop.train_state, new_state, feed):
             break
         loop.train_state = new_state
         if validate is not None:
@@ -207,7 +214,7 @@ def chunk_end(callbacks, epoch: int, loop: Loop, train_state, steps_done: int, s
     call(callbacks, "on_chunk_end", epoch, steps_done, train_state, step_logs, loop)
 
 
-def checkpoint_callbacks(checkpoint_dir, keep: int, resume: bool) -> list:
+def checkpoint_callbacks(checkpoint_dir, keep: int, resume: bool | str) -> list:
     """``[Checkpoint(checkpoint_dir, keep, resume)]``, or ``[]`` without a directory."""
     if checkpoint_dir is None:
         if resume:

@@ -68,7 +68,7 @@ def fit_many(
     validation_split: float | None = None,
     select: str | None = None,
     mode: str = "auto",
-    data_seed: int = 0,
+    data_seed: int | None = 0,
     penalty: Callable | None = None,
     mesh=None,
     verbose: int = 1,
@@ -78,9 +78,14 @@ def fit_many(
     ``optimizer`` is a ``GradientTransformation`` shared by all models, or — with a ``grid`` — a
     factory ``optimizer(**cell)`` receiving each cell's hyper-parameters as **arrays**, so one
     compiled program serves every value (``lambda learning_rate: optim.adam(learning_rate)``).
-    Each model's seed decides its initialisation and its layer randomness (dropout); all models
-    see the same batches in the same order (from ``data_seed``), which lets XLA run the first
-    layer of every model as one wide matrix product.
+    Each model's seed decides its initialisation and its layer randomness (dropout), exactly as
+    ``fit(seed=...)``'s does. By default all models see the same batches in the same order (from
+    ``data_seed``), which lets XLA run the first layer of every model as one wide matrix product.
+    With ``data_seed=None`` each model shuffles the data as ``fit`` does with its seed, so every
+    model is reproducible on its own: model ``m`` is ``fit(model, loss_fn, optimizer(**cell_m),
+    x, y, seed=configs[m]["seed"], epochs=, batch_size=, metrics=, validation_data= or
+    validation_split=, penalty=)`` — the same arguments — up to float rounding (a test checks
+    1e-6); the first layers then run as a batch of matrix products, a little slower.
 
     With ``mesh`` (a 1-D ``jax.sharding.Mesh``, e.g. :func:`~jaxnet.train.parallel.models_mesh`)
     the models are split across its devices, each device training its share (the number of
@@ -150,11 +155,13 @@ def fit_many(
     data = place(data, model, one_params, one_state, placement, target_kind(loss_fn))
     if mesh is not None:
         train_state, hparams = jax.device_put((train_state, hparams), parallel.model_sharded(mesh))
-    data_key = jax.random.key(data_seed)
+    data_key = None if data_seed is None else jax.random.key(data_seed)
 
     @jax.jit
     def train_epoch(ts, hp, x, y, epoch_index):
-        order = jax.random.permutation(jax.random.fold_in(data_key, epoch_index), n)
+        order = None  # each model's own, from its train state, as in fit
+        if data_seed is not None:
+            order = jax.random.permutation(jax.random.fold_in(data_key, epoch_index), n)
         return jax.vmap(epoch_one, in_axes=(0, 0, None, None, None))(ts, hp, x, y, order)
 
     start = time.perf_counter()
