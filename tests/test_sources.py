@@ -175,3 +175,26 @@ def test_long_in_memory_epochs_are_cut_into_chunks_of_at_least_20_ms():
     k = auto_steps_per_execution(_Lowered(rate * 0.004), 1000)  # 4 s an epoch at a fast rate
     assert k == 5  # 5 x 4 ms = 20 ms per chunk
     assert auto_steps_per_execution(_Lowered(rate * 0.1), 100) == 1
+
+
+def test_fit_many_reads_a_source_once_for_all_models_with_the_same_results(tmp_path):
+    x, y = _data()
+    xm, ym = _memmaps(tmp_path, x, y)
+    options = {"seeds": range(2), "grid": {"learning_rate": [1e-2, 3e-2]}, "epochs": 2,
+               "batch_size": 16, "metrics": RECIPE.metrics, "verbose": 0,
+               "validation_split": 0.2}  # fmt: skip
+
+    def optimizer(learning_rate):
+        return optax.adam(learning_rate)
+
+    arrays = jaxnet.fit_many(RECIPE.model, RECIPE.loss, optimizer, x, y, **options)
+    mapped = jaxnet.fit_many(RECIPE.model, RECIPE.loss, optimizer, xm, ym, steps_per_execution=3,
+                             **options)  # fmt: skip
+    for a, b in zip(jax.tree.leaves(arrays.train_state.params),
+                    jax.tree.leaves(mapped.train_state.params), strict=True):  # fmt: skip
+        np.testing.assert_array_equal(a, b)
+    assert arrays.history.keys() == mapped.history.keys()
+    for name in arrays.history:
+        np.testing.assert_array_equal(arrays.history[name], mapped.history[name])
+    with pytest.raises(ConfigError, match="shared data_seed"):
+        jaxnet.fit_many(RECIPE.model, RECIPE.loss, optimizer, xm, ym, data_seed=None, **options)

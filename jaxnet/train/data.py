@@ -591,7 +591,7 @@ _CHECKS = {
     "steps_per_epoch": _count(1),
     "steps_per_execution": _count(1),
     "keep": _count(1),
-    "data_seed": lambda owner, name, value: check_int(owner, name, value),
+    "data_seed": lambda owner, name, value: value is None or check_int(owner, name, value),
     "seed": _check_seed,
     "seeds": _check_seeds,
     "model": _check_model,

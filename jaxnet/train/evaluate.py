@@ -158,27 +158,32 @@ def evaluate(
 
 
 def make_validate(model: Layer, loss_fn: Callable, metrics, data, batch_size: int = 256,
-                  steps: int | None = None, sharding=None):  # fmt: skip
+                  steps: int | None = None, sharding=None, many: bool = False):  # fmt: skip
     """``validate(params, state) -> logs`` on fixed ``data``: an ``(x, y)`` pair of arrays, or a
     :mod:`~jaxnet.train.sources` source (or a pair that makes one), whose predictions are
     collected chunk by chunk (each placed with ``sharding``) and then scored at once. Compiles
-    once, runs every epoch."""
+    once, runs every epoch. ``many``: params and state carry a leading model axis (``fit_many``).
+    """
     from jaxnet.train.parallel import put
 
     source = data if isinstance(data, RandomAccess | Stream) else as_source(*data, steps)
     if source is None:
-        evaluate_fn = make_evaluate(model, loss_fn, metrics, batch_size)
+        evaluate_fn = make_evaluate(model, loss_fn, metrics, batch_size, many=many)
         return lambda params, state: evaluate_fn(params, state, *data)
-    predict_fn, score = make_predict(model, batch_size), jax.jit(make_score(loss_fn, metrics))
-    kind = target_kind(loss_fn)
+    predict_fn, score = make_predict(model, batch_size), make_score(loss_fn, metrics)
+    if many:  # one prediction per model; predictions get a leading model axis
+        predict_fn = jax.jit(jax.vmap(predict_fn, in_axes=(0, 0, None)))
+        score = jax.vmap(score, in_axes=(0, None))
+    score, axis, kind = jax.jit(score), int(many), target_kind(loss_fn)
 
     def validate(params, state):
         predictions, targets = [], []
         for xs, ys in read_in_order(source, batch_size):
             predictions.append(predict_fn(params, state, put(xs, sharding)))
             targets.append(ys)
-        predictions = jax.tree.map(lambda *a: jnp.concatenate(a), *predictions)
-        targets = match_targets(np.concatenate(targets), predictions.shape[1:], "y", kind)
+        predictions = jax.tree.map(lambda *a: jnp.concatenate(a, axis=axis), *predictions)
+        out_shape = predictions.shape[axis + 1 :]
+        targets = match_targets(np.concatenate(targets), out_shape, "y", kind)
         return score(predictions, put(targets, sharding))
 
     return validate

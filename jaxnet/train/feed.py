@@ -76,19 +76,22 @@ class _Feed:
 
     n_batches: int
     k: int | None  # steps per chunk; None: the whole epoch as one fused program
+    every = 1  # probe every this many steps (set by compile)
 
     def compile(self, programs: Programs, train_state, **options) -> None:
         """Build (and where the shapes are known, compile) the programs for this data."""
         self.programs, self.every = programs, options.get("probe_every", 1)
         self.run_chunk = jax.jit(programs.chunk(mesh=self.mesh, **options))
 
-    def run_epoch(self, train_state, start=0, on_chunk=None, prior=None, run_chunk=None):
+    def run_epoch(self, train_state, start=0, on_chunk=None, prior=None, run_chunk=None,
+                  order=None):  # fmt: skip
         """``(train_state, logs, probes, probed)`` of the epoch that ``train_state`` is in, from
         its step ``start`` on (``prior``: the per-step logs of the steps before, when resuming).
         ``on_chunk(train_state, steps_done, logs)`` is called after each chunk (``logs``: a list
-        of the per-step logs of the epoch so far)."""
+        of the per-step logs of the epoch so far). ``order`` replaces the epoch's shuffled order
+        of a random-access source (``fit_many``'s order, shared by its models)."""
         run_chunk = run_chunk or self.run_chunk
-        chunks = self.chunks(train_state, start)
+        chunks = self.chunks(train_state, start, order)
         pending = next(chunks, None)
         logs = [] if prior is None else [jax.tree.map(jnp.asarray, prior)]
         probes, probed, done = [], [], start
@@ -167,8 +170,9 @@ class ArrayFeed(_Feed):
         train_state, logs, probes, probed = super().run_epoch(train_state, start, on_chunk, prior)
         return train_state, _epoch_means(logs), probes, probed
 
-    def chunks(self, train_state, start: int):
+    def chunks(self, train_state, start: int, order=None):
         """Arguments of each chunk program: the data and ``K`` rows of the epoch's order."""
+        del order  # arrays are shuffled on the device
         shards = 1 if self.mesh is None else self.mesh.shape[parallel.DATA_AXIS]
         rows = _rows(train_state, self.data.n, shards, self.batch_size, self.shuffle)
         k = self.k or self.n_batches
@@ -221,31 +225,34 @@ class ChunkFeed(_Feed):
             data = place(data, model, params, state, sharding, self.targets)
             self.validation = (data.x, data.y)
 
-    def run_epoch(self, train_state, start=0, on_chunk=None, prior=None, run_chunk=None):
-        train_state, logs, probes, probed = super().run_epoch(train_state, start, on_chunk, prior)
+    def run_epoch(self, train_state, start=0, on_chunk=None, prior=None, run_chunk=None,
+                  order=None):  # fmt: skip
+        train_state, logs, probes, probed = super().run_epoch(
+            train_state, start, on_chunk, prior, run_chunk, order
+        )
         return train_state, _epoch_means(logs), probes, probed
 
     # -- reading ---------------------------------------------------------------------------------
-    def chunks(self, train_state, start: int):
+    def chunks(self, train_state, start: int, order=None):
         """Arguments of each chunk program: ``K`` batches read from the source and put on the
         device, with the rows that cut them into batches. While the epoch's last chunk trains,
         the first chunk of the next epoch of a random-access source is read already."""
-        first_step = int(train_state.step) - start
+        first_step = _step(train_state) - start
         ahead, self.ahead = self.ahead, None
-        if ahead is not None and ahead[0] == (first_step, start):
+        if ahead is not None and ahead[0] == (first_step, start) and order is None:
             yield ahead[1]
             yield from ahead[2]
         else:
-            yield from self._read(train_state, start)
-        if isinstance(self.source, RandomAccess):
+            yield from self._read(train_state, start, order)
+        if isinstance(self.source, RandomAccess) and order is None:
             following = first_step + self.n_batches
             rest = self._read(train_state._replace(step=jnp.asarray(following, jnp.int32)), 0)
             self.ahead = ((following, 0), next(rest), rest)
 
-    def _read(self, train_state, start: int):
+    def _read(self, train_state, start: int, order=None):
         """The epoch's chunks from its step ``start`` on, checked and put on the device."""
         chunk, steps = [], []
-        for step, batch in self._batches(train_state, start):
+        for step, batch in self._batches(train_state, start, order):
             chunk.append(batch)
             steps.append(step)
             if self.k is None:
@@ -256,9 +263,9 @@ class ChunkFeed(_Feed):
         if chunk:
             yield self._put(self._checked(chunk, steps))
 
-    def _batches(self, train_state, start: int):
+    def _batches(self, train_state, start: int, order=None):
         """``(step, (x, y))`` of the epoch's batches from its step ``start`` on, as read."""
-        first_step = int(train_state.step) - start
+        first_step = _step(train_state) - start
         if isinstance(self.source, Stream):
             iterator = self.source.epoch()
             for i in range(start, self.n_batches):
@@ -269,7 +276,9 @@ class ChunkFeed(_Feed):
                                     ("data",))  # fmt: skip
                 yield first_step + i, self._same_shapes(batch, first_step + i)
             return
-        order = np.asarray(_order(train_state, len(self.source), self.batch_size, self.shuffle))
+        if order is None:
+            order = _order(train_state, len(self.source), self.batch_size, self.shuffle)
+        order = np.asarray(order)
         columns = np.concatenate([np.arange(p * self.b, (p + 1) * self.b) for p in self.local])
         for i in range(start, self.n_batches):
             indices = order[i * self.batch_size : (i + 1) * self.batch_size][columns]
@@ -349,6 +358,11 @@ def auto_steps_per_execution(lowered, n_batches: int) -> int | None:
         return None
     k = max(1, math.ceil(CHUNK_SECONDS / max(step_seconds, 1e-9)))
     return k if k < n_batches else None
+
+
+def _step(train_state) -> int:
+    """The step count (the same for every model of ``fit_many``'s stacked train states)."""
+    return int(np.ravel(np.asarray(train_state.step))[0])
 
 
 def _nbytes(batch) -> int:
