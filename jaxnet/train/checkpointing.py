@@ -101,6 +101,7 @@ class Checkpoint(Callback):
                 name: np.asarray(values, np.float32) for name, values in extra["epoch_logs"].items()
             }
             loop.initial_step, loop.initial_logs = len(next(iter(logs.values()))), logs
+        loop.data_position = extra.get("data_position")
         self.saved_step = int(restored.step or 0)
 
     def _check_same_run(self, path, manifest: dict, loop: Loop) -> None:
@@ -144,7 +145,8 @@ class Checkpoint(Callback):
 
     def _extra(self, loop: Loop, **more) -> dict:
         run = {} if self.run is None else {"run": self.run}
-        return {"history": loop.history.to_dict(), **run, **more}
+        position = {} if loop.data_position is None else {"data_position": loop.data_position}
+        return {"history": loop.history.to_dict(), **run, **position, **more}
 
     def on_chunk_end(self, epoch, steps_done, train_state, step_logs, loop: Loop) -> None:
         step = int(train_state.step)

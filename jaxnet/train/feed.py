@@ -17,6 +17,7 @@ and so are the epoch's logs (the mean of the same per-step values).
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
 
@@ -77,6 +78,8 @@ class _Feed:
     n_batches: int
     k: int | None  # steps per chunk; None: the whole epoch as one fused program
     every = 1  # probe every this many steps (set by compile)
+    positions: collections.deque = collections.deque()  # (a stream's, see ChunkFeed)
+    position = None  # where the data stands after the last chunk that trained (a stream's)
 
     def compile(self, programs: Programs, train_state, **options) -> None:
         """Build (and where the shapes are known, compile) the programs for this data."""
@@ -97,6 +100,7 @@ class _Feed:
         probes, probed, done = [], [], start
         while pending is not None:
             train_state, chunk_logs, chunk_probes = run_chunk(train_state, *pending)
+            self.position = self.positions.popleft() if self.positions else None
             k = len(pending[-1])
             pending = next(chunks, None)  # prepare the next chunk while this one trains
             logs.append(chunk_logs)
@@ -108,6 +112,11 @@ class _Feed:
         if probes[0] is not None:
             probes = jax.tree.map(lambda *a: jnp.concatenate(a), *probes)
         return train_state, logs, probes if probed else None, probed
+
+    def restore(self, position) -> None:
+        """Continue a stream from ``position`` (``loop.data_position`` of a resumed run)."""
+        if position is not None and isinstance(getattr(self, "source", None), Stream):
+            self.source.restore(position)
 
     def probe_epoch(self, train_state, probe) -> dict:
         """``probe``'s result at every step of the epoch that starts at ``train_state``."""
@@ -200,6 +209,7 @@ class ChunkFeed(_Feed):
         self.sample = (to_numpy(x, "x"), to_numpy(y, "y"))
         self.k = steps_per_execution and min(int(steps_per_execution), self.n_batches)
         self.out_shape = self.signature = self.mesh = self.ahead = None
+        self.positions = collections.deque()  # a stream's position after each chunk read
 
     @property
     def input_shape(self):
@@ -250,7 +260,8 @@ class ChunkFeed(_Feed):
             self.ahead = ((following, 0), next(rest), rest)
 
     def _read(self, train_state, start: int, order=None):
-        """The epoch's chunks from its step ``start`` on, checked and put on the device."""
+        """The epoch's chunks from its step ``start`` on, checked and put on the device (a
+        stream's position after each chunk is queued for :attr:`position`)."""
         chunk, steps = [], []
         for step, batch in self._batches(train_state, start, order):
             chunk.append(batch)
@@ -258,10 +269,15 @@ class ChunkFeed(_Feed):
             if self.k is None:
                 self.k = max(1, min(self.n_batches, CHUNK_BYTES // _nbytes(batch)))
             if len(chunk) == self.k:
-                yield self._put(self._checked(chunk, steps))
+                yield self._emit(chunk, steps)
                 chunk, steps = [], []
         if chunk:
-            yield self._put(self._checked(chunk, steps))
+            yield self._emit(chunk, steps)
+
+    def _emit(self, chunk, steps):
+        if isinstance(self.source, Stream):
+            self.positions.append(self.source.state())
+        return self._put(self._checked(chunk, steps))
 
     def _batches(self, train_state, start: int, order=None):
         """``(step, (x, y))`` of the epoch's batches from its step ``start`` on, as read."""

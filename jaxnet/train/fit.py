@@ -174,6 +174,7 @@ def fit(
         steps=steps_per_epoch)  # fmt: skip
     call(callbacks, "on_train_begin", loop)
     loop.train_state = parallel.put(loop.train_state, placement)
+    feed.restore(loop.data_position)
     if loop.initial_epoch < epochs:
         start = time.perf_counter()
         probe = {} if monitor is None else {"probe": monitor.probe, "probe_every": monitor.every}
@@ -185,7 +186,7 @@ def fit(
     for epoch in range(loop.initial_epoch, epochs):
         start = time.perf_counter()
         first_step, prior = loop.resume_point(epoch)
-        on_chunk = chunk_hooks and functools.partial(chunk_end, chunk_hooks, epoch, loop)
+        on_chunk = chunk_hooks and functools.partial(chunk_end, chunk_hooks, epoch, loop, feed)
         new_state, logs, probes, probed = feed.run_epoch(
             loop.train_state, first_step, on_chunk or None, prior
         )
@@ -196,7 +197,7 @@ def fit(
             monitor.on_probe(epoch, steps, jax.device_get(probes))
         if not guard_accepts(epoch, logs, loop.train_state, new_state, feed):
             break
-        loop.train_state = new_state
+        loop.train_state, loop.data_position = new_state, feed.position
         if validate is not None:
             val_logs = jax.device_get(validate(new_state.params, new_state.state))
             logs |= {f"val_{name}": float(val_logs[name]) for name in log_names}
@@ -209,8 +210,10 @@ def fit(
     return loop.train_state, loop.history
 
 
-def chunk_end(callbacks, epoch: int, loop: Loop, train_state, steps_done: int, step_logs):
-    """Call ``on_chunk_end`` of ``callbacks`` after a chunk of ``epoch``."""
+def chunk_end(callbacks, epoch: int, loop: Loop, feed, train_state, steps_done: int, step_logs):
+    """Call ``on_chunk_end`` of ``callbacks`` after a chunk of ``epoch`` (``loop.data_position``:
+    where a stream stands after it)."""
+    loop.data_position = feed.position
     call(callbacks, "on_chunk_end", epoch, steps_done, train_state, step_logs, loop)
 
 
