@@ -78,6 +78,7 @@ class _Feed:
     n_batches: int
     k: int | None  # steps per chunk; None: the whole epoch as one fused program
     every = 1  # probe every this many steps (set by compile)
+    mesh = None  # data parallelism: the device mesh (set by place)
     positions: collections.deque = collections.deque()  # (a stream's, see ChunkFeed)
     position = None  # where the data stands after the last chunk that trained (a stream's)
 
@@ -103,6 +104,10 @@ class _Feed:
             self.position = self.positions.popleft() if self.positions else None
             k = len(pending[-1])
             pending = next(chunks, None)  # prepare the next chunk while this one trains
+            if self.mesh is not None and jax.default_backend() == "cpu":
+                # One multi-device program in flight at a time: with more, XLA:CPU's collectives
+                # can wait on each other for ever (seen: 2 devices, 78 chunks of an epoch).
+                jax.block_until_ready(train_state)
             logs.append(chunk_logs)
             probes.append(chunk_probes)
             probed += [done + i for i in steps.probed_steps(k, self.every)]
