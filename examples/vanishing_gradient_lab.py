@@ -9,8 +9,8 @@ Eight hidden layers of 64 units on the digits data set, trained with SGD + momen
 
 For each it prints the findings of ``diagnose_at_init`` and of the ``GradientMonitor`` during
 training, a side-by-side table of per-layer gradient norms, and the test accuracies; it saves
-gradient norm vs depth for all four in one figure (``docs/images/gradient_flow.png``) and each
-model's heat-map under ``--out``.
+gradient norm vs depth for all four in one figure (``gradient_flow.png``) and each model's heat-map
+under ``--out`` (``--out docs/images`` refreshes the docs' figure).
 
     python examples/vanishing_gradient_lab.py [--epochs 10] [--out out/]
 """
@@ -34,7 +34,6 @@ from jaxnet.diagnostics.report import profile_by_epoch
 from jaxnet.diagnostics.verdicts import as_history
 
 DEPTH, WIDTH = 8, 64
-IMAGE = os.path.join(os.path.dirname(__file__), "..", "docs", "images", "gradient_flow.png")
 
 
 def mlp(activation, kernel_init, batch_norm=False):
@@ -168,11 +167,11 @@ def main(epochs: int = 8, out: str = "out") -> None:
         ax.grid(True, alpha=0.3)
     first.set_ylabel("gradient norm (geometric mean over the epoch)")
     last.legend(fontsize=8)
-    os.makedirs(os.path.dirname(IMAGE), exist_ok=True)
-    figure.savefig(IMAGE, dpi=80)
+    os.makedirs(out, exist_ok=True)
+    figure.savefig(os.path.join(out, "gradient_flow.png"), dpi=80)
     sigmoid = results["sigmoid + glorot"]["history"]
     plot_gradient_flow(sigmoid, path=os.path.join(out, "gradient_flow_sigmoid.png"))
-    print(f"\nsaved {os.path.normpath(IMAGE)} and heat-maps in {out}/")
+    print(f"\nsaved gradient_flow.png and heat-maps in {out}/")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ optimizers on optax's protocol), ``regularizers``, ``recipes``, ``train``, ``dia
 from jaxnet import (
     activations,
     checkpoint,
+    convert,
     diagnostics,
     errors,
     init,
@@ -47,6 +48,7 @@ from jaxnet.activations import (
 from jaxnet.core import Layer, apply_with_outputs, count_params, function_layer, init_model, serial
 from jaxnet.description import build, describe, register
 from jaxnet.diagnostics import GradientMonitor, diagnose, diagnose_at_init
+from jaxnet.exporting import export, load_exported
 from jaxnet.layers import (
     RNN,
     AlphaDropout,
@@ -67,10 +69,13 @@ from jaxnet.layers import (
     LSTMCell,
     MaxPool,
     RandomShift,
+    Rescale,
     SimpleRNNCell,
 )
+from jaxnet.onnx_export import export_onnx
 from jaxnet.recipes import Recipe, classifier_mlp, regression_mlp
 from jaxnet.regularizers import ActivityRegularization
+from jaxnet.saving import Preprocessing, SavedModel, load_model, save_model
 from jaxnet.summarize import summary
 from jaxnet.topology import branch, concat, parallel, residual, select, wide_and_deep
 from jaxnet.train import (
@@ -120,9 +125,12 @@ __all__ = [
     "LeakyRelu",
     "LogSoftmax",
     "MaxPool",
+    "Preprocessing",
     "RandomShift",
+    "Rescale",
     "Recipe",
     "Relu",
+    "SavedModel",
     "Selu",
     "Sigmoid",
     "SimpleRNNCell",
@@ -137,6 +145,7 @@ __all__ = [
     "branch",
     "build",
     "checkpoint",
+    "convert",
     "classifier_mlp",
     "concat",
     "count_params",
@@ -147,6 +156,8 @@ __all__ = [
     "diagnostics",
     "errors",
     "evaluate",
+    "export",
+    "export_onnx",
     "fit",
     "lr_find",
     "fit_many",
@@ -154,6 +165,8 @@ __all__ = [
     "init",
     "init_model",
     "layers",
+    "load_exported",
+    "load_model",
     "losses",
     "make_epoch",
     "make_train_step",
@@ -168,6 +181,7 @@ __all__ = [
     "register",
     "regularizers",
     "residual",
+    "save_model",
     "select",
     "serial",
     "summary",

@@ -7,13 +7,16 @@ A checkpoint named ``ckpt-000005`` (5 = epochs completed) is two files in one di
   stored as their raw ``jax.random.key_data`` and re-wrapped on load.
 - ``ckpt-000005.json``: the manifest — format version, jaxnet/jax versions, epoch, step, the
   array file's name, size and SHA-256, every path with its shape and dtype, the PRNG
-  implementation of each key leaf, and free JSON (history, metrics, model config).
+  implementation of each key leaf, free JSON (history, metrics, what defines the run), and
+  ``manifest_sha256``: the SHA-256 of all the rest (of its canonical JSON: sorted keys, no
+  spaces), so the manifest is as safe as the arrays.
 
 Writes are atomic: each file goes to a temporary file in the same directory, is fsynced, renamed
 into place, and the directory fsynced. The manifest is written last, so a checkpoint without a
-manifest does not exist as far as readers are concerned. A checkpoint whose array file is missing,
-truncated or altered (checksum mismatch) is reported with a warning naming the file and skipped in
-favour of the previous good one.
+manifest does not exist as far as readers are concerned. A checkpoint whose manifest is
+unreadable, altered (checksum mismatch) or inconsistent (a field of the wrong type, an epoch that
+is not the one in its name), or whose array file is missing, truncated or altered, is reported
+with a warning naming the file and skipped in favour of the previous intact one.
 
 Restoring goes *into a template* (e.g. the freshly initialised ``TrainState``): the template gives
 the tree structure — dicts, tuples, optimizer ``NamedTuple`` states — and every path, shape and
@@ -34,6 +37,7 @@ import re
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -47,7 +51,7 @@ from jaxnet.jsonable import dumps
 from jaxnet.metrics import check_mode, direction
 
 FORMAT = "jaxnet-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the manifest carries its own checksum (1: only the arrays' one)
 PREFIX = "ckpt-"
 ARRAYS_SUFFIX = ".safetensors"
 MANIFEST_SUFFIX = ".json"
@@ -55,6 +59,7 @@ _NAME = re.compile(rf"^{PREFIX}(\d+)(?:\+(\d+))?$")  # ckpt-EPOCHS or ckpt-EPOCH
 # dtypes safetensors' NumPy API reads back as themselves; others (bfloat16) travel as raw bits.
 _NATIVE = {"bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64"}
 _NATIVE |= {"float16", "float32", "float64"}
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class CheckpointError(JaxnetError, ValueError):
@@ -191,6 +196,14 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def manifest_checksum(manifest: dict) -> str:
+    """SHA-256 of ``manifest`` without its ``manifest_sha256`` field, as canonical JSON (sorted
+    keys, no spaces): the same for the dict written and the dict read back."""
+    body = {key: value for key, value in manifest.items() if key != "manifest_sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return _sha256(text.encode())
+
+
 # ----------------------------------------------------------------------------- one checkpoint
 
 
@@ -238,29 +251,73 @@ def save(
         "arrays": specs,
         "extra": extra or {},
     }
+    manifest = json.loads(dumps(manifest))  # the JSON values a reader gets back
+    manifest["manifest_sha256"] = manifest_checksum(manifest)
     manifest_path = directory / (name + MANIFEST_SUFFIX)
     atomic_write(manifest_path, dumps(manifest, indent=1).encode())
     return manifest_path
 
 
 def read_manifest(manifest_path) -> dict:
-    """The manifest dict; :class:`CheckpointError` if unreadable or not a jaxnet checkpoint."""
+    """The manifest dict, checked against its own checksum and for the type of every field;
+    :class:`CheckpointError` if it is unreadable, altered, inconsistent or not a jaxnet
+    checkpoint."""
     manifest_path = Path(manifest_path)
     try:
         manifest = json.loads(manifest_path.read_text())
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError) as error:  # UnicodeDecodeError is a ValueError
         raise CheckpointError(
             f"cannot read manifest {manifest_path}: {error}", ("checkpoint",)
         ) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CheckpointError(f"{manifest_path} is not a {FORMAT} manifest", ("checkpoint",))
-    if manifest.get("format_version", 0) > FORMAT_VERSION:
+    version = manifest.get("format_version")
+    if not _is_int(version) or version < 1 or version > FORMAT_VERSION:
         raise CheckpointError(
-            f"{manifest_path} has format version {manifest['format_version']}; this jaxnet reads "
-            f"up to {FORMAT_VERSION}",
+            f"{manifest_path} has format version {version!r}; this jaxnet reads 1 to "
+            f"{FORMAT_VERSION}",
             ("checkpoint",),
         )
+    if "manifest_sha256" in manifest or version >= 2:
+        if manifest.get("manifest_sha256") != manifest_checksum(manifest):
+            raise CheckpointError(
+                f"{manifest_path} is corrupted: its content does not match its manifest_sha256",
+                ("checkpoint",),
+            )
+    problem = _manifest_problem(manifest, manifest_path.name[: -len(MANIFEST_SUFFIX)])
+    if problem:
+        raise CheckpointError(f"{manifest_path} is inconsistent: {problem}", ("checkpoint",))
     return manifest
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _manifest_problem(manifest: dict, name: str) -> str | None:
+    """What is wrong with the fields of a manifest named ``name``, or ``None``."""
+    for field in ("epoch", "step"):
+        value = manifest.get(field)
+        if value is not None and not (_is_int(value) and value >= 0):
+            return f"{field} is {value!r}, not a non-negative integer or null"
+    if manifest.get("arrays_file") != name + ARRAYS_SUFFIX:
+        return f"arrays_file is {manifest.get('arrays_file')!r}, not {name + ARRAYS_SUFFIX!r}"
+    if not (_is_int(manifest.get("arrays_bytes")) and manifest["arrays_bytes"] >= 0):
+        return f"arrays_bytes is {manifest.get('arrays_bytes')!r}"
+    if not isinstance(manifest.get("sha256"), str) or not _HEX64.match(manifest["sha256"]):
+        return f"sha256 is {manifest.get('sha256')!r}, not 64 hexadecimal digits"
+    specs = manifest.get("arrays")
+    if not isinstance(specs, dict):
+        return "arrays is not a mapping"
+    for path, spec in specs.items():
+        shape = spec.get("shape") if isinstance(spec, dict) else None
+        if not isinstance(shape, list) or not all(_is_int(n) and n >= 0 for n in shape):
+            return f"the shape of {path} is {shape!r}"
+        if not isinstance(spec.get("dtype"), str):
+            return f"the dtype of {path} is {spec.get('dtype')!r}"
+    if not isinstance(manifest.get("extra"), dict):
+        return "extra is not a mapping"
+    return None
 
 
 def read_arrays(manifest_path, manifest: dict | None = None) -> dict[str, np.ndarray]:
@@ -279,7 +336,16 @@ def read_arrays(manifest_path, manifest: dict | None = None) -> dict[str, np.nda
             f"with {manifest['sha256'][:12]}...",
             ("checkpoint",),
         )
-    return _safetensors().load(data) if data else {}
+    try:
+        arrays = _safetensors().load(data) if data else {}
+    except Exception as error:  # safetensors raises its own error types
+        raise CheckpointError(f"cannot decode {arrays_path}: {error}", ("checkpoint",)) from None
+    specs = manifest["arrays"]
+    if set(arrays) != set(specs):
+        raise CheckpointError(
+            f"{arrays_path} holds other arrays than its manifest lists", ("checkpoint",)
+        )
+    return arrays
 
 
 def load(manifest_path, template) -> Restored:
@@ -303,6 +369,10 @@ class CheckpointManager:
       monitor: a metric name (e.g. ``"val_loss"``); the checkpoint with its best value is kept too.
       mode: ``"min"``, ``"max"`` or ``"auto"`` (by the name, :func:`jaxnet.metrics.direction`):
         which value of ``monitor`` is best.
+
+    A manager deletes only checkpoints (manifest and array file) older than the ones it keeps,
+    and leftovers of interrupted writes (temporary files, an array file without its manifest) of
+    a checkpoint it has itself written again since; any other file stays.
     """
 
     def __init__(self, directory, keep: int = 3, monitor: str | None = None, mode: str = "auto"):
@@ -312,17 +382,27 @@ class CheckpointManager:
             mode = direction(monitor) if monitor is not None else "min"
         check_mode(mode, "CheckpointManager")
         self.directory, self.keep, self.monitor, self.mode = Path(directory), keep, monitor, mode
+        self.written: set[str] = set()  # names of the checkpoints this manager has saved
 
-    def manifests(self) -> list[Path]:
-        """Manifest paths of the checkpoints present, oldest first (by number)."""
+    def _numbered(self, suffix: str) -> list[Path]:
         if not self.directory.is_dir():
             return []
         found = []
-        for path in self.directory.glob(PREFIX + "*" + MANIFEST_SUFFIX):
-            match = _NAME.match(path.name[: -len(MANIFEST_SUFFIX)])
+        for path in self.directory.glob(PREFIX + "*" + suffix):
+            match = _NAME.match(path.name[: -len(suffix)])
             if match:
                 found.append(((int(match.group(1)), int(match.group(2) or 0)), path))
         return [path for _, path in sorted(found)]
+
+    def manifests(self) -> list[Path]:
+        """Manifest paths of the checkpoints present, oldest first (by number)."""
+        return self._numbered(MANIFEST_SUFFIX)
+
+    def orphans(self) -> list[Path]:
+        """Array files without a manifest (a write interrupted between the two, or manifests
+        deleted by hand): not checkpoints, and never deleted unless this manager wrote them."""
+        live = {p.with_suffix(ARRAYS_SUFFIX) for p in self.manifests()}
+        return [path for path in self._numbered(ARRAYS_SUFFIX) if path not in live]
 
     def save(
         self,
@@ -335,11 +415,15 @@ class CheckpointManager:
     ) -> Path:
         """Write checkpoint ``epoch`` (epochs completed; ``ckpt-000005``), or one taken
         ``steps_into_epoch`` steps into the next epoch (``ckpt-000005+000120``), then delete the
-        ones no longer kept."""
+        ones no longer kept. In a run of several processes only process 0 writes (every process
+        holds the same replicated state)."""
+        name = f"{PREFIX}{epoch:06d}" + (f"+{steps_into_epoch:06d}" if steps_into_epoch else "")
+        if jax.process_index() != 0:
+            return self.directory / (name + MANIFEST_SUFFIX)
         extra = dict(extra or {})
         if metrics is not None:
             extra["metrics"] = {k: float(v) for k, v in metrics.items()}
-        name = f"{PREFIX}{epoch:06d}" + (f"+{steps_into_epoch:06d}" if steps_into_epoch else "")
+        self.written.add(name)
         path = save(self.directory, name, tree, epoch=epoch, extra=extra)
         self._prune()
         return path
@@ -349,7 +433,7 @@ class CheckpointManager:
             value = read_manifest(manifest_path)["extra"].get("metrics", {}).get(self.monitor)
         except CheckpointError:
             return None
-        return None if value is None or not np.isfinite(value) else float(value)
+        return None if not isinstance(value, int | float) or not np.isfinite(value) else value
 
     def best(self) -> Path | None:
         """The manifest with the best ``monitor`` value (``None`` without a monitor)."""
@@ -374,43 +458,70 @@ class CheckpointManager:
             arrays_path = manifest_path.with_suffix(ARRAYS_SUFFIX)
             manifest_path.unlink(missing_ok=True)  # manifest first: never a manifest without arrays
             arrays_path.unlink(missing_ok=True)
-        # Leftovers of interrupted writes: temporary files and array files without a manifest.
-        live = {p.with_suffix(ARRAYS_SUFFIX) for p in self.manifests()}
+        # Leftovers of interrupted writes of a checkpoint this manager has written since.
         for path in self.directory.glob(f".{PREFIX}*.tmp"):
-            path.unlink(missing_ok=True)
-        for path in self.directory.glob(PREFIX + "*" + ARRAYS_SUFFIX):
-            if path not in live:
+            if path.name[1:].partition(".")[0] in self.written:
+                path.unlink(missing_ok=True)
+        for path in self.orphans():
+            if path.name[: -len(ARRAYS_SUFFIX)] in self.written:
                 path.unlink(missing_ok=True)
         _fsync_directory(self.directory)
 
-    def restore_latest(self, template) -> Restored | None:
-        """The newest checkpoint that reads back intact, restored into ``template``.
+    def read(self, manifest_path, validate: Callable[[dict], None] | None = None):
+        """``(manifest, arrays)`` of one checkpoint, every check passed: the manifest's own
+        (:func:`read_manifest`), its epoch against its file name, ``validate(manifest)`` (raises
+        :class:`CheckpointError` to reject it), and the arrays' size and SHA-256."""
+        manifest_path = Path(manifest_path)
+        manifest = read_manifest(manifest_path)
+        number = int(_NAME.match(manifest_path.name[: -len(MANIFEST_SUFFIX)]).group(1))
+        if manifest["epoch"] != number:
+            raise CheckpointError(
+                f"{manifest_path} is inconsistent: epoch {manifest['epoch']} in a file named "
+                f"for epoch {number}",
+                ("checkpoint",),
+            )
+        if validate is not None:
+            validate(manifest)
+        return manifest, read_arrays(manifest_path, manifest)
 
-        Checkpoints with a corrupted or missing array file or an unreadable manifest are skipped
-        with a :class:`RuntimeWarning` naming the file. Returns ``None`` when there are no
-        checkpoints; raises :class:`CheckpointError` when there are some but none is usable, or
-        when the newest intact one does not match ``template``.
+    def latest_intact(self, validate: Callable[[dict], None] | None = None):
+        """``(manifest_path, manifest, arrays)`` of the newest checkpoint that reads back intact.
+
+        Checkpoints with an unreadable, altered or inconsistent manifest (also: one that
+        ``validate(manifest)`` rejects with a :class:`CheckpointError`), or a corrupted or missing
+        array file, are skipped with a :class:`RuntimeWarning` naming the file. Returns ``None``
+        when there are no checkpoints; raises :class:`CheckpointError` when there are some but
+        none is usable.
         """
         manifests = self.manifests()
         for manifest_path in reversed(manifests):
             try:
-                manifest = read_manifest(manifest_path)
-                arrays = read_arrays(manifest_path, manifest)
+                return (manifest_path, *self.read(manifest_path, validate))
             except CheckpointError as error:
                 warnings.warn(
                     f"skipping checkpoint {manifest_path.name}: {error.detail}; "
                     "trying the previous one",
                     RuntimeWarning,
-                    stacklevel=2,
+                    stacklevel=3,
                 )
-                continue
-            tree = unflatten_into(template, arrays, manifest["arrays"], str(manifest_path))
-            return Restored(
-                tree, manifest.get("epoch"), manifest.get("step"), manifest_path, manifest
-            )
         if manifests:
             raise CheckpointError(
                 f"none of the {len(manifests)} checkpoints in {self.directory} is readable",
                 ("checkpoint",),
             )
         return None
+
+    def restore_latest(
+        self, template, validate: Callable[[dict], None] | None = None
+    ) -> Restored | None:
+        """The newest checkpoint that reads back intact (:meth:`latest_intact`), restored into
+        ``template``; :class:`CheckpointError` if it does not match ``template``."""
+        found = self.latest_intact(validate)
+        return None if found is None else restore_into(template, *found)
+
+
+def restore_into(template, manifest_path, manifest: dict, arrays: dict) -> Restored:
+    """A read checkpoint (:meth:`CheckpointManager.latest_intact`) as a :class:`Restored` in
+    ``template``'s structure."""
+    tree = unflatten_into(template, arrays, manifest["arrays"], str(manifest_path))
+    return Restored(tree, manifest["epoch"], manifest["step"], Path(manifest_path), manifest)

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import jax
 
-from jaxnet.errors import JaxnetError, rescope
+from jaxnet.errors import ArgumentTypeError, JaxnetError, rescope
 
 Params = Any  # nested dict of arrays
 State = Any  # nested dict of arrays
@@ -123,7 +123,10 @@ def as_layer(obj) -> Layer:
 
         info = {"function": function_name(obj), **function_info(obj)}
         return function_layer(obj, info=info)
-    raise TypeError(f"expected a jaxnet Layer or an array function, got {type(obj).__name__}")
+    raise ArgumentTypeError(
+        f"expected a jaxnet Layer or an array function, got {obj!r} ({type(obj).__name__})",
+        ("serial",),
+    )
 
 
 def unique_names(layers) -> tuple[str, ...]:

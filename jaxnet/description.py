@@ -105,6 +105,7 @@ BUILTINS: dict[str, Callable] = {
     "Perceptron": perceptron.Perceptron,
     "RNN": layers.RNN,
     "RandomShift": layers.RandomShift,
+    "Rescale": layers.Rescale,
     "SimpleRNNCell": layers.SimpleRNNCell,
     "UpSample": layers.UpSample,
     "branch": topology.branch,

@@ -5,6 +5,8 @@ All subclass :class:`ValueError` or :class:`TypeError`, so ``except ValueError``
 
 from __future__ import annotations
 
+import operator
+
 import jax
 import numpy as np
 
@@ -36,6 +38,12 @@ class DataError(JaxnetError, ValueError):
 
 class ConfigError(JaxnetError, ValueError):
     """A constructor argument is out of range or unknown (a rate of 1.5, an unknown name)."""
+
+
+class ArgumentTypeError(ConfigError, TypeError):
+    """An argument of the wrong type: a float where a count goes, a string where a function or an
+    optimizer goes, one callback where a list goes. Also a :class:`ConfigError` and a
+    :class:`TypeError`."""
 
 
 class OptimizerError(JaxnetError, ValueError):
@@ -102,6 +110,29 @@ def check_range(
             got = f"[{bad}] (the values out of range, of {values.size})"
         raise error(f"{name} must be in {interval}, got {got}", path)
     return value
+
+
+def check_int(owner: str | tuple[str, ...], name: str, value, low=None, high=None) -> int:
+    """``value`` as an ``int`` if it is an integer (``int``, a NumPy or JAX integer, not a bool)
+    in ``[low, high]``; else :class:`ArgumentTypeError` (not an integer) or :class:`ConfigError`
+    (out of range). For counts: epochs, batch sizes, units, seeds.
+
+    Example:
+      >>> check_int("fit", "epochs", 2.5, 0)
+      Traceback (most recent call last):
+      ...
+      jaxnet.errors.ArgumentTypeError: fit: epochs must be an integer, got 2.5 (float)
+    """
+    path = (owner,) if isinstance(owner, str) else tuple(owner)
+    try:
+        if isinstance(value, bool | np.bool_):
+            raise TypeError
+        number = operator.index(value)
+    except TypeError:
+        got = f"{value!r} ({type(value).__name__})"
+        raise ArgumentTypeError(f"{name} must be an integer, got {got}", path) from None
+    check_range(path, name, number, low, high)
+    return number
 
 
 def _number(x) -> str:

@@ -12,6 +12,8 @@ Array(0.126928, dtype=float32)
 
 from __future__ import annotations
 
+import functools
+
 import jax.numpy as jnp
 
 from jaxnet.activations import log_softmax
@@ -161,6 +163,42 @@ _BY_NAME = {
     "hinge": hinge,
     "squared_hinge": squared_hinge,
 }
+
+
+# What each loss expects as targets; ``fit``, ``evaluate``, ``fit_many`` and the studies check the
+# targets by it (jaxnet.train.data.match_targets) before any compiling:
+#   "real":         any finite numbers, shaped like the outputs (regression);
+#   "binary":       0 or 1 (ints, bools or floats), shaped like the outputs (binary, multilabel);
+#   "classes":      integer class labels in [0, classes), the outputs' shape without the last axis;
+#   "distribution": one-hot or probability rows (>= 0, summing to 1), shaped like the outputs;
+#   "signs":        -1/+1 (or 0/1, mapped to -1/+1), shaped like the outputs (hinge losses).
+TARGET_KINDS = {
+    mean_squared_error: "real",
+    mean_absolute_error: "real",
+    huber: "real",
+    binary_cross_entropy: "binary",
+    categorical_cross_entropy: "distribution",
+    sparse_categorical_cross_entropy: "classes",
+    negative_log_likelihood: "classes",
+    hinge: "signs",
+    squared_hinge: "signs",
+}
+
+
+def target_kind(loss_fn) -> str | None:
+    """The kind of targets ``loss_fn`` takes (a value of :data:`TARGET_KINDS`), also
+    through ``functools.partial``; ``None`` for a loss jaxnet does not know (then only shapes are
+    checked).
+
+    >>> target_kind(binary_cross_entropy), target_kind(functools.partial(huber, delta=2.0))
+    ('binary', 'real')
+    """
+    while isinstance(loss_fn, functools.partial):
+        loss_fn = loss_fn.func
+    try:
+        return TARGET_KINDS.get(loss_fn)
+    except TypeError:  # an unhashable callable: not one of jaxnet's
+        return None
 
 
 def get(name_or_fn):

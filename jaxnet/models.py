@@ -25,7 +25,7 @@ import optax
 
 from jaxnet import activations
 from jaxnet.core import Layer, described_as, init_model, serial
-from jaxnet.errors import ConfigError, check_range
+from jaxnet.errors import ConfigError, check_int
 from jaxnet.init import recommended_for
 from jaxnet.layers.conv import Conv2D
 from jaxnet.layers.dense import Dense
@@ -57,7 +57,7 @@ def dense_autoencoder(
 
     The code layer is linear; ``output_activation="sigmoid"`` suits inputs scaled to [0, 1].
     """
-    check_range("autoencoder", "code_size", code_size, 1)
+    check_int("autoencoder", "code_size", code_size, 1)
     init = recommended_for(activation)
     encoder, decoder = [], []
     for units in hidden:
@@ -272,7 +272,7 @@ def make_gan_train(
     Each step draws a batch of ``batch_size`` rows of ``data`` at random (with replacement across
     steps); ``logs`` are stacked per step. ``steps`` is static (compiled once per value).
     """
-    check_range("gan", "batch_size", batch_size, 1)
+    check_int("gan", "batch_size", batch_size, 1)
     gan_step = make_gan_step(generator, discriminator, gen_optimizer, disc_optimizer, latent_dim)
 
     def train(gs: GANState, data, steps: int):

@@ -25,7 +25,7 @@ import numpy as np
 
 from jaxnet.activations import step
 from jaxnet.core import Layer, constructor_info
-from jaxnet.errors import DataError, ShapeError, check_range
+from jaxnet.errors import DataError, ShapeError, check_int, check_range
 
 
 def predict(w, b, x):
@@ -52,7 +52,7 @@ def train_perceptron(x, y, epochs: int = 10, lr: float = 1.0, *, key=None):
     The whole run is one compiled program: a ``lax.scan`` over epochs around a ``lax.scan`` over
     examples.
     """
-    check_range("perceptron", "epochs", epochs, 1)
+    check_int("perceptron", "epochs", epochs, 1)
     check_range("perceptron", "lr", lr, 0.0, low_open=True)
     x = jnp.asarray(x, jnp.float32)
     y_np = np.asarray(y)
@@ -98,7 +98,7 @@ def Perceptron(units: int = 1, name: str = "perceptron") -> Layer:
     Its gradient is zero almost everywhere, so train it with :func:`train_perceptron` (reshape
     ``w`` to ``(d, 1)`` for one unit), not with gradient descent.
     """
-    check_range(name, "units", units, 1)
+    check_int(name, "units", units, 1)
 
     def init(key, input_shape):
         del key

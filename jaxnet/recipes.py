@@ -21,7 +21,7 @@ from typing import NamedTuple
 from jaxnet import activations, losses, metrics
 from jaxnet import init as initializers
 from jaxnet.core import Layer, constructor_info, described_as, function_layer, serial
-from jaxnet.errors import ConfigError, check_range
+from jaxnet.errors import ArgumentTypeError, ConfigError, check_int, check_range
 from jaxnet.layers import AlphaDropout, BatchNorm, Dense, Dropout
 from jaxnet.regularizers import elastic_net
 
@@ -31,7 +31,8 @@ class Recipe(NamedTuple):
 
     ``info`` records the recipe call (``{"recipe": "classifier_mlp", "args": {...}}``) and its
     ``task``, so :func:`jaxnet.describe` can write the recipe out and :func:`jaxnet.build` rebuild
-    it with its loss, metrics, output activation and penalty.
+    it with its loss, metrics, output activation and penalty. ``fit``, ``evaluate`` and
+    ``fit_many`` check the targets by the task's loss (:func:`jaxnet.losses.target_kind`).
     """
 
     model: Layer
@@ -40,6 +41,28 @@ class Recipe(NamedTuple):
     output_activation: Callable  # model output -> prediction (probabilities for classifiers)
     penalty: Callable | None = None  # weight penalty for fit(..., penalty=recipe.penalty)
     info: Mapping = {}
+
+    @property
+    def task(self) -> str | None:
+        """``"regression"``, ``"binary"``, ``"multilabel"`` or ``"multiclass"``."""
+        return self.info.get("task")
+
+    @property
+    def targets(self) -> str | None:
+        """The kind of targets the recipe's loss takes (:data:`jaxnet.losses.TARGET_KINDS`):
+        ``"real"`` (regression), ``"binary"`` (binary, multilabel: 0/1), ``"classes"``
+        (multiclass labels) or ``"distribution"`` (multiclass one-hot)."""
+        return losses.target_kind(self.loss)
+
+
+def check_hidden(owner: str | tuple[str, ...], hidden) -> tuple[int, ...]:
+    """``hidden`` as a tuple of layer sizes (ints >= 1), or an error naming the argument."""
+    if isinstance(hidden, str) or not hasattr(hidden, "__iter__"):
+        raise ArgumentTypeError(
+            f"hidden must be a sequence of layer sizes, e.g. hidden=(100, 100), got {hidden!r}",
+            (owner,) if isinstance(owner, str) else owner,
+        )
+    return tuple(check_int(owner, f"hidden[{i}]", units, 1) for i, units in enumerate(hidden))
 
 
 def mlp(
@@ -60,7 +83,8 @@ def mlp(
     redundant) and its activation; ``dropout=rate`` adds ``Dropout(rate)`` after each hidden
     activation (``AlphaDropout`` for SELU, which plain dropout would de-normalise).
     """
-    check_range(name, "n_outputs", n_outputs, 1)
+    check_int(name, "n_outputs", n_outputs, 1)
+    hidden = check_hidden(name, hidden)
     check_range(name, "dropout", dropout, 0.0, 1.0, high_open=True)
     kernel_init = kernel_init or initializers.recommended_for(activation)
     layers = []
@@ -144,6 +168,7 @@ def regression_mlp(
         raise ConfigError(
             f"loss must be one of {sorted(_REGRESSION_LOSSES)}, got {loss!r}", ("regression_mlp",)
         )
+    hidden = check_hidden("regression_mlp", hidden)
     extras = {"dropout": dropout, "batch_norm": batch_norm}
     model = mlp(n_outputs, hidden, activation, kernel_init, "regression_mlp", **extras)
     if output in ("sigmoid", "tanh"):
@@ -212,6 +237,8 @@ def classifier_mlp(
       l1, l2: weight penalty on every kernel, returned as ``recipe.penalty`` for
         ``fit(..., penalty=recipe.penalty)``.
     """
+    check_int("classifier_mlp", "n_classes", n_classes, 1)
+    hidden = check_hidden("classifier_mlp", hidden)
     extras = {"dropout": dropout, "batch_norm": batch_norm}
     penalty = weight_penalty(l1, l2)
     kernel_init = kernel_init or initializers.recommended_for(activation)

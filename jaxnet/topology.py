@@ -29,7 +29,7 @@ from jaxnet.core import (
     serial,
     unique_names,
 )
-from jaxnet.errors import ConfigError, ShapeError, check_range
+from jaxnet.errors import ConfigError, ShapeError, check_int
 from jaxnet.init import recommended_for
 from jaxnet.layers.dense import Dense
 
@@ -310,7 +310,7 @@ def wide_and_deep(
     >>> model.init(jax.random.key(0), {"wide": (5,), "deep": (6,)})[0]
     (1,)
     """
-    check_range(name, "n_outputs", n_outputs, 1)
+    check_int(name, "n_outputs", n_outputs, 1)
     kernel_init = recommended_for(activation)
     deep = [select(deep_inputs_key)]
     for units in deep_hidden:

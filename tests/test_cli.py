@@ -3,10 +3,13 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.datasets import load_digits
 
+import jaxnet
 from jaxnet import cli
 from jaxnet.checkpoint import CheckpointManager
 
@@ -38,10 +41,14 @@ def test_demo_trains_the_textbook_mlp_and_writes_curves(tmp_path, capsys):
     assert len(history["loss"]) == len(history["val_accuracy"]) == 2
     assert history["loss"][-1] < history["loss"][0]
     assert metrics["test"]["accuracy"] > 0.8  # the textbook MLP: ~0.93 after 2 epochs
-    assert metrics["n_test"] == 359 and metrics["n_train"] == 1797 - 359
+    assert metrics["n_test"] == 360 and metrics["n_train"] == 1797 - 360  # stratified 20%
     setup = (config["hidden"], config["init"], config["optimizer"])
     assert setup == ([100, 100], "he_normal", "adam")
     assert (tmp_path / "curves.png").read_bytes()[:8] == PNG
+    digits = load_digits()  # the saved model reads raw 0..16 pixels
+    saved = jaxnet.load_model(tmp_path / "model")
+    classes = saved.predict(digits.data.astype("float32"), output="classes")
+    assert (classes == digits.target).mean() > 0.8
 
 
 def test_train_on_a_csv_checkpoints_resumes_and_reports_target_units(tmp_path, capsys):
@@ -194,3 +201,97 @@ def test_train_prints_the_summary_unless_quiet(tmp_path, capsys, monkeypatch):
     assert out.startswith("multiclass_mlp: input (4,)") and "total: " in out
     code, out, _ = _run(capsys, *argv, "--quiet")
     assert code == 2 and out == ""
+
+
+def _status(capsys, *argv):
+    """``(status, stdout, stderr)`` of the command line, argparse's exits included."""
+    try:
+        code = cli.main([str(a) for a in argv])
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+BAD_VALUES = [  # every sub-command, with a value of the wrong type, out of range, or a bad path
+    (["train", "--dataset", "iris", "--lr", "-1"], "argument --lr"),
+    (["train", "--dataset", "iris", "--lr", "nan"], "argument --lr"),
+    (["train", "--dataset", "iris", "--optimizer", "momentum", "--momentum", "1.5"], "--momentum"),
+    (["train", "--dataset", "iris", "--epochs", "1.5"], "argument --epochs"),
+    (["train", "--dataset", "iris", "--hidden", "0"], "argument --hidden"),
+    (["train", "--dataset", "iris", "--batch-size", "0"], "argument --batch-size"),
+    (["train", "--dataset", "iris", "--test-fraction", "1"], "argument --test-fraction"),
+    (["train", "--dataset", "iris", "--validation-split", "-0.1"], "--validation-split"),
+    (["train", "--dataset", "iris", "--dropout", "1"], "argument --dropout"),
+    (["train", "--dataset", "iris", "--keep", "0"], "argument --keep"),
+    (["train", "--dataset", "iris", "--out", "{file}"], "is a file; give a folder"),
+    (["train", "--dataset", "iris", "--out", "{file}/sub"], "cannot create it"),
+    (["train", "--csv", "{tmp}", "--target", "y"], "is a directory"),
+    (["train", "--dataset", "nope"], "argument --dataset: invalid choice"),
+    (["demo", "--seed", "-1"], "argument --seed"),
+    (["demo", "--out", "{file}"], "is a file"),
+    (["summary", "--hidden", "2.5"], "argument --hidden"),
+    (["summary", "--init", "nope"], "unknown initializer 'nope'"),
+    (["diagnose", "--batch-size", "0"], "argument --batch-size"),
+    (["diagnose", "--batch-size", "-3"], "argument --batch-size"),
+    (["diagnose", "--out", "{file}"], "is a file"),
+    (["bench", "--epochs", "0"], "argument --epochs"),
+    (["bench", "--repeats", "0"], "argument --repeats"),
+    (["bench", "--batch-size", "5000", "--epochs", "1", "--repeats", "1"], "larger than the 1797"),
+    (["study", "activations", "--seeds", "0"], "argument --seeds"),
+    (["study", "activations", "--n-train", "x"], "argument --n-train"),
+    (["study", "{tmp}/spec.json", "--no-cache"], "takes ['name', 'cells'"),
+    (["study", "{tmp}/list.json", "--no-cache"], "got a list"),
+    (["nonsense"], "invalid choice: 'nonsense'"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), BAD_VALUES)
+def test_every_user_mistake_is_one_line_and_status_2(tmp_path, capsys, argv, message):
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "spec.json").write_text('{"name": "x", "cells": [{}], "bogus": 1}')
+    (tmp_path / "list.json").write_text("[1, 2]")
+    argv = [a.format(tmp=tmp_path, file=tmp_path / "a_file") for a in argv]
+    if argv[0] in ("train", "demo") and "--out" not in argv:
+        argv += ["--out", str(tmp_path / "out")]
+    code, _, err = _status(capsys, *argv, *(["--quiet"] if argv[0] in ("train", "demo") else []))
+    assert code == 2
+    assert err.startswith("jaxnet: error:") and message in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_csv_without_line_breaks_is_refused_before_memory_runs_out(tmp_path, capsys):
+    path = tmp_path / "zeros.csv"
+    path.write_bytes(b"\0" * (csv_module().MAX_LINE_CHARS + 10))  # what /dev/zero gives, capped
+    code, _, err = _status(capsys, "train", "--csv", path, "--target", "y", "--out", tmp_path)
+    assert code == 2 and "line 1: longer than 1,048,576 characters" in err
+    path.write_bytes(b"a,y\n1,\0\n")
+    code, _, err = _status(capsys, "train", "--csv", path, "--target", "y", "--out", tmp_path)
+    assert code == 2 and "line 2: holds NUL characters" in err
+    if Path("/dev/zero").exists():
+        code, _, err = _status(capsys, "summary", "--csv", "/dev/zero", "--target", "y")
+        assert code == 2 and "not a CSV text file" in err
+
+
+def csv_module():
+    from jaxnet.datasets import csv
+
+    return csv
+
+
+def test_batch_size_is_clamped_to_the_training_examples_after_the_validation_split(
+    tmp_path, capsys
+):
+    code, _, err = _status(capsys, "train", "--dataset", "iris", "--batch-size", 500,
+                           "--epochs", 1, "--hidden", 4, "--out", tmp_path, "--quiet")  # fmt: skip
+    # iris: 150 -> 120 train / 30 test -> 108 fit / 12 validation (10%)
+    assert code == 0, err
+    assert "--batch-size 500 is larger than the 108 training examples; using 108" in err
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["batch_size"] == 108
+
+
+def test_study_out_pointing_at_a_file_is_refused_before_training(tmp_path, capsys):
+    (tmp_path / "a_file").write_text("")
+    code, _, err = _status(capsys, "study", "activations", "--out", tmp_path / "a_file")
+    assert code == 2 and "is a file; give a folder" in err

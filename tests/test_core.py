@@ -188,3 +188,14 @@ def test_apply_with_outputs_records_layers_inside_combinators(key):
     single = jaxnet.Dense(2)
     _, p1, s1 = single.init(key, (3,))
     assert list(jaxnet.apply_with_outputs(single, p1, s1, x)[2]) == ["dense"]
+
+
+def test_rescale_maps_stored_units_to_float32():
+    images = np.arange(12, dtype=np.uint8).reshape(1, 2, 3, 2) * 20
+    layer = jaxnet.Rescale(1 / 255, offset=-0.5)
+    out_shape, params, state = layer.init(None, (2, 3, 2))
+    y, _ = layer.apply(params, state, jnp.asarray(images))
+    assert out_shape == (2, 3, 2) and y.dtype == jnp.float32
+    np.testing.assert_allclose(y, images.astype(np.float64) / 255 - 0.5, rtol=0, atol=1e-7)
+    with pytest.raises(DTypeError, match="rescale: expected a numeric input"):
+        layer.apply(params, state, np.array([["x"]]))

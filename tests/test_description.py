@@ -64,6 +64,7 @@ CASES = [
     ("gaussian_noise", lambda: layers.GaussianNoise(0.1), (6,)),
     ("alpha_dropout", lambda: layers.AlphaDropout(0.2), (6,)),
     ("random_shift", lambda: layers.RandomShift(1), (4, 4, 1)),
+    ("rescale", lambda: layers.Rescale(1 / 255, offset=-0.5), (4, 4, 1)),
     ("batch_norm", lambda: layers.BatchNorm(0.9, 1e-4, center=False), (3,)),
     ("layer_norm", lambda: layers.LayerNorm(scale=False), (3,)),
     ("simple_rnn", lambda: layers.RNN(layers.SimpleRNNCell(3, activation="relu")), (5, 2)),

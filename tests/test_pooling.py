@@ -64,10 +64,26 @@ def test_window_pooling_matches_flax(key, kind, window, strides, padding):
     assert (2, *out_shape) == y.shape
 
 
-def test_max_pool_splits_the_gradient_between_tied_maxima_of_a_tile():
+def test_max_pool_gives_the_gradient_to_the_first_of_tied_maxima():
+    # Windows (row-major): [1, 1 | 0, 1] -> its first element; [5, 2 | 5, 5] -> its first element.
     x = jnp.array([[1.0, 1.0, 5.0, 2.0], [0.0, 1.0, 5.0, 5.0]]).reshape(1, 2, 4, 1)
     grads = jax.grad(lambda x: jnp.sum(MaxPool(2).apply({}, {}, x)[0]))(x)
-    np.testing.assert_allclose(grads.ravel(), [1 / 3, 1 / 3, 1 / 3, 0, 0, 1 / 3, 1 / 3, 1 / 3])
+    np.testing.assert_array_equal(grads.ravel(), [1, 0, 1, 0, 0, 0, 0, 0])
+
+
+@pytest.mark.parametrize("window, strides, padding", CONFIGS)
+def test_max_pool_ties_follow_one_rule_on_both_paths_as_flax(window, strides, padding):
+    # Small integers: nearly every window has tied maxima. The reshape path (tiling configs) and
+    # the reduce_window path (the others) must both match Flax (lax.reduce_window) exactly.
+    x = jnp.asarray(np.random.default_rng(2).integers(0, 3, size=(2, 7, 6, 3)), jnp.float32)
+    flax_strides = window if strides is None else strides
+    layer = MaxPool(window, strides, padding)
+    y, grads = forward_and_grads(lambda x: layer.apply({}, {}, x)[0], x)
+    expected_y, expected_grads = forward_and_grads(
+        lambda x: nn.max_pool(x, window, flax_strides, _flax_padding(padding)), x
+    )
+    np.testing.assert_array_equal(y, expected_y)
+    np.testing.assert_array_equal(grads, expected_grads)
 
 
 @pytest.mark.parametrize("window", [1, 2, 3])

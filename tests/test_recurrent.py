@@ -1,7 +1,7 @@
 """Recurrent cells and layers vs flax.linen cells/RNN/Bidirectional with the same weights.
 
 Our fused params are split into Flax's per-gate Dense layers (gate order r|z|n for the GRU and
-i|f|g|o for the LSTM, as documented in jaxnet.layers.recurrent).
+i|f|g|o for the LSTM, as documented in jaxnet.layers.recurrent) by jaxnet.convert.to_flax.
 """
 
 import chex
@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxnet import convert
 from jaxnet.core import serial
 from jaxnet.errors import ConfigError, ShapeError
 from jaxnet.layers.dense import Dense
@@ -44,26 +45,9 @@ def random_params(kind):
 
 
 def to_flax(kind, p):
-    """Our params as the param dict of the matching flax.linen cell."""
-    u = UNITS
-
-    def cols(w, i):
-        return w[..., i * u : (i + 1) * u]
-
-    if kind == "simple":
-        return {"i": {"kernel": p["w_x"], "bias": p["b"]}, "h": {"kernel": p["w_h"]}}
-    if kind == "gru":
-        out = {}
-        for i, gate in enumerate("rzn"):
-            out[f"i{gate}"] = {"kernel": cols(p["w_x"], i), "bias": cols(p["b"], i)}
-            out[f"h{gate}"] = {"kernel": cols(p["w_h"], i)}
-        out["hn"]["bias"] = p["b_hn"]
-        return out
-    out = {}
-    for i, gate in enumerate("ifgo"):
-        out[f"i{gate}"] = {"kernel": cols(p["w_x"], i)}
-        out[f"h{gate}"] = {"kernel": cols(p["w_h"], i), "bias": cols(p["b"], i)}
-    return out
+    """Our params as the param dict of the matching flax.linen cell (jaxnet.convert, tested
+    both ways in tests/test_convert.py)."""
+    return convert.to_flax(CELLS[kind][0](UNITS), p)["params"]
 
 
 CELLS = {

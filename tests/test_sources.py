@@ -1,6 +1,7 @@
 """Data sources: memory-mapped arrays, random-access objects and streams train like arrays."""
 
 import functools
+import json
 
 import jax
 import numpy as np
@@ -175,3 +176,55 @@ def test_long_in_memory_epochs_are_cut_into_chunks_of_at_least_20_ms():
     k = auto_steps_per_execution(_Lowered(rate * 0.004), 1000)  # 4 s an epoch at a fast rate
     assert k == 5  # 5 x 4 ms = 20 ms per chunk
     assert auto_steps_per_execution(_Lowered(rate * 0.1), 100) == 1
+
+
+def test_fit_many_reads_a_source_once_for_all_models_with_the_same_results(tmp_path):
+    x, y = _data()
+    xm, ym = _memmaps(tmp_path, x, y)
+    options = {"seeds": range(2), "grid": {"learning_rate": [1e-2, 3e-2]}, "epochs": 2,
+               "batch_size": 16, "metrics": RECIPE.metrics, "verbose": 0,
+               "validation_split": 0.2}  # fmt: skip
+
+    def optimizer(learning_rate):
+        return optax.adam(learning_rate)
+
+    arrays = jaxnet.fit_many(RECIPE.model, RECIPE.loss, optimizer, x, y, **options)
+    mapped = jaxnet.fit_many(RECIPE.model, RECIPE.loss, optimizer, xm, ym, steps_per_execution=3,
+                             **options)  # fmt: skip
+    for a, b in zip(jax.tree.leaves(arrays.train_state.params),
+                    jax.tree.leaves(mapped.train_state.params), strict=True):  # fmt: skip
+        np.testing.assert_array_equal(a, b)
+    assert arrays.history.keys() == mapped.history.keys()
+    for name in arrays.history:
+        np.testing.assert_array_equal(arrays.history[name], mapped.history[name])
+    with pytest.raises(ConfigError, match="shared data_seed"):
+        jaxnet.fit_many(RECIPE.model, RECIPE.loss, optimizer, xm, ym, data_seed=None, **options)
+
+
+def test_a_grain_stream_killed_mid_epoch_resumes_at_its_iterator_position(tmp_path):
+    grain = pytest.importorskip("grain")
+    x, y = _data(192)
+
+    def stream():  # a fresh, re-iterable Grain pipeline in every "process"
+        records = grain.MapDataset.source([(x[i], y[i]) for i in range(len(x))])
+        return records.shuffle(seed=1).to_iter_dataset().batch(16)
+
+    options = {"steps_per_epoch": 12, "steps_per_execution": 2}
+    reference = _fit(stream(), **options)
+
+    class Killed(Exception):
+        pass
+
+    class Kill:
+        def on_chunk_end(self, epoch, steps_done, train_state, step_logs, loop):
+            if epoch == 1 and steps_done >= 6:
+                raise Killed
+
+    directory = tmp_path / "checkpoints"
+    with pytest.raises(Killed):
+        _fit(stream(), callbacks=[Checkpoint(directory, every_steps=3), Kill()], **options)
+    manifest = CheckpointManager(directory).manifests()[-1]
+    assert manifest.name == "ckpt-000001+000004.json"  # 4 steps into the second epoch
+    assert json.loads(manifest.read_text())["extra"]["data_position"]  # the iterator's state
+    resumed = _fit(stream(), callbacks=[Checkpoint(directory, resume=True)], **options)
+    _assert_same_run(resumed, reference)

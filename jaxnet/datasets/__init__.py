@@ -8,7 +8,8 @@
   ``diabetes`` (regression), whole, bundled with scikit-learn (nothing is downloaded).
 - :func:`load_csv`: a numeric CSV file with a header and a named target column; every problem
   (missing file, missing values, a wrong target name, text in a feature column, ragged rows) is a
-  :class:`~jaxnet.errors.DataError` that says where.
+  :class:`~jaxnet.errors.DataError` that says where; :func:`load_features`: the named feature
+  columns of a CSV file of new examples (for a trained model).
 - :func:`train_test_split` and :func:`standardize` (statistics from the training part only).
 
 >>> data = load_dataset("digits")
@@ -17,7 +18,7 @@
 >>> train, test = load("mnist")  # doctest: +SKIP
 """
 
-from jaxnet.datasets.csv import load_csv
+from jaxnet.datasets.csv import load_csv, load_features
 from jaxnet.datasets.dataset import TASKS, Dataset, Splits
 from jaxnet.datasets.download import ChecksumError, DownloadError, Remote, cache_dir
 from jaxnet.datasets.preprocessing import standardize, train_test_split
@@ -37,6 +38,7 @@ __all__ = [
     "cache_dir",
     "load",
     "load_csv",
+    "load_features",
     "load_dataset",
     "standardize",
     "train_test_split",

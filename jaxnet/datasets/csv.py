@@ -17,6 +17,8 @@ from jaxnet.datasets.dataset import TASKS, Dataset
 from jaxnet.errors import ConfigError, DataError
 
 MISSING = {"", "na", "n/a", "nan", "null", "none", "?", "-"}
+# A longer line is not CSV text (e.g. /dev/zero, a binary file): refused before memory runs out.
+MAX_LINE_CHARS = 1 << 20
 # A target with integer values and at most this many distinct ones is taken for class labels.
 MAX_AUTO_CLASSES = 20
 
@@ -28,6 +30,24 @@ def _number(cell: str) -> float | None:
         return None
 
 
+def _lines(handle, path: Path):
+    """The file's lines, each at most :data:`MAX_LINE_CHARS` long and free of NUL characters."""
+    number = 0
+    while line := handle.readline(MAX_LINE_CHARS + 1):
+        number += 1
+        if len(line) > MAX_LINE_CHARS:
+            raise DataError(
+                f"{path}, line {number}: longer than {MAX_LINE_CHARS:,} characters without a line "
+                "break; not a CSV text file",
+                ("load_csv",),
+            )
+        if "\0" in line:
+            raise DataError(
+                f"{path}, line {number}: holds NUL characters; not a CSV text file", ("load_csv",)
+            )
+        yield line
+
+
 def _read_rows(path: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
     if not path.exists():
         raise DataError(f"no such file: {path}", ("load_csv",))
@@ -37,13 +57,17 @@ def _read_rows(path: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             rows = [
                 row
-                for row in csv.reader(handle, delimiter=delimiter)
+                for row in csv.reader(_lines(handle, path), delimiter=delimiter)
                 if any(c.strip() for c in row)
             ]
     except UnicodeDecodeError as error:
         raise DataError(
             f"{path} is not a UTF-8 text file ({error.reason})", ("load_csv",)
         ) from None
+    except csv.Error as error:  # e.g. a quoted field longer than csv.field_size_limit()
+        raise DataError(f"{path} is not readable as CSV ({error})", ("load_csv",)) from None
+    except OSError as error:  # not readable: permissions, a device
+        raise DataError(f"cannot read {path} ({error.strerror or error})", ("load_csv",)) from None
     if not rows:
         raise DataError(f"{path} is empty: expected a header line and data rows", ("load_csv",))
     header = [c.strip() for c in rows[0]]
@@ -75,6 +99,28 @@ def _missing_report(path, header, body, columns) -> str | None:
         return None
     parts = [f"{name!r}: {n} (first on line {first[name]})" for name, n in counts.items()]
     return f"{path} has missing values in column(s) " + ", ".join(parts)
+
+
+def _features(path, header, body, columns, owner: str = "load_csv") -> np.ndarray:
+    """The numeric ``columns`` of every row as float64 ``(rows, len(columns))``."""
+    x = np.empty((len(body), len(columns)), np.float64)
+    for line, row in enumerate(body, start=2):
+        for k, j in enumerate(columns):
+            value = _number(row[j])
+            if value is None:
+                raise DataError(
+                    f"{path}, line {line}: column {header[j]!r} is not numeric (value {row[j]!r}); "
+                    "encode text columns as numbers (e.g. one-hot) or drop them",
+                    (owner,),
+                )
+            if not math.isfinite(value):
+                raise DataError(
+                    f"{path}, line {line}: column {header[j]!r} holds {row[j]!r}; "
+                    "values must be finite",
+                    (owner,),
+                )
+            x[line - 2, k] = value
+    return x
 
 
 def load_csv(path, target: str, *, task: str | None = None, delimiter: str = ",") -> Dataset:
@@ -111,23 +157,7 @@ def load_csv(path, target: str, *, task: str | None = None, delimiter: str = ","
     if missing:
         raise DataError(missing + "; impute or drop those rows before training", ("load_csv",))
 
-    x = np.empty((len(body), len(features)), np.float64)
-    for line, row in enumerate(body, start=2):
-        for k, j in enumerate(features):
-            value = _number(row[j])
-            if value is None:
-                raise DataError(
-                    f"{path}, line {line}: column {header[j]!r} is not numeric (value {row[j]!r}); "
-                    "encode text columns as numbers (e.g. one-hot) or drop them",
-                    ("load_csv",),
-                )
-            if not math.isfinite(value):
-                raise DataError(
-                    f"{path}, line {line}: column {header[j]!r} holds {row[j]!r}; "
-                    "values must be finite",
-                    ("load_csv",),
-                )
-            x[line - 2, k] = value
+    x = _features(path, header, body, features)
 
     cells = [row[t].strip() for row in body]
     numbers = [_number(c) for c in cells]
@@ -166,3 +196,25 @@ def load_csv(path, target: str, *, task: str | None = None, delimiter: str = ","
         classes = tuple(str(int(c)) if numeric and integral else str(c) for c in labels)
     names = tuple(header[j] for j in features)
     return Dataset(x.astype(np.float32), y, task, names, classes, path.stem)
+
+
+def load_features(path, columns, *, delimiter: str = ",") -> np.ndarray:
+    """The ``columns`` (names, in this order) of a CSV file as float32 ``(rows, len(columns))``:
+    new examples for a trained model. Other columns (an id, the target) are ignored.
+
+    Raises :class:`~jaxnet.errors.DataError` as :func:`load_csv` does, and for a missing column.
+    """
+    path = Path(path)
+    header, body = _read_rows(path, delimiter)
+    absent = [c for c in columns if c not in header]
+    if absent:
+        raise DataError(
+            f"{path} lacks the column(s) {absent[:5]}{' ...' if len(absent) > 5 else ''} the "
+            f"model takes; its columns are {header[:10]}{' ...' if len(header) > 10 else ''}",
+            ("load_features",),
+        )
+    wanted = [header.index(c) for c in columns]
+    missing = _missing_report(path, header, body, wanted)
+    if missing:
+        raise DataError(missing + "; impute or drop those rows", ("load_features",))
+    return _features(path, header, body, wanted, "load_features").astype(np.float32)

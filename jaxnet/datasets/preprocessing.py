@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxnet.errors import DataError
+from jaxnet.errors import DataError, check_int, check_range
+
+
+def _floats(x, name: str) -> np.ndarray:
+    try:
+        return np.asarray(x, np.float32)
+    except (TypeError, ValueError):
+        raise DataError(
+            f"{name} must hold numbers, got dtype {np.asarray(x).dtype}", ("standardize",)
+        ) from None
 
 
 def train_test_split(x, y, test_fraction: float = 0.2, seed: int = 0):
@@ -12,6 +21,9 @@ def train_test_split(x, y, test_fraction: float = 0.2, seed: int = 0):
 
     Returns ``((x_train, y_train), (x_test, y_test))``.
     """
+    owner = "train_test_split"
+    check_range(owner, "test_fraction", test_fraction, 0, 1, low_open=True, high_open=True)
+    check_int(owner, "seed", seed, 0)
     x, y = np.asarray(x), np.asarray(y)
     n = len(x)
     if len(y) != n:
@@ -34,9 +46,9 @@ def standardize(x_train, *others, eps: float = 1e-8):
     Returns ``(x_train_scaled, *others_scaled, (mean, std))``; constant features (std 0) are only
     centred, never divided by 0.
     """
-    x_train = np.asarray(x_train, np.float32)
-    mean = x_train.mean(axis=0)
-    std = x_train.std(axis=0)
+    arrays = [_floats(x, f"arrays[{i}]") for i, x in enumerate((x_train, *others))]
+    mean = arrays[0].mean(axis=0)
+    std = arrays[0].std(axis=0)
     std = np.where(std > eps, std, 1.0).astype(np.float32)
-    scaled = [(np.asarray(x, np.float32) - mean) / std for x in (x_train, *others)]
+    scaled = [(x - mean) / std for x in arrays]
     return (*scaled, (mean, std))

@@ -36,7 +36,8 @@ def load_dataset(name: str) -> Dataset:
         import sklearn.datasets
     except ImportError as error:
         raise ImportError(
-            f"the bundled data set {name!r} comes with scikit-learn: pip install scikit-learn"
+            f"the bundled data set {name!r} comes with scikit-learn: pip install scikit-learn "
+            '(or pip install "jaxnet-classic[examples]")'
         ) from error
     loader, task = _BUNDLED[name]
     bunch = getattr(sklearn.datasets, loader)()

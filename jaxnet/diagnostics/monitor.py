@@ -28,8 +28,10 @@ class GradientMonitor:
     which a probed step had a NaN/inf gradient, and ``fit`` returns the train state from the end of
     the last epoch whose probed gradients were all finite (the initial state if it was the first).
     Steps between probes are not inspected, but a NaN there reaches the parameters and so the next
-    probed gradient. When the epoch's mean loss is itself non-finite, ``fit`` already stops before
-    ``on_epoch_end`` and keeps the previous epoch's state, which is the same state.
+    probed gradient. When the epoch's mean loss or its train state is itself non-finite (a NaN
+    gradient that reached the parameters), ``fit``'s guard already stops before ``on_epoch_end``
+    and keeps the previous epoch's state, which is the same state; the monitor's own stop matters
+    when the NaN updates were skipped (``optax.apply_if_finite``).
 
     Args:
       model: the trained model (optional): lets the statistics find activation layers from

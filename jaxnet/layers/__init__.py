@@ -12,6 +12,7 @@ from jaxnet.layers.dropout import (
 from jaxnet.layers.normalization import BatchNorm, LayerNorm
 from jaxnet.layers.pooling import AvgPool, GlobalAvgPool, GlobalMaxPool, MaxPool, UpSample
 from jaxnet.layers.recurrent import RNN, Bidirectional, Cell, GRUCell, LSTMCell, SimpleRNNCell
+from jaxnet.layers.rescale import Rescale
 from jaxnet.layers.reshape import Flatten
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "LayerNorm",
     "MaxPool",
     "RandomShift",
+    "Rescale",
     "SimpleRNNCell",
     "UpSample",
 ]

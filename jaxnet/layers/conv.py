@@ -30,7 +30,7 @@ import jax.numpy as jnp
 
 from jaxnet import init as initializers
 from jaxnet.core import Layer, constructor_info
-from jaxnet.errors import ConfigError, ShapeError, check_range
+from jaxnet.errors import ConfigError, ShapeError, check_int
 from jaxnet.layers._checks import check_floating, check_rank
 
 _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
@@ -38,8 +38,8 @@ _WHAT = {1: "time, channels", 2: "height, width, channels", 3: "depth, height, w
 
 
 def as_tuple(owner: str, what: str, value, rank: int) -> tuple[int, ...]:
-    """``3 -> (3, 3)`` for rank 2; a sequence must have ``rank`` positive entries."""
-    values = (value,) * rank if isinstance(value, int) else tuple(value)
+    """``3 -> (3, 3)`` for rank 2; a sequence must have ``rank`` positive int entries."""
+    values = (value,) * rank if not isinstance(value, tuple | list) else tuple(value)
     if len(values) != rank or not all(isinstance(v, int) and v >= 1 for v in values):
         raise ConfigError(
             f"{what} must be a positive int or {rank} positive ints, got {value!r}", (owner,)
@@ -191,8 +191,8 @@ def Conv(
         name=name,
     )  # as given, for the description
     name = name or f"conv{rank}d"
-    check_range(name, "features", features, 1)
-    check_range(name, "groups", groups, 1)
+    check_int(name, "features", features, 1)
+    check_int(name, "groups", groups, 1)
     kernel_size = as_tuple(name, "kernel_size", kernel_size, rank)
     strides = as_tuple(name, "strides", strides, rank)
     dilation = as_tuple(name, "dilation", dilation, rank)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numbers
+
 import jax
 import jax.numpy as jnp
 
 from jaxnet import init as initializers
 from jaxnet.core import Layer, constructor_info
-from jaxnet.errors import ShapeError, check_range
+from jaxnet.errors import ShapeError, check_int
 from jaxnet.layers._checks import check_floating, check_last_axis
 
 
@@ -30,10 +32,20 @@ def Dense(
     >>> params["w"].shape, params["b"].shape
     ((5, 3), (3,))
     """
-    check_range(name, "units", units, 1)
+    check_int(name, "units", units, 1)
     kernel_init_fn, bias_init_fn = initializers.get(kernel_init), initializers.get(bias_init)
 
     def init(key, input_shape):
+        if isinstance(input_shape, numbers.Integral | str):
+            raise ShapeError(
+                f"input_shape must be a tuple of ints, e.g. (3,), got {input_shape!r}", (name,)
+            )
+        if not all(isinstance(d, numbers.Integral) for d in input_shape):  # several inputs
+            raise ShapeError(
+                f"expected one array input, got several inputs of shapes {input_shape}; select "
+                "or concatenate them first (jaxnet.topology.select / concat)",
+                (name,),
+            )
         if len(input_shape) < 1:
             raise ShapeError(
                 f"expected inputs with a feature axis, got shape {input_shape}", (name,)

@@ -84,8 +84,11 @@ def BatchNorm(
     activation.
 
     ``params = {"scale": (C,), "bias": (C,)}`` (``scale=False``/``center=False`` drop them);
-    ``state = {"mean": zeros (C,), "var": ones (C,)}``. Statistics are not synchronised across
-    devices: each call sees only its own batch.
+    ``state = {"mean": zeros (C,), "var": ones (C,)}``. The statistics are those of the batch the
+    call is given: under data parallelism (``fit(..., mesh=...)``) that is the whole global batch,
+    split across devices inside one program, so XLA computes them across devices and the result
+    is one device's (a test on 4 CPU devices checks it); only inside your own ``shard_map`` would
+    each device see just its own shard.
 
     >>> model = serial(Dense(100, use_bias=False), BatchNorm(), jax.nn.relu, Dense(10))
     """

@@ -93,8 +93,31 @@ def _tiled(kind: str, x, window):
         shape += [n // w, w]
         crop.append(slice(0, n // w * w))
     tiles = x[tuple(crop)].reshape(*shape, x.shape[-1])
-    axes = tuple(range(2, 2 * len(window) + 1, 2))
-    return jnp.max(tiles, axis=axes) if kind == "max" else jnp.mean(tiles, axis=axes)
+    rank = len(window)
+    axes = tuple(range(2, 2 * rank + 1, 2))
+    if kind == "avg":
+        return jnp.mean(tiles, axis=axes)
+    # (batch, *windows, window elements in row-major order, channels), for first_max.
+    order = (0, *range(1, 2 * rank, 2), *axes, 2 * rank + 1)
+    tiles = tiles.transpose(order).reshape(shape[0], *shape[1::2], -1, x.shape[-1])
+    return first_max(tiles)
+
+
+@jax.custom_jvp
+def first_max(x):
+    """``max(x, axis=-2)``, whose gradient goes to the *first* maximum along that axis (ties
+    included), as ``lax.reduce_window``'s does (``select_and_scatter`` keeps the first element
+    that is ``>=`` the others), and so Flax's, Keras's and PyTorch's max pooling; ``jnp.max``
+    would split it evenly between tied maxima."""
+    return jnp.max(x, axis=-2)
+
+
+@first_max.defjvp
+def _first_max_jvp(primals, tangents):
+    (x,), (x_dot,) = primals, tangents
+    first = jnp.argmax(x, axis=-2)  # the first index of the maximum (NaN counts as the maximum)
+    chosen = jnp.arange(x.shape[-2])[:, None] == first[..., None, :]
+    return jnp.max(x, axis=-2), jnp.sum(jnp.where(chosen, x_dot, 0), axis=-2)
 
 
 def MaxPool(window=2, strides=None, padding="VALID", name: str = "max_pool") -> Layer:
@@ -102,8 +125,9 @@ def MaxPool(window=2, strides=None, padding="VALID", name: str = "max_pool") -> 
 
     ``window``/``strides``: an int (same on every spatial axis) or one per axis; ``strides``
     defaults to ``window``. ``padding``: ``"VALID"``, ``"SAME"`` or ``(lo, hi)`` pairs.
-    The gradient flows only to each window's maximum (split equally between tied maxima when
-    windows do not overlap, as ``jnp.max`` does; to one of them otherwise, as ``reduce_window``).
+    The gradient flows only to each window's maximum; between tied maxima, all of it to the
+    first in row-major window order, as ``lax.reduce_window`` (and so Flax, Keras and PyTorch)
+    does, whether the windows overlap or not.
     """
     return _window_layer("MaxPool", "max", window, strides, padding, name)
 

@@ -4,7 +4,8 @@ A :class:`Cell` is one time step. Its input half (``x_t @ w_x + b``, every gate 
 depend on the carry, so :func:`RNN` computes it for all time steps in one matrix product before the
 ``lax.scan``; only the recurrent half (``h @ w_h``) runs inside the loop.
 
-Parameters are fused over gates, with the gate order of Flax and PyTorch:
+Parameters are fused over gates, with the gate order of Flax and PyTorch (Keras's GRU orders its
+gates z, r, h: convert Keras, Flax and PyTorch weights with :mod:`jaxnet.convert`):
 
 ========  ===========================  ==========================================================
 cell      params                       Flax ``nn.*Cell`` equivalent (``u`` = units)
@@ -38,7 +39,7 @@ from jaxnet import activations
 from jaxnet import init as initializers
 from jaxnet.activations import sigmoid
 from jaxnet.core import Layer, apply_child, combinator, constructor_info, init_child
-from jaxnet.errors import ShapeError, check_range
+from jaxnet.errors import ShapeError, check_int
 from jaxnet.layers._checks import check_floating
 
 
@@ -109,7 +110,7 @@ def SimpleRNNCell(
 
     ``activation`` is a function or an activation name (``"tanh"``, ``"relu"``).
     """
-    check_range(name, "units", units, 1)
+    check_int(name, "units", units, 1)
     activation_spec = activations.spec_of(activation)
     activation = activations.get(activation)
 
@@ -153,7 +154,7 @@ def GRUCell(
     n = tanh(x W_xn + b_n + r * (h W_hn + b_hn))
     h' = (1 - z) * n + z * h
     """
-    check_range(name, "units", units, 1)
+    check_int(name, "units", units, 1)
 
     def init(key, input_features):
         w_x, w_h = _dense_init(
@@ -207,7 +208,7 @@ def LSTMCell(
     ``unit_forget_bias`` starts the forget-gate bias at 1 (Keras' default; Jozefowicz et al., 2015)
     so the cell remembers by default early in training.
     """
-    check_range(name, "units", units, 1)
+    check_int(name, "units", units, 1)
 
     def init(key, input_features):
         w_x, w_h = _dense_init(

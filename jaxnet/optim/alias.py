@@ -17,8 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from jaxnet.errors import check_range
 from jaxnet.optim.base import GradientTransformation, ScalarOrSchedule, chain, named
 from jaxnet.optim.transforms import (
+    DECAY,
     add_decayed_weights,
     scale_by_adadelta,
     scale_by_adam,
@@ -76,6 +78,7 @@ def sgd(
     def build():
         rules = []
         if momentum is not None:
+            check_range("trace", "momentum", momentum, **DECAY)  # the user's name for its decay
             rules.append(trace(momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype))
         return chain(*rules, scale_by_learning_rate(learning_rate))
 
@@ -183,6 +186,7 @@ def rmsprop(
             scale_by_learning_rate(learning_rate),
         ]
         if momentum is not None:
+            check_range("trace", "momentum", momentum, **DECAY)  # the user's name for its decay
             rules.append(trace(decay=momentum, nesterov=nesterov))
         return chain(*rules)
 

@@ -14,22 +14,29 @@ from pathlib import Path
 
 
 def build_parser(prog: str = "python -m jaxnet.studies") -> argparse.ArgumentParser:
+    from jaxnet.cli import Parser
     from jaxnet.studies.builtin import STUDIES
 
-    parser = argparse.ArgumentParser(prog=prog, description="Many-seed comparative studies.")
+    parser = Parser(prog=prog, description="Many-seed comparative studies.")
     add_arguments(parser, sorted(STUDIES))
     return parser
 
 
 def add_arguments(parser: argparse.ArgumentParser, names=None) -> None:
     """The study options, for this module's parser or a ``jaxnet study`` sub-command."""
+    from jaxnet.cli import count
+
     choices = f" ({', '.join(names)}, or all)" if names else ""
     parser.add_argument("name", help=f"a built-in study{choices} or a JSON spec file")
     parser.add_argument(
-        "--seeds", type=int, default=None, help="seeds per cell (default: the study's)"
+        "--seeds", type=count(1), default=None, help="seeds per cell (default: the study's)"
     )
-    parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the study's)")
-    parser.add_argument("--n-train", type=int, default=None, help="use at most N training examples")
+    parser.add_argument(
+        "--epochs", type=count(1), default=None, help="epochs (default: the study's)"
+    )
+    parser.add_argument(
+        "--n-train", type=count(1), default=None, help="use at most N training examples"
+    )
     parser.add_argument("--out", default="out/studies", help="output folder (default out/studies)")
     parser.add_argument("--no-diagnose", action="store_true", help="skip the verdict at init")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -40,10 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser, names=None) -> None:
 
 def run_from_args(args) -> int:
     """Run the study (or studies) named in parsed ``args``; print the tables."""
+    from jaxnet.cli import output_folder
     from jaxnet.studies.builtin import STUDIES
     from jaxnet.studies.report import to_markdown
     from jaxnet.studies.run import run_study
 
+    output_folder(args.out)  # a file there is an error now, not after the training
     if not args.no_cache:
         # Cells with the same initialisation or evaluation code then compile it once (and a
         # second run compiles nothing); the compile times reported become cache-load times.
@@ -78,6 +87,6 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return run_from_args(args)
-    except (JaxnetError, FileNotFoundError, json.JSONDecodeError) as error:
+    except (JaxnetError, OSError, json.JSONDecodeError) as error:
         print(f"jaxnet study: error: {error}", file=sys.stderr)
         return 2

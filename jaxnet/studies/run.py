@@ -11,6 +11,7 @@ it into a Markdown table and plots.
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import time
 from collections.abc import Mapping
@@ -68,7 +69,8 @@ def evaluate_many(recipe, train_state, x, y) -> dict[str, np.ndarray]:
     """Loss and metrics of every model (leading axis of ``train_state``) on ``(x, y)``; one
     compiled program (:func:`~jaxnet.train.evaluate.make_evaluate` with ``many=True``)."""
     one_params, one_state = model_slice((train_state.params, train_state.state), 0)
-    y = match_targets(np.asarray(y), output_shape(recipe.model, one_params, one_state, x), "y_test")
+    out_shape = output_shape(recipe.model, one_params, one_state, x)
+    y = match_targets(np.asarray(y), out_shape, "y_test", recipe.targets)
     evaluate = make_evaluate(recipe.model, recipe.loss, recipe.metrics, many=True)
     logs = evaluate(train_state.params, train_state.state, jnp.asarray(x), jnp.asarray(y))
     return {name: np.asarray(value) for name, value in logs.items()}
@@ -88,7 +90,7 @@ def diagnose_cell(recipe, settings: dict, seed: int, data: StudyData) -> list[di
     optimizer = spec.make_optimizer(settings["optimizer"], settings["learning_rate"], 1)
     ts = create_train_state(recipe.model, optimizer, x.shape[1:], jax.random.key(seed))
     output_shape = jax.eval_shape(lambda: recipe.model.apply(ts.params, ts.state, x)[0]).shape[1:]
-    y = match_targets(y, output_shape)
+    y = match_targets(y, output_shape, "y", recipe.targets)
     # op by op, as diagnose_at_init does: after the first cell most primitives are cached, which
     # beats compiling each cell's pass as one program (measured: ~1.5 s vs ~4.5 s per cell)
     findings = diagnose_at_init(recipe.model, ts.params, ts.state, (x, y), recipe.loss)
@@ -138,8 +140,21 @@ def resolve(name_or_spec) -> spec.Study:
     """A :class:`Study`, a built-in study's name, or a dict of :class:`Study` fields."""
     if isinstance(name_or_spec, spec.Study):
         return name_or_spec
+    if not isinstance(name_or_spec, Mapping | str):
+        raise ConfigError(
+            "a study is a built-in name, a Study or a dict of its fields (a JSON object); got "
+            f"a {type(name_or_spec).__name__}",
+            ("study",),
+        )
     if isinstance(name_or_spec, Mapping):
         fields = dict(name_or_spec)
+        known = [field.name for field in dataclasses.fields(spec.Study)]
+        unknown = sorted(set(fields) - set(known))
+        if unknown or "name" not in fields or "cells" not in fields:
+            raise ConfigError(
+                f"a study needs 'name' and 'cells' and takes {known}; got {sorted(fields)}",
+                ("study",),
+            )
         fields["cells"] = tuple(fields.get("cells", ()))
         return spec.Study(**fields)
     from jaxnet.studies.builtin import STUDIES

@@ -22,8 +22,8 @@ import re
 from collections.abc import Mapping, Sequence
 
 from jaxnet import init, optim
-from jaxnet.errors import ConfigError
-from jaxnet.recipes import Recipe, classifier_mlp, regression_mlp
+from jaxnet.errors import ConfigError, check_int, check_range
+from jaxnet.recipes import Recipe, check_hidden, classifier_mlp, regression_mlp
 
 DEFAULTS = {
     "hidden": (100, 100),
@@ -82,6 +82,25 @@ class Study:
     validation_fraction: float = 0.2
     data_seed: int = 0
 
+    def __post_init__(self):
+        owner = ("study", str(self.name))
+        check_int(owner, "epochs", self.epochs, 1)
+        if isinstance(self.seeds, str) or not hasattr(self.seeds, "__iter__"):
+            check_int(owner, "seeds", self.seeds, 1)
+        else:
+            for i, seed in enumerate(self.seeds):
+                check_int(owner, f"seeds[{i}]", seed)
+        if self.n_train is not None:
+            check_int(owner, "n_train", self.n_train, 1)
+        check_int(owner, "data_seed", self.data_seed, 0)
+        for name in ("test_fraction", "validation_fraction"):
+            check_range(owner, name, getattr(self, name), 0, 1, low_open=True, high_open=True)
+        if self.best_over is not None and self.best_over not in DEFAULTS:
+            raise ConfigError(
+                f"best_over must be a setting, one of {sorted(DEFAULTS)}; got {self.best_over!r}",
+                owner,
+            )
+
     def replace(self, **changes) -> Study:
         """A copy with some fields changed (``study.replace(epochs=5, seeds=2)``)."""
         return dataclasses.replace(self, **changes)
@@ -118,7 +137,8 @@ def resolved_settings(study: Study) -> list[dict]:
     settings = []
     for cell in study.cells:
         full = {**DEFAULTS, **study.base, **{k: v for k, v in cell.items() if k != "name"}}
-        full["hidden"] = tuple(int(h) for h in full["hidden"])
+        full["hidden"] = check_hidden(("study", study.name), full["hidden"])
+        full["batch_size"] = check_int(("study", study.name), "batch_size", full["batch_size"], 1)
         settings.append(full)
     keys = [json.dumps(s, sort_keys=True, default=str) for s in settings]
     if len(set(keys)) != len(keys):

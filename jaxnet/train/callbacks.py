@@ -37,16 +37,22 @@ class Loop:
       initial_step, initial_logs: when resuming in the middle of ``initial_epoch``: the steps of
         it already taken and their per-step logs (``{name: array}``).
       steps_per_epoch, batch_size: steps in an epoch and examples in a step.
+      data_position: where a stream of batches stands after the last step (its iterator's
+        ``get_state()``, for Grain), saved by checkpoints and restored on resume.
       history: the :class:`~jaxnet.train.fit.History` so far.
       stop_training: set to ``True`` to stop after the current epoch.
+      run_config: ``None``, or (set by ``fit``) a function returning what defines the run as
+        JSON (:mod:`jaxnet.train.run_config`), for callbacks that record or check it.
     """
 
     def __init__(self, train_state, epochs: int, history, steps_per_epoch=0, batch_size=0):
         self.train_state: Any = train_state
         self.epochs, self.steps_per_epoch, self.batch_size = epochs, steps_per_epoch, batch_size
         self.initial_epoch, self.initial_step, self.initial_logs = 0, 0, None
+        self.data_position = None  # where a stream stands (its iterator's get_state()), if known
         self.history = history
         self.stop_training = False
+        self.run_config = None
 
     def resume_point(self, epoch: int) -> tuple[int, Any]:
         """``(first step, per-step logs of the steps before it)`` for ``epoch``."""

@@ -11,7 +11,7 @@ import math
 import os
 
 from jaxnet.checkpoint import save
-from jaxnet.errors import ConfigError, check_range
+from jaxnet.errors import ConfigError, check_int, check_range
 from jaxnet.metrics import check_mode, direction, is_better
 from jaxnet.train.callbacks import Callback, Loop
 
@@ -49,7 +49,7 @@ class EarlyStopping(Callback):
         restore_best: bool = False,
         checkpoint: str | os.PathLike | None = None,
     ):
-        check_range("EarlyStopping", "patience", patience, 0)
+        check_int("EarlyStopping", "patience", patience, 0)
         check_range("EarlyStopping", "min_delta", min_delta, 0.0)
         if mode != "auto":
             check_mode(mode, "EarlyStopping")

@@ -10,22 +10,37 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnet.core import Layer
-from jaxnet.train.data import match_targets
+from jaxnet.errors import DataError, check_int
+from jaxnet.losses import target_kind
+from jaxnet.outputs import resolve
+from jaxnet.recipes import Recipe
+from jaxnet.train.data import (
+    check_arguments,
+    check_params,
+    match_targets,
+    num_examples,
+    output_shape,
+    to_numpy,
+)
 from jaxnet.train.sources import RandomAccess, Stream, as_source, inputs_source, read_in_order
 from jaxnet.train.step import named_metrics
 
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def make_predict(model: Layer, batch_size: int = 256) -> Callable:
+def make_predict(model: Layer, batch_size: int = 256, finish: Callable | None = None) -> Callable:
     """``predict(params, state, x) -> y`` in inference mode, ``batch_size`` examples at a time.
 
     The data is padded to whole batches and the padding sliced off, so every example is predicted
-    and the program compiles once per data-set size.
+    and the program compiles once per data-set size. ``finish`` (e.g. probabilities from logits,
+    :mod:`jaxnet.outputs`) is applied to the outputs in the same program.
     """
+    check_int("predict", "batch_size", batch_size, 1)
 
     def predict(params, state, x):
         n = jax.tree.leaves(x)[0].shape[0]
+        if n == 0:
+            raise DataError("x is empty: no examples to predict", ("predict",))
         size = min(batch_size, n)
         pad = (-n) % size
 
@@ -36,26 +51,56 @@ def make_predict(model: Layer, batch_size: int = 256) -> Callable:
         outputs = jax.lax.map(
             lambda xb: model.apply(params, state, xb, train=False)[0], jax.tree.map(batched, x)
         )
-        return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:])[:n], outputs)
+        outputs = jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:])[:n], outputs)
+        return outputs if finish is None else finish(outputs)
 
     return jax.jit(predict)
 
 
-def predict(model: Layer, params, state, x, *, batch_size: int = 256, steps: int | None = None):
+def predict(model: Layer | Recipe, params, state, x, *, batch_size: int = 256,
+            steps: int | None = None, output: str | None = None):  # fmt: skip
     """Model outputs for ``x`` (inference mode, batched). Compiled once per model and batch size.
 
     ``x`` may also be a :mod:`~jaxnet.train.sources` source (a memory-mapped array, a
     random-access source, or a stream of ``(x, y)`` batches with ``steps``): it is read in
-    order, a chunk at a time, and the outputs are concatenated.
+    order, a chunk at a time, and the outputs are concatenated. ``x`` is checked as ``fit``
+    checks it (:func:`~jaxnet.train.data.to_numpy`: numbers, not empty, finite).
+
+    ``model`` may be a :class:`~jaxnet.recipes.Recipe`: then ``output`` picks ``"probabilities"``
+    (a classifier's default), ``"classes"`` or ``"logits"`` (:mod:`jaxnet.outputs`).
     """
+    model, finish = resolve(model, output)
+    check_arguments("predict", model=model, batch_size=batch_size, steps_per_epoch=steps)
     cache = _COMPILED.setdefault(model.apply, {})
-    if batch_size not in cache:
-        cache[batch_size] = make_predict(model, batch_size)
+    if (batch_size, finish) not in cache:
+        cache[batch_size, finish] = make_predict(model, batch_size, finish)
+    compiled = cache[batch_size, finish]
     source = inputs_source(x, steps)
     if source is None:
-        return cache[batch_size](params, state, x)
-    chunks = [cache[batch_size](params, state, xs) for xs, _ in read_in_order(source, batch_size)]
+        x = to_numpy(x, "x")
+        check_model_params("predict", model, params, state, x)
+        return compiled(params, state, x)
+    chunks = []
+    for xs, _ in read_in_order(source, batch_size):
+        if not chunks:
+            check_model_params("predict", model, params, state, xs)
+        chunks.append(compiled(params, state, xs))
     return jax.tree.map(lambda *a: jnp.concatenate(a), *chunks)
+
+
+_CHECKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def check_model_params(owner: str, model: Layer, params, state, x) -> None:
+    """:func:`~jaxnet.train.data.check_params` for inputs like ``x``, once per model and
+    signature of ``(params, state, x)``."""
+    input_shape = jax.tree.map(lambda a: tuple(a.shape[1:]), x)
+    leaves, treedef = jax.tree.flatten((params, state))
+    signature = (str(treedef), tuple(jnp.shape(a) for a in leaves), repr(input_shape))
+    seen = _CHECKED.setdefault(model.apply, set())
+    if signature not in seen:
+        check_params(owner, model, params, state, x)
+        seen.add(signature)
 
 
 def make_score(loss_fn: Callable, metrics=None):
@@ -97,29 +142,48 @@ def evaluate(
     """Loss and metrics of ``model`` on ``(x, y)`` as a dict of Python floats.
 
     ``x``/``y`` may also be a :mod:`~jaxnet.train.sources` source (see :func:`predict`): the
-    predictions and targets are collected chunk by chunk, then scored at once.
+    predictions and targets are collected chunk by chunk, then scored at once. The data and
+    targets are checked as ``fit`` checks them (:func:`~jaxnet.train.data.match_targets` with
+    the kind of targets ``loss_fn`` takes): a label out of range is an error, not a NaN loss.
     """
+    check_arguments("evaluate", model=model, loss_fn=loss_fn, metrics=metrics,
+                    batch_size=batch_size, steps_per_epoch=steps)  # fmt: skip
+    if as_source(x, y, steps, "evaluate") is None:
+        x, y = to_numpy(x, "x"), to_numpy(y, "y")
+        num_examples(x, y)
+        check_model_params("evaluate", model, params, state, x)
+        y = match_targets(y, output_shape(model, params, state, x), "y", target_kind(loss_fn))
     validate = make_validate(model, loss_fn, metrics, (x, y), batch_size, steps)
     return {name: float(value) for name, value in validate(params, state).items()}
 
 
 def make_validate(model: Layer, loss_fn: Callable, metrics, data, batch_size: int = 256,
-                  steps: int | None = None):  # fmt: skip
+                  steps: int | None = None, sharding=None, many: bool = False):  # fmt: skip
     """``validate(params, state) -> logs`` on fixed ``data``: an ``(x, y)`` pair of arrays, or a
     :mod:`~jaxnet.train.sources` source (or a pair that makes one), whose predictions are
-    collected chunk by chunk and then scored at once. Compiles once, runs every epoch."""
+    collected chunk by chunk (each placed with ``sharding``) and then scored at once. Compiles
+    once, runs every epoch. ``many``: params and state carry a leading model axis (``fit_many``).
+    """
+    from jaxnet.train.parallel import put
+
     source = data if isinstance(data, RandomAccess | Stream) else as_source(*data, steps)
     if source is None:
-        evaluate_fn = make_evaluate(model, loss_fn, metrics, batch_size)
+        evaluate_fn = make_evaluate(model, loss_fn, metrics, batch_size, many=many)
         return lambda params, state: evaluate_fn(params, state, *data)
-    predict_fn, score = make_predict(model, batch_size), jax.jit(make_score(loss_fn, metrics))
+    predict_fn, score = make_predict(model, batch_size), make_score(loss_fn, metrics)
+    if many:  # one prediction per model; predictions get a leading model axis
+        predict_fn = jax.jit(jax.vmap(predict_fn, in_axes=(0, 0, None)))
+        score = jax.vmap(score, in_axes=(0, None))
+    score, axis, kind = jax.jit(score), int(many), target_kind(loss_fn)
 
     def validate(params, state):
         predictions, targets = [], []
         for xs, ys in read_in_order(source, batch_size):
-            predictions.append(predict_fn(params, state, xs))
+            predictions.append(predict_fn(params, state, put(xs, sharding)))
             targets.append(ys)
-        predictions = jax.tree.map(lambda *a: jnp.concatenate(a), *predictions)
-        return score(predictions, match_targets(np.concatenate(targets), predictions.shape[1:]))
+        predictions = jax.tree.map(lambda *a: jnp.concatenate(a, axis=axis), *predictions)
+        out_shape = predictions.shape[axis + 1 :]
+        targets = match_targets(np.concatenate(targets), out_shape, "y", kind)
+        return score(predictions, put(targets, sharding))
 
     return validate

@@ -17,6 +17,7 @@ and so are the epoch's logs (the mean of the same per-step values).
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
 
@@ -25,8 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnet.errors import DataError
+from jaxnet.train import parallel
 from jaxnet.train import step as steps
-from jaxnet.train.data import match_targets, output_shape, place, prepare, to_numpy
+from jaxnet.train.data import Data, checked, match_targets, output_shape, place, prepare, to_numpy
 from jaxnet.train.sources import RandomAccess, Stream, as_source
 
 CHUNK_BYTES = 64 * 2**20  # default memory budget of one chunk of batches (two are alive at once)
@@ -38,19 +40,22 @@ FAST_FLOPS = {"cpu": 2e11, "gpu": 1e14, "cuda": 1e14, "rocm": 1e14, "tpu": 2e14}
 
 def make_feed(x, y, *, batch_size: int, validation_data=None, validation_split=None,
               steps_per_epoch=None, steps_per_execution=None, shuffle: bool = True,
-              owner: str = "fit"):  # fmt: skip
-    """The feed for ``x``/``y``: :class:`ArrayFeed` for arrays, :class:`ChunkFeed` for sources."""
+              owner: str = "fit", targets: str | None = None):  # fmt: skip
+    """The feed for ``x``/``y``: :class:`ArrayFeed` for arrays, :class:`ChunkFeed` for sources.
+    ``targets``: the loss's kind of targets (:func:`jaxnet.losses.target_kind`), checked by
+    :func:`~jaxnet.train.data.match_targets` in ``place`` and for every batch of a source."""
     source = as_source(x, y, steps_per_epoch, owner)
     if source is None:
         data = prepare(x, y, batch_size=batch_size, validation_data=validation_data,
                        validation_split=validation_split, owner=owner)  # fmt: skip
-        return ArrayFeed(data, batch_size, steps_per_execution, shuffle)
+        return ArrayFeed(data, batch_size, steps_per_execution, shuffle, targets)
     if validation_split:
         if not isinstance(source, RandomAccess):
             raise DataError("validation_split needs arrays or a random-access source; "
                             "pass validation_data with a stream", (owner,))  # fmt: skip
         source, validation_data = source.split(validation_split)
-    return ChunkFeed(source, batch_size, validation_data, steps_per_execution, shuffle, owner)
+    return ChunkFeed(source, batch_size, validation_data, steps_per_execution, shuffle, owner,
+                     targets)  # fmt: skip
 
 
 class Programs:
@@ -72,26 +77,37 @@ class _Feed:
 
     n_batches: int
     k: int | None  # steps per chunk; None: the whole epoch as one fused program
+    every = 1  # probe every this many steps (set by compile)
+    mesh = None  # data parallelism: the device mesh (set by place)
+    positions: collections.deque = collections.deque()  # (a stream's, see ChunkFeed)
+    position = None  # where the data stands after the last chunk that trained (a stream's)
 
     def compile(self, programs: Programs, train_state, **options) -> None:
         """Build (and where the shapes are known, compile) the programs for this data."""
         self.programs, self.every = programs, options.get("probe_every", 1)
-        self.run_chunk = jax.jit(programs.chunk(**options))
+        self.run_chunk = jax.jit(programs.chunk(mesh=self.mesh, **options))
 
-    def run_epoch(self, train_state, start=0, on_chunk=None, prior=None, run_chunk=None):
+    def run_epoch(self, train_state, start=0, on_chunk=None, prior=None, run_chunk=None,
+                  order=None):  # fmt: skip
         """``(train_state, logs, probes, probed)`` of the epoch that ``train_state`` is in, from
         its step ``start`` on (``prior``: the per-step logs of the steps before, when resuming).
         ``on_chunk(train_state, steps_done, logs)`` is called after each chunk (``logs``: a list
-        of the per-step logs of the epoch so far)."""
+        of the per-step logs of the epoch so far). ``order`` replaces the epoch's shuffled order
+        of a random-access source (``fit_many``'s order, shared by its models)."""
         run_chunk = run_chunk or self.run_chunk
-        chunks = self.chunks(train_state, start)
+        chunks = self.chunks(train_state, start, order)
         pending = next(chunks, None)
         logs = [] if prior is None else [jax.tree.map(jnp.asarray, prior)]
         probes, probed, done = [], [], start
         while pending is not None:
             train_state, chunk_logs, chunk_probes = run_chunk(train_state, *pending)
+            self.position = self.positions.popleft() if self.positions else None
             k = len(pending[-1])
             pending = next(chunks, None)  # prepare the next chunk while this one trains
+            if self.mesh is not None and jax.default_backend() == "cpu":
+                # One multi-device program in flight at a time: with more, XLA:CPU's collectives
+                # can wait on each other for ever (seen: 2 devices, 78 chunks of an epoch).
+                jax.block_until_ready(train_state)
             logs.append(chunk_logs)
             probes.append(chunk_probes)
             probed += [done + i for i in steps.probed_steps(k, self.every)]
@@ -102,11 +118,16 @@ class _Feed:
             probes = jax.tree.map(lambda *a: jnp.concatenate(a), *probes)
         return train_state, logs, probes if probed else None, probed
 
+    def restore(self, position) -> None:
+        """Continue a stream from ``position`` (``loop.data_position`` of a resumed run)."""
+        if position is not None and isinstance(getattr(self, "source", None), Stream):
+            self.source.restore(position)
+
     def probe_epoch(self, train_state, probe) -> dict:
         """``probe``'s result at every step of the epoch that starts at ``train_state``."""
         every, self.every = self.every, 1
         try:
-            program = jax.jit(self.programs.chunk(probe=probe))
+            program = jax.jit(self.programs.chunk(probe=probe, mesh=self.mesh))
             return _Feed.run_epoch(self, train_state, run_chunk=program)[2]
         finally:
             self.every = every
@@ -115,8 +136,8 @@ class _Feed:
 class ArrayFeed(_Feed):
     """Device-resident data: one program per epoch, or chunks of one for long epochs."""
 
-    def __init__(self, data, batch_size: int, steps_per_execution, shuffle: bool):
-        self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
+    def __init__(self, data, batch_size: int, steps_per_execution, shuffle: bool, targets=None):
+        self.data, self.batch_size, self.shuffle, self.targets = data, batch_size, shuffle, targets
         self.n_batches = data.n // batch_size
         self.k = steps_per_execution and min(int(steps_per_execution), self.n_batches)
 
@@ -128,15 +149,28 @@ class ArrayFeed(_Feed):
     def validation(self):
         return self.data.validation
 
-    def place(self, model, params, state, sharding=None, batch_sharding=None) -> None:
-        """Check the targets against ``model`` and move everything to the device."""
-        del batch_sharding  # the data is gathered on the device
-        self.data = place(self.data, model, params, state, sharding)
+    def place(self, model, params, state, mesh=None) -> None:
+        """Check the targets against ``model`` and move everything to the device; with a mesh,
+        split the training rows across its devices (validation data is replicated)."""
+        self.mesh = mesh
+        if mesh is None:
+            self.data = place(self.data, model, params, state, None, self.targets)
+            return
+        parallel.check_batch_size(mesh, self.batch_size)
+        data = checked(self.data, model, params, state, self.targets)
+        x, y = parallel.shard_rows((data.x, data.y), mesh)
+        validation = parallel.put(data.validation, parallel.replicated(mesh))
+        self.data = Data(x, y, validation, len(jax.tree.leaves(x)[0]))
+        devices = mesh.shape[parallel.DATA_AXIS]
+        self.n_batches = self.data.n // devices // (self.batch_size // devices)
+        if self.n_batches == 0:
+            raise DataError(f"{self.data.n} examples split over {devices} devices leave less than "
+                            f"a batch of {self.batch_size} per step", ("fit",))  # fmt: skip
 
     def compile(self, programs: Programs, train_state, **options) -> None:
         super().compile(programs, train_state, **options)
         if self.k is None:  # the fused epoch, or chunks when it would run long
-            epoch = programs.epoch(self.batch_size, self.shuffle, **options)
+            epoch = programs.epoch(self.batch_size, self.shuffle, mesh=self.mesh, **options)
             lowered = jax.jit(epoch).lower(train_state, self.data.x, self.data.y)
             self.k = auto_steps_per_execution(lowered, self.n_batches)
             if self.k is None:
@@ -150,9 +184,11 @@ class ArrayFeed(_Feed):
         train_state, logs, probes, probed = super().run_epoch(train_state, start, on_chunk, prior)
         return train_state, _epoch_means(logs), probes, probed
 
-    def chunks(self, train_state, start: int):
+    def chunks(self, train_state, start: int, order=None):
         """Arguments of each chunk program: the data and ``K`` rows of the epoch's order."""
-        rows = _rows(train_state, self.data.n, self.batch_size, self.shuffle)
+        del order  # arrays are shuffled on the device
+        shards = 1 if self.mesh is None else self.mesh.shape[parallel.DATA_AXIS]
+        rows = _rows(train_state, self.data.n, shards, self.batch_size, self.shuffle)
         k = self.k or self.n_batches
         for first in range(start, self.n_batches, k):
             yield self.data.x, self.data.y, rows[first : first + k]
@@ -161,8 +197,10 @@ class ArrayFeed(_Feed):
 class ChunkFeed(_Feed):
     """A source read in chunks of ``K`` batches, each trained by one compiled call."""
 
-    def __init__(self, source, batch_size, validation_data, steps_per_execution, shuffle, owner):
+    def __init__(self, source, batch_size, validation_data, steps_per_execution, shuffle, owner,
+                 targets=None):  # fmt: skip
         self.source, self.shuffle, self.validation = source, shuffle, validation_data
+        self.targets = targets
         if isinstance(source, Stream):
             self.n_batches = source.steps_per_epoch
             x, y = source.first()
@@ -175,50 +213,80 @@ class ChunkFeed(_Feed):
             x, y = source.take(np.arange(batch_size))
         self.sample = (to_numpy(x, "x"), to_numpy(y, "y"))
         self.k = steps_per_execution and min(int(steps_per_execution), self.n_batches)
-        self.out_shape = self.signature = self.sharding = None
+        self.out_shape = self.signature = self.mesh = self.ahead = None
+        self.positions = collections.deque()  # a stream's position after each chunk read
 
     @property
     def input_shape(self):
         return jax.tree.map(lambda a: a.shape[1:], self.sample[0])
 
-    def place(self, model, params, state, sharding=None, batch_sharding=None) -> None:
-        """Remember the model's output shape (to check each batch's targets) and where chunks go;
-        array validation data is checked and moved to the device now."""
-        del batch_sharding  # chunks are replicated like in-memory data; each step's batch is split
-        self.out_shape = output_shape(model, params, state, self.sample[0])
-        self.sharding = sharding
+    def place(self, model, params, state, mesh=None) -> None:
+        """Remember the model's output shape (to check each batch's targets) and where chunks
+        go; array validation data is checked and moved to the device now. With a mesh, each
+        process reads only its own devices' part of every batch (a stream yields exactly that
+        part in each process)."""
+        self.mesh, self.out_shape = mesh, output_shape(model, params, state, self.sample[0])
+        self.local = [0] if mesh is None else parallel.local_positions(mesh)
+        devices = 1 if mesh is None else mesh.shape[parallel.DATA_AXIS]
+        if isinstance(self.source, Stream):  # a stream yields this process's rows of a batch
+            self.batch_size = self.batch_size * devices // len(self.local)
+        if mesh is not None:
+            parallel.check_batch_size(mesh, self.batch_size)
+        self.b = self.batch_size // devices  # rows of a batch per device
         validation = self.validation
         if isinstance(validation, tuple) and as_source(*validation) is None:
-            data = place(prepare(*validation, batch_size=1), model, params, state, sharding)
+            sharding = None if mesh is None else parallel.replicated(mesh)
+            data = prepare(*validation, batch_size=1)
+            data = place(data, model, params, state, sharding, self.targets)
             self.validation = (data.x, data.y)
 
-    def run_epoch(self, train_state, start=0, on_chunk=None, prior=None, run_chunk=None):
-        train_state, logs, probes, probed = super().run_epoch(train_state, start, on_chunk, prior)
+    def run_epoch(self, train_state, start=0, on_chunk=None, prior=None, run_chunk=None,
+                  order=None):  # fmt: skip
+        train_state, logs, probes, probed = super().run_epoch(
+            train_state, start, on_chunk, prior, run_chunk, order
+        )
         return train_state, _epoch_means(logs), probes, probed
 
     # -- reading ---------------------------------------------------------------------------------
-    def chunks(self, train_state, start: int):
+    def chunks(self, train_state, start: int, order=None):
         """Arguments of each chunk program: ``K`` batches read from the source and put on the
-        device, with the rows that cut them into batches."""
-        chunk = []
-        for batch in self._batches(train_state, start):
+        device, with the rows that cut them into batches. While the epoch's last chunk trains,
+        the first chunk of the next epoch of a random-access source is read already."""
+        first_step = _step(train_state) - start
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None and ahead[0] == (first_step, start) and order is None:
+            yield ahead[1]
+            yield from ahead[2]
+        else:
+            yield from self._read(train_state, start, order)
+        if isinstance(self.source, RandomAccess) and order is None:
+            following = first_step + self.n_batches
+            rest = self._read(train_state._replace(step=jnp.asarray(following, jnp.int32)), 0)
+            self.ahead = ((following, 0), next(rest), rest)
+
+    def _read(self, train_state, start: int, order=None):
+        """The epoch's chunks from its step ``start`` on, checked and put on the device (a
+        stream's position after each chunk is queued for :attr:`position`)."""
+        chunk, steps = [], []
+        for step, batch in self._batches(train_state, start, order):
             chunk.append(batch)
+            steps.append(step)
             if self.k is None:
                 self.k = max(1, min(self.n_batches, CHUNK_BYTES // _nbytes(batch)))
             if len(chunk) == self.k:
-                yield self._put(chunk)
-                chunk = []
+                yield self._emit(chunk, steps)
+                chunk, steps = [], []
         if chunk:
-            yield self._put(chunk)
+            yield self._emit(chunk, steps)
 
-    def _put(self, chunk):
-        x, y = jax.tree.map(lambda *a: np.concatenate(a), *chunk)
-        rows = np.arange(len(chunk) * self.batch_size).reshape(len(chunk), self.batch_size)
-        return (*jax.device_put((x, y), self.sharding), rows)
+    def _emit(self, chunk, steps):
+        if isinstance(self.source, Stream):
+            self.positions.append(self.source.state())
+        return self._put(self._checked(chunk, steps))
 
-    def _batches(self, train_state, start: int):
-        """The epoch's checked batches from its step ``start`` on, as NumPy ``(x, y)`` pairs."""
-        first_step = int(train_state.step) - start
+    def _batches(self, train_state, start: int, order=None):
+        """``(step, (x, y))`` of the epoch's batches from its step ``start`` on, as read."""
+        first_step = _step(train_state) - start
         if isinstance(self.source, Stream):
             iterator = self.source.epoch()
             for i in range(start, self.n_batches):
@@ -227,19 +295,20 @@ class ChunkFeed(_Feed):
                     raise DataError(f"the stream ended after {i} of steps_per_epoch="
                                     f"{self.n_batches} batches (step {first_step + i})",
                                     ("data",))  # fmt: skip
-                yield self._checked(*batch, first_step + i)
+                yield first_step + i, self._same_shapes(batch, first_step + i)
             return
-        order = np.asarray(_order(train_state, len(self.source), self.batch_size, self.shuffle))
+        if order is None:
+            order = _order(train_state, len(self.source), self.batch_size, self.shuffle)
+        order = np.asarray(order)
+        columns = np.concatenate([np.arange(p * self.b, (p + 1) * self.b) for p in self.local])
         for i in range(start, self.n_batches):
-            indices = order[i * self.batch_size : (i + 1) * self.batch_size]
-            yield self._checked(*self.source.take(indices), first_step + i)
+            indices = order[i * self.batch_size : (i + 1) * self.batch_size][columns]
+            batch = self._same_shapes(self.source.take(indices), first_step + i)
+            yield first_step + i, batch
 
-    def _checked(self, x, y, step: int):
-        """One batch as NumPy, checked like in-memory data and against the first batch."""
-        try:
-            x, y = to_numpy(x, "x"), match_targets(to_numpy(y, "y"), self.out_shape)
-        except DataError as error:
-            raise DataError(f"the batch of step {step}: {error.detail}", ("data",)) from None
+    def _same_shapes(self, batch, step: int):
+        """``batch`` as NumPy ``(x, y)``, refused unless shaped like the first batch."""
+        x, y = jax.tree.map(np.asarray, tuple(batch))
         signature = jax.tree.map(lambda a: (a.shape, a.dtype.name), (x, y))
         if self.signature is None:
             self.signature = signature
@@ -251,6 +320,45 @@ class ChunkFeed(_Feed):
                 ("data",),
             )
         return x, y
+
+    def _checked(self, chunk, steps):
+        """The chunk's batches joined and checked like in-memory data at once; a problem names
+        the step of the first batch that has it."""
+
+        def check(x, y):
+            x = to_numpy(x, "x")
+            return x, match_targets(to_numpy(y, "y"), self.out_shape, "y", self.targets)
+
+        try:
+            return check(*jax.tree.map(lambda *a: np.concatenate(a), *chunk))
+        except DataError:
+            for step, batch in zip(steps, chunk, strict=True):
+                try:
+                    check(*batch)
+                except DataError as error:
+                    detail = f"the batch of step {step}: {error.detail}"
+                    raise DataError(detail, ("data",)) from None
+            raise
+
+    def _put(self, chunk):
+        """``K`` checked batches (this process's rows of each, joined) as device data: each
+        device's rows of all ``K`` steps one after another, and the rows each step gathers."""
+        rows_per_batch = len(self.local) * self.b  # this process's rows of every batch
+        k, b = len(jax.tree.leaves(chunk)[0]) // rows_per_batch, self.b
+
+        def block(j):  # device j's rows of every batch of the chunk, one batch after another
+            return jax.tree.map(
+                lambda a: a.reshape(k, rows_per_batch, *a.shape[1:])[:, j * b : (j + 1) * b]
+                .reshape(k * b, *a.shape[1:]), chunk
+            )  # fmt: skip
+
+        rows = np.arange(k * b).reshape(k, b)
+        if self.mesh is None:
+            return (*jax.device_put(chunk), rows)
+        blocks = [block(j) for j in range(len(self.local))]
+        devices = self.mesh.shape[parallel.DATA_AXIS]
+        rows = parallel.put(np.tile(rows, (1, devices)), parallel.replicated(self.mesh))
+        return (*parallel.from_local_blocks(blocks, self.mesh), rows)
 
 
 def auto_steps_per_execution(lowered, n_batches: int) -> int | None:
@@ -273,6 +381,11 @@ def auto_steps_per_execution(lowered, n_batches: int) -> int | None:
     return k if k < n_batches else None
 
 
+def _step(train_state) -> int:
+    """The step count (the same for every model of ``fit_many``'s stacked train states)."""
+    return int(np.ravel(np.asarray(train_state.step))[0])
+
+
 def _nbytes(batch) -> int:
     return max(1, sum(a.nbytes for a in jax.tree.leaves(batch)))
 
@@ -282,9 +395,9 @@ def _order(train_state, n: int, batch_size: int, shuffle: bool):
     return steps.epoch_order(train_state, n, batch_size, shuffle)
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3))
-def _rows(train_state, n: int, batch_size: int, shuffle: bool):
-    return steps.epoch_rows(steps.epoch_order(train_state, n, batch_size, shuffle), batch_size)
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def _rows(train_state, n: int, shards: int, batch_size: int, shuffle: bool):
+    return steps.sharded_epoch_rows(train_state, n, shards, batch_size, shuffle)
 
 
 def _epoch_means(logs):

@@ -11,15 +11,18 @@ import numpy as np
 
 from jaxnet.compilation import run_once
 from jaxnet.core import Layer
-from jaxnet.errors import ConfigError, check_range
+from jaxnet.errors import ConfigError
+from jaxnet.losses import target_kind
 from jaxnet.train import parallel
 from jaxnet.train.averaging import ema_callbacks, evaluating, wrap_optimizer
 from jaxnet.train.callbacks import Loop, call
 from jaxnet.train.checkpointing import Checkpoint
+from jaxnet.train.data import check_arguments, check_params
 from jaxnet.train.evaluate import make_validate
 from jaxnet.train.feed import Programs, make_feed
 from jaxnet.train.guard import guard_accepts
 from jaxnet.train.logging import default_progress
+from jaxnet.train.run_config import run_config
 from jaxnet.train.step import TrainState, create_train_state, named_metrics
 
 
@@ -82,7 +85,7 @@ def fit(
     steps_per_execution: int | None = None,
     checkpoint_dir=None,
     keep: int = 3,
-    resume: bool = False,
+    resume: bool | str = False,
     compute_dtype=None,
     mesh=None,
     ema: float | None = None,
@@ -99,8 +102,11 @@ def fit(
       model: a :class:`~jaxnet.core.Layer` (e.g. from :func:`~jaxnet.serial` or a recipe).
       loss_fn: ``loss(predictions, targets) -> scalar``.
       optimizer: any optax-protocol ``GradientTransformation`` (``jaxnet.optim`` or ``optax``).
-      x, y: arrays (or pytrees of arrays) with examples on the leading axis. Integer class labels
-        are checked against the model's number of outputs before training starts. Also a data
+      x, y: arrays (or pytrees of arrays) with examples on the leading axis; lists, tuples and
+        pandas objects are converted once. Before training starts the targets are checked
+        against the model's outputs and the kind of targets ``loss_fn`` takes
+        (:func:`jaxnet.losses.target_kind`: 0/1 for binary cross-entropy, labels in range for
+        sparse cross-entropy, ...; :func:`~jaxnet.train.data.match_targets`). Also a data
         source (:mod:`jaxnet.train.sources`): memory-mapped arrays, ``x=source, y=None`` for a
         random-access source, or ``x=iterable, y=None`` for a stream of ``(x, y)`` batches
         with ``steps_per_epoch``; a source is read in chunks of ``steps_per_execution`` batches
@@ -117,10 +123,13 @@ def fit(
       penalty: ``penalty(params) -> scalar`` added to the loss (weight regularization).
       checkpoint_dir, keep, resume: shorthand for a
         :class:`~jaxnet.train.checkpointing.Checkpoint` callback ``Checkpoint(checkpoint_dir, keep,
-        resume)``, which saves after every epoch and resumes bit-identically.
+        resume)``, which saves after every epoch and resumes bit-identically; resuming refuses a
+        run that differs from the checkpoint's (``resume="force"`` continues anyway).
       compute_dtype: ``jnp.bfloat16`` for mixed precision (float32 master weights and loss).
       mesh: a ``jax.sharding.Mesh`` from :func:`~jaxnet.train.parallel.data_parallel_mesh`: each
-        batch is split across its devices, params replicated (data parallelism).
+        batch is split across its devices, params replicated (data parallelism); in-memory data
+        is split by rows across the devices, a source is read by each process for its own
+        devices. The mesh may span several processes (:mod:`jaxnet.train.parallel`).
       ema: keep an exponential moving average of the weights with this decay (e.g. ``0.999``):
         validation scores the average, checkpoints hold it (in ``opt_state``) and the returned
         state's ``params`` are the average (:mod:`jaxnet.train.averaging`).
@@ -129,29 +138,38 @@ def fit(
         batch.
 
     ``history.compile_seconds`` is the time spent compiling the epoch program, kept apart from
-    the per-epoch ``history["time"]``. An epoch with a non-finite loss or metric is not accepted
-    (:mod:`jaxnet.train.guard`): ``fit`` warns where it broke and stops with the previous state.
+    the per-epoch ``history["time"]``. An epoch with a non-finite loss, metric or train
+    state is not accepted (:mod:`jaxnet.train.guard`): ``fit`` warns where it broke and
+    stops with the (finite) state from before that epoch.
 
     >>> ts, history = fit(model, losses.sparse_categorical_cross_entropy, optax.adam(1e-3),
     ...                   x, y, epochs=20, metrics=[metrics.accuracy], validation_split=0.1)
     """
-    check_range("fit", "epochs", epochs, 0)
-    check_range("fit", "batch_size", batch_size, 1)
+    check_arguments("fit", model=model, loss_fn=loss_fn, optimizer=optimizer, epochs=epochs,
+                    batch_size=batch_size, seed=seed, metrics=metrics, callbacks=callbacks,
+                    validation_data=validation_data, validation_split=validation_split,
+                    steps_per_epoch=steps_per_epoch, steps_per_execution=steps_per_execution,
+                    penalty=penalty, verbose=verbose, shuffle=shuffle, keep=keep, mesh=mesh,
+                    checkpoint_dir=checkpoint_dir, compute_dtype=compute_dtype,
+                    train_state=train_state)  # fmt: skip
     optimizer = wrap_optimizer(optimizer, ema=ema, accumulate=accumulate)
     feed = make_feed(x, y, batch_size=batch_size, validation_data=validation_data,
                      validation_split=validation_split, steps_per_epoch=steps_per_epoch,
-                     steps_per_execution=steps_per_execution, shuffle=shuffle)  # fmt: skip
+                     steps_per_execution=steps_per_execution, shuffle=shuffle,
+                     targets=target_kind(loss_fn))  # fmt: skip
     if train_state is None:  # one program, compiled for speed of compiling: it runs once
         init = functools.partial(create_train_state, model, optimizer, feed.input_shape)
         train_state = run_once(init, as_key(seed))
+    else:  # given: it must be this model's, for these inputs
+        check_params("fit", model, train_state.params, train_state.state, feed.input_shape)
     placement = None if mesh is None else parallel.replicated(mesh)
-    batch_sharding = None if mesh is None else parallel.batch_sharded(mesh)
-    feed.place(model, train_state.params, train_state.state, placement, batch_sharding)
+    feed.place(model, train_state.params, train_state.state, mesh)
     programs = Programs(model, loss_fn, optimizer, metrics, penalty=penalty,
-                        compute_dtype=compute_dtype, batch_sharding=batch_sharding)  # fmt: skip
+                        compute_dtype=compute_dtype)  # fmt: skip
     validate = None
     if feed.validation is not None:
-        validate = evaluating(make_validate(model, loss_fn, metrics, feed.validation), ema)
+        validate = make_validate(model, loss_fn, metrics, feed.validation, sharding=placement)
+        validate = evaluating(validate, ema)
     if any(hasattr(callback, "on_probe") for callback in callbacks):
         raise ConfigError("a probe goes in fit(monitor=...), not in callbacks", ("fit",))
     callbacks = [
@@ -159,11 +177,16 @@ def fit(
         *([] if monitor is None else [monitor]),
         *callbacks,
         *ema_callbacks(ema),
-        *default_progress(epochs, verbose),
+        *default_progress(epochs, verbose if parallel.is_main_process() else 0),
     ]
     loop = Loop(train_state, epochs, History(), feed.n_batches, feed.batch_size)
+    loop.run_config = functools.partial(run_config, model, loss_fn, train_state, x, y,
+        batch_size=batch_size, seed=seed, metrics=metrics, penalty=penalty, shuffle=shuffle,
+        validation=(validation_data, validation_split), compute_dtype=compute_dtype,
+        steps=steps_per_epoch)  # fmt: skip
     call(callbacks, "on_train_begin", loop)
-    loop.train_state = jax.device_put(loop.train_state, placement)
+    loop.train_state = parallel.put(loop.train_state, placement)
+    feed.restore(loop.data_position)
     if loop.initial_epoch < epochs:
         start = time.perf_counter()
         probe = {} if monitor is None else {"probe": monitor.probe, "probe_every": monitor.every}
@@ -175,7 +198,7 @@ def fit(
     for epoch in range(loop.initial_epoch, epochs):
         start = time.perf_counter()
         first_step, prior = loop.resume_point(epoch)
-        on_chunk = chunk_hooks and functools.partial(chunk_end, chunk_hooks, epoch, loop)
+        on_chunk = chunk_hooks and functools.partial(chunk_end, chunk_hooks, epoch, loop, feed)
         new_state, logs, probes, probed = feed.run_epoch(
             loop.train_state, first_step, on_chunk or None, prior
         )
@@ -184,9 +207,9 @@ def fit(
         if monitor is not None:
             steps = int(loop.train_state.step) - first_step + np.array(probed, int)
             monitor.on_probe(epoch, steps, jax.device_get(probes))
-        if not guard_accepts(epoch, logs, loop.train_state, feed):
+        if not guard_accepts(epoch, logs, loop.train_state, new_state, feed):
             break
-        loop.train_state = new_state
+        loop.train_state, loop.data_position = new_state, feed.position
         if validate is not None:
             val_logs = jax.device_get(validate(new_state))
             logs |= {f"val_{name}": float(val_logs[name]) for name in log_names}
@@ -199,12 +222,14 @@ def fit(
     return loop.train_state, loop.history
 
 
-def chunk_end(callbacks, epoch: int, loop: Loop, train_state, steps_done: int, step_logs):
-    """Call ``on_chunk_end`` of ``callbacks`` after a chunk of ``epoch``."""
+def chunk_end(callbacks, epoch: int, loop: Loop, feed, train_state, steps_done: int, step_logs):
+    """Call ``on_chunk_end`` of ``callbacks`` after a chunk of ``epoch`` (``loop.data_position``:
+    where a stream stands after it)."""
+    loop.data_position = feed.position
     call(callbacks, "on_chunk_end", epoch, steps_done, train_state, step_logs, loop)
 
 
-def checkpoint_callbacks(checkpoint_dir, keep: int, resume: bool) -> list:
+def checkpoint_callbacks(checkpoint_dir, keep: int, resume: bool | str) -> list:
     """``[Checkpoint(checkpoint_dir, keep, resume)]``, or ``[]`` without a directory."""
     if checkpoint_dir is None:
         if resume:

@@ -14,11 +14,14 @@ import numpy as np
 from jaxnet.compilation import run_once_options
 from jaxnet.core import Layer
 from jaxnet.errors import ConfigError, check_range
+from jaxnet.losses import target_kind
 from jaxnet.metrics import check_mode, direction
 from jaxnet.train import parallel
-from jaxnet.train.data import place, prepare
-from jaxnet.train.evaluate import make_evaluate
-from jaxnet.train.step import TrainState, create_train_state, make_epoch
+from jaxnet.train.data import check_arguments, place, prepare
+from jaxnet.train.evaluate import make_validate
+from jaxnet.train.feed import make_feed
+from jaxnet.train.sources import as_source
+from jaxnet.train.step import TrainState, create_train_state, make_chunk, make_epoch
 
 
 class ManyResult(NamedTuple):
@@ -67,9 +70,11 @@ def fit_many(
     validation_split: float | None = None,
     select: str | None = None,
     mode: str = "auto",
-    data_seed: int = 0,
+    data_seed: int | None = 0,
     penalty: Callable | None = None,
     mesh=None,
+    steps_per_epoch: int | None = None,
+    steps_per_execution: int | None = None,
     verbose: int = 1,
 ) -> ManyResult:
     """Train ``len(seeds) * prod(len(v) for v in grid.values())`` models at once.
@@ -77,14 +82,24 @@ def fit_many(
     ``optimizer`` is a ``GradientTransformation`` shared by all models, or — with a ``grid`` — a
     factory ``optimizer(**cell)`` receiving each cell's hyper-parameters as **arrays**, so one
     compiled program serves every value (``lambda learning_rate: optim.adam(learning_rate)``).
-    Each model's seed decides its initialisation and its layer randomness (dropout); all models
-    see the same batches in the same order (from ``data_seed``), which lets XLA run the first
-    layer of every model as one wide matrix product.
+    Each model's seed decides its initialisation and its layer randomness (dropout), exactly as
+    ``fit(seed=...)``'s does. By default all models see the same batches in the same order (from
+    ``data_seed``), which lets XLA run the first layer of every model as one wide matrix product.
+    With ``data_seed=None`` each model shuffles the data as ``fit`` does with its seed, so every
+    model is reproducible on its own: model ``m`` is ``fit(model, loss_fn, optimizer(**cell_m),
+    x, y, seed=configs[m]["seed"], epochs=, batch_size=, metrics=, validation_data= or
+    validation_split=, penalty=)`` — the same arguments — up to float rounding (a test checks
+    1e-6); the first layers then run as a batch of matrix products, a little slower.
 
     With ``mesh`` (a 1-D ``jax.sharding.Mesh``, e.g. :func:`~jaxnet.train.parallel.models_mesh`)
     the models are split across its devices, each device training its share (the number of
     models must be a multiple of the number of devices); the data is replicated. On a CPU,
     ``XLA_FLAGS=--xla_force_host_platform_device_count=2`` makes one device per core.
+
+    ``x``/``y`` may also be a data source (:mod:`jaxnet.train.sources`: memory-mapped arrays, a
+    random-access source, a stream with ``steps_per_epoch``): it is read once per epoch in
+    chunks of ``steps_per_execution`` batches, in ``data_seed``'s order, and every model trains
+    on each chunk (the chunk program compiles during the first epoch).
 
     ``select`` names the logged metric that picks ``best`` (default ``"val_loss"`` when there is
     validation data, else ``"loss"``), minimised or maximised per ``mode`` (``"auto"``: by its
@@ -96,6 +111,12 @@ def fit_many(
     >>> result.configs[result.best]
     {'learning_rate': 0.003, 'seed': 2}
     """
+    check_arguments("fit_many", model=model, loss_fn=loss_fn, epochs=epochs, batch_size=batch_size,
+                    seeds=seeds, grid=grid, data_seed=data_seed, metrics=metrics,
+                    validation_data=validation_data, validation_split=validation_split,
+                    penalty=penalty, steps_per_epoch=steps_per_epoch,
+                    steps_per_execution=steps_per_execution,
+                    **({} if grid else {"optimizer": optimizer}))  # fmt: skip
     check_range("fit_many", "epochs", epochs, 1)
     if mode != "auto":
         check_mode(mode, "fit_many")
@@ -116,50 +137,64 @@ def fit_many(
             ("fit_many",),
         )
     make_optimizer = (lambda **cell: optimizer) if not grid else optimizer
+    for config in configs if grid else ():  # concrete values, checked (in the program: traced)
+        cell = {name: config[name] for name in grid}
+        try:
+            make_optimizer(**cell)
+        except TypeError as error:
+            raise ConfigError(f"optimizer(**{cell}) failed: {error}", ("fit_many",)) from None
     hparams = {name: jnp.asarray([c[name] for c in configs], jnp.float32) for name in grid or {}}
     keys = jax.vmap(jax.random.key)(jnp.asarray([c["seed"] for c in configs], jnp.uint32))
 
-    data = prepare(x, y, batch_size=batch_size, validation_data=validation_data,
-                   validation_split=validation_split, owner="fit_many")  # fmt: skip
-    n = data.n
+    source = as_source(x, y, steps_per_epoch, "fit_many")
+    if source is None:
+        data = prepare(x, y, batch_size=batch_size, validation_data=validation_data,
+                       validation_split=validation_split, owner="fit_many")  # fmt: skip
+        input_shape = data.input_shape
+    else:
+        if data_seed is None or mesh is not None:
+            raise ConfigError("a data source is read once for all the models: it needs a shared "
+                              "data_seed and no mesh", ("fit_many",))  # fmt: skip
+        feed = make_feed(x, y, batch_size=batch_size, validation_data=validation_data,
+                         validation_split=validation_split, steps_per_epoch=steps_per_epoch,
+                         steps_per_execution=steps_per_execution, owner="fit_many",
+                         targets=target_kind(loss_fn))  # fmt: skip
+        input_shape = feed.input_shape
 
     def init_one(key, hp):
-        return create_train_state(model, make_optimizer(**hp), data.input_shape, key)
-
-    def epoch_one(ts, hp, x, y, order):
-        epoch = make_epoch(
-            model, loss_fn, make_optimizer(**hp), batch_size, metrics, penalty=penalty
-        )
-        return epoch(ts, x, y, order)[:2]
+        return create_train_state(model, make_optimizer(**hp), input_shape, key)
 
     init_all = jax.jit(jax.vmap(init_one)).lower(keys, hparams)
     train_state = init_all.compile(compiler_options=run_once_options())(keys, hparams)
     one_params, one_state = model_slice((train_state.params, train_state.state), 0)
-    data = place(data, model, one_params, one_state,
-                 None if mesh is None else parallel.replicated(mesh))  # fmt: skip
-    if mesh is not None:
-        train_state, hparams = jax.device_put((train_state, hparams), parallel.model_sharded(mesh))
-    data_key = jax.random.key(data_seed)
-
-    @jax.jit
-    def train_epoch(ts, hp, x, y, epoch_index):
-        order = jax.random.permutation(jax.random.fold_in(data_key, epoch_index), n)
-        return jax.vmap(epoch_one, in_axes=(0, 0, None, None, None))(ts, hp, x, y, order)
-
+    data_key = None if data_seed is None else jax.random.key(data_seed)
     start = time.perf_counter()
-    compiled = train_epoch.lower(train_state, hparams, data.x, data.y, jnp.int32(0)).compile()
+    if source is None:
+        placement = None if mesh is None else parallel.replicated(mesh)
+        data = place(data, model, one_params, one_state, placement, target_kind(loss_fn))
+        if mesh is not None:
+            placed = jax.device_put((train_state, hparams), parallel.model_sharded(mesh))
+            train_state, hparams = placed
+        run_epoch = _array_epochs(model, loss_fn, make_optimizer, batch_size, metrics, penalty,
+                                  data, data_key, train_state, hparams)  # fmt: skip
+        validation = data.validation
+    else:
+        feed.place(model, one_params, one_state)
+        run_epoch = _source_epochs(model, loss_fn, make_optimizer, metrics, penalty, feed,
+                                   data_key, hparams)  # fmt: skip
+        validation = feed.validation
     compile_seconds = time.perf_counter() - start
     evaluate = None
-    if data.validation is not None:
-        evaluate = make_evaluate(model, loss_fn, metrics, many=True)
+    if validation is not None:
+        evaluate = make_validate(model, loss_fn, metrics, validation, many=True)
 
     history: dict[str, list[np.ndarray]] = {}
     epoch_seconds = []
     for epoch in range(epochs):
         start = time.perf_counter()
-        train_state, logs = compiled(train_state, hparams, data.x, data.y, jnp.int32(epoch))
+        train_state, logs = run_epoch(train_state, epoch)
         if evaluate is not None:
-            val_logs = evaluate(train_state.params, train_state.state, *data.validation)
+            val_logs = evaluate(train_state.params, train_state.state)
             logs = logs | {f"val_{k}": v for k, v in val_logs.items()}
         for name, value in logs.items():
             history.setdefault(name, []).append(np.asarray(value))
@@ -187,3 +222,53 @@ def fit_many(
     return ManyResult(
         train_state, history_arrays, configs, best, compile_seconds, tuple(epoch_seconds)
     )
+
+
+def _array_epochs(model, loss_fn, make_optimizer, batch_size, metrics, penalty, data, data_key,
+                  train_state, hparams):  # fmt: skip
+    """``run_epoch(train_state, epoch) -> (train_state, logs)`` for device-resident ``data``:
+    every model's epoch in one compiled, ``vmap``ped program."""
+    n = data.n
+
+    def epoch_one(ts, hp, x, y, order):
+        epoch = make_epoch(model, loss_fn, make_optimizer(**hp), batch_size, metrics,
+                           penalty=penalty)  # fmt: skip
+        return epoch(ts, x, y, order)[:2]
+
+    @jax.jit
+    def train_epoch(ts, hp, x, y, epoch_index):
+        order = None  # each model's own, from its train state, as in fit
+        if data_key is not None:
+            order = jax.random.permutation(jax.random.fold_in(data_key, epoch_index), n)
+        return jax.vmap(epoch_one, in_axes=(0, 0, None, None, None))(ts, hp, x, y, order)
+
+    compiled = train_epoch.lower(train_state, hparams, data.x, data.y, jnp.int32(0)).compile()
+
+    def run_epoch(ts, epoch):
+        return compiled(ts, hparams, data.x, data.y, jnp.int32(epoch))
+
+    return run_epoch
+
+
+def _source_epochs(model, loss_fn, make_optimizer, metrics, penalty, feed, data_key, hparams):
+    """``run_epoch(train_state, epoch) -> (train_state, logs)`` for a data source: its chunks are
+    read once, in the order ``data_key`` gives, and every model trains on each (``vmap``)."""
+
+    def chunk_one(ts, hp, x, y, rows):
+        chunk = make_chunk(model, loss_fn, make_optimizer(**hp), metrics, penalty=penalty)
+        return chunk(ts, x, y, rows)[:2]
+
+    @jax.jit
+    def chunk_all(ts, x, y, rows):
+        ts, logs = jax.vmap(chunk_one, in_axes=(0, 0, None, None, None))(ts, hparams, x, y, rows)
+        return ts, jax.tree.map(lambda a: a.T, logs), None  # logs (steps, models)
+
+    @jax.jit
+    def order_of(epoch_index):
+        return jax.random.permutation(jax.random.fold_in(data_key, epoch_index), len(feed.source))
+
+    def run_epoch(ts, epoch):
+        order = order_of(jnp.int32(epoch))
+        return feed.run_epoch(ts, run_chunk=chunk_all, order=order)[:2]
+
+    return run_epoch

@@ -6,9 +6,16 @@ XLA inserts the gradient all-reduce. ``fit(..., mesh=data_parallel_mesh())`` is 
 ``fit_many(..., mesh=models_mesh())`` gives each device its share of the models (no communication
 at all: every model's step is independent).
 
-On several hosts, call ``jax.distributed.initialize()`` first on every host; ``jax.devices()``
-then lists every host's devices and the same mesh spans them (each host must feed the same data
-arrays, which ``fit``'s in-memory data sets do).
+Data parallelism splits the data too: in-memory arrays are split by rows across the devices
+(each device shuffles and gathers its share of every batch from its own rows), and a data source
+is read by each process only for its own devices' part of every batch.
+
+Several processes (several hosts, or several processes on one machine) run the same program:
+every process calls :func:`initialize` (``jax.distributed.initialize``) and then ``fit`` with the
+same arguments; ``jax.devices()`` lists every process's devices and the mesh spans them. Each
+process places only its own shards, only process 0 prints progress and writes checkpoints, and
+every process returns the same (replicated) train state. ``python -m jaxnet.launch`` starts such
+processes on one machine.
 
 To try it on a CPU: ``XLA_FLAGS=--xla_force_host_platform_device_count=4 python ...``.
 """
@@ -60,3 +67,79 @@ def check_batch_size(mesh: Mesh, batch_size: int) -> None:
             f"batch_size={batch_size} must be a multiple of the {devices} devices of the mesh",
             ("fit",),
         )
+
+
+def put(tree, sharding=None):
+    """``jax.device_put(tree, sharding)`` that also works when ``sharding`` spans several
+    processes: every process passes the same whole arrays and places its own shards.
+
+    PRNG key leaves keep their implementation. ``sharding=None``: the default device.
+    """
+    if sharding is None or sharding.is_fully_addressable:
+        return jax.device_put(tree, sharding)
+
+    def one(leaf):
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            impl = jax.random.key_impl(leaf)
+            return jax.random.wrap_key_data(one(jax.random.key_data(leaf)), impl=impl)
+        array = np.asarray(leaf)
+        return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
+
+    return jax.tree.map(one, tree)
+
+
+def shard_rows(tree, mesh: Mesh):
+    """Every leaf split by rows across the mesh's ``"data"`` axis (each device holds ``n // d``
+    consecutive rows; the last ``n % d`` rows, fewer than the devices, are left out)."""
+    devices = mesh.shape[DATA_AXIS]
+    n = jax.tree.leaves(tree)[0].shape[0] // devices * devices
+    sharding = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+    return put(jax.tree.map(lambda a: np.asarray(a)[:n], tree), sharding)
+
+
+def local_positions(mesh: Mesh) -> list[int]:
+    """Positions along the ``"data"`` axis of this process's devices, in mesh order."""
+    here = jax.process_index()
+    return [i for i, device in enumerate(mesh.devices.flat) if device.process_index == here]
+
+
+def from_local_blocks(blocks, mesh: Mesh):
+    """A global array split by rows over the ``"data"`` axis, from this process's blocks (one per
+    device of :func:`local_positions`, all the same length, in that order)."""
+    local = jax.tree.map(lambda *a: np.concatenate(a), *blocks)
+    devices = mesh.shape[DATA_AXIS]
+    sharding = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+
+    def one(a):
+        global_shape = (a.shape[0] // len(blocks) * devices, *a.shape[1:])
+        return jax.make_array_from_process_local_data(sharding, a, global_shape)
+
+    return jax.tree.map(one, local)
+
+
+def is_main_process() -> bool:
+    """Whether this is process 0, the one that prints and writes files."""
+    return jax.process_index() == 0
+
+
+COORDINATOR_ENV = "JAXNET_COORDINATOR"
+PROCESSES_ENV = "JAXNET_NUM_PROCESSES"
+PROCESS_ID_ENV = "JAXNET_PROCESS_ID"
+
+
+def initialize() -> int:
+    """Join the processes started by ``python -m jaxnet.launch`` (read from the environment:
+    ``JAXNET_COORDINATOR``, ``JAXNET_NUM_PROCESSES``, ``JAXNET_PROCESS_ID``) with
+    ``jax.distributed.initialize``; return the number of processes. Without those variables,
+    nothing happens (one process) — on a cluster call ``jax.distributed.initialize()`` yourself,
+    which reads the cluster's own environment (SLURM, Kubernetes, Cloud TPU)."""
+    import os
+
+    if COORDINATOR_ENV not in os.environ:
+        return jax.process_count()
+    jax.distributed.initialize(
+        coordinator_address=os.environ[COORDINATOR_ENV],
+        num_processes=int(os.environ[PROCESSES_ENV]),
+        process_id=int(os.environ[PROCESS_ID_ENV]),
+    )
+    return jax.process_count()

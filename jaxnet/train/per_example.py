@@ -17,22 +17,30 @@ def per_example_gradients(
     have a leading example axis ``(n, *leaf.shape)``.
 
     Each example runs as a batch of one (``vmap`` over examples of ``grad``), so layers that mix
-    examples (BatchNorm in training mode) see only that example. The mean over the example axis
-    equals the batch gradient of a mean-reduced loss.
+    examples (BatchNorm in training mode) see only that example. Example ``i`` runs with the key
+    ``jax.random.fold_in(key, i)``, so with ``train=True`` every example draws its own dropout
+    mask, as the examples of a batch do. For a mean-reduced loss, the mean over the example axis
+    is then exactly the gradient of the batch's loss when example ``i`` is given the mask drawn
+    from ``fold_in(key, i)`` — a batch gradient with independent per-example masks, though not
+    with the particular masks ``model.apply(params, state, x, key=key)`` would draw for the
+    whole batch at once. Without randomness (``train=False`` or no dropout) it is the batch
+    gradient, full stop.
 
     >>> g = per_example_gradients(model, losses.mse, params, state, x, y)
     >>> g["dense_0"]["w"].shape   # (n, in, out)
     """
 
-    def one(x_i, y_i):
+    def one(x_i, y_i, i):
         def loss(p):
             x_b, y_b = jax.tree.map(lambda a: a[None], (x_i, y_i))
-            predictions, _ = model.apply(p, state, x_b, key=key, train=train)
+            key_i = None if key is None else jax.random.fold_in(key, i)
+            predictions, _ = model.apply(p, state, x_b, key=key_i, train=train)
             return loss_fn(predictions, y_b)
 
         return jax.grad(loss)(params)
 
-    return jax.vmap(one)(x, y)
+    n = jax.tree.leaves(x)[0].shape[0]
+    return jax.vmap(one)(x, y, jnp.arange(n))
 
 
 def per_example_norms(grads) -> jax.Array:

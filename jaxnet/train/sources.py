@@ -86,13 +86,15 @@ class Stream:
 
     A re-iterable (a list, a Grain dataset, a PyTorch ``DataLoader``) starts afresh each epoch;
     an iterator (a generator) continues where the previous epoch stopped. :meth:`first` peeks at
-    the first batch without losing it.
+    the first batch without losing it. An iterator with ``get_state``/``set_state`` (Grain's)
+    has its position read after every chunk (:meth:`state`) and restored on resume
+    (:meth:`restore`), so a checkpoint taken in the middle of an epoch continues there.
     """
 
     def __init__(self, iterable, steps_per_epoch: int):
         self.iterable, self.steps_per_epoch = iterable, int(steps_per_epoch)
         self.once = iter(iterable) is iterable  # an iterator: one pass shared by all epochs
-        self._peeked = None
+        self._peeked = self._current = self._restore = None
 
     def first(self):
         """The first batch (kept for the first epoch of an iterator)."""
@@ -104,12 +106,26 @@ class Stream:
 
     def epoch(self):
         """An iterator over the next epoch's batches."""
-        if not self.once:
-            return iter(self.iterable)
-        peeked, self._peeked = self._peeked, None
+        self._current = iter(self.iterable)
+        peeked, self._peeked = self._peeked if self.once else None, None
+        if self._restore is not None:  # a resumed run: continue where the checkpoint was taken
+            self._current.set_state(self._restore)
+            peeked, self._restore = None, None
         if peeked is None:
-            return self.iterable
-        return itertools.chain([peeked], self.iterable)  # (closing it leaves the iterator open)
+            return self._current
+        return itertools.chain([peeked], self._current)  # (closing it leaves the iterator open)
+
+    def state(self):
+        """The position of the epoch's iterator (its ``get_state()``), or ``None``."""
+        get_state = getattr(self._current, "get_state", None)
+        return None if get_state is None else get_state()
+
+    def restore(self, state) -> None:
+        """Continue the next epoch from ``state`` (a :meth:`state` saved in a checkpoint)."""
+        if state is not None and not hasattr(iter(self.iterable), "set_state"):
+            raise DataError("the checkpoint holds a stream position but this stream's iterator "
+                            "has no set_state", ("data",))  # fmt: skip
+        self._restore = state
 
 
 def _is_array_data(value) -> bool:

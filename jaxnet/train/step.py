@@ -231,8 +231,8 @@ def make_steps(
 
 
 def epoch_means(logs):
-    """The epoch's logs: the mean over steps of each stacked per-step log."""
-    return jax.tree.map(jnp.mean, logs)
+    """The epoch's logs: the mean over steps (the leading axis) of each stacked per-step log."""
+    return jax.tree.map(lambda a: jnp.mean(a, axis=0), logs)
 
 
 def make_chunk(

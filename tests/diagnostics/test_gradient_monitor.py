@@ -119,14 +119,16 @@ def _nan_gradient_layer(threshold: float):
 
 def test_monitor_stops_on_nonfinite_gradients_and_keeps_the_last_good_state(digits):
     x, y = digits
-    # sgd(0.1) raises c by 0.1 per step; 10 steps per epoch -> NaN gradient at step 15 (epoch 1)
+    # sgd(0.1) raises c by 0.1 per step; 10 steps per epoch -> NaN gradient at step 15 (epoch 1).
+    # apply_if_finite skips those updates, so the train state stays finite and fit's guard
+    # accepts the epoch: only the monitor sees the NaN gradients.
     model = jaxnet.serial(jaxnet.Dense(10), _nan_gradient_layer(1.45))
     stream = io.StringIO()
     monitor = GradientMonitor(model, every=1, stream=stream)
     ts, fit_history = jaxnet.fit(
         model,
         losses.sparse_categorical_cross_entropy,
-        optax.sgd(0.1),
+        optax.apply_if_finite(optax.sgd(0.1), max_consecutive_errors=1000),
         x,
         y,
         epochs=5,
@@ -142,3 +144,18 @@ def test_monitor_stops_on_nonfinite_gradients_and_keeps_the_last_good_state(digi
     kinds = [f.kind for f in monitor.findings]
     assert kinds[0] == "non_finite"
     assert "non_finite" in stream.getvalue() and "stopping after epoch 2" in stream.getvalue()
+
+
+def test_nan_reaching_the_parameters_is_refused_by_fit_before_the_monitor(digits):
+    x, y = digits
+    model = jaxnet.serial(jaxnet.Dense(10), _nan_gradient_layer(1.45))
+    monitor = GradientMonitor(model, every=1, stream=io.StringIO())
+    with pytest.warns(RuntimeWarning, match="epoch 2 made the train state non-finite"):
+        ts, fit_history = jaxnet.fit(model, losses.sparse_categorical_cross_entropy,
+                                     optax.sgd(0.1), x, y, epochs=5, batch_size=32,
+                                     monitor=monitor, verbose=0)  # fmt: skip
+    # The loss never reads c, so it stays finite; the guard sees c turn NaN and keeps the state
+    # the monitor would have kept (it never reaches its on_epoch_end).
+    assert monitor.nonfinite_step == 15 and monitor.stopped_epoch is None
+    assert fit_history.epochs == 1 and int(ts.step) == 10
+    np.testing.assert_allclose(ts.params["nan_after_1"]["c"], 1.0, rtol=1e-5)

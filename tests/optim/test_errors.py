@@ -16,7 +16,7 @@ from jaxnet.optim import accumulation, alias, schedules, transforms
 BAD_ARGUMENTS = [
     # (optimizer, keyword arguments, error path, argument (as the transform names it), interval)
     ("sgd", {"learning_rate": -0.1}, "sgd/scale_by_learning_rate", "learning_rate", "[0, inf)"),
-    ("sgd", {"learning_rate": 0.1, "momentum": 1.0}, "sgd/trace", "decay", "[0, 1)"),
+    ("sgd", {"learning_rate": 0.1, "momentum": 1.0}, "sgd/trace", "momentum", "[0, 1)"),
     ("adagrad", {"learning_rate": 0.1, "eps": -1e-7}, "adagrad/scale_by_rss", "eps", "[0, inf)"),
     (
         "adagrad",
@@ -33,7 +33,7 @@ BAD_ARGUMENTS = [
         "decay",
         "[0, 1)",
     ),
-    ("rmsprop", {"learning_rate": 0.1, "momentum": -0.5}, "rmsprop/trace", "decay", "[0, 1)"),
+    ("rmsprop", {"learning_rate": 0.1, "momentum": -0.5}, "rmsprop/trace", "momentum", "[0, 1)"),
     ("adadelta", {"rho": 1.0}, "adadelta/scale_by_adadelta", "rho", "[0, 1)"),
     (
         "adadelta",
