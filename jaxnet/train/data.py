@@ -519,6 +519,8 @@ def _check_callbacks(owner, name, value):
         if isinstance(callback, type) or not any(hasattr(callback, h) for h in HOOKS):
             expected = "a callback (an object with on_epoch_end or another hook)"
             _refuse(owner, f"{name}[{i}]", callback, expected)
+        if hasattr(callback, "on_probe"):
+            raise ConfigError("a probe goes in fit(monitor=...), not in callbacks", (owner,))
 
 
 def _check_fraction(owner, name, value):

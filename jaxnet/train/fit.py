@@ -166,19 +166,13 @@ def fit(
     feed.place(model, train_state.params, train_state.state, mesh)
     programs = Programs(model, loss_fn, optimizer, metrics, penalty=penalty,
                         compute_dtype=compute_dtype)  # fmt: skip
-    validate = None
-    if feed.validation is not None:
-        validate = make_validate(model, loss_fn, metrics, feed.validation, sharding=placement)
-        validate = evaluating(validate, ema)
-    if any(hasattr(callback, "on_probe") for callback in callbacks):
-        raise ConfigError("a probe goes in fit(monitor=...), not in callbacks", ("fit",))
+    validate = feed.validation is not None and evaluating(
+        make_validate(model, loss_fn, metrics, feed.validation, sharding=placement), ema
+    )
     callbacks = [
-        *checkpoint_callbacks(checkpoint_dir, keep, resume),
-        *([] if monitor is None else [monitor]),
-        *callbacks,
-        *ema_callbacks(ema),
-        *default_progress(epochs, verbose if parallel.is_main_process() else 0),
-    ]
+        *checkpoint_callbacks(checkpoint_dir, keep, resume), *([monitor] if monitor else []),
+        *callbacks, *ema_callbacks(ema), *default_progress(epochs, verbose),
+    ]  # fmt: skip
     loop = Loop(train_state, epochs, History(), feed.n_batches, feed.batch_size)
     loop.run_config = functools.partial(run_config, model, loss_fn, train_state, x, y,
         batch_size=batch_size, seed=seed, metrics=metrics, penalty=penalty, shuffle=shuffle,
@@ -204,13 +198,13 @@ def fit(
         )
         logs = jax.device_get(logs)  # one transfer for every log
         logs = {name: float(logs[name]) for name in log_names}
-        if monitor is not None:
-            steps = int(loop.train_state.step) - first_step + np.array(probed, int)
-            monitor.on_probe(epoch, steps, jax.device_get(probes))
+        if monitor is not None:  # the probed steps' numbers, counted from the first of the run
+            first = int(loop.train_state.step) - first_step
+            monitor.on_probe(epoch, first + np.array(probed, int), jax.device_get(probes))
         if not guard_accepts(epoch, logs, loop.train_state, new_state, feed):
             break
         loop.train_state, loop.data_position = new_state, feed.position
-        if validate is not None:
+        if validate:
             val_logs = jax.device_get(validate(new_state))
             logs |= {f"val_{name}": float(val_logs[name]) for name in log_names}
         logs["time"] = time.perf_counter() - start

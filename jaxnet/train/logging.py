@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from jaxnet.jsonable import dumps
@@ -108,8 +109,9 @@ def default_progress(epochs: int, verbose: int, stream=None) -> list:
 
     ``0``: none. ``1``: a :class:`ProgressBar` on a terminal (if tqdm is installed), otherwise one
     :class:`~jaxnet.train.callbacks.PrintProgress` line per epoch. ``2``: always one line per epoch.
+    Only process 0 of a run of several processes shows progress.
     """
-    if not verbose:
+    if not verbose or jax.process_index() != 0:
         return []
     if verbose == 1 and is_terminal(stream or sys.stderr):
         try:
