@@ -348,7 +348,10 @@ def RNN(
     steps). ``reverse`` reads the sequence from the end. Params are the cell's (see the module
     table); the carry starts at zeros for every batch.
 
+    >>> from jaxnet import Dense, serial
     >>> model = serial(RNN(GRUCell(32), return_sequences=True), RNN(GRUCell(32)), Dense(1))
+    >>> model.init(jax.random.key(0), (50, 3))[0]
+    (1,)
     """
     layer_name = name or cell.name
 
