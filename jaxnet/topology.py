@@ -212,7 +212,6 @@ def residual(block, projection=None, name: str = "residual") -> Layer:
     ``Conv2D(c, 1, strides=2)``. Params: ``{"<block>_0": ..., "projection_1": ...}`` (the second
     only when there is a projection).
 
-    >>> import jax
     >>> from jaxnet.layers import Conv2D
     >>> conv = lambda: Conv2D(16, 3, padding="SAME")
     >>> res = residual(serial(conv(), jax.nn.relu, conv()))

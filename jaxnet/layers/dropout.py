@@ -127,10 +127,10 @@ def RandomShift(max_shift: int, *, name: str = "random_shift") -> Layer:
 
     >>> from jaxnet import Conv2D, serial
     >>> model = serial(RandomShift(1), Conv2D(32, 3, padding="SAME"))  # +-1 pixel, then the net
-    >>> x = jnp.arange(5.0).reshape(1, 1, 5, 1)
-    >>> shifted, _ = RandomShift(2).apply({}, {}, x, key=jax.random.key(0), train=True)
-    >>> shifted.shape
-    (1, 1, 5, 1)
+    >>> x = jnp.arange(1.0, 6.0).reshape(1, 5, 1)           # one sequence of length 5
+    >>> shifted, _ = RandomShift(2).apply({}, {}, x, key=jax.random.key(1), train=True)
+    >>> shifted[0, :, 0]                                    # moved by -2
+    Array([3., 4., 5., 0., 0.], dtype=float32)
     """
     check_range(name, "max_shift", max_shift, 0)
 
