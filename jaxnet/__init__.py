@@ -6,6 +6,9 @@ A model is a :class:`Layer` — ``init(key, input_shape) -> (output_shape, param
 >>> import jax, jaxnet
 >>> model = jaxnet.serial(jaxnet.Dense(100, kernel_init="he_normal"), jax.nn.relu, jaxnet.Dense(10))
 >>> params, state = jaxnet.init_model(model, jax.random.key(0), (64,))
+>>> y, state = model.apply(params, state, jax.numpy.ones((5, 64)))
+>>> y.shape
+(5, 10)
 
 Modules: ``activations``, ``init``, ``layers``, ``losses``, ``metrics``, ``optim`` (hand-written
 optimizers on optax's protocol), ``regularizers``, ``recipes``, ``train``, ``diagnostics``,

@@ -140,7 +140,9 @@ def get(name_or_fn):
 def Activation(name: str, **kwargs) -> Layer:
     """A parameter-free layer applying the named activation; ``kwargs`` go to the function.
 
-    >>> Activation("leaky_relu", alpha=0.2)
+    >>> layer = Activation("leaky_relu", alpha=0.2)
+    >>> layer.apply({}, {}, jnp.array([-1.0, 2.0]))[0]
+    Array([-0.2,  2. ], dtype=float32)
     """
     fn, kind = _FUNCTIONS.get(name, (None, None))
     if fn is None:

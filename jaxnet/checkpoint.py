@@ -22,10 +22,15 @@ Restoring goes *into a template* (e.g. the freshly initialised ``TrainState``): 
 the tree structure — dicts, tuples, optimizer ``NamedTuple`` states — and every path, shape and
 dtype must match, or :class:`CheckpointError` says which does not.
 
+>>> from jaxnet import Dense, create_train_state, optim
+>>> train_state = create_train_state(Dense(2), optim.adam(1e-3), (3,), jax.random.key(0))
 >>> manager = CheckpointManager("runs/mlp", keep=3)
->>> manager.save(train_state, epoch=5, extra={"history": history.to_dict()})
+>>> path = manager.save(train_state, epoch=5, extra={"history": {"loss": [0.9, 0.5]}})
 >>> restored = manager.restore_latest(template=train_state)   # None if there is no checkpoint
->>> restored.tree, restored.epoch, restored.manifest["extra"]["history"]
+>>> restored.epoch, restored.manifest["extra"]["history"]
+(5, {'loss': [0.9, 0.5]})
+>>> type(restored.tree).__name__                              # the template's structure
+'TrainState'
 """
 
 from __future__ import annotations

@@ -27,9 +27,11 @@ bias is ``(2, 3u)`` (input and recurrent biases). PyTorch (``state_dict``): ``we
 keep two biases where jaxnet keeps one per gate (a GRU's candidate keeps both: ``b`` and
 ``b_hn``): going to jaxnet adds them, coming from jaxnet puts the whole bias on the input side.
 
->>> variables = to_flax(layer, params, state)     # then flax_module.apply(variables, x)
->>> params = from_keras(GRUCell(64), keras_gru.get_weights())
->>> torch_gru.load_state_dict({k: torch.from_numpy(v) for k, v in to_torch(cell, params).items()})
+::
+
+    variables = to_flax(layer, params, state)     # then flax_module.apply(variables, x)
+    params = from_keras(GRUCell(64), keras_gru.get_weights())
+    torch_gru.load_state_dict({k: torch.from_numpy(v) for k, v in to_torch(cell, params).items()})
 """
 
 from __future__ import annotations

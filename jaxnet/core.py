@@ -74,7 +74,8 @@ def constructor_info(layer_type: str, **args) -> dict:
     ``None``), child layers or cells, or :class:`Unrecorded`; ``layers=`` holds the positional
     layers of ``serial``/``parallel``/``branch``.
 
-    >>> info = {"units": 3, **constructor_info("Dense", units=3, name="dense")}
+    >>> constructor_info("Dense", units=3, name="dense")
+    {'layer': 'Dense', 'args': {'units': 3, 'name': 'dense'}}
     """
     return {"layer": layer_type, "args": args}
 
@@ -93,7 +94,9 @@ def function_name(fn: Callable) -> str:
 def function_layer(fn: Callable, name: str | None = None, info: Mapping | None = None) -> Layer:
     """Wrap a parameter-free array function ``fn(x) -> y`` as a layer.
 
-    >>> layer = function_layer(jax.nn.relu)         # name "relu"
+    >>> layer = function_layer(jax.nn.relu)
+    >>> layer.name, layer.apply({}, {}, jax.numpy.array([-1.0, 2.0]))[0]
+    ('relu', Array([0., 2.], dtype=float32))
     """
     name = name or function_name(fn)
 
@@ -183,6 +186,7 @@ def serial(*layers, name: str = "serial") -> Layer:
     Each child gets ``jax.random.fold_in(key, i)``, so a child's key does not depend on which
     other layers consume keys. ``apply_with_outputs(model, ...)`` also returns every child's output.
 
+    >>> from jaxnet.layers import Dense
     >>> mlp = serial(Dense(100), jax.nn.relu, Dense(10))
     >>> out_shape, params, state = mlp.init(jax.random.key(0), (64,))
     >>> sorted(params)

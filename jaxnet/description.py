@@ -26,8 +26,13 @@ A plain function in ``serial`` is described when jaxnet knows it (``jax.nn.relu`
 any other function, a custom initializer or a custom layer without a recorded constructor is
 refused with an error naming the layer path.
 
+>>> import json
+>>> from jaxnet.layers import Dense
+>>> model = serial(Dense(8), jax.nn.relu, Dense(1))
 >>> text = json.dumps(describe(model))
 >>> same = build(json.loads(text))          # same params for the same key
+>>> same
+serial(Dense(8), relu, Dense(1))
 """
 
 from __future__ import annotations
@@ -144,10 +149,13 @@ def register(name: str, fn_or_layer_factory: Callable) -> Callable:
 
     Returns ``fn_or_layer_factory`` unchanged. Names of built-in layers are refused.
 
+    >>> from jaxnet.layers import Dense
     >>> def swish_beta(x):
     ...     return x * jax.nn.sigmoid(1.5 * x)
-    >>> jaxnet.register("swish_beta", swish_beta)
-    >>> model = serial(Dense(8), swish_beta, Dense(1))      # describe(model) works
+    >>> swish_beta = jaxnet.register("swish_beta", swish_beta)
+    >>> model = serial(Dense(8), swish_beta, Dense(1))
+    >>> describe(model)["model"]["args"]["layers"][1]["args"]
+    {'function': 'swish_beta', 'name': 'swish_beta'}
     """
     if not isinstance(name, str) or not name:
         raise ConfigError(f"name must be a non-empty string, got {name!r}", ("register",))
@@ -194,6 +202,7 @@ def describe(obj: Layer | Recipe) -> dict:
     Raises :class:`~jaxnet.errors.ConfigError` naming the layer path when something cannot be
     written out: an unregistered plain function, a custom initializer, a custom layer.
 
+    >>> from jaxnet.layers import Dense
     >>> describe(serial(Dense(2), jax.nn.relu))["model"]["args"]["layers"][1]
     {'layer': 'Activation', 'args': {'name': 'relu'}}
     """

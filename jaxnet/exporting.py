@@ -8,10 +8,15 @@ checksum and returns an :class:`ExportedModel`, a callable that checks its input
 before running, at any batch size. The serving process imports jax and jaxnet, never the code
 that built or trained the model.
 
->>> jaxnet.export(model, params, state, (64,), "digits.stablehlo")
->>> jaxnet.export(saved_model, "digits.stablehlo")      # with its preprocessing and output
+>>> model = jaxnet.serial(jaxnet.Dense(16), jax.nn.relu, jaxnet.Dense(10))
+>>> params, state = jaxnet.init_model(model, jax.random.key(0), (64,))
+>>> path = jaxnet.export(model, params, state, (64,), "digits.stablehlo")
 >>> serve = jaxnet.load_exported("digits.stablehlo")    # elsewhere
->>> probabilities = serve(x)                            # x: (n, 64), any n >= 1
+>>> serve(np.ones((3, 64), np.float32)).shape           # x: (n, 64), any n >= 1
+(3, 10)
+
+A loaded :class:`~jaxnet.saving.SavedModel` is exported with its preprocessing and output:
+``jaxnet.export(saved_model, "digits.stablehlo")``.
 
 (Without jaxnet: the bytes after the first newline are a standard ``jax.export`` serialization,
 ``jax.export.deserialize(bytearray(payload)).call(x)``.)

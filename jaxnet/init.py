@@ -16,6 +16,9 @@ variance is exactly the one above (as Keras and ``jax.nn.initializers`` do); ``*
 from ``U(-l, l)`` with ``l = sqrt(3 * variance)``.
 
 >>> w = he_normal(jax.random.key(0), (64, 100))
+>>> w.shape, w.dtype
+((64, 100), dtype('float32'))
+>>> from jaxnet.layers import Dense
 >>> dense = Dense(100, kernel_init="he_normal")   # a name works wherever an initializer does
 """
 

@@ -10,8 +10,15 @@ GAN (Goodfellow et al., 2014): a generator ``G(z)`` maps noise to samples, a dis
 pure functions over a :class:`GANState`.
 
 >>> ae = dense_autoencoder(64, code_size=8)
->>> ts, _ = fit(ae.model, losses.mean_squared_error, optim.adam(1e-3), x, x)
->>> code = ae.encoder.apply(ts.params["encoder_0"], ts.state["encoder_0"], x)[0]
+>>> params, state = init_model(ae.model, jax.random.key(0), (64,))
+>>> x = jnp.ones((5, 64))
+>>> ae.model.apply(params, state, x)[0].shape       # the reconstruction
+(5, 64)
+>>> ae.encoder.apply(params["encoder_0"], state["encoder_0"], x)[0].shape   # the code
+(5, 8)
+
+Train it to reproduce its input: ``fit(ae.model, losses.mean_squared_error, optim.adam(1e-3),
+x, x)``.
 """
 
 from __future__ import annotations

@@ -11,9 +11,11 @@ Where ONNX (or jax2onnx) has no form for a layer, the error names the innermost 
 model's ``serial`` chain that fails on its own, e.g. ``export_onnx: cannot convert net/rnn_1
 (RNN) to ONNX: Reverse scan is not supported``.
 
->>> jaxnet.export_onnx(saved_model, "digits.onnx")
->>> session = onnxruntime.InferenceSession("digits.onnx")
->>> probabilities = session.run(None, {"x": x.astype(np.float32)})[0]
+::
+
+    jaxnet.export_onnx(saved_model, "digits.onnx")
+    session = onnxruntime.InferenceSession("digits.onnx")
+    probabilities = session.run(None, {"x": x.astype(np.float32)})[0]
 """
 
 from __future__ import annotations

@@ -15,8 +15,16 @@ user expects:
 regression recipe (``"logits"`` too: its output activation is inside the model). A plain
 :class:`~jaxnet.core.Layer` has no output activation: only its outputs (``None``/``"logits"``).
 
->>> probabilities = predict(recipe, ts.params, ts.state, x)               # (n, 10), rows sum to 1
->>> labels = predict(recipe, ts.params, ts.state, x, output="classes")    # (n,) int32
+>>> from jaxnet import classifier_mlp, init_model, predict
+>>> recipe = classifier_mlp(10, hidden=(16,))
+>>> params, state = init_model(recipe.model, jax.random.key(0), (64,))
+>>> x = jnp.ones((3, 64))
+>>> probabilities = predict(recipe, params, state, x)                  # (n, 10), rows sum to 1
+>>> probabilities.shape, bool(jnp.allclose(probabilities.sum(axis=1), 1.0))
+((3, 10), True)
+>>> labels = predict(recipe, params, state, x, output="classes")       # (n,) int32
+>>> labels.shape, labels.dtype
+((3,), dtype('int32'))
 """
 
 from __future__ import annotations

@@ -3,8 +3,10 @@
 matplotlib is imported only when a plot is made (``pip install matplotlib``); nothing else in
 jaxnet needs it.
 
->>> ts, history = fit(model, loss, optimizer, x, y, validation_split=0.1, metrics=[accuracy])
->>> plot_history(history, "out/curves.png")      # loss panel + one panel per metric
+::
+
+    ts, history = fit(model, loss, optimizer, x, y, validation_split=0.1, metrics=[accuracy])
+    plot_history(history, "out/curves.png")      # loss panel + one panel per metric
 """
 
 from __future__ import annotations

@@ -9,8 +9,11 @@ arithmetic in the array's own shape lets XLA fuse all 20 rounds into one vectori
 for the other changes no result. Being plain JAX, they are exact under ``vmap`` and identical on
 every backend.
 
->>> keep = bernoulli(key, 0.8, x.shape)         # == jax.random.bernoulli(key, 0.8, x.shape)
->>> noise = normal(key, x.shape)                # == jax.random.normal(key, x.shape)
+>>> key = jax.random.key(0)
+>>> keep = bernoulli(key, 0.8, (2, 3))          # == jax.random.bernoulli(key, 0.8, (2, 3))
+>>> noise = normal(key, (2, 3))                 # == jax.random.normal(key, (2, 3))
+>>> keep.dtype, noise.dtype
+(dtype('bool'), dtype('float32'))
 """
 
 from __future__ import annotations

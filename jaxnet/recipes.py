@@ -10,7 +10,14 @@ Classifiers output **logits**: the logistic/softmax is inside the loss (exact, s
 ``recipe.output_activation(model_output)`` gives probabilities.
 
 >>> recipe = classifier_mlp(10, hidden=(100, 100))
->>> ts, history = fit(recipe.model, recipe.loss, optax.adam(1e-3), x, y, metrics=recipe.metrics)
+>>> recipe.model                         # hidden=(100, 100) is the default
+mlp(10, kernel_init='he_normal', name='multiclass_mlp')
+>>> recipe.loss.__name__, list(recipe.metrics)
+('sparse_categorical_cross_entropy', ['accuracy'])
+
+Training it::
+
+    ts, history = fit(recipe.model, recipe.loss, optim.adam(1e-3), x, y, metrics=recipe.metrics)
 """
 
 from __future__ import annotations

@@ -97,7 +97,9 @@ def elastic_net(l1: float = 0.01, l2: float = 0.01, *, paths=is_kernel) -> Calla
     """``penalty(params) = l1 * sum|w| + l2 * sum w**2`` over the selected leaves.
 
     >>> penalty = elastic_net(1e-5, 1e-4)          # kernels of every layer
-    >>> penalty({"dense_0": {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}})   # 4e-5 + 4e-4
+    >>> value = penalty({"dense_0": {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}})
+    >>> round(float(value), 8)                     # 4e-5 + 4e-4: the bias is not a kernel
+    0.00044
     """
     return _penalty(l1, l2, paths, "elastic_net")
 
@@ -153,6 +155,7 @@ def ActivityRegularization(
     {"l1": l1, "l2": l2}``; :func:`~jaxnet.train.step.make_loss` adds :func:`activity_penalty` of
     the outputs the training forward pass records, wherever the layer sits in the model.
 
+    >>> from jaxnet import Dense, serial
     >>> model = serial(Dense(100), jax.nn.relu, ActivityRegularization(l1=1e-4), Dense(10))
     """
     check_range(name, "l1", l1, 0.0)

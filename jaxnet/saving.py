@@ -15,10 +15,16 @@ model from its description (every built-in layer, combinator and recipe; custom 
 fits the rebuilt model, and returns a :class:`SavedModel` that predicts from raw inputs: the
 stored feature scaling is applied first, a regression's target scale undone last.
 
->>> jaxnet.save_model("out/digits", recipe, train_state, input_shape=(64,),
-...                   preprocessing=Preprocessing(feature_mean=mean, feature_std=std))
+>>> recipe = jaxnet.classifier_mlp(10, hidden=(16,))
+>>> train_state = jaxnet.create_train_state(recipe.model, optim.adam(1e-3), (64,),
+...                                         jax.random.key(0))
+>>> mean, std = np.full(64, 4.0, np.float32), np.full(64, 6.0, np.float32)
+>>> path = jaxnet.save_model("out/digits", recipe, train_state, input_shape=(64,),
+...                          preprocessing=Preprocessing(feature_mean=mean, feature_std=std))
 >>> saved = jaxnet.load_model("out/digits")       # in a fresh process: no model code needed
->>> saved.predict(x_raw)                          # (n, 10) probabilities
+>>> x_raw = np.zeros((3, 64), np.float32)
+>>> saved.predict(x_raw).shape                    # (n, 10) probabilities
+(3, 10)
 """
 
 from __future__ import annotations

@@ -4,7 +4,18 @@ One row per layer path (``mlp/dense_0``) with its kind, per-example output shape
 and shapes, state entries, activation and initializer; then the totals. Shapes come from
 ``jax.eval_shape`` of ``init`` and of the forward pass: nothing is computed or allocated.
 
->>> print(summary(classifier_mlp(10, hidden=(100,)).model, (64,)))
+>>> from jaxnet import Dense, serial
+>>> model = serial(Dense(100, kernel_init="he_normal"), jax.nn.relu, Dense(10))
+>>> print(summary(model, (64,)))
+serial: input (64,)
+layer           kind    output  params  shapes                state  activation  init
+-------------------------------------------------------------------------------------
+serial          serial  (10,)    7,510
+serial/dense_0  Dense   (100,)   6,500  b (100,) w (64, 100)                     he_normal
+serial/relu_1   relu    (100,)       0                               relu
+serial/dense_2  Dense   (10,)    1,010  b (10,) w (100, 10)                      glorot_uniform
+-------------------------------------------------------------------------------------
+total: 7,510 params (29.3 KiB), 0 state values (0 B)
 """
 
 from __future__ import annotations
@@ -121,6 +132,7 @@ def summary(model: Layer, input_shape, dtype=jnp.float32) -> Summary:
     computed with ``jax.eval_shape`` (no FLOPs, no memory): output shapes from the inference
     forward pass, parameter and state shapes from ``init``.
 
+    >>> from jaxnet import Dense, serial
     >>> s = summary(serial(Dense(100), jax.nn.relu, Dense(10)), (64,))
     >>> s.total_params
     7510

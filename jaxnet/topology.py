@@ -212,8 +212,11 @@ def residual(block, projection=None, name: str = "residual") -> Layer:
     ``Conv2D(c, 1, strides=2)``. Params: ``{"<block>_0": ..., "projection_1": ...}`` (the second
     only when there is a projection).
 
+    >>> from jaxnet.layers import Conv2D
     >>> conv = lambda: Conv2D(16, 3, padding="SAME")
     >>> res = residual(serial(conv(), jax.nn.relu, conv()))
+    >>> res.init(jax.random.key(0), (8, 8, 16))[0]
+    (8, 8, 16)
     """
     block = as_layer(block)
     if projection is not None:

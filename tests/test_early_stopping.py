@@ -4,10 +4,9 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
-from jaxnet import checkpoint, losses, metrics
+from jaxnet import checkpoint, losses, metrics, optim
 from jaxnet.core import init_model
 from jaxnet.errors import ConfigError
 from jaxnet.recipes import classifier_mlp
@@ -119,7 +118,7 @@ def test_real_fit_stops_early_and_returns_the_best_parameters(key):
     ts, history = fit(
         recipe.model,
         recipe.loss,
-        optax.adam(0.01),
+        optim.adam(0.01),
         x,
         y,
         epochs=200,

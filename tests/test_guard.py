@@ -7,7 +7,6 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jaxnet import losses, optim
 from jaxnet.core import serial
@@ -87,7 +86,7 @@ def test_optimizer_state_overflowing_under_finite_loss_and_params_is_caught():
     # with a frozen model.
     x = np.ones((1, 3), np.float32)
     y = np.full((1, 1), 1.6e19, np.float32)
-    ts, history, messages = run(optax.adam(1e-3), x=x, y=y, batch_size=1)
+    ts, history, messages = run(optim.adam(1e-3), x=x, y=y, batch_size=1)
     assert history.epochs == 0 and all_finite(ts)
     assert len(messages) == 1 and "made the train state non-finite (opt_state/0/nu" in messages[0]
 

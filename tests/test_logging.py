@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxnet import recipes
+from jaxnet import optim, recipes
 from jaxnet.plots import curve_names, plot_history
 from jaxnet.train.callbacks import PrintProgress
 from jaxnet.train.fit import History, fit
@@ -76,7 +76,7 @@ def _small_problem():
 def test_fit_verbose_levels_and_file_loggers(tmp_path, capsys):
     recipe, x, y = _small_problem()
     loggers = [CSVLogger(tmp_path / "log.csv"), JSONLinesLogger(tmp_path / "logs" / "log.jsonl")]
-    _, history = fit(recipe.model, recipe.loss, optax.adam(1e-2), x, y, epochs=3, batch_size=12,
+    _, history = fit(recipe.model, recipe.loss, optim.adam(1e-2), x, y, epochs=3, batch_size=12,
                      metrics=recipe.metrics, validation_split=0.2, callbacks=loggers,
                      verbose=1)  # fmt: skip
     out, err = capsys.readouterr()

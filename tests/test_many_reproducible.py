@@ -2,9 +2,9 @@
 
 import jax
 import numpy as np
-import optax
 
 import jaxnet
+from jaxnet import optim
 from jaxnet.train.many import fit_many, model_slice
 
 MODEL = jaxnet.serial(
@@ -19,12 +19,12 @@ def test_each_model_of_fit_many_is_fit_with_the_same_arguments():
     y = (x[:, 0] > 0).astype(np.int32) + (x[:, 1] > 0.5)
     common = dict(epochs=3, batch_size=16, validation_split=0.25, verbose=0,
                   metrics=[jaxnet.metrics.accuracy])  # fmt: skip
-    result = fit_many(MODEL, LOSS, lambda learning_rate: optax.adam(learning_rate), x, y,
+    result = fit_many(MODEL, LOSS, lambda learning_rate: optim.adam(learning_rate), x, y,
                       seeds=[3, 7], grid={"learning_rate": [1e-2, 3e-2]}, data_seed=None,
                       **common)  # fmt: skip
     for m in (0, 3):  # (lr 1e-2, seed 3) and (lr 3e-2, seed 7): each fit compiles, so two
         config = result.configs[m]
-        ts, history = jaxnet.fit(MODEL, LOSS, optax.adam(config["learning_rate"]), x, y,
+        ts, history = jaxnet.fit(MODEL, LOSS, optim.adam(config["learning_rate"]), x, y,
                                  seed=config["seed"], **common)  # fmt: skip
         one = model_slice(result.train_state, m)
         jax.tree.map(

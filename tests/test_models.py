@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxnet import losses
+from jaxnet import losses, optim
 from jaxnet.core import serial
 from jaxnet.layers.dense import Dense
 from jaxnet.models import (
@@ -78,7 +78,7 @@ def test_autoencoder_reconstructs_better_after_training(key):
     ts, _ = fit(
         ae.model,
         losses.mean_squared_error,
-        optax.adam(1e-2),
+        optim.adam(1e-2),
         x,
         x,
         epochs=40,
@@ -135,7 +135,7 @@ def test_gan_step_updates_both_players_with_their_own_optimizer(key):
 
 def test_gan_training_moves_samples_toward_the_data(key):
     generator, discriminator = _players()
-    g_opt, d_opt = optax.adam(5e-3, b1=0.5), optax.adam(5e-3, b1=0.5)
+    g_opt, d_opt = optim.adam(5e-3, b1=0.5), optim.adam(5e-3, b1=0.5)
     gs = jax.jit(
         lambda key: init_gan(
             generator, discriminator, g_opt, d_opt, latent_dim=3, data_shape=(2,), key=key

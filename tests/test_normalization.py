@@ -3,10 +3,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
-from jaxnet import losses
+from jaxnet import losses, optim
 from jaxnet.core import init_model, serial
 from jaxnet.errors import ConfigError, ShapeError
 from jaxnet.layers.dense import Dense
@@ -167,7 +166,7 @@ def test_fit_updates_running_statistics_before_and_after_activations(key):
         Dropout(0.1),
         Dense(1),
     )
-    ts, history = fit(model, losses.mse, optax.adam(0.01), x, y, epochs=5, batch_size=16, verbose=0)
+    ts, history = fit(model, losses.mse, optim.adam(0.01), x, y, epochs=5, batch_size=16, verbose=0)
     assert history["loss"][-1] < history["loss"][0]
     # The running means moved away from their initial zeros towards the features' means.
     for name in ("batch_norm_1", "batch_norm_5"):

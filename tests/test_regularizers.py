@@ -5,7 +5,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxnet import losses
+from jaxnet import losses, optim
 from jaxnet.core import init_model, serial
 from jaxnet.errors import ConfigError
 from jaxnet.layers.dense import Dense
@@ -212,7 +212,7 @@ def test_constraints_hold_after_every_epoch_of_fit(key):
             w = loop.train_state.params["dense_0"]["w"]
             seen.append(np.linalg.norm(np.asarray(w), axis=0))
 
-    optimizer = constrain(optax.adam(0.1), {"w": max_norm(1.0)})
+    optimizer = constrain(optim.adam(0.1), {"w": max_norm(1.0)})
     fit(
         _model(),
         losses.mse,

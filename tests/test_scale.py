@@ -13,7 +13,7 @@ import optax
 import pytest
 
 import jaxnet
-from jaxnet import losses
+from jaxnet import losses, optim
 from jaxnet.errors import ConfigError
 from jaxnet.train.many import fit_many, grid_configs, model_slice
 from jaxnet.train.per_example import clipped_mean_gradient, per_example_gradients
@@ -53,7 +53,7 @@ def test_fit_many_equals_training_each_model_alone(model):
     result = fit_many(
         model,
         LOSS,
-        lambda learning_rate: optax.adam(learning_rate),
+        lambda learning_rate: optim.adam(learning_rate),
         x,
         y,
         seeds=[0, 1],
@@ -63,10 +63,10 @@ def test_fit_many_equals_training_each_model_alone(model):
         verbose=0,
     )
     assert result.history["loss"].shape == (2, 4)
-    epoch = jax.jit(jaxnet.make_epoch(model, LOSS, optax.adam(0.0), 16))  # traced once below
+    epoch = jax.jit(jaxnet.make_epoch(model, LOSS, optim.adam(0.0), 16))  # traced once below
     del epoch
     for m, config in enumerate(result.configs):
-        opt = optax.adam(config["learning_rate"])
+        opt = optim.adam(config["learning_rate"])
         ts = jaxnet.create_train_state(model, opt, (6,), jax.random.key(config["seed"]))
         epoch = jax.jit(jaxnet.make_epoch(model, LOSS, opt, 16))
         losses_m = []
@@ -108,7 +108,7 @@ def test_fit_many_selects_the_best_model_by_validation_metric():
 def test_fit_many_with_a_grid_needs_an_optimizer_factory():
     x, y = problem()
     with pytest.raises(ConfigError, match="factory"):
-        fit_many(MODEL, LOSS, optax.adam(1e-3), x, y, grid={"learning_rate": [1e-3]}, verbose=0)
+        fit_many(MODEL, LOSS, optim.adam(1e-3), x, y, grid={"learning_rate": [1e-3]}, verbose=0)
 
 
 def test_per_example_gradients_match_a_loop_and_average_to_the_batch_gradient(key):
@@ -157,7 +157,7 @@ def test_mixed_precision_keeps_float32_master_weights_and_learns():
     ts, history = jaxnet.fit(
         MODEL,
         LOSS,
-        optax.adam(1e-2),
+        optim.adam(1e-2),
         x,
         y,
         epochs=15,
@@ -311,4 +311,4 @@ def test_fit_many_models_must_split_evenly_across_the_mesh():
     x, y = problem()
     mesh_of_two = type("TwoDeviceMesh", (), {"devices": np.zeros(2)})()  # only .devices is read
     with pytest.raises(ConfigError, match="3 models do not split evenly across the 2 devices"):
-        fit_many(MODEL, LOSS, optax.adam(1e-2), x, y, seeds=[0, 1, 2], mesh=mesh_of_two, verbose=0)
+        fit_many(MODEL, LOSS, optim.adam(1e-2), x, y, seeds=[0, 1, 2], mesh=mesh_of_two, verbose=0)

@@ -5,18 +5,17 @@ import json
 
 import jax
 import numpy as np
-import optax
 import pytest
 
 import jaxnet
-from jaxnet import recipes
+from jaxnet import optim, recipes
 from jaxnet.checkpoint import CheckpointManager
 from jaxnet.errors import ConfigError, DataError
 from jaxnet.train import Checkpoint
 from jaxnet.train.feed import auto_steps_per_execution
 
 RECIPE = recipes.classifier_mlp(3, hidden=(16,), dropout=0.1)  # dropout: the step keys matter
-ARGS = (RECIPE.model, RECIPE.loss, optax.adam(1e-2))
+ARGS = (RECIPE.model, RECIPE.loss, optim.adam(1e-2))
 
 
 def _data(n=200):
@@ -186,7 +185,7 @@ def test_fit_many_reads_a_source_once_for_all_models_with_the_same_results(tmp_p
                "validation_split": 0.2}  # fmt: skip
 
     def optimizer(learning_rate):
-        return optax.adam(learning_rate)
+        return optim.adam(learning_rate)
 
     arrays = jaxnet.fit_many(RECIPE.model, RECIPE.loss, optimizer, x, y, **options)
     mapped = jaxnet.fit_many(RECIPE.model, RECIPE.loss, optimizer, xm, ym, steps_per_execution=3,

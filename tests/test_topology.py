@@ -4,10 +4,9 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
-from jaxnet import losses
+from jaxnet import losses, optim
 from jaxnet.core import serial
 from jaxnet.errors import ShapeError
 from jaxnet.layers.conv import Conv2D
@@ -164,7 +163,7 @@ def test_wide_and_deep_trains_with_fit_on_a_tuple_input():
     _, history = fit(
         model,
         losses.mean_squared_error,
-        optax.adam(0.03),
+        optim.adam(0.03),
         (wide, deep),
         y,
         epochs=30,

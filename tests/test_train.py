@@ -7,7 +7,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 import jaxnet
-from jaxnet import losses, metrics
+from jaxnet import losses, metrics, optim
 from jaxnet.errors import ConfigError, DataError
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
@@ -26,7 +26,7 @@ def test_mlp_learns_xor():
     ts, history = jaxnet.fit(
         recipe.model,
         recipe.loss,
-        optax.adam(0.05),
+        optim.adam(0.05),
         XOR_X,
         XOR_Y,
         epochs=300,
@@ -67,7 +67,7 @@ def test_train_step_equals_a_hand_written_optax_loop(key):
 def test_fused_epoch_equals_the_same_steps_one_by_one(key):
     model = jaxnet.serial(jaxnet.Dense(16), jaxnet.Tanh(), jaxnet.Dense(3))
     x, y = small_problem(70)
-    opt = optax.adam(1e-2)
+    opt = optim.adam(1e-2)
     ts0 = jaxnet.create_train_state(model, opt, (5,), key)
     epoch = jax.jit(jaxnet.make_epoch(model, losses.sparse_categorical_cross_entropy, opt, 16))
     ts, logs, _ = epoch(ts0, x, y)
@@ -92,7 +92,7 @@ def test_fused_epoch_equals_the_same_steps_one_by_one(key):
 def test_epoch_compiles_once():
     traces = []
     model = jaxnet.serial(jaxnet.Dense(4), jaxnet.Relu(), jaxnet.Dense(3))
-    opt = optax.adam(1e-3)
+    opt = optim.adam(1e-3)
     x, y = small_problem()
     epoch = jaxnet.make_epoch(model, losses.sparse_categorical_cross_entropy, opt, 16)
 
@@ -115,7 +115,7 @@ def test_fit_is_bit_for_bit_reproducible_and_seed_dependent():
         ts, history = jaxnet.fit(
             recipe.model,
             recipe.loss,
-            optax.adam(1e-2),
+            optim.adam(1e-2),
             x,
             y,
             epochs=3,
@@ -139,7 +139,7 @@ def test_fit_validation_split_logs_and_progress(capsys):
     _, history = jaxnet.fit(
         recipe.model,
         recipe.loss,
-        optax.adam(1e-2),
+        optim.adam(1e-2),
         x,
         y,
         epochs=2,
@@ -235,7 +235,7 @@ def test_digits_demo_reaches_96_percent():
     ts, _ = jaxnet.fit(
         recipe.model,
         recipe.loss,
-        optax.adam(1e-3),
+        optim.adam(1e-3),
         x_train,
         y_train,
         epochs=30,
@@ -269,7 +269,7 @@ def test_callbacks_share_the_loop_and_may_replace_the_state_or_stop():
         def on_train_end(self, loop):
             loop.train_state = jax.tree.map(lambda a: a, self.kept)
 
-    ts, history = jaxnet.fit(recipe.model, recipe.loss, optax.adam(1e-2), x, y, epochs=5,
+    ts, history = jaxnet.fit(recipe.model, recipe.loss, optim.adam(1e-2), x, y, epochs=5,
                              batch_size=16, metrics=recipe.metrics, callbacks=[HalveOnce()],
                              verbose=0)  # fmt: skip
     steps = len(x) // 16
@@ -286,5 +286,5 @@ def test_a_probe_is_passed_as_monitor_not_hidden_among_callbacks():
     recipe = jaxnet.classifier_mlp(3, hidden=(8,))
     monitor = jaxnet.GradientMonitor(recipe.model, verbose=False)
     with pytest.raises(ConfigError, match=r"fit\(monitor=...\)"):
-        jaxnet.fit(recipe.model, recipe.loss, optax.adam(1e-2), x, y, epochs=1, verbose=0,
+        jaxnet.fit(recipe.model, recipe.loss, optim.adam(1e-2), x, y, epochs=1, verbose=0,
                    callbacks=[monitor])  # fmt: skip

@@ -212,9 +212,10 @@ def load(name: str, *, data_dir=None, quiet: bool = False) -> Splits:
     exact path to place each file by hand) and :class:`~jaxnet.datasets.ChecksumError` (a file's
     hash is not the pinned one; the file is discarded, never used).
 
-    >>> train, test = load("mnist")  # doctest: +SKIP
-    >>> train.x.shape, train.x.dtype, test.y.shape  # doctest: +SKIP
-    ((60000, 28, 28, 1), dtype('uint8'), (10000,))
+    ::
+
+        train, test = load("mnist")
+        train.x.shape, train.x.dtype, test.y.shape  # ((60000, 28, 28, 1), uint8, (10000,))
     """
     if name in DATASETS:
         data = load_dataset(name)

@@ -5,10 +5,12 @@
 - :mod:`~jaxnet.diagnostics.report`: text table, JSON-ready report, PNG plots.
 - :mod:`~jaxnet.diagnostics.monitor`: :class:`GradientMonitor`, the ``fit`` callback.
 
->>> monitor = GradientMonitor(model, every=10)
->>> ts, history = fit(model, loss, optimizer, x, y, monitor=monitor)
->>> for finding in monitor.findings:
-...     print(finding)
+::
+
+    monitor = GradientMonitor(model, every=10)
+    ts, history = fit(model, loss, optimizer, x, y, monitor=monitor)
+    for finding in monitor.findings:
+        print(finding)
 """
 
 from jaxnet.diagnostics.monitor import GradientMonitor

@@ -4,9 +4,11 @@ Everything here takes a probe result, stacked probe results or ``GradientMonitor
 (see :func:`~jaxnet.diagnostics.verdicts.as_history`). Matplotlib is imported only by the plot
 functions, and they draw on a ``matplotlib.figure.Figure`` (no pyplot, no global backend change).
 
->>> print(format_table(monitor.history))
->>> json.dumps(to_report(monitor.history, monitor.findings))
->>> plot_gradient_flow(monitor.history, path="out/gradient_flow.png")
+::
+
+    print(format_table(monitor.history))
+    json.dumps(to_report(monitor.history, monitor.findings))
+    plot_gradient_flow(monitor.history, path="out/gradient_flow.png")
 """
 
 from __future__ import annotations

@@ -5,8 +5,13 @@ Each layer draws its noise from the ``key`` it is given. :func:`~jaxnet.serial` 
 ``fold_in(key, i)`` and ``fit`` a fresh key every step, so two layers never share a mask and a mask
 never repeats across steps, while the same key always gives the same mask.
 
+>>> from jaxnet import Dense, init_model, serial
 >>> model = serial(Dense(256), jax.nn.relu, Dropout(0.5), Dense(10))
+>>> params, state = init_model(model, jax.random.key(0), (64,))
+>>> x = jnp.ones((4, 64))
 >>> y, _ = model.apply(params, state, x, key=jax.random.key(1), train=True)
+>>> y.shape
+(4, 10)
 """
 
 from __future__ import annotations
@@ -120,7 +125,12 @@ def RandomShift(max_shift: int, *, name: str = "random_shift") -> Layer:
     (Keras's ``RandomTranslation`` with ``fill_mode="constant"``). Inputs
     ``(batch, *spatial, channels)``, e.g. images ``(batch, height, width, channels)``.
 
-    >>> model = serial(RandomShift(1), Conv2D(32, 3, padding="SAME"), ...)  # +-1 pixel
+    >>> from jaxnet import Conv2D, serial
+    >>> model = serial(RandomShift(1), Conv2D(32, 3, padding="SAME"))  # +-1 pixel, then the net
+    >>> x = jnp.arange(1.0, 6.0).reshape(1, 5, 1)           # one sequence of length 5
+    >>> shifted, _ = RandomShift(2).apply({}, {}, x, key=jax.random.key(1), train=True)
+    >>> shifted[0, :, 0]                                    # moved by -2
+    Array([3., 4., 5., 0., 0.], dtype=float32)
     """
     check_range(name, "max_shift", max_shift, 0)
 

@@ -90,7 +90,11 @@ def BatchNorm(
     is one device's (a test on 4 CPU devices checks it); only inside your own ``shard_map`` would
     each device see just its own shard.
 
+    >>> from jaxnet import Dense, serial
     >>> model = serial(Dense(100, use_bias=False), BatchNorm(), jax.nn.relu, Dense(10))
+    >>> _, params, state = model.init(jax.random.key(0), (64,))
+    >>> state["batch_norm_1"]["mean"].shape
+    (100,)
     """
     check_range(name, "momentum", momentum, 0.0, 1.0)
     check_range(name, "epsilon", epsilon, 0.0, low_open=True)
@@ -169,7 +173,11 @@ def LayerNorm(
     Same in training and inference, independent of the batch size; no state.
     ``params = {"scale": (C,), "bias": (C,)}`` with ``C = x.shape[axis]``.
 
-    >>> y, _ = LayerNorm().apply(params, {}, x)       # y.mean(-1) ~ 0, y.var(-1) ~ 1
+    >>> x = jnp.array([[1.0, 2.0, 3.0, 4.0]])
+    >>> _, params, _ = LayerNorm().init(None, (4,))
+    >>> y, _ = LayerNorm().apply(params, {}, x)
+    >>> round(float(y.mean()), 4), round(float(y.var()), 3)  # epsilon keeps the variance below 1
+    (0.0, 0.999)
     """
     check_range(name, "epsilon", epsilon, 0.0, low_open=True)
 

@@ -259,7 +259,11 @@ def _split_input(name: str, inputs):
                     f"got shape {tuple(lengths.shape)}",
                     (name,),
                 )
-            mask = jnp.arange(x.shape[1]) < lengths[:, None]
+            # step i is real when i < length: compared as floats for float lengths (fit passes
+            # them as float32), else as int32
+            floating = jnp.issubdtype(lengths.dtype, jnp.floating)
+            steps = jnp.arange(x.shape[1], dtype=lengths.dtype if floating else jnp.int32)
+            mask = steps < lengths[:, None].astype(steps.dtype)
     check_floating(name, x)
     if x.ndim != 3:
         raise ShapeError(
@@ -273,7 +277,7 @@ def _split_input(name: str, inputs):
                 f"got shape {tuple(mask.shape)}",
                 (name,),
             )
-        mask = mask != 0  # fit() turns a boolean mask inside x into floats
+        mask = mask.astype(bool)  # fit() turns a boolean mask inside x into floats
     return x, mask
 
 
@@ -348,7 +352,10 @@ def RNN(
     steps). ``reverse`` reads the sequence from the end. Params are the cell's (see the module
     table); the carry starts at zeros for every batch.
 
+    >>> from jaxnet import Dense, serial
     >>> model = serial(RNN(GRUCell(32), return_sequences=True), RNN(GRUCell(32)), Dense(1))
+    >>> model.init(jax.random.key(0), (50, 3))[0]
+    (1,)
     """
     layer_name = name or cell.name
 

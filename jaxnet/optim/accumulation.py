@@ -16,8 +16,10 @@ import jax.numpy as jnp
 from jaxnet.errors import OptimizerError, check_range
 from jaxnet.optim.base import (
     GradientTransformation,
+    add_promoted,
     canonicalize_dtype,
     check_tree_match,
+    promoted_dtype,
     safe_increment,
     with_extra_args_support,
 )
@@ -77,7 +79,9 @@ def ema(decay: float, debias: bool = True, accumulator_dtype: Any = None) -> Gra
     def update(updates, state, params=None, **extra_args):
         del params, extra_args
         check_tree_match("ema", updates, state.ema, "ema state")
-        new_ema = jax.tree.map(lambda x, e: (1 - decay) * x + decay * e, updates, state.ema)
+        new_ema = jax.tree.map(
+            lambda x, e: add_promoted((1 - decay) * x, decay * e), updates, state.ema
+        )
         count = safe_increment(state.count)
         updates = bias_corrected(new_ema, decay, count) if debias else new_ema
         if accumulator_dtype is not None:
@@ -185,7 +189,7 @@ def multi_steps(
 
     def init(params):
         acc_grads = jax.tree.map(
-            lambda p: jnp.zeros_like(p, dtype=jnp.promote_types(p.dtype, jnp.float32)), params
+            lambda p: jnp.zeros_like(p, dtype=promoted_dtype(p.dtype, jnp.float32)), params
         )
         return MultiStepsState(
             mini_step=jnp.zeros([], jnp.int32),
@@ -199,7 +203,9 @@ def multi_steps(
         k = schedule(state.gradient_step)
         n = state.mini_step
         acc_grads = jax.tree.map(
-            lambda g, a: a + (g - a) / (n + 1).astype(a.dtype), updates, state.acc_grads
+            lambda g, a: a + (g.astype(a.dtype) - a) / (n + 1).astype(a.dtype),
+            updates,
+            state.acc_grads,
         )
         mean_grads = jax.tree.map(lambda a, g: a.astype(g.dtype), acc_grads, updates)
         inner_updates, inner_state = optimizer.update(

@@ -126,7 +126,7 @@ def apply_updates(params: Params, updates: Updates) -> Params:
       dtype(bfloat16)
     """
     return jax.tree.map(
-        lambda p, u: None if p is None else jnp.asarray(p + u).astype(jnp.asarray(p).dtype),
+        lambda p, u: None if p is None else add_promoted(p, u).astype(jnp.asarray(p).dtype),
         params,
         updates,
         is_leaf=lambda x: x is None,
@@ -360,6 +360,29 @@ def reject_complex(optimizer: str, params: PyTree) -> None:
             f"{paths[:5]}. Optimise the real and imaginary parts as separate real parameters.",
             (optimizer,),
         )
+
+
+def promoted_dtype(*arrays_or_dtypes) -> np.dtype:
+    """The dtype JAX's standard promotion gives these operands (``bfloat16`` and ``float32`` ->
+    ``float32``), also under ``jax_numpy_dtype_promotion="strict"``: the dtype to cast to
+    explicitly before mixing them."""
+    with jax.numpy_dtype_promotion("standard"):
+        return jnp.result_type(*arrays_or_dtypes)
+
+
+def promote(*arrays) -> tuple[jax.Array, ...]:
+    """The arrays cast explicitly to their :func:`promoted_dtype`: what standard promotion would
+    do implicitly, so mixing them is also accepted under strict promotion."""
+    arrays = tuple(jnp.asarray(a) for a in arrays)
+    wide = promoted_dtype(*arrays)
+    return tuple(a.astype(wide) for a in arrays)
+
+
+def add_promoted(a, b) -> jax.Array:
+    """``a + b`` at their promoted dtype (bfloat16 params plus float32 updates: added in float32),
+    cast explicitly: what standard promotion computes, also under strict promotion."""
+    a, b = promote(a, b)
+    return a + b
 
 
 def canonicalize_dtype(dtype: Any) -> Any:

@@ -6,10 +6,12 @@ trains every cell with every seed through :func:`jaxnet.train.many.fit_many` (ce
 only in the learning rate share one vmapped program), evaluates on a held-out test split, and
 reports mean ± standard error, a 95% t-interval and a rank with ties per cell.
 
->>> result = run_study("activations", seeds=8, epochs=10, out="out/studies")
->>> print(to_markdown(result))
->>> custom = Study("depth", cells=grid(hidden=[(100,), (100, 100), (100,) * 4]), dataset="wine")
->>> run_study(custom, seeds=4)
+::
+
+    result = run_study("activations", seeds=8, epochs=10, out="out/studies")
+    print(to_markdown(result))
+    custom = Study("depth", cells=grid(hidden=[(100,), (100, 100), (100,) * 4]), dataset="wine")
+    run_study(custom, seeds=4)
 
 Command line: ``python -m jaxnet.studies NAME --seeds 8 --epochs 20 --out DIR``.
 """

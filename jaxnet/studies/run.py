@@ -190,8 +190,10 @@ def run_study(
     ``summary`` {metric: mean, standard_error, low, high, n}, ``rank``, ``history``
     {name: epochs x seeds}, timings, steps, ``verdict``, ``findings``), ``best`` and timings.
 
-    >>> result = run_study("activations", seeds=4, epochs=10, out="out/studies")
-    >>> print(to_markdown(result))
+    ::
+
+        result = run_study("activations", seeds=4, epochs=10, out="out/studies")
+        print(to_markdown(result))
     """
     study = resolve(name_or_spec)
     overrides = {"seeds": seeds, "epochs": epochs, "n_train": n_train}

@@ -5,7 +5,7 @@ is a finite trigonometric sum (Abramowitz and Stegun, 26.7.3-4), and its quantil
 bisection on it.
 
 >>> summarize([0.96, 0.97, 0.95, 0.97])
-Summary(mean=0.9625, standard_error=0.00478..., low=0.9473..., high=0.9777..., n=4)
+Summary(mean=0.962..., standard_error=0.00478..., low=0.9472..., high=0.9777..., n=4)
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """``Checkpoint``: the callback that saves a run after every epoch and resumes it.
 
->>> ts, history = fit(model, loss, opt, x, y, epochs=50, callbacks=[Checkpoint("runs/mlp")])
->>> # killed at epoch 20? the same call with resume=True continues at epoch 21, bit for bit:
->>> ts, history = fit(model, loss, opt, x, y, epochs=50,
-...                   callbacks=[Checkpoint("runs/mlp", resume=True)])
+::
+
+    ts, history = fit(model, loss, opt, x, y, epochs=50, callbacks=[Checkpoint("runs/mlp")])
+    # killed at epoch 20? the same call with resume=True continues at epoch 21, bit for bit:
+    ts, history = fit(model, loss, opt, x, y, epochs=50,
+                      callbacks=[Checkpoint("runs/mlp", resume=True)])
 
 ``fit(..., checkpoint_dir=d, keep=k, resume=r)`` is shorthand for
 ``callbacks=[Checkpoint(d, k, r)]``.

@@ -1,8 +1,10 @@
 """Early stopping: stop ``fit`` when a monitored metric stops improving, keep the best model.
 
->>> stop = EarlyStopping("val_loss", patience=10, restore_best=True)
->>> ts, history = fit(model, loss, opt, x, y, epochs=500, validation_split=0.2, callbacks=[stop])
->>> stop.best_epoch, stop.best            # ts holds the parameters of that epoch
+::
+
+    stop = EarlyStopping("val_loss", patience=10, restore_best=True)
+    ts, history = fit(model, loss, opt, x, y, epochs=500, validation_split=0.2, callbacks=[stop])
+    stop.best_epoch, stop.best            # ts holds the parameters of that epoch
 """
 
 from __future__ import annotations

@@ -105,11 +105,13 @@ def fit_many(
     validation data, else ``"loss"``), minimised or maximised per ``mode`` (``"auto"``: by its
     name, :func:`jaxnet.metrics.direction`).
 
-    >>> result = fit_many(model, losses.sparse_categorical_cross_entropy,
-    ...                   lambda learning_rate: optim.adam(learning_rate), x, y,
-    ...                   seeds=range(4), grid={"learning_rate": [1e-3, 3e-3]}, epochs=20)
-    >>> result.configs[result.best]
-    {'learning_rate': 0.003, 'seed': 2}
+    For example (``result.configs[result.best]`` is then e.g.
+    ``{'learning_rate': 0.003, 'seed': 2}``)::
+
+        result = fit_many(model, losses.sparse_categorical_cross_entropy,
+                          lambda learning_rate: optim.adam(learning_rate), x, y,
+                          seeds=range(4), grid={"learning_rate": [1e-3, 3e-3]}, epochs=20)
+        result.configs[result.best]
     """
     check_arguments("fit_many", model=model, loss_fn=loss_fn, epochs=epochs, batch_size=batch_size,
                     seeds=seeds, grid=grid, data_seed=data_seed, metrics=metrics,

@@ -26,8 +26,13 @@ def per_example_gradients(
     whole batch at once. Without randomness (``train=False`` or no dropout) it is the batch
     gradient, full stop.
 
+    >>> from jaxnet import Dense, init_model, losses
+    >>> model = Dense(2)
+    >>> params, state = init_model(model, jax.random.key(0), (3,))
+    >>> x, y = jnp.ones((5, 3)), jnp.zeros((5, 2))
     >>> g = per_example_gradients(model, losses.mse, params, state, x, y)
-    >>> g["dense_0"]["w"].shape   # (n, in, out)
+    >>> g["w"].shape                # (n, in, out)
+    (5, 3, 2)
     """
 
     def one(x_i, y_i, i):

@@ -14,8 +14,10 @@ Both are read in chunks of batches (:mod:`jaxnet.train.feed`). A random-access s
 in the order the in-memory path uses, so it trains bit-identically to the same arrays in memory;
 a stream's order is its own.
 
->>> x = np.load("features.npy", mmap_mode="r"); y = np.load("labels.npy", mmap_mode="r")
->>> ts, history = fit(model, loss, opt, x, y, epochs=5)          # never all in memory at once
+::
+
+    x = np.load("features.npy", mmap_mode="r"); y = np.load("labels.npy", mmap_mode="r")
+    ts, history = fit(model, loss, opt, x, y, epochs=5)          # never all in memory at once
 """
 
 from __future__ import annotations

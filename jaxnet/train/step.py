@@ -118,8 +118,15 @@ def make_train_step(
     statistics), ``logs["probe"]`` holds its result, computed inside the same compiled step.
     ``compute_dtype=jnp.bfloat16`` trains in mixed precision (see :func:`make_loss`).
 
-    >>> step = make_train_step(model, losses.mse, optim.adam(1e-3))
-    >>> params, state, opt_state, logs = step(params, state, opt_state, (x, y), key)
+    >>> from jaxnet import Dense, init_model, losses, optim
+    >>> model, optimizer = Dense(1), optim.sgd(0.1)
+    >>> params, state = init_model(model, jax.random.key(0), (3,))
+    >>> opt_state = optimizer.init(params)
+    >>> step = jax.jit(make_train_step(model, losses.mse, optimizer))
+    >>> x, y = jnp.ones((4, 3)), jnp.zeros((4, 1))
+    >>> params, state, opt_state, logs = step(params, state, opt_state, (x, y), jax.random.key(1))
+    >>> sorted(logs)
+    ['loss']
     """
     objective = make_loss(model, loss_fn, penalty, compute_dtype)
     metric_fns = named_metrics(metrics)

@@ -32,7 +32,7 @@ def test_monitor_records_every_nth_step_and_reports(digits):
     ts, fit_history = jaxnet.fit(
         model,
         losses.sparse_categorical_cross_entropy,
-        optax.adam(1e-2),
+        jaxnet.optim.adam(1e-2),
         x,
         y,
         epochs=3,

@@ -32,10 +32,12 @@ def _scan_both(ours, theirs, inputs, params):
     def step(carry, x):
         s_ours, s_theirs = carry
         u_ours, s_ours = ours.update(x, s_ours, params)
-        u_theirs, s_theirs = theirs.update(x, s_theirs, params)
+        with jax.numpy_dtype_promotion("standard"):  # optax is not strict-clean
+            u_theirs, s_theirs = theirs.update(x, s_theirs, params)
         return (s_ours, s_theirs), (u_ours, u_theirs, s_ours, s_theirs)
 
-    init = (ours.init(params), theirs.init(params))
+    with jax.numpy_dtype_promotion("standard"):
+        init = (ours.init(params), theirs.init(params))
     return jax.jit(lambda xs: jax.lax.scan(step, init, xs)[1])(inputs)
 
 

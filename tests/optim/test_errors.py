@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import jax
 import jax.numpy as jnp
 import pytest
@@ -173,13 +170,3 @@ def test_get_unknown_name_or_argument_is_a_config_error():
         optim.get("adamm", 0.1)
     with pytest.raises(ConfigError, match=r"^optim.get: adam takes no argument 'momentum'; .*'b1'"):
         optim.get("adam", 0.1, momentum=0.9)
-
-
-@pytest.mark.parametrize(
-    "module",
-    ["base", "transforms", "alias", "schedules", "accumulation", "registry", "errors"],
-)
-def test_docstring_examples(module):
-    package = "jaxnet" if module == "errors" else "jaxnet.optim"
-    result = doctest.testmod(importlib.import_module(f"{package}.{module}"))
-    assert result.attempted > 0 and result.failed == 0

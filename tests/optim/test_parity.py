@@ -46,7 +46,7 @@ def make_grads(params, n_steps, seed=1):
         noise = _normal(keys[2 * i], (n_steps, *p.shape), noise_dtype)
         scale = 10.0 ** jax.random.uniform(keys[2 * i + 1], (n_steps, 1), minval=-3, maxval=1)
         scale = scale.reshape((n_steps,) + (1,) * p.ndim)
-        stacked.append((noise * scale).astype(p.dtype))
+        stacked.append((noise * scale.astype(noise.dtype)).astype(p.dtype))
     return jax.tree.unflatten(treedef, stacked)
 
 
@@ -89,13 +89,16 @@ def run_both(ours, theirs, params, grads):
     def step(carry, g):
         params, s_ours, s_theirs = carry
         u_ours, s_ours = ours.update(g, s_ours, params)
-        u_theirs, s_theirs = theirs.update(g, s_theirs, params)
-        params = optax.apply_updates(params, u_theirs)
+        with jax.numpy_dtype_promotion("standard"):  # optax is not strict-clean
+            u_theirs, s_theirs = theirs.update(g, s_theirs, params)
+            params = optax.apply_updates(params, u_theirs)
         return (params, s_ours, s_theirs), (u_ours, u_theirs)
 
     @jax.jit
     def run(params, grads):
-        return jax.lax.scan(step, (params, ours.init(params), theirs.init(params)), grads)
+        with jax.numpy_dtype_promotion("standard"):
+            theirs_state = theirs.init(params)
+        return jax.lax.scan(step, (params, ours.init(params), theirs_state), grads)
 
     (_, s_ours, s_theirs), (u_ours, u_theirs) = run(params, grads)
     return s_ours, s_theirs, u_ours, u_theirs
