@@ -15,16 +15,6 @@ import pytest
 import jaxnet
 from jaxnet import losses, metrics, optim
 
-# TEMPORARY: being edited on another branch; their examples join the doctest run once merged.
-collect_ignore = [
-    "jaxnet/diagnostics/stats.py",
-    "jaxnet/diagnostics/monitor.py",
-    "jaxnet/diagnostics/verdicts.py",
-    "jaxnet/train/logging.py",
-    "jaxnet/optim/transforms.py",
-    "jaxnet/train/fit.py",
-]
-
 
 @pytest.fixture(autouse=True)
 def _doctest_setup(request, doctest_namespace):

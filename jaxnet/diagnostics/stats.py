@@ -47,10 +47,14 @@ index of the last axis, so for feature maps a unit is a channel seen at every po
                        below 0.026 or above 0.974.
 ====================== ========================================================================
 
->>> probe = make_probe(model)
->>> step = make_train_step(model, loss, optimizer, probe=probe)
->>> *_, logs = step(params, state, opt_state, (x, y), key)
->>> logs["probe"]["layers"]["dense_0"]["grad_norm"]
+>>> model = jaxnet.serial(jaxnet.Dense(3), jaxnet.Relu(), jaxnet.Dense(2))
+>>> params, state = jaxnet.init_model(model, jax.random.key(0), (4,))
+>>> opt = optim.sgd(0.1)
+>>> step = jaxnet.make_train_step(model, losses.mse, opt, probe=make_probe(model))
+>>> x, y = jnp.ones((8, 4)), jnp.zeros((8, 2))
+>>> *_, logs = step(params, state, opt.init(params), (x, y), jax.random.key(1))
+>>> sorted(logs["probe"]["layers"]), logs["probe"]["layers"]["dense_0"]["grad_norm"].shape
+(['dense_0', 'dense_2', 'relu_1'], ())
 """
 
 from __future__ import annotations
@@ -325,7 +329,8 @@ def finish_activations(sums: dict, activation: str, batch_fraction: float = 0.9,
         dead = (xp.asarray(sums["largest"]) <= 0).astype(np.float32)
         stats["dead_fraction"], stats["dead_units"] = xp.mean(dead, axis=-1), dead
     if "saturated" in sums:
-        saturated = xp.asarray(sums["saturated"]) / examples[..., None] >= batch_fraction
+        counts = xp.asarray(sums["saturated"]).astype(examples.dtype)
+        saturated = counts / examples[..., None] >= batch_fraction
         stats["saturated_fraction"] = xp.mean(saturated.astype(np.float32), axis=-1)
     return stats
 
@@ -420,8 +425,10 @@ def make_probe(
     returns a :class:`PackedProbe` (two vectors per step; much cheaper in a scanned epoch).
     ``histograms=True`` adds each layer's ``grad_histogram`` (:func:`log2_histogram`).
 
-    >>> fit(model, loss, opt, x, y, monitor=GradientMonitor(model))      # uses make_probe
-    >>> make_epoch(model, loss, opt, 32, probe=make_probe(model), probe_every=50)
+    ::
+
+        fit(model, loss, opt, x, y, monitor=GradientMonitor(model))      # uses make_probe
+        make_epoch(model, loss, opt, 32, probe=make_probe(model), probe_every=50)
     """
     children = dict(model.info.get("children", {})) if model is not None else {}
     single = model is not None and not children  # not a serial model: one layer, the whole tree
@@ -485,7 +492,12 @@ def stats_at_init(model: Layer, params, state, batch, loss_fn: Callable, *, key=
     Runs in training mode (``train=True``) like a real step; ``key`` (default ``key(0)``) feeds
     dropout and the like.
 
-    >>> stats = stats_at_init(model, params, state, (x[:128], y[:128]), losses.mse)
+    >>> model = jaxnet.serial(jaxnet.Dense(3), jaxnet.Tanh(), jaxnet.Dense(1))
+    >>> params, state = jaxnet.init_model(model, jax.random.key(0), (4,))
+    >>> stats = stats_at_init(model, params, state, (jnp.ones((8, 4)), jnp.zeros((8, 1))),
+    ...                       losses.mse)
+    >>> sorted(stats["layers"]["tanh_1"])[:2]
+    ['activation_mean', 'activation_std']
     """
     from jaxnet.train.step import make_loss  # diagnostics -> train, not the other way round
 

@@ -24,8 +24,10 @@ Rules (thresholds are keyword arguments of :func:`diagnose`; statistics are the 
   above ``update_ratio_high`` (0.1) or below ``update_ratio_low`` (1e-5); about 1e-3 is typical.
 - ``divergence`` / ``plateau``: from a loss history (per probed step, or per epoch via ``loss=``).
 
->>> findings = diagnose(monitor.history, model=model)
->>> print(findings[0].message); print(findings[0].remedies)
+::
+
+    findings = diagnose(monitor.history, model=model)
+    print(findings[0].message); print(findings[0].remedies)
 """
 
 from __future__ import annotations
@@ -300,8 +302,10 @@ def diagnose_at_init(model: Layer, params, state, batch, loss_fn, *, key=None, *
     dead units from negative biases, gradients that vanish or explode with depth) before a single
     epoch is spent. Learning-rate and loss-trend rules need training, so they stay silent.
 
-    >>> for finding in diagnose_at_init(model, params, state, (x[:256], y[:256]), loss):
-    ...     print(finding)
+    ::
+
+        for finding in diagnose_at_init(model, params, state, (x[:256], y[:256]), loss):
+            print(finding)
     """
     stats = stats_at_init(model, params, state, batch, loss_fn, key=key)
     return diagnose(stats, model, params=params, **thresholds)

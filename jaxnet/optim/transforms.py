@@ -22,10 +22,12 @@ from jaxnet.optim.base import (
     GradientTransformation,
     ScalarOrSchedule,
     Schedule,
+    add_promoted,
     canonicalize_dtype,
     check_tree_match,
     identity,
     init_empty_state,
+    promote,
     reject_complex,
     safe_increment,
     with_extra_args_support,
@@ -233,9 +235,9 @@ def trace(
     def update(updates, state, params=None, **extra_args):
         del params, extra_args
         check_tree_match("trace", updates, state.trace, "momentum state")
-        velocity = jax.tree.map(lambda g, v: g + decay * v, updates, state.trace)
+        velocity = jax.tree.map(lambda g, v: add_promoted(g, decay * v), updates, state.trace)
         if nesterov:
-            updates = jax.tree.map(lambda g, v: g + decay * v, updates, velocity)
+            updates = jax.tree.map(lambda g, v: add_promoted(g, decay * v), updates, velocity)
         else:
             updates = velocity
         return updates, TraceState(trace=_cast(velocity, accumulator_dtype))
@@ -277,7 +279,9 @@ def scale_by_rss(
     def update(updates, state, params=None, **extra_args):
         del params, extra_args
         check_tree_match("scale_by_rss", updates, state.sum_of_squares, "sum_of_squares state")
-        sum_sq = jax.tree.map(lambda g, s: abs_sq(g) + s, updates, state.sum_of_squares)
+        sum_sq = jax.tree.map(
+            lambda g, s: add_promoted(abs_sq(g), s), updates, state.sum_of_squares
+        )
         updates = jax.tree.map(
             lambda s, g: jnp.where(s > 0, jax.lax.rsqrt(s + eps), 0.0) * g, sum_sq, updates
         )
@@ -336,7 +340,9 @@ def scale_by_rms(
     def update(updates, state, params=None, **extra_args):
         del params, extra_args
         check_tree_match("scale_by_rms", updates, state.nu, "nu state")
-        nu = jax.tree.map(lambda g, v: (1 - decay) * abs_sq(g) + decay * v, updates, state.nu)
+        nu = jax.tree.map(
+            lambda g, v: add_promoted((1 - decay) * abs_sq(g), decay * v), updates, state.nu
+        )
         if bias_correction:
             count = safe_increment(state.count)
             nu_hat = bias_corrected(nu, decay, count)
@@ -399,17 +405,23 @@ def scale_by_stddev(
     def update(updates, state, params=None, **extra_args):
         del params, extra_args
         check_tree_match("scale_by_stddev", updates, state.nu, "nu state")
-        mu = jax.tree.map(lambda g, m: (1 - decay) * g + decay * m, updates, state.mu)
-        nu = jax.tree.map(lambda g, v: (1 - decay) * abs_sq(g) + decay * v, updates, state.nu)
+        mu = jax.tree.map(lambda g, m: add_promoted((1 - decay) * g, decay * m), updates, state.mu)
+        nu = jax.tree.map(
+            lambda g, v: add_promoted((1 - decay) * abs_sq(g), decay * v), updates, state.nu
+        )
         if bias_correction:
             count = safe_increment(state.count)
             mu_hat, nu_hat = bias_corrected(mu, decay, count), bias_corrected(nu, decay, count)
         else:
             mu_hat, nu_hat = mu, nu
         if eps_in_sqrt:
-            scaling = jax.tree.map(lambda m, v: jax.lax.rsqrt(v - abs_sq(m) + eps), mu_hat, nu_hat)
+            scaling = jax.tree.map(
+                lambda m, v: jax.lax.rsqrt(add_promoted(v, -abs_sq(m)) + eps), mu_hat, nu_hat
+            )
         else:
-            scaling = jax.tree.map(lambda m, v: 1 / (jnp.sqrt(v - abs_sq(m)) + eps), mu_hat, nu_hat)
+            scaling = jax.tree.map(
+                lambda m, v: 1 / (jnp.sqrt(add_promoted(v, -abs_sq(m))) + eps), mu_hat, nu_hat
+            )
         updates = jax.tree.map(lambda s, g: s * g, scaling, updates)
         if bias_correction:
             return updates, ScaleByStddevWithCountState(count=count, mu=mu, nu=nu)
@@ -467,8 +479,10 @@ def scale_by_adam(
     def update(updates, state, params=None, **extra_args):
         del params, extra_args
         check_tree_match("scale_by_adam", updates, state.nu, "nu state")
-        mu = jax.tree.map(lambda g, m: (1 - b1) * g + b1 * m, updates, state.mu)
-        nu = jax.tree.map(lambda g, v: (1 - b2) * abs_sq(g) + b2 * v, updates, state.nu)
+        mu = jax.tree.map(lambda g, m: add_promoted((1 - b1) * g, b1 * m), updates, state.mu)
+        nu = jax.tree.map(
+            lambda g, v: add_promoted((1 - b2) * abs_sq(g), b2 * v), updates, state.nu
+        )
         count = safe_increment(state.count)
         if nesterov:
             mu_hat = jax.tree.map(
@@ -514,8 +528,10 @@ def scale_by_adamax(
         del params, extra_args
         check_tree_match("scale_by_adamax", updates, state.nu, "nu state")
         count = safe_increment(state.count)
-        mu = jax.tree.map(lambda g, m: (1 - b1) * g + b1 * m, updates, state.mu)
-        nu = jax.tree.map(lambda g, v: jnp.maximum(jnp.abs(g) + eps, b2 * v), updates, state.nu)
+        mu = jax.tree.map(lambda g, m: add_promoted((1 - b1) * g, b1 * m), updates, state.mu)
+        nu = jax.tree.map(
+            lambda g, v: jnp.maximum(*promote(jnp.abs(g) + eps, b2 * v)), updates, state.nu
+        )
         mu_hat = bias_corrected(mu, b1, count)
         updates = jax.tree.map(lambda m, v: m / v, mu_hat, nu)
         return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
@@ -556,8 +572,10 @@ def scale_by_lion(
     def update(updates, state, params=None, **extra_args):
         del params, extra_args
         check_tree_match("scale_by_lion", updates, state.mu, "mu state")
-        direction = jax.tree.map(lambda g, m: jnp.sign((1.0 - b1) * g + b1 * m), updates, state.mu)
-        mu = jax.tree.map(lambda g, m: (1 - b2) * g + b2 * m, updates, state.mu)
+        direction = jax.tree.map(
+            lambda g, m: jnp.sign(add_promoted((1.0 - b1) * g, b1 * m)), updates, state.mu
+        )
+        mu = jax.tree.map(lambda g, m: add_promoted((1 - b2) * g, b2 * m), updates, state.mu)
         mu = _cast(mu, mu_dtype)
         return direction, ScaleByLionState(count=safe_increment(state.count), mu=mu)
 
@@ -637,9 +655,10 @@ def scale_by_trust_ratio(
         def scale_leaf(u, p):
             param_norm = _safe_norm(p, min_norm)
             update_norm = _safe_norm(u, min_norm)
-            ratio = trust_coefficient * param_norm / (update_norm + eps)
+            ratio = jnp.divide(*promote(trust_coefficient * param_norm, update_norm + eps))
             zero_norm = jnp.logical_or(param_norm == 0.0, update_norm == 0.0)
-            return u * jnp.where(zero_norm, jnp.array(1.0, dtype=p.dtype), ratio)
+            scale = jnp.where(zero_norm, *promote(jnp.array(1.0, dtype=p.dtype), ratio))
+            return jnp.multiply(*promote(u, scale))
 
         return jax.tree.map(scale_leaf, updates, params), state
 

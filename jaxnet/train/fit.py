@@ -142,8 +142,10 @@ def fit(
     state is not accepted (:mod:`jaxnet.train.guard`): ``fit`` warns where it broke and
     stops with the (finite) state from before that epoch.
 
-    >>> ts, history = fit(model, losses.sparse_categorical_cross_entropy, optax.adam(1e-3),
-    ...                   x, y, epochs=20, metrics=[metrics.accuracy], validation_split=0.1)
+    ::
+
+        ts, history = fit(model, losses.sparse_categorical_cross_entropy, optim.adam(1e-3),
+                          x, y, epochs=20, metrics=[metrics.accuracy], validation_split=0.1)
     """
     check_arguments("fit", model=model, loss_fn=loss_fn, optimizer=optimizer, epochs=epochs,
                     batch_size=batch_size, seed=seed, metrics=metrics, callbacks=callbacks,

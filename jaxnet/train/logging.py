@@ -3,8 +3,10 @@
 The epoch runs as one compiled program, so progress is shown per epoch (one bar over epochs with
 the latest loss and metrics as its postfix), never by splitting the epoch into per-step calls.
 
->>> fit(model, loss, optimizer, x, y, epochs=50, verbose=0,
-...     callbacks=[ProgressBar(50), CSVLogger("out/log.csv"), JSONLinesLogger("out/log.jsonl")])
+::
+
+    fit(model, loss, optimizer, x, y, epochs=50, verbose=0,
+        callbacks=[ProgressBar(50), CSVLogger("out/log.csv"), JSONLinesLogger("out/log.jsonl")])
 
 :class:`TensorBoardLogger` needs the optional ``tensorboardX`` package; the CSV/JSON-lines files
 are plotted by :func:`jaxnet.plots.plot_history`.
