@@ -65,7 +65,7 @@ def run(args) -> dict:
     print(f"digits: {len(x_train)} train / {len(x_test)} test images of 8x8 pixels, 10 classes")
     print(f"model: 64-100-100-10 ReLU MLP, He init, Adam(lr={args.lr}), batch {args.batch_size}\n")
 
-    monitor = GradientMonitor(recipe.model, every=10)  # per-layer statistics inside the epoch
+    monitor = GradientMonitor(recipe.model)  # per-layer statistics inside the epoch, every 50 steps
     start = time.perf_counter()
     ts, history = jaxnet.fit(
         recipe.model, recipe.loss, optim.adam(args.lr), x_train, y_train, epochs=args.epochs,

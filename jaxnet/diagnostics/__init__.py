@@ -7,7 +7,7 @@
 
 ::
 
-    monitor = GradientMonitor(model, every=10)
+    monitor = GradientMonitor(model, every=50)
     ts, history = fit(model, loss, optimizer, x, y, monitor=monitor)
     for finding in monitor.findings:
         print(finding)

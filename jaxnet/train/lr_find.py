@@ -5,10 +5,10 @@ spread log-uniformly over ``[min_lr, max_lr]``, in one :func:`~jaxnet.train.many
 program (the rate is an array, one entry per copy), and suggests the rate whose loss fell the
 most in the budget without rising on the way. :func:`lr_sweep` is Smith's classic test — one run
 whose rate grows exponentially at every step — with PyTorch Lightning's suggestion (the steepest
-descent of the smoothed loss); docs/lr_find.md compares the two.
+descent of the smoothed loss); docs/lr_find.md compares the two::
 
->>> found = lr_find(model, losses.sparse_categorical_cross_entropy, optim.adam, x, y)
->>> found.suggestion, found.plot("out/lr_find.png")
+    found = lr_find(model, losses.sparse_categorical_cross_entropy, optim.adam, x, y)
+    found.suggestion, found.plot("out/lr_find.png")
 """
 
 from __future__ import annotations
@@ -184,8 +184,10 @@ def lr_find(
       :class:`LRFinding`: the rates, each copy's loss per epoch, the initial loss, which copies
       were stable, the suggestion (the stable rate with the lowest final loss) and ``plot()``.
 
-    >>> found = lr_find(model, losses.mse, optim.adam, x, y, epochs=2)
-    >>> optimizer = optim.adam(found.suggestion)
+    ::
+
+        found = lr_find(model, losses.mse, optim.adam, x, y, epochs=2)
+        optimizer = optim.adam(found.suggestion)
     """
     rates = log_rates(min_lr, max_lr, num)
     check_range("lr_find", "rise", rise, 0.0)

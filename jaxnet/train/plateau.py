@@ -2,11 +2,11 @@
 
 The rate is data in the optimizer state (jaxnet's :func:`~jaxnet.optim.scale_by_learning_rate`, or
 ``optax.inject_hyperparams``), so the callback replaces ``loop.train_state.opt_state`` between
-epochs and the compiled epoch runs on unchanged: nothing is recompiled.
+epochs and the compiled epoch runs on unchanged: nothing is recompiled::
 
->>> plateau = ReduceLROnPlateau("val_loss", factor=0.5, patience=3, min_lr=1e-5)
->>> fit(model, loss, optim.adam(1e-3), x, y, validation_split=0.2, callbacks=[plateau])
->>> plateau.learning_rates          # the rate each epoch trained with
+    plateau = ReduceLROnPlateau("val_loss", factor=0.5, patience=3, min_lr=1e-5)
+    fit(model, loss, optim.adam(1e-3), x, y, validation_split=0.2, callbacks=[plateau])
+    plateau.learning_rates          # the rate each epoch trained with
 """
 
 from __future__ import annotations
