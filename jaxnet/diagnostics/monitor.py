@@ -1,8 +1,8 @@
 """``GradientMonitor``: the ``fit`` monitor that records per-layer statistics and raises alarms::
 
-    monitor = GradientMonitor(model, every=50)
-    ts, history = fit(model, loss, optimizer, x, y, epochs=20, monitor=monitor)
-    print(monitor.table()); monitor.findings
+monitor = GradientMonitor(model, every=50)
+ts, history = fit(model, loss, optimizer, x, y, epochs=20, monitor=monitor)
+print(monitor.table()); monitor.findings
 """
 
 from __future__ import annotations

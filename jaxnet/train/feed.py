@@ -10,7 +10,8 @@
   ``steps_per_execution`` (Keras's name) or comes from a memory budget, :data:`CHUNK_BYTES`.
 
 Both run an epoch as ``run_epoch(train_state, start, on_chunk) -> (train_state, logs, probes,
-probed)`` (``probed``: the positions in the epoch of the probed steps). The chunks of an epoch
+probed, flags)`` (``probed``: the positions in the epoch of the probed steps; ``flags``: the
+non-finite guard's, computed inside a fused epoch). The chunks of an epoch
 are the same steps on the same batches as the fused program: the parameters are bit-identical,
 and so are the epoch's logs (the mean of the same per-step values).
 """
@@ -29,6 +30,7 @@ from jaxnet.errors import DataError
 from jaxnet.train import parallel
 from jaxnet.train import step as steps
 from jaxnet.train.data import Data, checked, match_targets, output_shape, place, prepare, to_numpy
+from jaxnet.train.guard import nonfinite_flags
 from jaxnet.train.sources import RandomAccess, Stream, as_source
 
 CHUNK_BYTES = 64 * 2**20  # default memory budget of one chunk of batches (two are alive at once)
@@ -171,18 +173,27 @@ class ArrayFeed(_Feed):
         super().compile(programs, train_state, **options)
         if self.k is None:  # the fused epoch, or chunks when it would run long
             epoch = programs.epoch(self.batch_size, self.shuffle, mesh=self.mesh, **options)
-            lowered = jax.jit(epoch).lower(train_state, self.data.x, self.data.y)
+
+            def checked(ts, x, y):  # the guard's flags in the same program (no extra dispatch)
+                new, logs, probes = epoch(ts, x, y)
+                return new, logs, probes, nonfinite_flags(ts, new)
+
+            lowered = jax.jit(checked).lower(train_state, self.data.x, self.data.y)
             self.k = auto_steps_per_execution(lowered, self.n_batches)
             if self.k is None:
                 self.run_fused = lowered.compile()
 
-    def run_epoch(self, train_state, start=0, on_chunk=None, prior=None, run_chunk=None):
-        if self.k is None and not start and run_chunk is None:
-            train_state, logs, probes = self.run_fused(train_state, self.data.x, self.data.y)
+    def run_epoch(self, train_state, start=0, on_chunk=None, prior=None):
+        """``(train_state, logs, probes, probed, flags)`` of one epoch: ``logs`` are the epoch's
+        means; ``flags`` the guard's :func:`~jaxnet.train.guard.nonfinite_flags` when the fused
+        program computed them (else ``None``)."""
+        if self.k is None and not start:
+            x, y = self.data.x, self.data.y
+            new_state, logs, probes, flags = self.run_fused(train_state, x, y)
             probed = steps.probed_steps(self.n_batches, self.every) if probes is not None else []
-            return train_state, logs, probes, probed
+            return new_state, logs, probes, probed, flags
         train_state, logs, probes, probed = super().run_epoch(train_state, start, on_chunk, prior)
-        return train_state, _epoch_means(logs), probes, probed
+        return train_state, _epoch_means(logs), probes, probed, None
 
     def chunks(self, train_state, start: int, order=None):
         """Arguments of each chunk program: the data and ``K`` rows of the epoch's order."""
@@ -245,7 +256,7 @@ class ChunkFeed(_Feed):
         train_state, logs, probes, probed = super().run_epoch(
             train_state, start, on_chunk, prior, run_chunk, order
         )
-        return train_state, _epoch_means(logs), probes, probed
+        return train_state, _epoch_means(logs), probes, probed, None
 
     # -- reading ---------------------------------------------------------------------------------
     def chunks(self, train_state, start: int, order=None):

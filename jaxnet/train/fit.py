@@ -195,15 +195,15 @@ def fit(
         start = time.perf_counter()
         first_step, prior = loop.resume_point(epoch)
         on_chunk = chunk_hooks and functools.partial(chunk_end, chunk_hooks, epoch, loop, feed)
-        new_state, logs, probes, probed = feed.run_epoch(
+        new_state, logs, probes, probed, flags = feed.run_epoch(
             loop.train_state, first_step, on_chunk or None, prior
         )
-        logs = jax.device_get(logs)  # one transfer for every log
+        logs, flags = jax.device_get((logs, flags))  # one transfer for every log
         logs = {name: float(logs[name]) for name in log_names}
         if monitor is not None:  # the probed steps' numbers, counted from the first of the run
             first = int(loop.train_state.step) - first_step
             monitor.on_probe(epoch, first + np.array(probed, int), jax.device_get(probes))
-        if not guard_accepts(epoch, logs, loop.train_state, new_state, feed):
+        if not guard_accepts(epoch, logs, loop.train_state, new_state, feed, flags):
             break
         loop.train_state, loop.data_position = new_state, feed.position
         if validate:

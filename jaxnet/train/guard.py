@@ -24,13 +24,15 @@ from jaxnet.core import path_string
 from jaxnet.optim import apply_updates
 
 
-def guard_accepts(epoch: int, logs: dict, train_state, new_state, feed) -> bool:
+def guard_accepts(epoch: int, logs: dict, train_state, new_state, feed, flags=None) -> bool:
     """``True`` if every value in ``logs`` is finite and no leaf of ``new_state`` went
-    non-finite during the epoch that started at ``train_state``. Otherwise warn where the epoch
-    first broke (re-run once with :func:`finite_probe` on every step, by ``feed.probe_epoch``, see
-    :mod:`jaxnet.train.feed`) and return ``False``; ``fit`` then keeps ``train_state``.
+    non-finite during the epoch that started at ``train_state`` (``flags``: those leaves'
+    :func:`nonfinite_flags`, when the epoch program computed them already). Otherwise warn where
+    the epoch first broke (re-run once with :func:`finite_probe` on every step, by
+    ``feed.probe_epoch``, see :mod:`jaxnet.train.feed`) and return ``False``; ``fit`` then keeps
+    ``train_state``.
     """
-    broken = became_non_finite(train_state, new_state)
+    broken = became_non_finite(train_state, new_state, flags)
     bad_logs = {k: v for k, v in logs.items() if not np.isfinite(v)}
     if not broken and not bad_logs:
         return True
@@ -54,11 +56,11 @@ def guard_accepts(epoch: int, logs: dict, train_state, new_state, feed) -> bool:
     return False
 
 
-def became_non_finite(before, after) -> list[str]:
+def became_non_finite(before, after, flags=None) -> list[str]:
     """Paths of the floating-point leaves of ``after`` that are not all finite although the same
     leaf of ``before`` was (a leaf that starts non-finite, e.g. an optimizer's ``inf`` "best value
-    so far", is left alone)."""
-    flags = np.asarray(_newly_non_finite(before, after))
+    so far", is left alone). ``flags``: :func:`nonfinite_flags` if already computed."""
+    flags = np.asarray(_nonfinite_flags(before, after) if flags is None else flags)
     if not flags.any():
         return []
     leaves = jax.tree_util.tree_flatten_with_path(after)[0]
@@ -66,8 +68,9 @@ def became_non_finite(before, after) -> list[str]:
     return [path_string(path) for (path, _), bad in zip(floating, flags, strict=True) if bad]
 
 
-@jax.jit
-def _newly_non_finite(before, after):
+def nonfinite_flags(before, after):
+    """One flag per floating-point leaf: finite in ``before``, not in ``after`` (traceable: the
+    fused epoch computes it in the same program)."""
     pairs = zip(jax.tree.leaves(before), jax.tree.leaves(after), strict=True)
     flags = [
         jnp.all(jnp.isfinite(b)) & ~jnp.all(jnp.isfinite(a))
@@ -75,6 +78,9 @@ def _newly_non_finite(before, after):
         if jnp.issubdtype(a.dtype, jnp.inexact)
     ]
     return jnp.stack(flags) if flags else jnp.zeros((0,), bool)
+
+
+_nonfinite_flags = jax.jit(nonfinite_flags)
 
 
 def _some(paths: list[str]) -> str:
