@@ -68,19 +68,21 @@ def became_non_finite(before, after, flags=None) -> list[str]:
     return [path_string(path) for (path, _), bad in zip(floating, flags, strict=True) if bad]
 
 
-def nonfinite_flags(before, after):
-    """One flag per floating-point leaf: finite in ``before``, not in ``after`` (traceable: the
-    fused epoch computes it in the same program)."""
-    pairs = zip(jax.tree.leaves(before), jax.tree.leaves(after), strict=True)
-    flags = [
-        jnp.all(jnp.isfinite(b)) & ~jnp.all(jnp.isfinite(a))
-        for b, a in pairs
-        if jnp.issubdtype(a.dtype, jnp.inexact)
-    ]
+def finite_flags(tree):
+    """One flag per floating-point leaf of ``tree``: all its entries are finite (traceable: the
+    fused epoch computes it for the state it returns, in the same program)."""
+    flags = [jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree)
+             if jnp.issubdtype(a.dtype, jnp.inexact)]  # fmt: skip
     return jnp.stack(flags) if flags else jnp.zeros((0,), bool)
 
 
+def nonfinite_flags(before, after):
+    """One flag per floating-point leaf: finite in ``before``, not in ``after``."""
+    return finite_flags(before) & ~finite_flags(after)
+
+
 _nonfinite_flags = jax.jit(nonfinite_flags)
+_finite_flags = jax.jit(finite_flags)
 
 
 def _some(paths: list[str]) -> str:
