@@ -8,8 +8,9 @@ skipped); each gets the ``Loop`` and may read or change it:
   ``loop.train_state`` and set ``loop.initial_epoch`` and ``loop.history`` (resuming a run).
 - ``on_chunk_end(epoch, steps_done, train_state, step_logs, loop)``: after each chunk of an epoch
   that runs in chunks (a data source, or a long epoch; see :mod:`jaxnet.train.feed`):
-  ``train_state`` is the state after ``steps_done`` steps of the epoch, ``step_logs`` a list of
-  per-step log dicts (device arrays) of the epoch so far. For progress and mid-epoch checkpoints.
+  ``train_state`` is the state after ``steps_done`` steps of the epoch (valid during the call
+  only: the next chunk updates its buffers in place), ``step_logs`` a list of per-step log dicts
+  (device arrays) of the epoch so far. For progress and mid-epoch checkpoints.
 - ``on_epoch_end(epoch, logs, loop)``: after each epoch; ``logs`` maps names (``"loss"``,
   ``"val_loss"``, ``"accuracy"``, ...) to floats. Set ``loop.stop_training = True`` to stop; replace
   ``loop.train_state`` to change what training continues from (e.g. a new learning rate).

@@ -109,9 +109,9 @@ def to_numpy(x, name: str, dtype=np.float32):
         return type(x)(to_numpy(v, f"{name}[{i}]", dtype) for i, v in enumerate(x))
     a = _numeric(x, name)
     if a.dtype.kind == "f" or name.startswith("x"):
-        a = a.astype(dtype)
-        bad = ~np.isfinite(a)
-        if bad.any():
+        a = a.astype(dtype, copy=False)
+        bad = None if np.isfinite(a.sum()) else ~np.isfinite(a)  # (a sum is a fast first look)
+        if bad is not None and bad.any():
             rows = np.unique(np.nonzero(bad)[0])
             raise DataError(
                 f"{name} has {int(bad.sum())} non-finite values (NaN/inf) in {rows.size} rows, "

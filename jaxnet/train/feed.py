@@ -30,7 +30,7 @@ from jaxnet.errors import DataError
 from jaxnet.train import parallel
 from jaxnet.train import step as steps
 from jaxnet.train.data import Data, checked, match_targets, output_shape, place, prepare, to_numpy
-from jaxnet.train.guard import _finite_flags, finite_flags
+from jaxnet.train.guard import compiled_finite_flags, finite_flags
 from jaxnet.train.sources import RandomAccess, Stream, as_source
 
 CHUNK_BYTES = 64 * 2**20  # default memory budget of one chunk of batches (two are alive at once)
@@ -87,7 +87,9 @@ class _Feed:
     def compile(self, programs: Programs, train_state, **options) -> None:
         """Build (and where the shapes are known, compile) the programs for this data."""
         self.programs, self.every = programs, options.get("probe_every", 1)
-        self.run_chunk = jax.jit(programs.chunk(mesh=self.mesh, **options))
+        # The train state is donated: a chunk updates it in place instead of copying it first
+        # (run_epoch copies the epoch's starting state once, which the guard may need back).
+        self.run_chunk = jax.jit(programs.chunk(mesh=self.mesh, **options), donate_argnums=0)
 
     def run_epoch(self, train_state, start=0, on_chunk=None, prior=None, run_chunk=None,
                   order=None):  # fmt: skip
@@ -96,8 +98,9 @@ class _Feed:
         ``on_chunk(train_state, steps_done, logs)`` is called after each chunk (``logs``: a list
         of the per-step logs of the epoch so far). ``order`` replaces the epoch's shuffled order
         of a random-access source (``fit_many``'s order, shared by its models)."""
-        run_chunk = run_chunk or self.run_chunk
-        chunks = self.chunks(train_state, start, order)
+        chunks = self.chunks(train_state, start, order)  # (reads the key of the state given)
+        if run_chunk is None:
+            run_chunk, train_state = self.run_chunk, _copy(train_state)
         pending = next(chunks, None)
         logs = [] if prior is None else [jax.tree.map(jnp.asarray, prior)]
         probes, probed, done = [], [], start
@@ -187,17 +190,18 @@ class ArrayFeed(_Feed):
 
     def run_epoch(self, train_state, start=0, on_chunk=None, prior=None):
         """``(train_state, logs, probes, probed, flags)`` of one epoch: ``logs`` are the epoch's
-        means; ``flags`` the guard's :func:`~jaxnet.train.guard.nonfinite_flags` when the fused
-        program computed them (else ``None``)."""
+        means; ``flags`` the guard's ``(finite before, finite after)``
+        (:func:`~jaxnet.train.guard.finite_flags`) when the fused program computed them, else
+        ``None``."""
         if self.k is None and not start:
             x, y = self.data.x, self.data.y
             new_state, logs, probes, finite = self.run_fused(train_state, x, y)
             probed = steps.probed_steps(self.n_batches, self.every) if probes is not None else []
             # finite at the start: from the last epoch's program if it returned this very state
             before = self.finite[1] if self.finite and self.finite[0] is train_state else None
-            before = _finite_flags(train_state) if before is None else before
+            before = compiled_finite_flags(train_state) if before is None else before
             self.finite = (new_state, finite)
-            return new_state, logs, probes, probed, before & ~finite
+            return new_state, logs, probes, probed, (before, finite)
         train_state, logs, probes, probed = super().run_epoch(train_state, start, on_chunk, prior)
         return train_state, _epoch_means(logs), probes, probed, None
 
@@ -284,44 +288,48 @@ class ChunkFeed(_Feed):
     def _read(self, train_state, start: int, order=None):
         """The epoch's chunks from its step ``start`` on, checked and put on the device (a
         stream's position after each chunk is queued for :attr:`position`)."""
-        chunk, steps = [], []
-        for step, batch in self._batches(train_state, start, order):
-            chunk.append(batch)
-            steps.append(step)
+        if isinstance(self.source, Stream):
+            groups = self._stream_groups(train_state, start)
+        else:
+            groups = self._random_access_groups(train_state, start, order)
+        for group_steps, (x, y) in groups:
+            if isinstance(self.source, Stream):
+                self.positions.append(self.source.state())
+            yield self._put(self._checked(x, y, group_steps))
+
+    def _stream_groups(self, train_state, start: int):
+        """``(steps, (x, y))``: ``K`` batches of the stream at a time, joined."""
+        first_step, group = _step(train_state) - start, []
+        iterator = self.source.epoch()
+        for i in range(start, self.n_batches):
+            batch = next(iterator, None)
+            if batch is None:
+                raise DataError(f"the stream ended after {i} of steps_per_epoch="
+                                f"{self.n_batches} batches (step {first_step + i})",
+                                ("data",))  # fmt: skip
+            group.append((first_step + i, self._same_shapes(batch, first_step + i)))
             if self.k is None:
-                self.k = max(1, min(self.n_batches, CHUNK_BYTES // _nbytes(batch)))
-            if len(chunk) == self.k:
-                yield self._emit(chunk, steps)
-                chunk, steps = [], []
-        if chunk:
-            yield self._emit(chunk, steps)
+                self.k = max(1, min(self.n_batches, CHUNK_BYTES // _nbytes(group[0][1])))
+            if len(group) == self.k or i == self.n_batches - 1:
+                group_steps, batches = zip(*group, strict=True)
+                yield list(group_steps), jax.tree.map(lambda *a: np.concatenate(a), *batches)
+                group = []
 
-    def _emit(self, chunk, steps):
-        if isinstance(self.source, Stream):
-            self.positions.append(self.source.state())
-        return self._put(self._checked(chunk, steps))
-
-    def _batches(self, train_state, start: int, order=None):
-        """``(step, (x, y))`` of the epoch's batches from its step ``start`` on, as read."""
+    def _random_access_groups(self, train_state, start: int, order=None):
+        """``(steps, (x, y))``: ``K`` batches read at once (one ``take`` of their rows), in the
+        epoch's order (``order``, or the shuffled order of ``train_state``'s key and epoch)."""
         first_step = _step(train_state) - start
-        if isinstance(self.source, Stream):
-            iterator = self.source.epoch()
-            for i in range(start, self.n_batches):
-                batch = next(iterator, None)
-                if batch is None:
-                    raise DataError(f"the stream ended after {i} of steps_per_epoch="
-                                    f"{self.n_batches} batches (step {first_step + i})",
-                                    ("data",))  # fmt: skip
-                yield first_step + i, self._same_shapes(batch, first_step + i)
-            return
         if order is None:
             order = _order(train_state, len(self.source), self.batch_size, self.shuffle)
-        order = np.asarray(order)
+        rows = np.asarray(order)[: self.n_batches * self.batch_size]
+        rows = rows.reshape(self.n_batches, self.batch_size)
         columns = np.concatenate([np.arange(p * self.b, (p + 1) * self.b) for p in self.local])
-        for i in range(start, self.n_batches):
-            indices = order[i * self.batch_size : (i + 1) * self.batch_size][columns]
-            batch = self._same_shapes(self.source.take(indices), first_step + i)
-            yield first_step + i, batch
+        if self.k is None:
+            self.k = max(1, min(self.n_batches, CHUNK_BYTES // _nbytes(self.sample)))
+        for i in range(start, self.n_batches, self.k):
+            group_steps = range(first_step + i, first_step + min(i + self.k, self.n_batches))
+            indices = rows[i : i + len(group_steps), columns].reshape(-1)
+            yield list(group_steps), jax.tree.map(np.asarray, tuple(self.source.take(indices)))
 
     def _same_shapes(self, batch, step: int):
         """``batch`` as NumPy ``(x, y)``, refused unless shaped like the first batch."""
@@ -338,20 +346,22 @@ class ChunkFeed(_Feed):
             )
         return x, y
 
-    def _checked(self, chunk, steps):
-        """The chunk's batches joined and checked like in-memory data at once; a problem names
-        the step of the first batch that has it."""
+    def _checked(self, x, y, steps):
+        """``K`` joined batches checked like in-memory data at once; a problem names the step
+        of the first batch that has it."""
 
         def check(x, y):
             x = to_numpy(x, "x")
             return x, match_targets(to_numpy(y, "y"), self.out_shape, "y", self.targets)
 
         try:
-            return check(*jax.tree.map(lambda *a: np.concatenate(a), *chunk))
+            return check(x, y)
         except DataError:
-            for step, batch in zip(steps, chunk, strict=True):
+            rows = len(jax.tree.leaves(x)[0]) // len(steps)
+            for j, step in enumerate(steps):
+                part = jax.tree.map(lambda a: a[j * rows : (j + 1) * rows], (x, y))  # noqa: B023
                 try:
-                    check(*batch)
+                    check(*part)
                 except DataError as error:
                     detail = f"the batch of step {step}: {error.detail}"
                     raise DataError(detail, ("data",)) from None
@@ -401,6 +411,12 @@ def auto_steps_per_execution(lowered, n_batches: int) -> int | None:
 def _step(train_state) -> int:
     """The step count (the same for every model of ``fit_many``'s stacked train states)."""
     return int(np.ravel(np.asarray(train_state.step))[0])
+
+
+@jax.jit
+def _copy(tree):
+    """A copy of ``tree`` in new buffers (a donated program may then reuse them)."""
+    return jax.tree.map(jnp.copy, tree)
 
 
 def _nbytes(batch) -> int:

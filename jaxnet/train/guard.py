@@ -59,8 +59,13 @@ def guard_accepts(epoch: int, logs: dict, train_state, new_state, feed, flags=No
 def became_non_finite(before, after, flags=None) -> list[str]:
     """Paths of the floating-point leaves of ``after`` that are not all finite although the same
     leaf of ``before`` was (a leaf that starts non-finite, e.g. an optimizer's ``inf`` "best value
-    so far", is left alone). ``flags``: :func:`nonfinite_flags` if already computed."""
-    flags = np.asarray(_nonfinite_flags(before, after) if flags is None else flags)
+    so far", is left alone). ``flags``: :func:`nonfinite_flags`, or :func:`finite_flags` of
+    ``before`` and ``after``, if already computed."""
+    if flags is None:
+        flags = _nonfinite_flags(before, after)
+    elif isinstance(flags, tuple):
+        flags = np.asarray(flags[0]) & ~np.asarray(flags[1])
+    flags = np.asarray(flags)
     if not flags.any():
         return []
     leaves = jax.tree_util.tree_flatten_with_path(after)[0]
@@ -82,7 +87,7 @@ def nonfinite_flags(before, after):
 
 
 _nonfinite_flags = jax.jit(nonfinite_flags)
-_finite_flags = jax.jit(finite_flags)
+compiled_finite_flags = jax.jit(finite_flags)
 
 
 def _some(paths: list[str]) -> str:
