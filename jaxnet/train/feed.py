@@ -275,14 +275,19 @@ class ChunkFeed(_Feed):
         the first chunk of the next epoch of a random-access source is read already."""
         first_step = _step(train_state) - start
         ahead, self.ahead = self.ahead, None
+        following, next_order = first_step + self.n_batches, None
+        if isinstance(self.source, RandomAccess) and order is None:
+            # The next epoch's order is asked for now, before this epoch's programs: the device
+            # runs programs in order, so asked later it would wait for the whole epoch.
+            next_state = train_state._replace(step=jnp.asarray(following, jnp.int32))
+            next_order = _order(next_state, len(self.source), self.batch_size, self.shuffle)
         if ahead is not None and ahead[0] == (first_step, start) and order is None:
             yield ahead[1]
             yield from ahead[2]
         else:
             yield from self._read(train_state, start, order)
-        if isinstance(self.source, RandomAccess) and order is None:
-            following = first_step + self.n_batches
-            rest = self._read(train_state._replace(step=jnp.asarray(following, jnp.int32)), 0)
+        if next_order is not None:
+            rest = self._read(next_state, 0, next_order)
             self.ahead = ((following, 0), next(rest), rest)
 
     def _read(self, train_state, start: int, order=None):
