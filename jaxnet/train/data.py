@@ -110,7 +110,8 @@ def to_numpy(x, name: str, dtype=np.float32):
     a = _numeric(x, name)
     if a.dtype.kind == "f" or name.startswith("x"):
         a = a.astype(dtype, copy=False)
-        bad = None if np.isfinite(a.sum()) else ~np.isfinite(a)  # (a sum is a fast first look)
+        with np.errstate(over="ignore", invalid="ignore"):  # huge finite values may sum to inf
+            bad = None if np.isfinite(a.sum()) else ~np.isfinite(a)  # (a sum is a fast first look)
         if bad is not None and bad.any():
             rows = np.unique(np.nonzero(bad)[0])
             raise DataError(
