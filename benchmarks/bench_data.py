@@ -58,7 +58,7 @@ def jaxnet_epoch_seconds(x, y, hidden, batch, epochs, **options):
 
     layers = []
     for units in hidden:
-        layers += [jaxnet.Dense(units, kernel_init="he_normal"), jaxnet.Relu()]
+        layers += [jaxnet.Dense(units, kernel_init="he_normal"), jaxnet.activations.Relu()]
     model = jaxnet.serial(*layers, jaxnet.Dense(10))
     loss = jaxnet.losses.sparse_categorical_cross_entropy
     _, history = jaxnet.fit(model, loss, optax.adam(1e-3), x, y, epochs=epochs, batch_size=batch,
@@ -190,7 +190,7 @@ import jax, optax, jaxnet
 n, epochs, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 rng = np.random.default_rng(0)
 x = rng.normal(size=(n, 784)).astype(np.float32); y = rng.integers(0, 10, n).astype(np.int32)
-model = jaxnet.serial(jaxnet.Dense(1024), jaxnet.Relu(), jaxnet.Dense(1024), jaxnet.Relu(),
+model = jaxnet.serial(jaxnet.Dense(1024), jax.nn.relu, jaxnet.Dense(1024), jax.nn.relu,
                       jaxnet.Dense(10))
 _, history = jaxnet.fit(model, jaxnet.losses.sparse_categorical_cross_entropy, optax.adam(1e-3),
                         x, y, epochs=epochs, batch_size=256, verbose=0,

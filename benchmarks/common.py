@@ -38,9 +38,9 @@ def digits_mlp():
 
     return jaxnet.serial(
         jaxnet.Dense(100, kernel_init="he_normal"),
-        jaxnet.Relu(),
+        jaxnet.activations.Relu(),
         jaxnet.Dense(100, kernel_init="he_normal"),
-        jaxnet.Relu(),
+        jaxnet.activations.Relu(),
         jaxnet.Dense(10),
     )
 

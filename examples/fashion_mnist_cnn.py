@@ -42,14 +42,14 @@ def model():
     return jaxnet.serial(
         jaxnet.Rescale(1 / 255),
         jaxnet.Conv2D(32, 3, padding="SAME"),
-        jaxnet.Relu(),
+        jaxnet.activations.Relu(),
         jaxnet.MaxPool(2),
         jaxnet.Conv2D(64, 3, padding="SAME"),
-        jaxnet.Relu(),
+        jaxnet.activations.Relu(),
         jaxnet.MaxPool(2),
         jaxnet.Flatten(),
         jaxnet.Dense(128),
-        jaxnet.Relu(),
+        jaxnet.activations.Relu(),
         jaxnet.Dense(10),
     )
 

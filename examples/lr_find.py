@@ -58,7 +58,7 @@ def wine():
 def mlp(classes, hidden):
     layers = []
     for units in hidden:
-        layers += [jaxnet.Dense(units, kernel_init="he_normal"), jaxnet.Relu()]
+        layers += [jaxnet.Dense(units, kernel_init="he_normal"), jaxnet.activations.Relu()]
     return jaxnet.serial(*layers, jaxnet.Dense(classes))
 
 
@@ -67,10 +67,10 @@ def cnn():
 
     return jaxnet.serial(
         layers.Conv2D(16, 3, padding="SAME", kernel_init="he_normal"),
-        jaxnet.Relu(),
+        jaxnet.activations.Relu(),
         layers.MaxPool(2),
         layers.Conv2D(32, 3, padding="SAME", kernel_init="he_normal"),
-        jaxnet.Relu(),
+        jaxnet.activations.Relu(),
         layers.MaxPool(2),
         layers.Flatten(),
         jaxnet.Dense(10),

@@ -52,10 +52,10 @@ def cnn() -> jaxnet.Layer:
     conv = dict(padding="SAME", kernel_init="he_normal")
     return jaxnet.serial(
         layers.Conv2D(16, 3, **conv),
-        jaxnet.Relu(),
+        jaxnet.activations.Relu(),
         layers.MaxPool(2),  # 8x8 -> 4x4
         layers.Conv2D(32, 3, **conv),
-        jaxnet.Relu(),
+        jaxnet.activations.Relu(),
         layers.MaxPool(2),  # 4x4 -> 2x2
         layers.Flatten(),
         layers.Dense(10),

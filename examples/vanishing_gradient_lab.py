@@ -51,7 +51,9 @@ def residual_mlp():
 
     def block():
         inner = jaxnet.serial(
-            jaxnet.Dense(WIDTH, kernel_init="he_normal"), jaxnet.Relu(), jaxnet.Dense(WIDTH)
+            jaxnet.Dense(WIDTH, kernel_init="he_normal"),
+            jaxnet.activations.Relu(),
+            jaxnet.Dense(WIDTH),
         )
 
         def apply(params, state, x, *, key=None, train=False):
@@ -60,7 +62,7 @@ def residual_mlp():
 
         return jaxnet.Layer(inner.init, apply, "residual", {"residual": True})
 
-    layers = [jaxnet.Dense(WIDTH, kernel_init="he_normal"), jaxnet.Relu()]
+    layers = [jaxnet.Dense(WIDTH, kernel_init="he_normal"), jaxnet.activations.Relu()]
     return jaxnet.serial(*layers, *[block() for _ in range(DEPTH // 2)], jaxnet.Dense(10))
 
 

@@ -5,16 +5,22 @@ A model is a :class:`Layer` — ``init(key, input_shape) -> (output_shape, param
 
 >>> import jax, jaxnet
 >>> model = jaxnet.serial(jaxnet.Dense(100, kernel_init="he_normal"), jax.nn.relu, jaxnet.Dense(10))
->>> params, state = jaxnet.init_model(model, jax.random.key(0), (64,))
+>>> out_shape, params, state = model.init(jax.random.key(0), (64,))
 >>> y, state = model.apply(params, state, jax.numpy.ones((5, 64)))
->>> y.shape
-(5, 10)
+>>> out_shape, y.shape
+((10,), (5, 10))
 
-Modules: ``activations``, ``init``, ``layers``, ``losses``, ``metrics``, ``optim`` (hand-written
-optimizers on optax's protocol), ``regularizers``, ``recipes``, ``train``, ``diagnostics``,
-``topology``, ``models``, ``perceptron``, ``checkpoint``, ``datasets``, ``plots``, ``studies``.
+The top level re-exports what most programs use, grouped as the package is laid out (see
+``docs/design.md``): the layer protocol and combinators, layers, recipes, training, diagnostics,
+saving and export. Everything else lives in its module: ``activations`` (functions and their
+one-line layers such as ``activations.Relu()``), ``init``, ``losses``, ``metrics``, ``optim``
+(hand-written optimizers on optax's protocol), ``regularizers``, ``train`` (callbacks, loggers,
+``lr_sweep``, per-example gradients), ``diagnostics``, ``topology``, ``models``, ``perceptron``,
+``checkpoint``, ``datasets``, ``plots``, ``studies``.
 """
 
+# isort: skip_file
+# (the imports are grouped as the package is laid out, not alphabetically)
 from jaxnet import (
     activations,
     checkpoint,
@@ -33,25 +39,15 @@ from jaxnet import (
     topology,
     train,
 )
-from jaxnet.activations import (
-    Activation,
-    Elu,
-    Gelu,
-    LeakyRelu,
-    LogSoftmax,
-    Relu,
-    Selu,
-    Sigmoid,
-    Softmax,
-    Softplus,
-    Step,
-    Swish,
-    Tanh,
-)
+
+# The layer protocol, combinators and descriptions.
 from jaxnet.core import Layer, apply_with_outputs, count_params, function_layer, init_model, serial
 from jaxnet.description import build, describe, register
-from jaxnet.diagnostics import GradientMonitor, diagnose, diagnose_at_init
-from jaxnet.exporting import export, load_exported
+from jaxnet.summarize import summary
+from jaxnet.topology import branch, concat, parallel, residual, select, wide_and_deep
+
+# Layers.
+from jaxnet.activations import Activation
 from jaxnet.layers import (
     RNN,
     AlphaDropout,
@@ -75,14 +71,15 @@ from jaxnet.layers import (
     Rescale,
     SimpleRNNCell,
 )
-from jaxnet.onnx_export import export_onnx
-from jaxnet.recipes import Recipe, classifier_mlp, regression_mlp
 from jaxnet.regularizers import ActivityRegularization
-from jaxnet.saving import Preprocessing, SavedModel, load_model, save_model
-from jaxnet.summarize import summary
-from jaxnet.topology import branch, concat, parallel, residual, select, wide_and_deep
+
+# Recipes: textbook models with their matching loss and metrics.
+from jaxnet.recipes import Recipe, classifier_mlp, regression_mlp
+
+# Training.
 from jaxnet.train import (
     Callback,
+    Checkpoint,
     EarlyStopping,
     History,
     TrainState,
@@ -96,99 +93,103 @@ from jaxnet.train import (
     predict,
 )
 
+# Diagnostics.
+from jaxnet.diagnostics import GradientMonitor, diagnose, diagnose_at_init
+
+# Saving and export.
+from jaxnet.saving import Preprocessing, SavedModel, load_model, save_model
+from jaxnet.exporting import export, load_exported
+from jaxnet.onnx_export import export_onnx
+
 __version__ = "0.1.0"
 
 __all__ = [
-    "RNN",
-    "Activation",
-    "ActivityRegularization",
-    "AlphaDropout",
-    "AvgPool",
-    "BatchNorm",
-    "Bidirectional",
-    "Callback",
-    "Conv1D",
-    "Conv2D",
-    "Dense",
-    "Dropout",
-    "EarlyStopping",
-    "Elu",
-    "Flatten",
-    "GRUCell",
-    "GaussianDropout",
-    "GaussianNoise",
-    "Gelu",
-    "GlobalAvgPool",
-    "GlobalMaxPool",
-    "GradientMonitor",
-    "History",
-    "LSTMCell",
-    "Layer",
-    "LayerNorm",
-    "LeakyRelu",
-    "LogSoftmax",
-    "MaxPool",
-    "Preprocessing",
-    "RandomShift",
-    "Rescale",
-    "Recipe",
-    "Relu",
-    "SavedModel",
-    "Selu",
-    "Sigmoid",
-    "SimpleRNNCell",
-    "Softmax",
-    "Softplus",
-    "Step",
-    "Swish",
-    "Tanh",
-    "TrainState",
+    # modules
     "activations",
-    "apply_with_outputs",
-    "branch",
-    "build",
     "checkpoint",
     "convert",
-    "classifier_mlp",
-    "concat",
-    "count_params",
-    "create_train_state",
-    "describe",
-    "diagnose",
-    "diagnose_at_init",
     "diagnostics",
     "errors",
-    "evaluate",
-    "export",
-    "export_onnx",
-    "fit",
-    "lr_find",
-    "fit_many",
-    "function_layer",
     "init",
-    "init_model",
     "layers",
-    "load_exported",
-    "load_model",
     "losses",
-    "make_epoch",
-    "make_train_step",
     "metrics",
     "models",
     "optim",
-    "parallel",
     "perceptron",
-    "predict",
     "recipes",
-    "regression_mlp",
-    "register",
     "regularizers",
-    "residual",
-    "save_model",
-    "select",
-    "serial",
-    "summary",
     "topology",
     "train",
+    # the layer protocol, combinators and descriptions
+    "Layer",
+    "serial",
+    "function_layer",
+    "init_model",
+    "apply_with_outputs",
+    "count_params",
+    "describe",
+    "build",
+    "register",
+    "summary",
+    "branch",
+    "concat",
+    "parallel",
+    "residual",
+    "select",
     "wide_and_deep",
+    # layers
+    "Dense",
+    "Activation",
+    "Dropout",
+    "AlphaDropout",
+    "GaussianDropout",
+    "GaussianNoise",
+    "BatchNorm",
+    "LayerNorm",
+    "ActivityRegularization",
+    "Rescale",
+    "RandomShift",
+    "Flatten",
+    "Conv1D",
+    "Conv2D",
+    "MaxPool",
+    "AvgPool",
+    "GlobalAvgPool",
+    "GlobalMaxPool",
+    "RNN",
+    "Bidirectional",
+    "SimpleRNNCell",
+    "GRUCell",
+    "LSTMCell",
+    # recipes
+    "Recipe",
+    "classifier_mlp",
+    "regression_mlp",
+    # training
+    "TrainState",
+    "create_train_state",
+    "make_train_step",
+    "make_epoch",
+    "fit",
+    "fit_many",
+    "History",
+    "evaluate",
+    "predict",
+    "Callback",
+    "Checkpoint",
+    "EarlyStopping",
+    "lr_find",
+    # diagnostics
+    "GradientMonitor",
+    "diagnose",
+    "diagnose_at_init",
+    # saving and export
+    "save_model",
+    "load_model",
+    "SavedModel",
+    "Preprocessing",
+    "export",
+    "load_exported",
+    "export_onnx",
 ]

@@ -70,17 +70,17 @@ def test_step_is_heaviside_with_zero_gradient():
 def test_layers_wrap_functions_and_record_their_kind(key):
     x = jax.random.normal(key, (4, 3))
     for layer, fn in [
-        (jaxnet.Relu(), jax.nn.relu),
-        (jaxnet.LeakyRelu(0.2), lambda v: jax.nn.leaky_relu(v, 0.2)),
-        (jaxnet.Softmax(), jax.nn.softmax),
-        (jaxnet.Selu(), jax.nn.selu),
+        (jaxnet.activations.Relu(), jax.nn.relu),
+        (jaxnet.activations.LeakyRelu(0.2), lambda v: jax.nn.leaky_relu(v, 0.2)),
+        (jaxnet.activations.Softmax(), jax.nn.softmax),
+        (jaxnet.activations.Selu(), jax.nn.selu),
     ]:
         shape, params, state = layer.init(key, (3,))
         y, _ = layer.apply(params, state, x)
         assert shape == (3,) and params == {} and state == {}
         np.testing.assert_allclose(y, fn(x), rtol=1e-6)
-    assert jaxnet.Relu().info["kind"] == "relu"
-    assert jaxnet.Sigmoid().info["kind"] == "saturating"
+    assert jaxnet.activations.Relu().info["kind"] == "relu"
+    assert jaxnet.activations.Sigmoid().info["kind"] == "saturating"
 
 
 def test_unknown_activation_lists_the_valid_names():

@@ -19,7 +19,7 @@ def _data(n=96):
 
 
 def _model():
-    return jaxnet.serial(jaxnet.Dense(8), jaxnet.Tanh(), jaxnet.Dense(2))
+    return jaxnet.serial(jaxnet.Dense(8), jaxnet.activations.Tanh(), jaxnet.Dense(2))
 
 
 def _close(a, b, tol=1e-6):

@@ -11,7 +11,7 @@ from jaxnet.errors import DTypeError, ShapeError
 
 def test_serial_names_children_by_kind_and_position(key):
     model = jaxnet.serial(
-        jaxnet.Dense(8), jax.nn.relu, jaxnet.Dense(8), jaxnet.Relu(), jaxnet.Dense(2)
+        jaxnet.Dense(8), jax.nn.relu, jaxnet.Dense(8), jaxnet.activations.Relu(), jaxnet.Dense(2)
     )
     shape, params, state = model.init(key, (5,))
     assert shape == (2,)
@@ -51,7 +51,7 @@ def test_child_keys_do_not_depend_on_other_children():
 
 
 def test_apply_with_outputs_returns_every_child_output(key):
-    model = jaxnet.serial(jaxnet.Dense(4), jaxnet.Relu(), jaxnet.Dense(2))
+    model = jaxnet.serial(jaxnet.Dense(4), jaxnet.activations.Relu(), jaxnet.Dense(2))
     _, params, state = model.init(key, (3,))
     x = jax.random.normal(key, (5, 3))
     y, _, outputs = jaxnet.apply_with_outputs(model, params, state, x)
@@ -61,7 +61,7 @@ def test_apply_with_outputs_returns_every_child_output(key):
 
 
 def test_shape_errors_name_the_layer_and_both_shapes(key):
-    model = jaxnet.serial(jaxnet.Dense(4), jaxnet.Relu(), jaxnet.Dense(2), name="mlp")
+    model = jaxnet.serial(jaxnet.Dense(4), jaxnet.activations.Relu(), jaxnet.Dense(2), name="mlp")
     _, params, state = model.init(key, (3,))
     with pytest.raises(
         ShapeError, match=r"mlp/dense_0: expected input with 3 features .* \(5, 7\)"
@@ -93,17 +93,17 @@ def test_flatten_and_count_params(key):
 @pytest.mark.parametrize(
     "layer",
     [
-        jaxnet.Sigmoid(),
-        jaxnet.Tanh(),
-        jaxnet.Elu(0.7),
-        jaxnet.Selu(),
-        jaxnet.Softplus(),
-        jaxnet.Gelu(),
-        jaxnet.Swish(),
-        jaxnet.LeakyRelu(0.2),
-        jaxnet.Softmax(),
-        jaxnet.LogSoftmax(),
-        jaxnet.Relu(),
+        jaxnet.activations.Sigmoid(),
+        jaxnet.activations.Tanh(),
+        jaxnet.activations.Elu(0.7),
+        jaxnet.activations.Selu(),
+        jaxnet.activations.Softplus(),
+        jaxnet.activations.Gelu(),
+        jaxnet.activations.Swish(),
+        jaxnet.activations.LeakyRelu(0.2),
+        jaxnet.activations.Softmax(),
+        jaxnet.activations.LogSoftmax(),
+        jaxnet.activations.Relu(),
     ],
     ids=lambda layer: layer.name,
 )
@@ -161,7 +161,7 @@ def test_every_combinator_gives_child_i_the_key_fold_in_key_i(key):
 
 
 def test_apply_with_outputs_records_layers_inside_combinators(key):
-    block = jaxnet.serial(jaxnet.Dense(4), jaxnet.Relu(), name="block")
+    block = jaxnet.serial(jaxnet.Dense(4), jaxnet.activations.Relu(), name="block")
     model = jaxnet.serial(jaxnet.Dense(4), jaxnet.residual(block), jaxnet.Dense(2))
     params, state = jaxnet.init_model(model, key, (3,))
     x = jax.random.normal(key, (5, 3))

@@ -83,23 +83,35 @@ CASES = [
         (5, 2),
     ),
     *[(f"activation_{n}", lambda n=n: activations.Activation(n), (4,)) for n in activations.NAMES],
-    ("leaky_relu_alpha", lambda: jaxnet.LeakyRelu(0.2), (4,)),
-    ("elu_alpha", lambda: jaxnet.Elu(0.5), (4,)),
-    ("gelu_tanh", lambda: jaxnet.Gelu(approximate=True), (4,)),
-    ("softmax_axis", lambda: jaxnet.Softmax(axis=1), (2, 4)),
+    ("leaky_relu_alpha", lambda: jaxnet.activations.LeakyRelu(0.2), (4,)),
+    ("elu_alpha", lambda: jaxnet.activations.Elu(0.5), (4,)),
+    ("gelu_tanh", lambda: jaxnet.activations.Gelu(approximate=True), (4,)),
+    ("softmax_axis", lambda: jaxnet.activations.Softmax(axis=1), (2, 4)),
     ("activity_regularization", lambda: ActivityRegularization(0.01, 0.02), (4,)),
     ("perceptron", lambda: jaxnet.perceptron.Perceptron(2), (4,)),
-    ("serial", lambda: serial(layers.Dense(3), jaxnet.Relu(), layers.Dense(2), name="net"), (4,)),
+    (
+        "serial",
+        lambda: serial(layers.Dense(3), jaxnet.activations.Relu(), layers.Dense(2), name="net"),
+        (4,),
+    ),
     ("jaxnet_function", lambda: serial(layers.Dense(3), activations.elu), (4,)),
     (
         "parallel",
         lambda: serial(parallel(layers.Dense(2), layers.Dense(3)), concat()),
         ((2,), (3,)),
     ),
-    ("branch", lambda: serial(branch(layers.Dense(2), jaxnet.Tanh()), concat(axis=-1)), (4,)),
+    (
+        "branch",
+        lambda: serial(branch(layers.Dense(2), jaxnet.activations.Tanh()), concat(axis=-1)),
+        (4,),
+    ),
     ("select", lambda: serial(select("b"), layers.Dense(2)), {"a": (2,), "b": (3,)}),
     ("select_index", lambda: serial(select(1), layers.Dense(2)), ((2,), (3,))),
-    ("residual_identity", lambda: residual(serial(layers.Dense(4), jaxnet.Relu())), (4,)),
+    (
+        "residual_identity",
+        lambda: residual(serial(layers.Dense(4), jaxnet.activations.Relu())),
+        (4,),
+    ),
     ("residual_auto_projection", lambda: residual(layers.Dense(5)), (4,)),
     (
         "residual_projection",
@@ -248,7 +260,7 @@ def test_plain_functions_and_custom_pieces_are_refused_with_their_path():
         return jnp.ones(shape, dtype)
 
     with pytest.raises(ConfigError, match="kernel_init=np_init is a custom function") as info:
-        jaxnet.describe(serial(jaxnet.Relu(), layers.Dense(2, kernel_init=np_init)))
+        jaxnet.describe(serial(jaxnet.activations.Relu(), layers.Dense(2, kernel_init=np_init)))
     assert info.value.path == ("serial", "dense_1")
     with pytest.raises(ConfigError, match="activation=sin"):
         jaxnet.describe(layers.RNN(layers.SimpleRNNCell(2, activation=jnp.sin)))
@@ -304,7 +316,7 @@ def test_reprs_read_like_the_call():
     assert repr(layers.Dense(100, kernel_init="he_normal")) == "Dense(100, kernel_init='he_normal')"
     mlp = serial(layers.Dense(100), jax.nn.relu, layers.Dense(10))
     assert repr(mlp) == "serial(Dense(100), relu, Dense(10))"
-    assert repr(jaxnet.LeakyRelu(0.2)) == "leaky_relu(alpha=0.2)"
+    assert repr(jaxnet.activations.LeakyRelu(0.2)) == "leaky_relu(alpha=0.2)"
     assert repr(layers.RNN(layers.GRUCell(8), return_sequences=True)) == (
         "RNN(GRUCell(8), return_sequences=True)"
     )

@@ -28,8 +28,9 @@ ROOT = Path(jaxnet.__file__).resolve().parent.parent
 
 def cnn():
     return jaxnet.serial(
-        layers.Conv2D(4, 3, padding="SAME"), jaxnet.Relu(), layers.MaxPool(2),
-        layers.Conv2D(4, 3), jaxnet.Relu(), layers.AvgPool(2, strides=1), layers.Flatten(),
+        layers.Conv2D(4, 3, padding="SAME"), jaxnet.activations.Relu(), layers.MaxPool(2),
+        layers.Conv2D(4, 3), jaxnet.activations.Relu(), layers.AvgPool(2, strides=1),
+        layers.Flatten(),
         layers.Dense(3), name="cnn",
     )  # fmt: skip
 
@@ -207,7 +208,7 @@ def _onnx_run(path, inputs: dict):
 @pytest.mark.parametrize(
     "make, shape",
     [
-        (lambda: jaxnet.serial(layers.Dense(8), jaxnet.Tanh(), layers.Dense(3)), (6,)),
+        (lambda: jaxnet.serial(layers.Dense(8), jaxnet.activations.Tanh(), layers.Dense(3)), (6,)),
         (cnn, (8, 8, 1)),
         (lambda: rnn(layers.GRUCell(3)), (5, 2)),
         (lambda: rnn(layers.LSTMCell(3)), (5, 2)),
@@ -239,7 +240,9 @@ def test_onnx_of_a_saved_model_applies_its_preprocessing(tmp_path, saved_classif
 
 
 def _reverse_lstm_inside():
-    inner = jaxnet.serial(jaxnet.Relu(), layers.RNN(layers.LSTMCell(3), reverse=True), name="inner")
+    inner = jaxnet.serial(
+        jaxnet.activations.Relu(), layers.RNN(layers.LSTMCell(3), reverse=True), name="inner"
+    )
     return jaxnet.serial(layers.Dense(4), inner, layers.Dense(2), name="net")
 
 

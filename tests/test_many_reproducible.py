@@ -8,7 +8,10 @@ from jaxnet import optim
 from jaxnet.train.many import fit_many, model_slice
 
 MODEL = jaxnet.serial(
-    jaxnet.Dense(16, kernel_init="he_normal"), jaxnet.Relu(), jaxnet.Dropout(0.3), jaxnet.Dense(3)
+    jaxnet.Dense(16, kernel_init="he_normal"),
+    jaxnet.activations.Relu(),
+    jaxnet.Dropout(0.3),
+    jaxnet.Dense(3),
 )
 LOSS = jaxnet.losses.sparse_categorical_cross_entropy
 

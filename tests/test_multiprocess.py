@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent(
     out, data = sys.argv[1], sys.argv[2]
     x, y = np.load(data + "/x.npy"), np.load(data + "/y.npy")
     memmaps = np.load(data + "/x.npy", mmap_mode="r"), np.load(data + "/y.npy", mmap_mode="r")
-    model = jaxnet.serial(jaxnet.Dense(16, use_bias=False), jaxnet.BatchNorm(), jaxnet.Relu(),
+    model = jaxnet.serial(jaxnet.Dense(16, use_bias=False), jaxnet.BatchNorm(), jax.nn.relu,
                           jaxnet.Dense(3))
     loss = jaxnet.losses.sparse_categorical_cross_entropy
     options = dict(epochs=3, batch_size=32, verbose=0, validation_split=0.25)

@@ -11,7 +11,9 @@ from jaxnet.random import bernoulli
 from jaxnet.train.per_example import per_example_gradients
 
 RATE = 0.5
-MODEL = jaxnet.serial(jaxnet.Dense(16), jaxnet.Relu(), jaxnet.Dropout(RATE), jaxnet.Dense(3))
+MODEL = jaxnet.serial(
+    jaxnet.Dense(16), jaxnet.activations.Relu(), jaxnet.Dropout(RATE), jaxnet.Dense(3)
+)
 LOSS = losses.sparse_categorical_cross_entropy
 
 

@@ -27,7 +27,9 @@ def problem(n=96, seed=0):
     return x, y
 
 
-MODEL = jaxnet.serial(jaxnet.Dense(16, kernel_init="he_normal"), jaxnet.Relu(), jaxnet.Dense(3))
+MODEL = jaxnet.serial(
+    jaxnet.Dense(16, kernel_init="he_normal"), jaxnet.activations.Relu(), jaxnet.Dense(3)
+)
 LOSS = losses.sparse_categorical_cross_entropy
 
 
@@ -42,7 +44,10 @@ def test_grid_configs_cover_every_cell_and_seed():
 
 
 DROPOUT_MODEL = jaxnet.serial(
-    jaxnet.Dense(16, kernel_init="he_normal"), jaxnet.Relu(), jaxnet.Dropout(0.3), jaxnet.Dense(3)
+    jaxnet.Dense(16, kernel_init="he_normal"),
+    jaxnet.activations.Relu(),
+    jaxnet.Dropout(0.3),
+    jaxnet.Dense(3),
 )
 
 
@@ -197,13 +202,13 @@ DATA_PARALLEL_SCRIPT = textwrap.dedent(
     rng = np.random.default_rng(0)
     x = rng.normal(size=(130, 6)).astype(np.float32)  # 130: two rows left out by the split
     y = (x[:, 0] > 0).astype(np.int32)
-    model = jaxnet.serial(jaxnet.Dense(16), jaxnet.Relu(), jaxnet.Dense(2))
+    model = jaxnet.serial(jaxnet.Dense(16), jaxnet.activations.Relu(), jaxnet.Dense(2))
     loss = jaxnet.losses.sparse_categorical_cross_entropy
     mesh = parallel.data_parallel_mesh()
     # BatchNorm's batch statistics under the mesh are the global batch's, as on one device (no
     # bias before it: its true gradient is 0, and Adam turns the rounding noise into full steps).
     bn = jaxnet.serial(jaxnet.Dense(16, use_bias=False), jaxnet.BatchNorm(momentum=0.5),
-                       jaxnet.Relu(), jaxnet.Dense(2))
+                       jaxnet.activations.Relu(), jaxnet.Dense(2))
     result = {}
     for name, net in (("mlp", model), ("bn", bn)):
         many, h4 = jaxnet.fit(net, loss, optax.adam(1e-2), x, y, epochs=3, batch_size=32,
@@ -281,7 +286,7 @@ MODELS_MESH_SCRIPT = textwrap.dedent(
     rng = np.random.default_rng(0)
     x = rng.normal(size=(96, 6)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int32)
-    model = jaxnet.serial(jaxnet.Dense(16), jaxnet.Relu(), jaxnet.Dense(2))
+    model = jaxnet.serial(jaxnet.Dense(16), jaxnet.activations.Relu(), jaxnet.Dense(2))
     kw = dict(seeds=range(4), grid={"learning_rate": [1e-2, 3e-2]}, epochs=2, batch_size=16,
               validation_split=0.25, verbose=0)
     opt = lambda learning_rate: optax.adam(learning_rate)

@@ -39,7 +39,7 @@ MODELS = [
         lambda: serial(
             layers.Dense(4),
             residual(serial(layers.Dense(6), ActivityRegularization(0.1), name="block")),
-            jaxnet.Relu(),
+            jaxnet.activations.Relu(),
             name="net",
         ),
         (3,),

@@ -41,7 +41,7 @@ def test_mlp_learns_xor():
 
 
 def test_train_step_equals_a_hand_written_optax_loop(key):
-    model = jaxnet.serial(jaxnet.Dense(16), jaxnet.Relu(), jaxnet.Dense(3))
+    model = jaxnet.serial(jaxnet.Dense(16), jaxnet.activations.Relu(), jaxnet.Dense(3))
     x, y = small_problem()
     params, state = jaxnet.init_model(model, key, (5,))
     opt = optax.sgd(0.1, momentum=0.9)
@@ -65,7 +65,7 @@ def test_train_step_equals_a_hand_written_optax_loop(key):
 
 
 def test_fused_epoch_equals_the_same_steps_one_by_one(key):
-    model = jaxnet.serial(jaxnet.Dense(16), jaxnet.Tanh(), jaxnet.Dense(3))
+    model = jaxnet.serial(jaxnet.Dense(16), jaxnet.activations.Tanh(), jaxnet.Dense(3))
     x, y = small_problem(70)
     opt = optim.adam(1e-2)
     ts0 = jaxnet.create_train_state(model, opt, (5,), key)
@@ -91,7 +91,7 @@ def test_fused_epoch_equals_the_same_steps_one_by_one(key):
 
 def test_epoch_compiles_once():
     traces = []
-    model = jaxnet.serial(jaxnet.Dense(4), jaxnet.Relu(), jaxnet.Dense(3))
+    model = jaxnet.serial(jaxnet.Dense(4), jaxnet.activations.Relu(), jaxnet.Dense(3))
     opt = optim.adam(1e-3)
     x, y = small_problem()
     epoch = jaxnet.make_epoch(model, losses.sparse_categorical_cross_entropy, opt, 16)

@@ -26,7 +26,7 @@ def model(workload: Workload):
         elif kind == "gru":
             children.append(layers.RNN(layers.GRUCell(layer[1])))
         if layer[-1] == "relu" and kind in ("dense", "conv"):
-            children.append(jaxnet.Relu())
+            children.append(jaxnet.activations.Relu())
     return jaxnet.serial(*children)
 
 

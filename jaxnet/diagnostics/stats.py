@@ -47,7 +47,7 @@ index of the last axis, so for feature maps a unit is a channel seen at every po
                        below 0.026 or above 0.974.
 ====================== ========================================================================
 
->>> model = jaxnet.serial(jaxnet.Dense(3), jaxnet.Relu(), jaxnet.Dense(2))
+>>> model = jaxnet.serial(jaxnet.Dense(3), jaxnet.activations.Relu(), jaxnet.Dense(2))
 >>> params, state = jaxnet.init_model(model, jax.random.key(0), (4,))
 >>> opt = optim.sgd(0.1)
 >>> step = jaxnet.make_train_step(model, losses.mse, opt, probe=make_probe(model))
@@ -492,7 +492,7 @@ def stats_at_init(model: Layer, params, state, batch, loss_fn: Callable, *, key=
     Runs in training mode (``train=True``) like a real step; ``key`` (default ``key(0)``) feeds
     dropout and the like.
 
-    >>> model = jaxnet.serial(jaxnet.Dense(3), jaxnet.Tanh(), jaxnet.Dense(1))
+    >>> model = jaxnet.serial(jaxnet.Dense(3), jaxnet.activations.Tanh(), jaxnet.Dense(1))
     >>> params, state = jaxnet.init_model(model, jax.random.key(0), (4,))
     >>> stats = stats_at_init(model, params, state, (jnp.ones((8, 4)), jnp.zeros((8, 1))),
     ...                       losses.mse)

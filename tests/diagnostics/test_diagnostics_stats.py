@@ -20,9 +20,9 @@ from jaxnet.train.step import make_train_step
 def _tiny_model():
     return jaxnet.serial(
         jaxnet.Dense(5, bias_init=jaxnet.init.constant(0.0)),
-        jaxnet.Relu(),
+        jaxnet.activations.Relu(),
         jaxnet.Dense(4),
-        jaxnet.Tanh(),
+        jaxnet.activations.Tanh(),
         jaxnet.Dense(2),
     )
 

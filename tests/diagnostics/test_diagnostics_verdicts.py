@@ -44,7 +44,7 @@ def deep_mlp(activation, kernel_init, bias_init="zeros", depth=DEPTH):
 def residual_block(width):
     """``x + Dense(relu(Dense(x)))``: written here because jaxnet.core has no residual yet."""
     inner = jaxnet.serial(
-        jaxnet.Dense(width, kernel_init="he_normal"), jaxnet.Relu(), jaxnet.Dense(width)
+        jaxnet.Dense(width, kernel_init="he_normal"), jaxnet.activations.Relu(), jaxnet.Dense(width)
     )
 
     def apply(params, state, x, *, key=None, train=False):
@@ -57,12 +57,16 @@ def residual_block(width):
 def block():
     if not hasattr(jaxnet.core, "residual"):
         return residual_block(WIDTH)
-    inner = [jaxnet.Dense(WIDTH, kernel_init="he_normal"), jaxnet.Relu(), jaxnet.Dense(WIDTH)]
+    inner = [
+        jaxnet.Dense(WIDTH, kernel_init="he_normal"),
+        jaxnet.activations.Relu(),
+        jaxnet.Dense(WIDTH),
+    ]
     return jaxnet.core.residual(jaxnet.serial(*inner))
 
 
 def residual_mlp(depth=DEPTH):
-    layers = [jaxnet.Dense(WIDTH, kernel_init="he_normal"), jaxnet.Relu()]
+    layers = [jaxnet.Dense(WIDTH, kernel_init="he_normal"), jaxnet.activations.Relu()]
     layers += [block() for _ in range(depth // 2)]
     return jaxnet.serial(*layers, jaxnet.Dense(10))
 
@@ -158,7 +162,11 @@ if hasattr(jaxnet.layers, "normalization"):
     def batch_norm_mlp():
         layers = []
         for _ in range(DEPTH):
-            layers += [jaxnet.Dense(WIDTH, kernel_init="he_normal"), BatchNorm(), jaxnet.Relu()]
+            layers += [
+                jaxnet.Dense(WIDTH, kernel_init="he_normal"),
+                BatchNorm(),
+                jaxnet.activations.Relu(),
+            ]
         return jaxnet.serial(*layers, jaxnet.Dense(10))
 
     HEALTHY["relu_he_batch_norm"] = batch_norm_mlp

@@ -25,7 +25,7 @@ def digits():
 def test_monitor_records_every_nth_step_and_reports(digits):
     x, y = digits
     model = jaxnet.serial(
-        jaxnet.Dense(32, kernel_init="he_normal"), jaxnet.Relu(), jaxnet.Dense(10)
+        jaxnet.Dense(32, kernel_init="he_normal"), jaxnet.activations.Relu(), jaxnet.Dense(10)
     )
     stream = io.StringIO()
     monitor = GradientMonitor(model, every=3, stream=stream)
@@ -63,7 +63,7 @@ def test_monitor_records_every_nth_step_and_reports(digits):
 def test_probe_every_step_matches_a_direct_step(digits):
     """The monitor's (packed) probe inside the scanned epoch equals a direct probed step."""
     x, y = digits
-    model = jaxnet.serial(jaxnet.Dense(16), jaxnet.Tanh(), jaxnet.Dense(10))
+    model = jaxnet.serial(jaxnet.Dense(16), jaxnet.activations.Tanh(), jaxnet.Dense(10))
     optimizer = optax.sgd(0.1)
     monitor = GradientMonitor(model, every=1, verbose=False)
     epoch = jax.jit(
