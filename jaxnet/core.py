@@ -254,7 +254,10 @@ def sublayers(model: Layer) -> dict[str, Layer]:
 
 
 def init_model(model: Layer, key, input_shape):
-    """``(params, state)`` of ``model`` for inputs of ``input_shape`` (batch axis excluded)."""
+    """``(params, state)`` of ``model`` for inputs of ``input_shape`` (batch axis excluded).
+
+    ``model.init(key, input_shape)`` returns the output shape too; this drops it.
+    """
     _, params, state = model.init(key, input_shape)
     return params, state
 
