@@ -18,7 +18,7 @@ Statistics of a layer with parameters (over all of its parameter arrays together
 ``grad_nonfinite``   number of gradient entries that are NaN or +-inf
 ``param_norm``       ``||w||_2`` (before the update)
 ``update_norm``      ``||u||_2``, the optimizer's update as applied to the weights
-                     (``apply_updates(w, u) - w``, see :func:`applied`; only with ``updates``)
+                     (``apply_updates(w, u) - w``, see :func:`updated`; only with ``updates``)
 ``update_ratio``     ``||u||_2 / ||w||_2``; about 1e-3 per step is the usual healthy value
 ``grad_histogram``   ``make_probe(histograms=True)`` only: ``(48,)`` counts of ``log2 |g|`` per
                      bucket ``[e, e + 1)``, ``e = -40 .. 7`` (:func:`log2_histogram`)
@@ -106,6 +106,42 @@ def magnitudes(x, axes=None):
     return jax.lax.reduce(operands, (zero, zero, zero), combine, axes)
 
 
+def gradient_pass(g):
+    """``(sum g^2, max |g|, zeros, NaN/inf)`` of a whole array in one read of it.
+
+    One variadic reduction (the float32 sum next to :func:`magnitudes`' integer ones): a large
+    gradient is read once instead of twice. The barrier keeps XLA from sharing the square with
+    an identical one elsewhere in the step (Adam's ``g^2``): a shared square is written to memory
+    and read back by both users.
+    """
+    g = jax.lax.optimization_barrier(jnp.asarray(g, jnp.float32))
+    bits = jax.lax.bitcast_convert_type(g, jnp.int32) & _MAGNITUDE
+    operands = (
+        jnp.square(g),
+        bits,
+        (bits == 0).astype(jnp.int32),
+        (bits >= _INF_BITS).astype(jnp.int32),
+    )
+
+    def combine(a, b):
+        return a[0] + b[0], jnp.maximum(a[1], b[1]), a[2] + b[2], a[3] + b[3]
+
+    zero = jnp.zeros((), jnp.int32)
+    axes = tuple(range(g.ndim))
+    return jax.lax.reduce(operands, (jnp.float32(0), zero, zero, zero), combine, axes)
+
+
+def weight_pass(w, new_w):
+    """``(sum w^2, sum (new_w - w)^2)``: the weight norm and the applied update's, squared.
+
+    Both arrays go through one barrier, so both sums read them where they lie, together; the
+    difference is never written to memory.
+    """
+    w, new_w = jax.lax.optimization_barrier((w, new_w))
+    w, new_w = jnp.asarray(w, jnp.float32), jnp.asarray(new_w, jnp.float32)
+    return jnp.sum(jnp.square(w)), jnp.sum(jnp.square(new_w - w))
+
+
 def from_bits(bits, xp=np):
     """int32 bits -> the float32 they encode (NumPy on the host, or ``jax.numpy``)."""
     if xp is np:
@@ -156,33 +192,39 @@ def _in_rows(x):
 # Statistics are computed in two halves: ``gradient_sums``/``activation_sums`` run inside the
 # compiled step and return raw sums, ``finish_*`` turn them into the statistics, with ``xp`` =
 # NumPy on the host for a packed probe or ``jax.numpy`` inside a step, for any leading (step,
-# model) axes. Inside the step each large parameter array is read where it lies, by one
-# reduction per sum (``g^2``, ``w^2``, ``u^2``, each fused with its square) and one integer pass
-# over ``g`` (``max |g|``, zeros, NaN/inf); nothing large is copied. The small arrays (biases, a
+# model) axes. Inside the step each large parameter array is read where it lies: the gradient
+# once (``g^2``, ``max |g|``, zeros, NaN/inf: :func:`gradient_pass`), the old and new weights
+# once together (``w^2`` and ``u^2``, ``u = new_w - w``: :func:`weight_pass`); nothing large is
+# copied. The small arrays (biases, a
 # small MLP's weights), for which every kernel's fixed cost outweighs its work, are laid out
 # together in rows of ``ROW`` entries so that two reductions cover all of them.
 
 
 def gradient_sums(layers: dict) -> tuple[list, dict]:
-    """``{name: (grads, params, updates or None)}`` -> ``(raw sums, layout)``.
+    """``{name: (grads, params, new params or None)}`` -> ``(raw sums, layout)``.
 
     ``raw`` is a list of blocks ``{"squares": (2 or 3, rows), "max", "zeros", "nonfinite":
-    (rows,)}``: the sums of ``g^2``, ``w^2`` (and ``u^2``) and the per-row ``max |g|`` and zero
+    (rows,)}``: the sums of ``g^2``, ``w^2`` (and ``u^2``, the applied update ``new_w - w``) and
+    the per-row ``max |g|`` and zero
     and NaN/inf counts of ``g``; a large array is a block of one row, the small arrays share one
     block. ``layout`` (static, for :func:`finish_gradients`) holds each layer's ``sizes`` and,
     per block, the ``(layer, first row, rows, padding zeros)`` of each array.
     """
     blocks, spans, small, sizes = [], [], [], {}
-    for name, (grads, params, updates) in layers.items():
+    for name, (grads, params, new_params) in layers.items():
         g, p = _leaves(grads), _leaves(params)
-        u = _leaves(updates) if updates is not None else [None] * len(g)
+        u = _leaves(new_params) if new_params is not None else [None] * len(g)
         sizes[name] = sum(a.size for a in g)
         for arrays in zip(g, p, u, strict=True):
             if arrays[0].size <= SMALL:
                 small.append((name, arrays))
                 continue
-            squares = [_sum_of_squares(a) for a in arrays if a is not None]
-            largest, zeros, nonfinite = magnitudes(arrays[0])
+            g, w, new_w = arrays
+            g_squares, largest, zeros, nonfinite = gradient_pass(g)
+            if new_w is None:
+                squares = [g_squares, _sum_of_squares(w)]
+            else:
+                squares = [g_squares, *weight_pass(w, new_w)]
             blocks.append(
                 {
                     "squares": jnp.stack(squares)[:, None],
@@ -194,7 +236,8 @@ def gradient_sums(layers: dict) -> tuple[list, dict]:
             spans.append([(name, 0, 1, 0)])
     if small:
         columns, span, start = [[], [], []], [], 0
-        for name, arrays in small:
+        for name, (g, w, new_w) in small:
+            arrays = (g, w, None if new_w is None else jnp.subtract(new_w, w))
             for column, a in zip(columns, arrays, strict=True):
                 if a is not None:
                     rows, pad = _in_rows(a)
@@ -252,22 +295,22 @@ def global_norm_of(raw: list, xp=np):
     return xp.sqrt(xp.asarray(total, xp.float32))
 
 
-def applied(params, updates):
-    """``apply_updates(params, updates) - params``: the change the update makes to the weights.
+def updated(params, updates):
+    """``apply_updates(params, updates)``: the new weights, from which the update is measured.
 
-    Equal to ``updates`` up to rounding in the parameters' dtype (an update too small to change
-    a float32 weight counts as 0, which it is). The probe measures this rather than ``updates``
-    because the step computes the same ``params + updates`` (XLA shares it), so the optimizer's
-    update is never written to memory for the probe alone: its norm reads the old and new
-    weights, which exist anyway.
+    The applied update ``new_w - w`` equals ``updates`` up to rounding in the parameters' dtype
+    (an update too small to change a float32 weight counts as 0, which it is). The probe
+    measures it rather than ``updates`` because the step computes the same ``params + updates``
+    (XLA shares it), so the optimizer's update is never written to memory for the probe alone:
+    its norm reads the old and new weights, which exist anyway.
     """
-    return jax.tree.map(jnp.subtract, apply_updates(params, updates), params)
+    return apply_updates(params, updates)
 
 
 def gradient_stats(grads, params, updates=None) -> dict:
     """Statistics of one layer's gradients, parameters and (optionally) updates: see the module."""
-    updates = None if updates is None else applied(params, updates)
-    raw, layout = gradient_sums({"layer": (grads, params, updates)})
+    new_params = None if updates is None else updated(params, updates)
+    raw, layout = gradient_sums({"layer": (grads, params, new_params)})
     return finish_gradients(raw, layout, jnp)["layer"]
 
 
@@ -443,9 +486,9 @@ def make_probe(
         if single:
             grads, params = {model.name: grads}, {model.name: params}
             updates = None if updates is None else {model.name: updates}
-        updates = None if updates is None else applied(params, updates)
+        new_params = None if updates is None else updated(params, updates)
         trained = {
-            name: (grads[name], params[name], None if updates is None else updates[name])
+            name: (grads[name], params[name], None if new_params is None else new_params[name])
             for name in grads
             if jax.tree.leaves(grads[name])
         }

@@ -196,3 +196,34 @@ def test_magnitudes_and_counts_with_nan_inf_and_signed_zeros_match_numpy():
             np.testing.assert_allclose(stats["grad_norm"], expected_norm, rtol=1e-6)
             np.testing.assert_allclose(stats["param_norm"], 2.0 * np.sqrt(flat.size), rtol=1e-6)
             np.testing.assert_allclose(stats["update_ratio"], 0.25, rtol=1e-6)
+
+
+def test_large_arrays_one_pass_each_match_numpy():
+    """Arrays above SMALL entries take the one-read passes (gradient: sum of squares, max |g|,
+    zeros, NaN/inf together; old and new weights together): every statistic equals NumPy's."""
+    rng = np.random.default_rng(3)
+    shape = (80, 64)  # 5120 entries > SMALL
+    g = rng.normal(size=shape).astype(np.float32)
+    g[0, :7] = 0.0
+    g[5, 5] = -40.0  # the largest magnitude is negative
+    w = rng.normal(size=shape).astype(np.float32)
+    u = (1e-3 * rng.normal(size=shape)).astype(np.float32)
+    bad = g.copy()
+    bad[1, 1], bad[2, 2] = np.inf, np.nan
+    for grads in (g, bad):
+        for probe in (make_probe(), make_probe(packed=True)):
+            result = probe(
+                grads={"d": {"w": grads}}, params={"d": {"w": w}}, updates={"d": {"w": u}}
+            )
+            got = probe.unpack(jax.device_get(result)) if isinstance(probe, PackedProbe) else result
+            stats, flat = got["layers"]["d"], grads.astype(np.float64).ravel()
+            applied = (w + u).astype(np.float64) - w  # the update as float32 weights take it
+            np.testing.assert_equal(float(stats["grad_nonfinite"]), np.sum(~np.isfinite(flat)))
+            np.testing.assert_allclose(stats["grad_zero_fraction"], np.mean(flat == 0))
+            if np.isnan(flat).any():
+                assert np.isnan(stats["grad_max"]) and np.isnan(stats["grad_norm"])
+            else:
+                np.testing.assert_allclose(stats["grad_max"], 40.0)
+                np.testing.assert_allclose(stats["grad_norm"], np.linalg.norm(flat), rtol=1e-6)
+            np.testing.assert_allclose(stats["param_norm"], np.linalg.norm(w), rtol=1e-6)
+            np.testing.assert_allclose(stats["update_norm"], np.linalg.norm(applied), rtol=1e-5)
