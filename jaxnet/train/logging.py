@@ -1,7 +1,9 @@
 """Logging callbacks: a progress bar over epochs, CSV, JSON-lines and TensorBoard logs.
 
-The epoch runs as one compiled program, so progress is shown per epoch (one bar over epochs with
-the latest loss and metrics as its postfix), never by splitting the epoch into per-step calls.
+An epoch runs as one compiled program, or as chunks of one (a data source, or an epoch long
+enough that the bar should move), so progress is shown per epoch or per chunk (one bar over
+epochs with the latest loss and metrics as its postfix), never by splitting the epoch into
+per-step calls.
 
 ::
 
