@@ -87,6 +87,19 @@ _MAGNITUDE = 0x7FFFFFFF  # float32 bits without the sign
 _INF_BITS = 0x7F800000  # bits of +inf; larger magnitudes are NaNs
 
 
+def _magnitude_operands(x):
+    """The bits of ``|x|`` as int32, and 0/1 int32 indicators of its zeros and NaN/inf."""
+    bits = jax.lax.bitcast_convert_type(jnp.asarray(x, jnp.float32), jnp.int32) & _MAGNITUDE
+    return bits, (bits == 0).astype(jnp.int32), (bits >= _INF_BITS).astype(jnp.int32)
+
+
+def _max_and_counts(a, b):
+    return jnp.maximum(a[0], b[0]), a[1] + b[1], a[2] + b[2]
+
+
+_NO_MAGNITUDES = (0, 0, 0)  # the identities of _max_and_counts (int32 bits of 0.0, no counts)
+
+
 def magnitudes(x, axes=None):
     """``(max |x|, number of zeros, number of NaN/inf)`` over ``axes`` (default all), one pass.
 
@@ -95,40 +108,27 @@ def magnitudes(x, axes=None):
     int32; ``max |x|`` is returned as its float32 bits (:func:`from_bits` reads them), NaN where
     ``x`` holds a NaN, like ``jnp.max(jnp.abs(x))``.
     """
-    bits = jax.lax.bitcast_convert_type(jnp.asarray(x, jnp.float32), jnp.int32) & _MAGNITUDE
-    operands = (bits, (bits == 0).astype(jnp.int32), (bits >= _INF_BITS).astype(jnp.int32))
-
-    def combine(a, b):
-        return jnp.maximum(a[0], b[0]), a[1] + b[1], a[2] + b[2]
-
-    zero = jnp.zeros((), jnp.int32)
-    axes = tuple(range(bits.ndim)) if axes is None else axes
-    return jax.lax.reduce(operands, (zero, zero, zero), combine, axes)
+    axes = tuple(range(jnp.ndim(x))) if axes is None else axes
+    init = tuple(jnp.int32(v) for v in _NO_MAGNITUDES)
+    return jax.lax.reduce(_magnitude_operands(x), init, _max_and_counts, axes)
 
 
 def gradient_pass(g):
     """``(sum g^2, max |g|, zeros, NaN/inf)`` of a whole array in one read of it.
 
-    One variadic reduction (the float32 sum next to :func:`magnitudes`' integer ones): a large
+    :func:`magnitudes`' integer reduction with the float32 sum of squares beside it: a large
     gradient is read once instead of twice. The barrier keeps XLA from sharing the square with
     an identical one elsewhere in the step (Adam's ``g^2``): a shared square is written to memory
     and read back by both users.
     """
     g = jax.lax.optimization_barrier(jnp.asarray(g, jnp.float32))
-    bits = jax.lax.bitcast_convert_type(g, jnp.int32) & _MAGNITUDE
-    operands = (
-        jnp.square(g),
-        bits,
-        (bits == 0).astype(jnp.int32),
-        (bits >= _INF_BITS).astype(jnp.int32),
-    )
 
     def combine(a, b):
-        return a[0] + b[0], jnp.maximum(a[1], b[1]), a[2] + b[2], a[3] + b[3]
+        return (a[0] + b[0], *_max_and_counts(a[1:], b[1:]))
 
-    zero = jnp.zeros((), jnp.int32)
-    axes = tuple(range(g.ndim))
-    return jax.lax.reduce(operands, (jnp.float32(0), zero, zero, zero), combine, axes)
+    operands = (jnp.square(g), *_magnitude_operands(g))
+    init = (jnp.float32(0), *(jnp.int32(v) for v in _NO_MAGNITUDES))
+    return jax.lax.reduce(operands, init, combine, tuple(range(g.ndim)))
 
 
 def weight_pass(w, new_w):
