@@ -10,7 +10,8 @@ one process, so the ratios compare like with like. Prints Markdown tables.
 
 - ``memmap``: ``fit`` on ``np.load(..., mmap_mode="r")`` copies of the arrays (read in chunks while
   the previous chunk trains) vs the same arrays in memory (one fused program per epoch).
-- ``chunks``: an in-memory epoch cut into chunks (progress while it runs) vs one fused program.
+- ``chunks``: an in-memory epoch cut into chunks (progress while it runs) vs one fused program
+  (the variants interleaved over 3 rounds of fits).
 - ``stream``: a Python generator of batches into ``fit`` vs Keras ``model.fit(PyDataset)`` (JAX
   backend) vs a PyTorch ``DataLoader`` training loop; the same batches, model and optimizer.
 - ``processes``: data-parallel ``fit`` of the MNIST-size MLP: 2 processes x 1 CPU device
@@ -52,6 +53,11 @@ def data(name, quick):
 
 
 def jaxnet_epoch_seconds(x, y, hidden, batch, epochs, **options):
+    return statistics.median(jaxnet_epoch_times(x, y, hidden, batch, epochs, **options))
+
+
+def jaxnet_epoch_times(x, y, hidden, batch, epochs, **options):
+    """Seconds of each epoch after the first (which compiles) of one ``fit``."""
     import optax
 
     import jaxnet
@@ -63,7 +69,7 @@ def jaxnet_epoch_seconds(x, y, hidden, batch, epochs, **options):
     loss = jaxnet.losses.sparse_categorical_cross_entropy
     _, history = jaxnet.fit(model, loss, optax.adam(1e-3), x, y, epochs=epochs, batch_size=batch,
                             verbose=0, **options)  # fmt: skip
-    return statistics.median(history["time"][1:])
+    return history["time"][1:]
 
 
 def keras_epoch_seconds(x, y, hidden, batch, epochs):
@@ -143,16 +149,24 @@ def bench_memmap(epochs, quick):
     return table(["workload", "in memory (ms/epoch)", "memory-mapped", "speed vs memory"], rows)
 
 
+CHUNK_ROUNDS = 3
+
+
 def bench_chunks(epochs, quick):
     name = "MNIST-size MLP 784-1024-1024-10, batch 256"
     hidden, batch, *_ = WORKLOADS[name]
     x, y = data(name, quick)
-    fused = jaxnet_epoch_seconds(x, y, hidden, batch, epochs, steps_per_execution=len(x))
-    rows = [[name, "one fused program", f"{fused * 1e3:.1f}", "1.00x"]]
-    for k in (None, 8, 2):
-        chunked = jaxnet_epoch_seconds(x, y, hidden, batch, epochs, steps_per_execution=k)
-        label = "automatic" if k is None else f"{k} steps a chunk"
-        rows.append([name, label, f"{chunked * 1e3:.1f}", f"{fused / chunked:.2f}x"])
+    variants = {"one fused program": len(x), "automatic": None, "8 steps a chunk": 8,
+                "2 steps a chunk": 2}  # fmt: skip
+    times = {label: [] for label in variants}
+    for _ in range(CHUNK_ROUNDS):  # interleaved, so that machine load falls on all alike
+        for label, k in variants.items():
+            times[label] += jaxnet_epoch_times(x, y, hidden, batch, epochs, steps_per_execution=k)
+    fused = statistics.median(times["one fused program"])
+    rows = []
+    for label, values in times.items():
+        seconds = statistics.median(values)
+        rows.append([name, label, f"{seconds * 1e3:.1f}", f"{fused / seconds:.2f}x"])
     return table(["workload", "in-memory epoch as", "ms/epoch", "speed vs fused"], rows)
 
 

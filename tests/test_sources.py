@@ -169,12 +169,18 @@ class _Lowered:
         return {"flops": self.flops}
 
 
-def test_long_in_memory_epochs_are_cut_into_chunks_of_at_least_20_ms():
+def test_long_in_memory_epochs_are_cut_into_chunks_of_about_half_a_second():
     rate = jax.default_backend() == "cpu" and 2e11
     assert auto_steps_per_execution(_Lowered(1e6), 1000) is None  # 5 ms at a fast rate: fused
     k = auto_steps_per_execution(_Lowered(rate * 0.004), 1000)  # 4 s an epoch at a fast rate
-    assert k == 5  # 5 x 4 ms = 20 ms per chunk
-    assert auto_steps_per_execution(_Lowered(rate * 0.1), 100) == 1
+    assert k == 125  # 125 x 4 ms = 0.5 s per chunk
+    assert auto_steps_per_execution(_Lowered(rate * 0.1), 100) == 5  # 5 x 0.1 s
+    assert auto_steps_per_execution(_Lowered(rate * 0.4), 100) == 2  # 0.4 s steps: 2 a chunk
+    # The smallest length of at least 0.5 s that divides the epoch (no shorter last chunk to
+    # compile), when there is one up to twice as long:
+    assert auto_steps_per_execution(_Lowered(rate * 0.002), 600) == 300  # 250 -> 2 x 300
+    assert auto_steps_per_execution(_Lowered(rate * 0.014), 234) == 39  # 36 -> 6 x 39
+    assert auto_steps_per_execution(_Lowered(rate * 0.004), 251) == 125  # prime: 125, 125, 1
 
 
 def test_fit_many_reads_a_source_once_for_all_models_with_the_same_results(tmp_path):
