@@ -11,7 +11,7 @@ one process, so the ratios compare like with like. Prints Markdown tables.
 - ``memmap``: ``fit`` on ``np.load(..., mmap_mode="r")`` copies of the arrays (read in chunks while
   the previous chunk trains) vs the same arrays in memory (one fused program per epoch).
 - ``chunks``: an in-memory epoch cut into chunks (progress while it runs) vs one fused program
-  (the variants interleaved over 3 rounds of fits).
+  (both interleave their variants over 3 rounds of fits).
 - ``stream``: a Python generator of batches into ``fit`` vs Keras ``model.fit(PyDataset)`` (JAX
   backend) vs a PyTorch ``DataLoader`` training loop; the same batches, model and optimizer.
 - ``processes``: data-parallel ``fit`` of the MNIST-size MLP: 2 processes x 1 CPU device
@@ -134,6 +134,9 @@ def generator(x, y, batch):
             yield x[i * batch : (i + 1) * batch], y[i * batch : (i + 1) * batch]
 
 
+ROUNDS = 3  # memmap and chunks: the variants' fits alternate over this many rounds
+
+
 def bench_memmap(epochs, quick):
     rows = []
     for name, (hidden, batch, *_) in WORKLOADS.items():
@@ -143,13 +146,13 @@ def bench_memmap(epochs, quick):
             np.save(f"{folder}/y.npy", y)
             xm = np.load(f"{folder}/x.npy", mmap_mode="r")
             ym = np.load(f"{folder}/y.npy", mmap_mode="r")
-            memory = jaxnet_epoch_seconds(x, y, hidden, batch, epochs)
-            mapped = jaxnet_epoch_seconds(xm, ym, hidden, batch, epochs)
+            times = {"memory": [], "mapped": []}
+            for _ in range(ROUNDS):  # interleaved, so that machine load falls on both alike
+                times["memory"] += jaxnet_epoch_times(x, y, hidden, batch, epochs)
+                times["mapped"] += jaxnet_epoch_times(xm, ym, hidden, batch, epochs)
+            memory, mapped = (statistics.median(times[k]) for k in ("memory", "mapped"))
         rows.append([name, f"{memory * 1e3:.1f}", f"{mapped * 1e3:.1f}", f"{memory / mapped:.2f}x"])
     return table(["workload", "in memory (ms/epoch)", "memory-mapped", "speed vs memory"], rows)
-
-
-CHUNK_ROUNDS = 3
 
 
 def bench_chunks(epochs, quick):
@@ -159,7 +162,7 @@ def bench_chunks(epochs, quick):
     variants = {"one fused program": len(x), "automatic": None, "8 steps a chunk": 8,
                 "2 steps a chunk": 2}  # fmt: skip
     times = {label: [] for label in variants}
-    for _ in range(CHUNK_ROUNDS):  # interleaved, so that machine load falls on all alike
+    for _ in range(ROUNDS):  # interleaved, so that machine load falls on all alike
         for label, k in variants.items():
             times[label] += jaxnet_epoch_times(x, y, hidden, batch, epochs, steps_per_execution=k)
     fused = statistics.median(times["one fused program"])
