@@ -343,18 +343,39 @@ def saturated_fraction(a, activation: str, threshold: float = 0.1, batch_fractio
     return jnp.mean(counts / _examples(a) >= batch_fraction)
 
 
+COLUMN_PASS = 1 << 16  # ReLU outputs up to this many entries are reduced in one column pass
+
+
+def _column_pass(m):
+    """Per column of ``m``: ``(sum, sum of squares, largest)`` in one reduction over the rows.
+
+    One pass instead of three saves two of the step's kernels per layer, which is most of what
+    the statistics of a small activation cost (the CNN's: +7% a step instead of +10%). XLA:CPU
+    does not vectorise this variadic float reduction, so a large activation (the MNIST-size
+    MLP's 256 x 1024) takes three plain reductions instead (+15% a step the other way).
+    """
+
+    def combine(a, b):
+        return a[0] + b[0], a[1] + b[1], jnp.maximum(a[2], b[2])
+
+    init = (jnp.float32(0), jnp.float32(0), jnp.float32(-jnp.inf))
+    return jax.lax.reduce((m, jnp.square(m), m), init, combine, (0,))
+
+
 def activation_sums(a, activation: str, threshold: float = 0.1) -> dict:
-    """Raw sums of an activation ``a``: ``sum a`` and ``sum a^2`` (two fused reductions), and per
-    unit (integer column reductions) the largest value (ReLU) or the saturated count.
+    """Raw sums of an activation ``a``: ``sum a`` and ``sum a^2``, and per unit the largest value
+    (ReLU: the three in one column pass) or the saturated count (an integer column reduction).
     """
     m = _rows(jnp.asarray(a, jnp.float32))
-    sums = {
-        "totals": jnp.stack([jnp.sum(m), _sum_of_squares(m)]),
-        "examples": jnp.float32(m.shape[0]),
-        "units": jnp.float32(m.shape[1]),
-    }
-    if kind_of(activation) == "relu":
-        sums["largest"] = jnp.max(m, axis=0)  # a unit is dead iff its largest output is <= 0
+    sums = {"examples": jnp.float32(m.shape[0]), "units": jnp.float32(m.shape[1])}
+    relu = kind_of(activation) == "relu"
+    if relu and m.size <= COLUMN_PASS:  # one pass: per unit, the sums and the largest value
+        unit_sums, unit_squares, sums["largest"] = _column_pass(m)
+        sums["totals"] = jnp.stack([jnp.sum(unit_sums), jnp.sum(unit_squares)])
+    else:
+        sums["totals"] = jnp.stack([jnp.sum(m), _sum_of_squares(m)])
+        if relu:
+            sums["largest"] = jnp.max(m, axis=0)  # a unit is dead iff its largest output is <= 0
     if activation in SATURATING:
         sums["saturated"] = jnp.sum(_saturated(m, activation, threshold), axis=0, dtype=jnp.int32)
     return sums

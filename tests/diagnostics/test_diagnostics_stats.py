@@ -141,6 +141,21 @@ def test_dead_units_reduce_over_positions_of_feature_maps():
     np.testing.assert_array_equal(stats["dead_units"], [0, 1, 0, 0])
 
 
+@pytest.mark.parametrize("shape", [(20, 6, 6, 8), (300, 256)])  # one column pass / three passes
+def test_relu_statistics_of_small_and_large_activations_match_numpy(shape):
+    rng = np.random.default_rng(4)
+    a = np.maximum(rng.normal(size=shape), 0).astype(np.float32)
+    a[..., 1] = 0.0  # a dead unit
+    a[3, ..., 2] = 0.0  # one zero row does not kill unit 2
+    stats = activation_stats(jnp.asarray(a), "relu")
+    rows = a.reshape(-1, shape[-1]).astype(np.float64)
+    np.testing.assert_allclose(stats["activation_mean"], rows.mean(), rtol=1e-5)
+    np.testing.assert_allclose(stats["activation_std"], rows.std(), rtol=1e-4)
+    dead = np.all(rows <= 0, axis=0)
+    np.testing.assert_array_equal(stats["dead_units"], dead.astype(np.float32))
+    np.testing.assert_allclose(stats["dead_fraction"], dead.mean())
+
+
 def test_plain_functions_are_recognised_by_name_and_packing_round_trips():
     model = jaxnet.serial(jaxnet.Dense(8), jax.nn.relu, jaxnet.Dense(4), jax.nn.sigmoid)
     params, state = jaxnet.init_model(model, jax.random.key(0), (3,))
