@@ -350,9 +350,9 @@ def _column_pass(m):
     """Per column of ``m``: ``(sum, sum of squares, largest)`` in one reduction over the rows.
 
     One pass instead of three saves two of the step's kernels per layer, which is most of what
-    the statistics of a small activation cost (the CNN's: +7% a step instead of +10%). XLA:CPU
-    does not vectorise this variadic float reduction, so a large activation (the MNIST-size
-    MLP's 256 x 1024) takes three plain reductions instead (+15% a step the other way).
+    the statistics of a small activation cost (the CNN's: +7-9% a step instead of +8-11%).
+    XLA:CPU does not vectorise this variadic float reduction, so a large activation takes three
+    plain reductions instead (on the MNIST-size MLP's 256 x 1024 the column pass cost +15%).
     """
 
     def combine(a, b):
