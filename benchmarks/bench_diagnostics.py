@@ -7,8 +7,10 @@ MNIST-sized MLP 784-1024-1024-10, batch 256 (synthetic data, 20 steps an epoch);
 (``make_probe(model, packed=True)``) every step, every 10 steps and at ``GradientMonitor``'s
 default cadence. Variants run interleaved (round-robin) so machine load hits all of them alike; the
 table reports the median over rounds, its overhead relative to no probe, the overhead of the
-fastest epochs (the least disturbed by other processes) and of the median CPU time (all threads
-of this process, which other processes disturb less than the wall clock). ``uptime``'s load is
+fastest epochs (the least disturbed by other processes), of the median CPU time (all threads
+of this process, which other processes disturb less than the wall clock) and the paired
+overhead: the median over rounds of each epoch's time over the same round's epoch without a
+probe (load that changes between rounds cancels). ``uptime``'s load is
 printed first and last: with a load above the number of cores the figures come from a loaded
 machine.
 
@@ -86,13 +88,19 @@ def table_rows(workload, times: dict[str, list[tuple]]) -> list[str]:
         return np.median(wall), np.min(wall), np.median(cpu)
 
     base = stats(times["no probe"])
+    base_walls = np.asarray(times["no probe"])[:, 0]
     rows = []
     for name, values in times.items():
         now = stats(values)
+        # paired: each round's epoch against the same round's epoch without a probe
+        paired = np.median(np.asarray(values)[:, 0] / base_walls)
         over = (
-            ["-"] * 3
+            ["-"] * 4
             if name == "no probe"
-            else [f"{100 * (a / b - 1):+.1f}%" for a, b in zip(now, base, strict=True)]
+            else [
+                f"{100 * (a / b - 1):+.1f}%"
+                for a, b in zip((*now, paired), (*base, 1.0), strict=True)
+            ]
         )
         step_ms = 1e3 * now[0] / workload.steps
         rows.append(
@@ -113,8 +121,8 @@ def main(rounds: int = 30, only: str = "a,b,c,e", cadences=None) -> None:
     print(f"median of {rounds} interleaved rounds per workload\n")
     lines = [
         "| workload | variant | median epoch (ms) | per step (ms) | overhead (median) | "
-        "overhead (fastest) | overhead (median CPU time) |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "overhead (fastest) | overhead (median CPU time) | overhead (paired) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for key in only.split(","):
         workload = chosen[key]
