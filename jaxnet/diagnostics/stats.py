@@ -373,20 +373,20 @@ def _column_pass(m):
 
 
 def activation_sums(a, activation: str, threshold: float = 0.1) -> dict:
-    """Raw sums of an activation ``a``: ``totals`` ``(2, k)``, whose last axis sums to ``sum a``
-    and ``sum a^2``, and per unit the largest value (ReLU: all three in one column pass, the
-    totals per unit, summed on the host: a sum of the units would be two more kernels, XLA:CPU
-    splits a float reduction of over 32 entries in two) or the saturated count (an integer
-    column reduction).
+    """Raw sums of an activation ``a``: ``sum`` and ``squares`` ``(k,)``, which add up to ``sum a``
+    and ``sum a^2``, and per unit the largest value (ReLU: all three in one column pass, the sums
+    per unit, added up on the host: a sum of the units would be two more kernels, XLA:CPU splits
+    a float reduction of over 32 entries in two) or the saturated count (an integer column
+    reduction).
     """
     m = _rows(jnp.asarray(a, jnp.float32))
     sums = {"examples": jnp.float32(m.shape[0]), "units": jnp.float32(m.shape[1])}
     relu = kind_of(activation) == "relu"
     if relu and m.size <= COLUMN_PASS:  # one pass: per unit, the sums and the largest value
         unit_sums, unit_squares, sums["largest"] = _column_pass(m)
-        sums["totals"] = jnp.stack([unit_sums, unit_squares])
+        sums["sum"], sums["squares"] = unit_sums, unit_squares
     else:
-        sums["totals"] = jnp.stack([jnp.sum(m), _sum_of_squares(m)])[:, None]
+        sums["sum"], sums["squares"] = jnp.sum(m)[None], _sum_of_squares(m)[None]
         if relu:
             sums["largest"] = jnp.max(m, axis=0)  # a unit is dead iff its largest output is <= 0
     if activation in SATURATING:
@@ -396,11 +396,11 @@ def activation_sums(a, activation: str, threshold: float = 0.1) -> dict:
 
 def finish_activations(sums: dict, activation: str, batch_fraction: float = 0.9, xp=np) -> dict:
     """The statistics of :func:`activation_stats` from :func:`activation_sums`."""
-    totals = xp.sum(xp.asarray(sums["totals"]), axis=-1)  # (..., 2): sum of a, sum of a^2
+    total, squares = (xp.sum(xp.asarray(sums[k]), axis=-1) for k in ("sum", "squares"))
     examples, units = xp.asarray(sums["examples"]), xp.asarray(sums["units"])
     n = examples * units
-    mean = totals[..., 0] / n
-    variance = xp.maximum(totals[..., 1] / n - mean * mean, 0.0)
+    mean = total / n
+    variance = xp.maximum(squares / n - mean * mean, 0.0)
     stats = {"activation_mean": mean, "activation_std": xp.sqrt(variance)}
     if "largest" in sums:
         dead = (xp.asarray(sums["largest"]) <= 0).astype(np.float32)
