@@ -14,7 +14,11 @@ probe (load that changes between rounds cancels). ``uptime``'s load is
 printed first and last: with a load above the number of cores the figures come from a loaded
 machine.
 
-    python benchmarks/bench_diagnostics.py [--rounds 30] [--only a,b,c,e]
+With ``--e2e EPOCHS`` it also times ``fit`` end to end (build, compile, train ``EPOCHS`` epochs)
+without and with ``monitor=GradientMonitor(model)``, three times each, alternating: what leaving
+the diagnostics on costs a short run, compile included.
+
+    python benchmarks/bench_diagnostics.py [--rounds 30] [--only a,b,c,e] [--e2e 50]
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+import jaxnet
 from jaxnet.diagnostics import GradientMonitor, make_probe
 from jaxnet.train.step import create_train_state, make_epoch
 
@@ -111,11 +116,35 @@ def table_rows(workload, times: dict[str, list[tuple]]) -> list[str]:
     return rows
 
 
+def end_to_end(workload, epochs: int, repeats: int = 3) -> dict[str, list[float]]:
+    """Seconds of ``fit`` from scratch (build, compile, ``epochs`` epochs), without and with a
+    ``GradientMonitor``, alternating ``repeats`` times."""
+    times = {"no monitor": [], "monitor": []}
+    for _ in range(repeats):
+        for name in times:
+            start = time.perf_counter()
+            model = jaxnet_model.model(workload)
+            monitor = GradientMonitor(model, verbose=False) if name == "monitor" else None
+            jaxnet.fit(
+                model,
+                jaxnet_model.LOSS,
+                jaxnet_model.optimizer(),
+                workload.x,
+                workload.y,
+                epochs=epochs,
+                batch_size=workload.batch,
+                verbose=0,
+                monitor=monitor,
+            )
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
 def load() -> str:
     return "load average " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def main(rounds: int = 30, only: str = "a,b,c,e", cadences=None) -> None:
+def main(rounds: int = 30, only: str = "a,b,c,e", cadences=None, e2e: int = 0) -> None:
     chosen = workloads()
     print(f"{jax.devices()[0].platform}, {os.cpu_count()} cores; {load()} (start)")
     print(f"median of {rounds} interleaved rounds per workload\n")
@@ -129,6 +158,13 @@ def main(rounds: int = 30, only: str = "a,b,c,e", cadences=None) -> None:
         print(f"{workload.title}: {workload.steps} steps/epoch", flush=True)
         lines += table_rows(workload, measure(workload, rounds, cadences=cadences))
     print("\n" + "\n".join(lines))
+    if e2e:
+        print(f"\nfit end to end, {e2e} epochs (median of 3, seconds):\n")
+        print("| workload | no monitor | GradientMonitor | overhead |\n|---|---:|---:|---:|")
+        for key in only.split(","):
+            times = {k: float(np.median(v)) for k, v in end_to_end(chosen[key], e2e).items()}
+            plain, probed = times["no monitor"], times["monitor"]
+            print(f"| {key} | {plain:.2f} | {probed:.2f} | {100 * (probed / plain - 1):+.0f}% |")
     print(f"\n{load()} (end)")
 
 
@@ -137,6 +173,7 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--only", default="a,b,c,e", help="comma-separated workloads")
     parser.add_argument("--every", help="comma-separated cadences (default: 1, 10, the default)")
+    parser.add_argument("--e2e", type=int, default=0, help="also time fit end to end, N epochs")
     args = parser.parse_args()
     cadences = None if args.every is None else [int(e) for e in args.every.split(",")]
-    main(args.rounds, args.only, cadences)
+    main(args.rounds, args.only, cadences, args.e2e)

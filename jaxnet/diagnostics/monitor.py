@@ -15,14 +15,19 @@ from jaxnet.core import Layer
 from jaxnet.diagnostics.stats import make_probe
 from jaxnet.diagnostics.verdicts import Finding, depth_index, diagnose
 
+DIAGNOSE_EVERY = 10  # probed steps between two diagnoses during training
+
 
 class GradientMonitor:
     """Record gradient/activation statistics every ``every`` steps; warn; stop on NaN/inf.
 
     The statistics are computed inside the compiled epoch (see :func:`make_probe`), so probing
     costs a few reductions per probed step and no host round trip. After each epoch the monitor
-    appends the probed steps to :attr:`history`, runs :func:`diagnose` on it and (``verbose``)
-    prints each finding the first time it appears.
+    keeps the probed steps' raw sums (turned into statistics when :attr:`history` is read); every
+    ``DIAGNOSE_EVERY`` probed steps, at once when a gradient is NaN/inf, and at the end of
+    training it runs :func:`diagnose` on the history and (``verbose``) prints each finding the
+    first time it appears. Diagnosing after every epoch cost more than the epoch of a small model
+    (the verdicts read the whole history: 0.6 ms an epoch over 50 epochs, 2.2 ms over 500).
 
     Non-finite gradients: with ``stop_on_nonfinite`` the monitor stops ``fit`` after the epoch in
     which a probed step had a NaN/inf gradient, and ``fit`` returns the train state from the end of
@@ -74,7 +79,10 @@ class GradientMonitor:
 
     def reset(self) -> None:
         """Forget everything recorded (``fit`` calls this through ``on_train_begin``)."""
-        self._chunks: list[dict] = []
+        self._chunks: list[dict] = []  # statistics, one dict of arrays per absorbed run
+        self._raw: list[tuple] = []  # (steps, epoch, packed probes) not yet absorbed
+        self._history: dict | None = None  # cache of the concatenated chunks
+        self._undiagnosed = 0  # probed steps since the last diagnosis
         self.epoch_loss: list[float] = []
         self.findings: list[Finding] = []
         self._reported: set = set()
@@ -92,26 +100,23 @@ class GradientMonitor:
         steps = np.asarray(steps)
         if steps.size == 0:
             return
-        probes = self.probe.unpack(probes)
-        self._chunks.append(
-            {
-                "step": steps,
-                "epoch": np.full(steps.shape, epoch),
-                "loss": np.asarray(probes.get("loss", np.full(steps.shape, np.nan))),
-                "grad_global_norm": np.asarray(probes["grad_global_norm"]),
-                "layers": {
-                    name: {stat: np.asarray(v) for stat, v in stats.items()}
-                    for name, stats in probes["layers"].items()
-                },
-            }
-        )
-        counts = [s["grad_nonfinite"] for s in probes["layers"].values() if "grad_nonfinite" in s]
-        bad = np.any(np.stack(counts) > 0, axis=0) if counts else np.zeros(steps.shape, bool)
-        if bad.any():
-            self._bad_epoch = True
-            if self.nonfinite_step is None:
-                self.nonfinite_step = int(steps[np.argmax(bad)])
-        self._update_findings()
+        self._raw.append((steps, epoch, probes))
+        self._undiagnosed += steps.size
+        # Every gradient entry is in some sum of g^2 among the packed floats, so all of them
+        # finite means no NaN/inf gradient; otherwise the exact counts decide.
+        if not np.isfinite(np.asarray(probes[0])).all():
+            chunk = self._absorb()
+            layers = chunk["layers"].values()
+            counts = [s["grad_nonfinite"] for s in layers if "grad_nonfinite" in s]
+            bad = np.any(np.stack(counts) > 0, axis=0) if counts else np.zeros(steps.shape, bool)
+            bad = bad[-steps.size :]  # this epoch's probed steps
+            if bad.any():
+                self._bad_epoch = True
+                if self.nonfinite_step is None:
+                    self.nonfinite_step = int(steps[np.argmax(bad)])
+                self._update_findings()
+        if self._undiagnosed >= DIAGNOSE_EVERY:
+            self._update_findings()
 
     def on_epoch_end(self, epoch: int, logs, loop) -> None:
         self.epoch_loss.append(float(logs.get("loss", np.nan)))
@@ -126,6 +131,8 @@ class GradientMonitor:
             self.last_good_state = loop.train_state
 
     def on_train_end(self, loop) -> None:
+        if self._undiagnosed:
+            self._update_findings()
         if self._bad_epoch and self.stop_on_nonfinite:
             loop.train_state = self.last_good_state
 
@@ -139,18 +146,21 @@ class GradientMonitor:
         ``(T, buckets)``.
         """
         fields = ("step", "epoch", "loss", "grad_global_norm")
+        self._absorb()
         if not self._chunks:
             return {**{k: np.zeros(0) for k in fields}, "layers": {}}
-        out = {k: np.concatenate([c[k] for c in self._chunks]) for k in fields}
-        names = self._chunks[-1]["layers"]
-        out["layers"] = {
-            name: {
-                stat: np.concatenate([c["layers"][name][stat] for c in self._chunks])
-                for stat in names[name]
+        if self._history is None:
+            out = {k: np.concatenate([c[k] for c in self._chunks]) for k in fields}
+            names = self._chunks[-1]["layers"]
+            out["layers"] = {
+                name: {
+                    stat: np.concatenate([c["layers"][name][stat] for c in self._chunks])
+                    for stat in names[name]
+                }
+                for name in sorted(names, key=depth_index)
             }
-            for name in sorted(names, key=depth_index)
-        }
-        return out
+            self._history = out
+        return self._history
 
     def diagnose(self, **thresholds) -> list[Finding]:
         """:func:`diagnose` over the whole history, with the epoch losses as the loss history."""
@@ -169,7 +179,32 @@ class GradientMonitor:
 
         return to_report(self.history, self.findings, model=self.model)
 
+    def _absorb(self) -> dict | None:
+        """Turn the raw sums kept since the last call into one chunk of statistics (one
+        :meth:`~jaxnet.diagnostics.stats.PackedProbe.unpack` for all of them); the last chunk."""
+        if self._raw:
+            steps = np.concatenate([s for s, _, _ in self._raw])
+            epochs = np.concatenate([np.full(s.shape, e) for s, e, _ in self._raw])
+            packed = [np.concatenate([np.asarray(p[i]) for *_, p in self._raw]) for i in (0, 1)]
+            self._raw = []
+            probes = self.probe.unpack(packed)
+            self._chunks.append(
+                {
+                    "step": steps,
+                    "epoch": epochs,
+                    "loss": np.asarray(probes.get("loss", np.full(steps.shape, np.nan))),
+                    "grad_global_norm": np.asarray(probes["grad_global_norm"]),
+                    "layers": {
+                        name: {stat: np.asarray(v) for stat, v in stats.items()}
+                        for name, stats in probes["layers"].items()
+                    },
+                }
+            )
+            self._history = None
+        return self._chunks[-1] if self._chunks else None
+
     def _update_findings(self) -> None:
+        self._undiagnosed = 0
         self.findings = self.diagnose()
         for finding in self.findings:
             keys = {(finding.kind, layer) for layer in finding.layers or ("",)}

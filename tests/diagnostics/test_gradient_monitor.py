@@ -159,3 +159,28 @@ def test_nan_reaching_the_parameters_is_refused_by_fit_before_the_monitor(digits
     assert monitor.nonfinite_step == 15 and monitor.stopped_epoch is None
     assert fit_history.epochs == 1 and int(ts.step) == 10
     np.testing.assert_allclose(ts.params["nan_after_1"]["c"], 1.0, rtol=1e-5)
+
+
+def test_findings_are_complete_though_diagnosed_every_ten_probed_steps(digits, monkeypatch):
+    """The monitor diagnoses every DIAGNOSE_EVERY probed steps and at the end of training, not
+    after every epoch; what it finds and prints is what diagnosing the whole history finds."""
+    from jaxnet.diagnostics import monitor as monitor_module
+
+    x, y = digits
+    deep = [layer for _ in range(6) for layer in (jaxnet.Dense(32), jaxnet.activations.Sigmoid())]
+    model = jaxnet.serial(*deep, jaxnet.Dense(10))  # vanishing gradients at Glorot init
+    stream = io.StringIO()
+    monitor = GradientMonitor(model, every=1, stream=stream)
+    calls = []
+    diagnose = monitor.diagnose
+    monkeypatch.setattr(monitor, "diagnose", lambda **kw: calls.append(1) or diagnose(**kw))
+    jaxnet.fit(model, losses.sparse_categorical_cross_entropy, optax.sgd(0.01), x, y,
+               epochs=3, batch_size=64, monitor=monitor, verbose=0)  # fmt: skip
+    probed = len(monitor.history["step"])
+    assert probed == 15 and monitor_module.DIAGNOSE_EVERY == 10
+    assert len(calls) == 2  # after the 10th probed step, and at the end (5 more)
+    final = diagnose()
+    assert final and [str(f) for f in monitor.findings] == [str(f) for f in final]
+    printed = stream.getvalue()  # each finding once, with its numbers when it first appeared
+    for finding in final:
+        assert printed.count(f"[{finding.severity}] {finding.kind}: ") == 1
