@@ -72,11 +72,16 @@ def measure(workload, rounds: int, options: dict | None = None, cadences=None):
         options = variants(model) if cadences is None else variants(model, cadences)
     x, y = jax.device_put((workload.x, workload.y))
     ts0 = create_train_state(model, optimizer, workload.input_shape, jax.random.key(0))
-    compiled, states = {}, {}
+    compiled, states, seconds = {}, {}, []
     for name, kwargs in options.items():
         epoch = jax.jit(make_epoch(model, jaxnet_model.LOSS, optimizer, workload.batch, **kwargs))
-        compiled[name] = epoch.lower(ts0, x, y).compile()
+        start = time.perf_counter()
+        lowered = epoch.lower(ts0, x, y)
+        traced = time.perf_counter()
+        compiled[name] = lowered.compile()
+        seconds.append(f"{name} {traced - start:.2f} + {time.perf_counter() - traced:.2f}")
         states[name] = jax.block_until_ready(compiled[name](ts0, x, y))[0]  # warm-up epoch
+    print("  trace + compile (s): " + ", ".join(seconds), flush=True)
     times = {name: [] for name in options}
     for _ in range(rounds):
         for name in options:
