@@ -35,6 +35,18 @@ def _fit(x, y=None, **options):
     return jaxnet.fit(*ARGS, x, y, **options)
 
 
+class Killed(Exception):
+    pass
+
+
+class KillMidEpoch:
+    """A callback that stops the "process" 6 steps into the second epoch."""
+
+    def on_chunk_end(self, epoch, steps_done, train_state, step_logs, loop):
+        if epoch == 1 and steps_done >= 6:
+            raise Killed
+
+
 @functools.cache
 def _reference(n=200, **options):
     """The in-memory run the sources must reproduce (shared by the tests: compiled once)."""
@@ -144,17 +156,9 @@ def test_a_run_killed_mid_epoch_resumes_bit_identically(tmp_path, memory_mapped)
     options = {"validation_split": 0.2, "steps_per_execution": 2}
     reference = _reference(validation_split=0.2)
 
-    class Killed(Exception):
-        pass
-
-    class Kill:
-        def on_chunk_end(self, epoch, steps_done, train_state, step_logs, loop):
-            if epoch == 1 and steps_done >= 6:
-                raise Killed
-
     directory = tmp_path / "checkpoints"
     with pytest.raises(Killed):
-        _fit(x, y, callbacks=[Checkpoint(directory, every_steps=3), Kill()], **options)
+        _fit(x, y, callbacks=[Checkpoint(directory, every_steps=3), KillMidEpoch()], **options)
     newest = CheckpointManager(directory).manifests()[-1].name
     assert newest == "ckpt-000001+000004.json"  # 4 steps into the second epoch
     resumed = _fit(x, y, callbacks=[Checkpoint(directory, resume=True, every_steps=3)], **options)
@@ -217,17 +221,9 @@ def test_a_grain_stream_killed_mid_epoch_resumes_at_its_iterator_position(tmp_pa
     options = {"steps_per_epoch": 12, "steps_per_execution": 2}
     reference = _fit(stream(), **options)
 
-    class Killed(Exception):
-        pass
-
-    class Kill:
-        def on_chunk_end(self, epoch, steps_done, train_state, step_logs, loop):
-            if epoch == 1 and steps_done >= 6:
-                raise Killed
-
     directory = tmp_path / "checkpoints"
     with pytest.raises(Killed):
-        _fit(stream(), callbacks=[Checkpoint(directory, every_steps=3), Kill()], **options)
+        _fit(stream(), callbacks=[Checkpoint(directory, every_steps=3), KillMidEpoch()], **options)
     manifest = CheckpointManager(directory).manifests()[-1]
     assert manifest.name == "ckpt-000001+000004.json"  # 4 steps into the second epoch
     assert json.loads(manifest.read_text())["extra"]["data_position"]  # the iterator's state
