@@ -101,7 +101,7 @@ from jaxnet.saving import Preprocessing, SavedModel, load_model, save_model
 from jaxnet.exporting import export, load_exported
 from jaxnet.onnx_export import export_onnx
 
-__version__ = "0.1.0"
+from jaxnet.version import __version__ as __version__
 
 __all__ = [
     # modules

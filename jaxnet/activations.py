@@ -17,6 +17,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from jaxnet import registry
 from jaxnet.core import Layer, Unrecorded, constructor_info, function_layer
 from jaxnet.errors import ConfigError
 
@@ -137,6 +138,7 @@ def get(name_or_fn):
         ) from None
 
 
+@registry.layer
 def Activation(name: str, **kwargs) -> Layer:
     """A parameter-free layer applying the named activation; ``kwargs`` go to the function.
 
@@ -242,3 +244,8 @@ def spec_of(activation) -> str | Unrecorded:
     if spec is None or spec[1]:
         return Unrecorded(getattr(activation, "__name__", "custom"))
     return spec[0]
+
+
+for _fn, _name, _kwargs in _known_functions():  # serial(Dense(8), jax.nn.relu) describes relu
+    registry.function(_fn, {"activation": _name, "kind": kind_of(_name),
+                            **constructor_info("Activation", name=_name, **_kwargs)})  # fmt: skip

@@ -54,6 +54,7 @@ from jaxnet.core import path_string
 from jaxnet.errors import JaxnetError
 from jaxnet.jsonable import dumps
 from jaxnet.metrics import check_mode, direction
+from jaxnet.version import __version__
 
 FORMAT = "jaxnet-checkpoint"
 FORMAT_VERSION = 2  # 2: the manifest carries its own checksum (1: only the arrays' one)
@@ -213,9 +214,7 @@ def manifest_checksum(manifest: dict) -> str:
 
 
 def _versions() -> dict:
-    import jaxnet  # late: jaxnet/__init__ imports the training code that imports this module
-
-    return {"jaxnet": getattr(jaxnet, "__version__", "unknown"), "jax": jax.__version__}
+    return {"jaxnet": __version__, "jax": jax.__version__}
 
 
 def _safetensors():

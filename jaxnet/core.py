@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import jax
 
+from jaxnet import registry
 from jaxnet.errors import ArgumentTypeError, JaxnetError, rescope
 
 Params = Any  # nested dict of arrays
@@ -49,9 +50,7 @@ class Layer(NamedTuple):
     apply_with_outputs: Callable | None = None
 
     def __repr__(self) -> str:
-        from jaxnet.description import constructor_repr  # description imports every layer
-
-        return constructor_repr(self)
+        return registry.constructor_repr(self)
 
 
 class Unrecorded(NamedTuple):
@@ -122,9 +121,8 @@ def as_layer(obj) -> Layer:
     if isinstance(obj, Layer):
         return obj
     if callable(obj):
-        from jaxnet.description import function_info  # description imports every layer
-
-        info = {"function": function_name(obj), **function_info(obj)}
+        name = function_name(obj)
+        info = {"function": name, **registry.function_info(obj, name)}
         return function_layer(obj, info=info)
     raise ArgumentTypeError(
         f"expected a jaxnet Layer or an array function, got {obj!r} ({type(obj).__name__})",
@@ -180,6 +178,7 @@ def combinator(init: Callable, apply_with_outputs: Callable, name: str, info: Ma
     return Layer(init, apply, name, info, apply_with_outputs)
 
 
+@registry.layer
 def serial(*layers, name: str = "serial") -> Layer:
     """Compose layers one after another; children's params/state are keyed by unique names.
 

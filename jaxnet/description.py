@@ -28,7 +28,7 @@ refused with an error naming the layer path.
 
 >>> import json
 >>> from jaxnet.layers import Dense
->>> model = serial(Dense(8), jax.nn.relu, Dense(1))
+>>> model = jaxnet.serial(Dense(8), jax.nn.relu, Dense(1))
 >>> text = json.dumps(describe(model))
 >>> same = build(json.loads(text))          # same params for the same key
 >>> same
@@ -37,46 +37,25 @@ serial(Dense(8), relu, Dense(1))
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import Callable, Mapping
 
-import jax.numpy as jnp
 import numpy as np
 
-from jaxnet import activations, layers, models, perceptron, recipes, regularizers, topology
-from jaxnet.core import (
-    Layer,
-    Unrecorded,
-    as_layer,
-    constructor_info,
-    function_name,
-    serial,
-)
+from jaxnet import registry
+from jaxnet.core import Layer, Unrecorded, as_layer
 from jaxnet.errors import ConfigError, JaxnetError
-from jaxnet.layers.conv import Conv
 from jaxnet.layers.recurrent import Cell
 from jaxnet.recipes import Recipe
 
 FORMAT = "jaxnet"
 FORMAT_VERSION = 1
 
-_REGISTERED: dict[str, Callable] = {}
 
-
-def _model_of(builder: Callable) -> Callable:
-    """``builder(...).model``: the layer of a builder that returns several (an autoencoder)."""
-
-    @functools.wraps(builder)
-    def build_model(*args, **kwargs):
-        return builder(*args, **kwargs).model
-
-    return build_model
-
-
-def _registered_function(function: str, name: str) -> Layer:
+@registry.layer(name="function")
+def registered_function(function: str, name: str) -> Layer:
     """The layer of a function registered as ``function`` (a ``"function"`` description)."""
-    fn = _REGISTERED.get(function)
+    fn = registry.USER.get(function)
     if fn is None:
         raise ConfigError(
             f"the function {function!r} is not registered; call jaxnet.register({function!r}, fn) "
@@ -84,54 +63,6 @@ def _registered_function(function: str, name: str) -> Layer:
             (name,),
         )
     return as_layer(fn)._replace(name=name)
-
-
-BUILTINS: dict[str, Callable] = {
-    "Activation": activations.Activation,
-    "ActivityRegularization": regularizers.ActivityRegularization,
-    "AlphaDropout": layers.AlphaDropout,
-    "AvgPool": layers.AvgPool,
-    "BatchNorm": layers.BatchNorm,
-    "Bidirectional": layers.Bidirectional,
-    "Conv": Conv,
-    "Conv1D": layers.Conv1D,
-    "Conv2D": layers.Conv2D,
-    "Dense": layers.Dense,
-    "Dropout": layers.Dropout,
-    "Flatten": layers.Flatten,
-    "GRUCell": layers.GRUCell,
-    "GaussianDropout": layers.GaussianDropout,
-    "GaussianNoise": layers.GaussianNoise,
-    "GlobalAvgPool": layers.GlobalAvgPool,
-    "GlobalMaxPool": layers.GlobalMaxPool,
-    "LSTMCell": layers.LSTMCell,
-    "LayerNorm": layers.LayerNorm,
-    "MaxPool": layers.MaxPool,
-    "Perceptron": perceptron.Perceptron,
-    "RNN": layers.RNN,
-    "RandomShift": layers.RandomShift,
-    "Rescale": layers.Rescale,
-    "SimpleRNNCell": layers.SimpleRNNCell,
-    "UpSample": layers.UpSample,
-    "branch": topology.branch,
-    "concat": topology.concat,
-    "conv_autoencoder": _model_of(models.conv_autoencoder),
-    "dense_autoencoder": _model_of(models.dense_autoencoder),
-    "function": _registered_function,
-    "mlp": recipes.mlp,
-    "parallel": topology.parallel,
-    "residual": topology.residual,
-    "scaled_output": recipes.scaled_output,
-    "select": topology.select,
-    "serial": serial,
-    "wide_and_deep": topology.wide_and_deep,
-}
-RECIPES: dict[str, Callable] = {
-    "classifier_mlp": recipes.classifier_mlp,
-    "regression_mlp": recipes.regression_mlp,
-}
-# Signatures for reprs where the constructor forwards **kwargs.
-_SIGNATURES = {"Conv1D": Conv, "Conv2D": Conv}
 
 
 # ----------------------------------------------------------------------------- register
@@ -153,13 +84,13 @@ def register(name: str, fn_or_layer_factory: Callable) -> Callable:
     >>> def swish_beta(x):
     ...     return x * jax.nn.sigmoid(1.5 * x)
     >>> swish_beta = jaxnet.register("swish_beta", swish_beta)
-    >>> model = serial(Dense(8), swish_beta, Dense(1))
+    >>> model = jaxnet.serial(Dense(8), swish_beta, Dense(1))
     >>> describe(model)["model"]["args"]["layers"][1]["args"]
     {'function': 'swish_beta', 'name': 'swish_beta'}
     """
     if not isinstance(name, str) or not name:
         raise ConfigError(f"name must be a non-empty string, got {name!r}", ("register",))
-    if name in BUILTINS or name in RECIPES:
+    if name in registry.LAYERS or name in registry.RECIPES:
         raise ConfigError(
             f"{name!r} is the name of a built-in jaxnet layer; choose another name", ("register",)
         )
@@ -168,28 +99,8 @@ def register(name: str, fn_or_layer_factory: Callable) -> Callable:
             f"expected a function or a layer constructor, got {type(fn_or_layer_factory).__name__}",
             ("register",),
         )
-    _REGISTERED[name] = fn_or_layer_factory
+    registry.USER[name] = fn_or_layer_factory
     return fn_or_layer_factory
-
-
-def function_info(fn: Callable) -> dict:
-    """The ``info`` that lets a plain function's layer be described (``{}`` if it cannot be).
-
-    A registered function records ``("function", name)``; one that jaxnet knows
-    (:func:`jaxnet.activations.function_spec`) is recorded as the ``Activation`` computing it.
-    """
-    for name, registered in _REGISTERED.items():
-        if registered is fn:
-            return constructor_info("function", function=name, name=function_name(fn))
-    spec = activations.function_spec(fn)
-    if spec is None:
-        return {}
-    name, kwargs = spec
-    return {
-        "activation": name,
-        "kind": activations.kind_of(name),
-        **constructor_info("Activation", name=name, **kwargs),
-    }
 
 
 # ----------------------------------------------------------------------------- describe
@@ -203,7 +114,7 @@ def describe(obj: Layer | Recipe) -> dict:
     written out: an unregistered plain function, a custom initializer, a custom layer.
 
     >>> from jaxnet.layers import Dense
-    >>> describe(serial(Dense(2), jax.nn.relu))["model"]["args"]["layers"][1]
+    >>> describe(jaxnet.serial(Dense(2), jax.nn.relu))["model"]["args"]["layers"][1]
     {'layer': 'Activation', 'args': {'name': 'relu'}}
     """
     header = {"format": FORMAT, "version": FORMAT_VERSION}
@@ -322,7 +233,7 @@ def _build_node(node, path: tuple[str, ...]) -> Layer | Cell:
         )
     layer_type, args = node["layer"], dict(node.get("args", {}))
     here = (*path, str(args.get("name") or layer_type))
-    constructor = BUILTINS.get(layer_type) or _REGISTERED.get(layer_type)
+    constructor = registry.LAYERS.get(layer_type) or registry.USER.get(layer_type)
     if constructor is None:
         raise ConfigError(
             f"unknown layer type {layer_type!r}: not a jaxnet layer and not registered; call "
@@ -360,15 +271,16 @@ def _check_call(constructor, name: str, positional, args: Mapping, path) -> None
 
 
 def _build_recipe(node) -> Recipe:
-    if not isinstance(node, Mapping) or node.get("recipe") not in RECIPES:
+    if not isinstance(node, Mapping) or node.get("recipe") not in registry.RECIPES:
         found = node.get("recipe") if isinstance(node, Mapping) else node
         raise ConfigError(
-            f"unknown recipe {str(found)[:80]!r}; expected one of {sorted(RECIPES)}", ("build",)
+            f"unknown recipe {str(found)[:80]!r}; expected one of {sorted(registry.RECIPES)}",
+            ("build",),
         )
     name = node["recipe"]
     args = {key: _from_json(value, (name,)) for key, value in node.get("args", {}).items()}
-    _check_call(RECIPES[name], name, (), args, (name,))
-    recipe = RECIPES[name](**args)
+    _check_call(registry.RECIPES[name], name, (), args, (name,))
+    recipe = registry.RECIPES[name](**args)
     if "model" in node and _node(recipe.model, (recipe.model.name,)) != node["model"]:
         raise ConfigError(
             f"the recorded model differs from the one {name}(...) builds with the recorded "
@@ -376,61 +288,3 @@ def _build_recipe(node) -> Recipe:
             (name,),
         )
     return recipe
-
-
-# ----------------------------------------------------------------------------- repr
-
-
-def constructor_repr(obj: Layer | Cell) -> str:
-    """``Dense(100, kernel_init='he_normal')``: the recorded call, default arguments left out.
-
-    A plain function's layer shows the function's name (``relu``), an activation layer its
-    activation (``leaky_relu(alpha=0.2)``), a layer without a recorded call ``Layer('name')``.
-    """
-    info = obj.info
-    if "function" in info:
-        return info["function"]
-    if "layer" not in info:
-        return f"{type(obj).__name__}({obj.name!r})"
-    layer_type, args = info["layer"], dict(info["args"])
-    if layer_type == "Activation":
-        name = args.pop("name")
-        return name if not args else f"{name}({', '.join(f'{k}={v!r}' for k, v in args.items())})"
-    constructor = _SIGNATURES.get(layer_type) or BUILTINS.get(layer_type)
-    constructor = constructor or _REGISTERED.get(layer_type)
-    parameters = inspect.signature(constructor).parameters if constructor else {}
-    parts = [_short(layer) for layer in args.pop("layers", ())]
-    for key, value in args.items():
-        parameter = parameters.get(key)
-        required = parameter is not None and parameter.default is inspect.Parameter.empty
-        if not required and parameter is not None and _same(value, parameter.default):
-            continue
-        positional = required and parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
-        parts.append(_short(value) if positional else f"{key}={_short(value)}")
-    return f"{layer_type}({', '.join(parts)})"
-
-
-def _short(value) -> str:
-    if isinstance(value, tuple | list) and not isinstance(value, Layer | Cell):
-        inner = ", ".join(_short(v) for v in value)
-        return f"({inner},)" if len(value) == 1 else f"({inner})"
-    return repr(value)
-
-
-def _same(value, default) -> bool:
-    return _comparable(value) == _comparable(default)
-
-
-def _comparable(value):
-    if isinstance(value, Layer | Cell):
-        return value
-    if isinstance(value, tuple | list):
-        return tuple(_comparable(v) for v in value)
-    if isinstance(value, type):
-        try:
-            return jnp.dtype(value).name
-        except TypeError:
-            return value
-    if callable(value):
-        return activations.spec_of(value)
-    return value

@@ -23,14 +23,15 @@ x, x)``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from jaxnet import activations
+from jaxnet import activations, registry
 from jaxnet.core import Layer, described_as, init_model, serial
 from jaxnet.errors import ConfigError, check_int
 from jaxnet.init import recommended_for
@@ -295,3 +296,17 @@ def make_gan_train(
         return jax.lax.scan(body, gs, None, length=steps)
 
     return jax.jit(train, static_argnums=2)
+
+
+def _model_of(builder: Callable) -> Callable:
+    """``builder(...).model``: the layer of a builder that returns several (an autoencoder)."""
+
+    @functools.wraps(builder)
+    def build_model(*args, **kwargs):
+        return builder(*args, **kwargs).model
+
+    return build_model
+
+
+registry.layer(_model_of(dense_autoencoder), name="dense_autoencoder")
+registry.layer(_model_of(conv_autoencoder), name="conv_autoencoder")

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnet import registry
 from jaxnet.activations import step
 from jaxnet.core import Layer, constructor_info
 from jaxnet.errors import DataError, ShapeError, check_int, check_range
@@ -97,6 +98,7 @@ def _train(x, y, w, b, epochs, lr, key):
     return w, b, errors
 
 
+@registry.layer
 def Perceptron(units: int = 1, name: str = "perceptron") -> Layer:
     """The perceptron as a layer: ``step(x @ w + b)`` with params ``{"w": (d, units), "b"}``.
 

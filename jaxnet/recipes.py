@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
-from jaxnet import activations, losses, metrics
+from jaxnet import activations, losses, metrics, registry
 from jaxnet import init as initializers
 from jaxnet.core import Layer, constructor_info, described_as, function_layer, serial
 from jaxnet.errors import ArgumentTypeError, ConfigError, check_int, check_range
@@ -72,6 +72,7 @@ def check_hidden(owner: str | tuple[str, ...], hidden) -> tuple[int, ...]:
     return tuple(check_int(owner, f"hidden[{i}]", units, 1) for i, units in enumerate(hidden))
 
 
+@registry.layer
 def mlp(
     n_outputs: int,
     hidden: Sequence[int] = (100, 100),
@@ -117,6 +118,7 @@ def mlp(
     )
 
 
+@registry.layer
 def scaled_output(output: str, low: float, high: float) -> Layer:
     """``low + (high - low) * unit(z)``: a regression output in the range ``(low, high)``.
 
@@ -146,6 +148,7 @@ def weight_penalty(l1: float = 0.0, l2: float = 0.0) -> Callable | None:
 _REGRESSION_LOSSES = {"mse": losses.mse, "mae": losses.mae, "huber": losses.huber}
 
 
+@registry.recipe
 def regression_mlp(
     n_outputs: int = 1,
     hidden: Sequence[int] = (100, 100),
@@ -220,6 +223,7 @@ def _recipe_info(recipe_name: str, recipe_task: str, **args) -> dict:
     return {"recipe": recipe_name, "task": recipe_task, "args": args}
 
 
+@registry.recipe
 def classifier_mlp(
     n_classes: int,
     hidden: Sequence[int] = (100, 100),

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 import jax
 import jax.numpy as jnp
 
+from jaxnet import registry
 from jaxnet.core import Layer, constructor_info, path_string, sublayers
 from jaxnet.errors import ConfigError, check_range
 from jaxnet.layers._checks import check_floating
@@ -145,6 +146,7 @@ def combine(*penalties: Callable) -> Callable:
 # ----------------------------------------------------------------------------- activity
 
 
+@registry.layer
 def ActivityRegularization(
     l1: float = 0.0, l2: float = 0.0, name: str = "activity_regularization"
 ) -> Layer:
@@ -152,7 +154,7 @@ def ActivityRegularization(
 
     The penalty is summed over features and averaged over the batch (Keras 2's convention, so it
     does not grow with the batch size). The layer declares ``info["activity_penalty"] =
-    {"l1": l1, "l2": l2}``; :func:`~jaxnet.train.step.make_loss` adds :func:`activity_penalty` of
+    {"l1": l1, "l2": l2}``; :func:`~jaxnet.objective.make_loss` adds :func:`activity_penalty` of
     the outputs the training forward pass records, wherever the layer sits in the model.
 
     >>> from jaxnet import Dense, serial

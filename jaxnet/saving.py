@@ -51,8 +51,10 @@ from jaxnet.jsonable import dumps
 from jaxnet.outputs import CLASSIFICATION, finisher, task_of
 from jaxnet.recipes import Recipe
 from jaxnet.signature import check_input, is_shape, shape_from_json, shape_to_json
+from jaxnet.summarize import summary
 from jaxnet.train.evaluate import predict
 from jaxnet.train.step import TrainState
+from jaxnet.version import __version__
 
 FORMAT = "jaxnet-model"
 FORMAT_VERSION = 1
@@ -219,7 +221,6 @@ class SavedModel:
 
     def summary(self):
         """:func:`jaxnet.summary` of the model for its input shape."""
-        from jaxnet.summarize import summary
 
         return summary(self.model, self.input_shape)
 
@@ -453,10 +454,8 @@ def _check_version(model_file, version, supported: int, record: dict, what: str)
         raise SavedModelError(f"{model_file} is damaged: no {what} format version", ("load_model",))
     if version > supported:
         writer = (record.get("versions") or {}).get("jaxnet", "a newer jaxnet")
-        import jaxnet
-
         raise SavedModelError(
             f"{model_file} was written by jaxnet {writer} with {what} format version {version}; "
-            f"this jaxnet ({jaxnet.__version__}) reads up to version {supported}: upgrade jaxnet",
+            f"this jaxnet ({__version__}) reads up to version {supported}: upgrade jaxnet",
             ("load_model",),
         )

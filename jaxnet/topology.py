@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 
 import jax.numpy as jnp
 
-from jaxnet import activations
+from jaxnet import activations, registry
 from jaxnet.core import (
     Layer,
     apply_child,
@@ -93,6 +93,7 @@ def _check_inputs(owner: str, inputs, n: int, what: str) -> None:
         raise ShapeError(f"expected a tuple of {n} inputs (one per layer), got a {got}", (owner,))
 
 
+@registry.layer
 def parallel(*layers, name: str = "parallel") -> Layer:
     """Apply ``layers[i]`` to input ``i``: ``(x_0, x_1, ...) -> (y_0, y_1, ...)``.
 
@@ -113,6 +114,7 @@ def parallel(*layers, name: str = "parallel") -> Layer:
     return combinator(init, apply_with_outputs, name, _info("parallel", names, children, name))
 
 
+@registry.layer
 def branch(*layers, name: str = "branch") -> Layer:
     """Fan out: every layer sees the same input, ``x -> (layer_0(x), layer_1(x), ...)``."""
     children, names = _children(layers, name)
@@ -133,6 +135,7 @@ def _as_sequence(inputs):
     return list(inputs)
 
 
+@registry.layer
 def concat(axis: int = -1, name: str = "concat") -> Layer:
     """Join a tuple (or dict, in sorted key order) of arrays along ``axis``.
 
@@ -170,6 +173,7 @@ def concat(axis: int = -1, name: str = "concat") -> Layer:
     return Layer(init, apply, name, info)
 
 
+@registry.layer
 def select(key, name: str = "select") -> Layer:
     """Pick one entry of a dict (by key) or tuple (by index) input: ``{"a": xa, "b": xb} -> xa``."""
 
@@ -203,6 +207,7 @@ def select(key, name: str = "select") -> Layer:
     return Layer(init, apply, name, {"key": key, **constructor_info("select", key=key, name=name)})
 
 
+@registry.layer
 def residual(block, projection=None, name: str = "residual") -> Layer:
     """``y = block(x) + shortcut(x)`` (He et al., 2016).
 
@@ -294,6 +299,7 @@ def residual(block, projection=None, name: str = "residual") -> Layer:
     return combinator(init, apply_with_outputs, name, info)
 
 
+@registry.layer
 def wide_and_deep(
     wide_inputs_key,
     deep_inputs_key,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import jaxnet
-from jaxnet import activations, description, init, layers, models, recipes
+from jaxnet import activations, init, layers, models, recipes, registry
 from jaxnet.core import Layer, serial
 from jaxnet.errors import ConfigError
 from jaxnet.regularizers import ActivityRegularization
@@ -217,7 +217,7 @@ def test_recipe_round_trip_keeps_loss_metrics_output_and_penalty():
 
 
 def test_registered_function_and_layer_factory_round_trip(monkeypatch):
-    monkeypatch.setattr(description, "_REGISTERED", {})
+    monkeypatch.setattr(registry, "USER", {})
 
     def swish_beta(x):
         return x * jax.nn.sigmoid(1.5 * x)
@@ -241,7 +241,7 @@ def test_registered_function_and_layer_factory_round_trip(monkeypatch):
     x = _inputs((4,))
     chex.assert_trees_all_equal(rebuilt.apply(params, state, x), model.apply(params, state, x))
     text = jaxnet.describe(model)
-    description._REGISTERED.clear()
+    registry.USER.clear()
     with pytest.raises(ConfigError, match="'swish_beta' is not registered") as info:
         jaxnet.build(text)
     assert info.value.path == ("serial", "swish_beta")

@@ -9,6 +9,7 @@ from jaxnet import losses, optim
 from jaxnet.core import init_model, serial
 from jaxnet.errors import ConfigError
 from jaxnet.layers.dense import Dense
+from jaxnet.objective import make_loss
 from jaxnet.recipes import classifier_mlp, regression_mlp
 from jaxnet.regularizers import (
     ActivityRegularization,
@@ -26,7 +27,7 @@ from jaxnet.regularizers import (
 )
 from jaxnet.topology import branch, residual
 from jaxnet.train.fit import fit
-from jaxnet.train.step import make_loss, make_train_step
+from jaxnet.train.step import make_train_step
 
 
 def _model():

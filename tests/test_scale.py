@@ -15,9 +15,9 @@ import pytest
 import jaxnet
 from jaxnet import losses, optim
 from jaxnet.errors import ConfigError
+from jaxnet.objective import make_loss
 from jaxnet.train.many import fit_many, grid_configs, model_slice
 from jaxnet.train.per_example import clipped_mean_gradient, per_example_gradients
-from jaxnet.train.step import make_loss
 
 
 def problem(n=96, seed=0):

@@ -23,7 +23,8 @@ from jaxnet.errors import (
     check_int,
 )
 from jaxnet.layers import Dense
-from jaxnet.train.data import check_arguments, match_targets, to_numpy
+from jaxnet.train.arrays import to_numpy
+from jaxnet.train.data import check_arguments, match_targets
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(12, 3)).astype(np.float32)

@@ -12,8 +12,10 @@ import sys
 import numpy as np
 
 from jaxnet.core import Layer
+from jaxnet.diagnostics.report import format_table, to_report
 from jaxnet.diagnostics.stats import make_probe
 from jaxnet.diagnostics.verdicts import Finding, depth_index, diagnose
+from jaxnet.errors import ConfigError
 
 DIAGNOSE_EVERY = 10  # probed steps between two diagnoses during training
 
@@ -68,8 +70,6 @@ class GradientMonitor:
         **thresholds,
     ):
         if every < 1:
-            from jaxnet.errors import ConfigError
-
             raise ConfigError(f"every must be >= 1, got {every!r}", ("GradientMonitor",))
         self.model, self.every = model, int(every)
         self.stop_on_nonfinite, self.verbose = stop_on_nonfinite, verbose
@@ -169,13 +169,11 @@ class GradientMonitor:
 
     def table(self, **kwargs) -> str:
         """The per-layer text table of the latest probed step."""
-        from jaxnet.diagnostics.report import format_table
 
         return format_table(self.history, **kwargs)
 
     def report(self) -> dict:
         """A JSON-serialisable report: latest statistics, findings and the history."""
-        from jaxnet.diagnostics.report import to_report
 
         return to_report(self.history, self.findings, model=self.model)
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jaxnet.diagnostics.verdicts import Finding, as_history
+from jaxnet.diagnostics.verdicts import Finding, as_history, diagnose
 from jaxnet.jsonable import jsonable
 
 # (stat, column title, format) in table order
@@ -88,7 +88,6 @@ def to_report(
     step (lists). ``findings`` defaults to :func:`~jaxnet.diagnostics.diagnose` of the same
     statistics. Non-finite numbers are written as ``None`` (:func:`~jaxnet.jsonable.jsonable`).
     """
-    from jaxnet.diagnostics.verdicts import diagnose
 
     history = as_history(stats_or_history)
     if findings is None:

@@ -69,6 +69,7 @@ import numpy as np
 
 from jaxnet.activations import kind_of
 from jaxnet.core import Layer
+from jaxnet.objective import make_loss
 from jaxnet.optim import apply_updates
 
 SATURATING = ("sigmoid", "logistic", "tanh")  # activations whose saturation is measured
@@ -575,7 +576,6 @@ def stats_at_init(model: Layer, params, state, batch, loss_fn: Callable, *, key=
     >>> sorted(stats["layers"]["tanh_1"])[:2]
     ['activation_mean', 'activation_std']
     """
-    from jaxnet.train.step import make_loss  # diagnostics -> train, not the other way round
 
     objective = make_loss(model, loss_fn)
     probe = make_probe(model, **probe_kw)

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnet import init as initializers
+from jaxnet import registry
 from jaxnet.core import Layer, constructor_info
 from jaxnet.errors import ConfigError, ShapeError, check_int
 from jaxnet.layers._checks import check_floating, check_rank
@@ -155,6 +156,7 @@ def _convolve_backward(strides, pads, dilation, groups, residuals, dy):
 convolve.defvjp(_convolve_forward, _convolve_backward)
 
 
+@registry.layer
 def Conv(
     features: int,
     kernel_size,
@@ -258,6 +260,7 @@ def Conv(
     return Layer(init, apply, name, info)
 
 
+@registry.layer(signature=Conv)
 def Conv1D(features: int, kernel_size, **kwargs) -> Layer:
     """1-D convolution over ``(batch, time, channels)``; kernel ``(k, in // groups, features)``.
 
@@ -269,6 +272,7 @@ def Conv1D(features: int, kernel_size, **kwargs) -> Layer:
     return Conv(features, kernel_size, rank=1, **kwargs)
 
 
+@registry.layer(signature=Conv)
 def Conv2D(features: int, kernel_size, **kwargs) -> Layer:
     """2-D convolution over ``(batch, height, width, channels)``.
 

@@ -8,11 +8,13 @@ import jax
 import jax.numpy as jnp
 
 from jaxnet import init as initializers
+from jaxnet import registry
 from jaxnet.core import Layer, constructor_info
 from jaxnet.errors import ShapeError, check_int
 from jaxnet.layers._checks import check_floating, check_last_axis
 
 
+@registry.layer
 def Dense(
     units: int,
     *,

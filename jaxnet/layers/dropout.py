@@ -21,6 +21,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from jaxnet import registry
 from jaxnet.core import Layer, constructor_info
 from jaxnet.errors import ConfigError, ShapeError, check_range
 from jaxnet.layers._checks import check_floating
@@ -54,6 +55,7 @@ def _noise_layer(layer_type: str, name: str, noisy, **args) -> Layer:
     return Layer(init, apply, name, {**args, **constructor_info(layer_type, **args, name=name)})
 
 
+@registry.layer
 def Dropout(rate: float, *, name: str = "dropout") -> Layer:
     """Inverted dropout: zero each unit with probability ``rate``, scale the rest by ``1/(1-rate)``.
 
@@ -73,6 +75,7 @@ def Dropout(rate: float, *, name: str = "dropout") -> Layer:
     return _noise_layer("Dropout", name, noisy, rate=rate)
 
 
+@registry.layer
 def GaussianDropout(rate: float, *, name: str = "gaussian_dropout") -> Layer:
     """Multiply each unit by ``N(1, rate / (1 - rate))`` noise: dropout's mean and variance, no 0s.
 
@@ -87,6 +90,7 @@ def GaussianDropout(rate: float, *, name: str = "gaussian_dropout") -> Layer:
     return _noise_layer("GaussianDropout", name, noisy, rate=rate)
 
 
+@registry.layer
 def GaussianNoise(stddev: float, *, name: str = "gaussian_noise") -> Layer:
     """Add ``N(0, stddev**2)`` noise to every unit (a data-augmentation-like regularizer)."""
     check_range(name, "stddev", stddev, 0.0)
@@ -97,6 +101,7 @@ def GaussianNoise(stddev: float, *, name: str = "gaussian_noise") -> Layer:
     return _noise_layer("GaussianNoise", name, noisy, stddev=stddev)
 
 
+@registry.layer
 def AlphaDropout(rate: float, *, name: str = "alpha_dropout") -> Layer:
     """Dropout for SELU networks: keeps a zero-mean, unit-variance input at mean 0 and variance 1.
 
@@ -119,6 +124,7 @@ def AlphaDropout(rate: float, *, name: str = "alpha_dropout") -> Layer:
     return _noise_layer("AlphaDropout", name, noisy, rate=rate)
 
 
+@registry.layer
 def RandomShift(max_shift: int, *, name: str = "random_shift") -> Layer:
     """Data augmentation: move each example by a random whole number of positions, drawn
     uniformly from ``[-max_shift, max_shift]`` per spatial axis, zeros entering at the edges

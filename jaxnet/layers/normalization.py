@@ -18,6 +18,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from jaxnet import registry
 from jaxnet.core import Layer, constructor_info
 from jaxnet.errors import ConfigError, ShapeError, check_range
 from jaxnet.layers._checks import check_floating
@@ -64,6 +65,7 @@ def _normalize(x, mean, var, params, epsilon, axis):
     return y.astype(x.dtype)
 
 
+@registry.layer
 def BatchNorm(
     momentum: float = 0.99,
     epsilon: float = 1e-3,
@@ -159,6 +161,7 @@ def BatchNorm(
     return Layer(init, apply, name, info)
 
 
+@registry.layer
 def LayerNorm(
     epsilon: float = 1e-3,
     *,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxnet import registry
 from jaxnet.core import Layer, constructor_info
 from jaxnet.errors import ShapeError
 from jaxnet.layers.conv import as_tuple, normalize_padding, output_length
@@ -120,6 +121,7 @@ def _first_max_jvp(primals, tangents):
     return jnp.max(x, axis=-2), jnp.sum(jnp.where(chosen, x_dot, 0), axis=-2)
 
 
+@registry.layer
 def MaxPool(window=2, strides=None, padding="VALID", name: str = "max_pool") -> Layer:
     """The largest value in each ``window``; padded positions count as ``-inf``.
 
@@ -132,6 +134,7 @@ def MaxPool(window=2, strides=None, padding="VALID", name: str = "max_pool") -> 
     return _window_layer("MaxPool", "max", window, strides, padding, name)
 
 
+@registry.layer
 def AvgPool(window=2, strides=None, padding="VALID", name: str = "avg_pool") -> Layer:
     """The mean of each ``window``; with padding, the mean of the real entries only (Keras'
     convention; Flax's ``avg_pool(count_include_pad=False)``)."""
@@ -152,17 +155,20 @@ def _global_layer(layer_type: str, reduce, name: str) -> Layer:
     return Layer(init, apply, name, constructor_info(layer_type, name=name))
 
 
+@registry.layer
 def GlobalMaxPool(name: str = "global_max_pool") -> Layer:
     """``(batch, *spatial, channels) -> (batch, channels)``: each channel's maximum."""
     return _global_layer("GlobalMaxPool", jnp.max, name)
 
 
+@registry.layer
 def GlobalAvgPool(name: str = "global_avg_pool") -> Layer:
     """``(batch, *spatial, channels) -> (batch, channels)``: each channel's mean (the 'global
     pooling' that replaces a large dense layer on top of a CNN)."""
     return _global_layer("GlobalAvgPool", jnp.mean, name)
 
 
+@registry.layer
 def UpSample(factor=2, name: str = "upsample") -> Layer:
     """Nearest-neighbour upsampling: each spatial entry repeated ``factor`` times per axis.
 

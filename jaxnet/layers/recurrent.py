@@ -35,7 +35,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxnet import activations
+from jaxnet import activations, registry
 from jaxnet import init as initializers
 from jaxnet.activations import sigmoid
 from jaxnet.core import Layer, apply_child, combinator, constructor_info, init_child
@@ -63,9 +63,7 @@ class Cell(NamedTuple):
     info: Mapping = {}
 
     def __repr__(self) -> str:
-        from jaxnet.description import constructor_repr  # description imports every layer
-
-        return constructor_repr(self)
+        return registry.constructor_repr(self)
 
 
 def _cell_info(cell_type: str, gates: int, **args) -> dict:
@@ -97,6 +95,7 @@ def project_inputs(params, x):
     return jnp.dot(x, params["w_x"]) + params["b"]
 
 
+@registry.layer
 def SimpleRNNCell(
     units: int,
     *,
@@ -140,6 +139,7 @@ def SimpleRNNCell(
     return Cell(init, project_inputs, step, initial_carry, units, name, info)
 
 
+@registry.layer
 def GRUCell(
     units: int,
     *,
@@ -191,6 +191,7 @@ def GRUCell(
     return Cell(init, project_inputs, step, initial_carry, units, name, info)
 
 
+@registry.layer
 def LSTMCell(
     units: int,
     *,
@@ -341,6 +342,7 @@ def scan_cell(cell: Cell, params, x, mask=None, *, reverse: bool = False):
     return carry, jnp.swapaxes(outputs, 0, 1), last
 
 
+@registry.layer
 def RNN(
     cell: Cell, *, return_sequences: bool = False, reverse: bool = False, name: str | None = None
 ) -> Layer:
@@ -389,6 +391,7 @@ def RNN(
     return Layer(init, apply, layer_name, info)
 
 
+@registry.layer
 def Bidirectional(
     cell_fw: Cell, cell_bw: Cell, *, return_sequences: bool = False, name: str = "bidirectional"
 ) -> Layer:

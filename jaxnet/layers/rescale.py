@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from jaxnet import registry
 from jaxnet.core import Layer, constructor_info
 from jaxnet.errors import DTypeError
 
 
+@registry.layer
 def Rescale(scale: float, offset: float = 0.0, name: str = "rescale") -> Layer:
     """``y = x * scale + offset`` in float32 (Keras's ``Rescaling``), no parameters.
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 
+from jaxnet import registry
 from jaxnet.core import Layer, constructor_info
 
 
+@registry.layer
 def Flatten(name: str = "flatten") -> Layer:
     """``(batch, d1, d2, ...) -> (batch, d1 * d2 * ...)``."""
 

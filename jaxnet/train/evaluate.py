@@ -22,6 +22,7 @@ from jaxnet.train.data import (
     output_shape,
     to_numpy,
 )
+from jaxnet.train.parallel import put
 from jaxnet.train.sources import RandomAccess, Stream, as_source, inputs_source, read_in_order
 from jaxnet.train.step import named_metrics
 
@@ -64,7 +65,7 @@ def predict(model: Layer | Recipe, params, state, x, *, batch_size: int = 256,
     ``x`` may also be a :mod:`~jaxnet.train.sources` source (a memory-mapped array, a
     random-access source, or a stream of ``(x, y)`` batches with ``steps``): it is read in
     order, a chunk at a time, and the outputs are concatenated. ``x`` is checked as ``fit``
-    checks it (:func:`~jaxnet.train.data.to_numpy`: numbers, not empty, finite).
+    checks it (:func:`~jaxnet.train.arrays.to_numpy`: numbers, not empty, finite).
 
     ``model`` may be a :class:`~jaxnet.recipes.Recipe`: then ``output`` picks ``"probabilities"``
     (a classifier's default), ``"classes"`` or ``"logits"`` (:mod:`jaxnet.outputs`).
@@ -164,7 +165,6 @@ def make_validate(model: Layer, loss_fn: Callable, metrics, data, batch_size: in
     collected chunk by chunk (each placed with ``sharding``) and then scored at once. Compiles
     once, runs every epoch. ``many``: params and state carry a leading model axis (``fit_many``).
     """
-    from jaxnet.train.parallel import put
 
     source = data if isinstance(data, RandomAccess | Stream) else as_source(*data, steps)
     if source is None:

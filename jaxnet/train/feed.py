@@ -29,7 +29,8 @@ import numpy as np
 from jaxnet.errors import DataError
 from jaxnet.train import parallel
 from jaxnet.train import step as steps
-from jaxnet.train.data import Data, checked, match_targets, output_shape, place, prepare, to_numpy
+from jaxnet.train.arrays import to_numpy
+from jaxnet.train.data import Data, checked, match_targets, output_shape, place, prepare
 from jaxnet.train.guard import compiled_finite_flags, finite_flags
 from jaxnet.train.sources import RandomAccess, Stream, as_source
 

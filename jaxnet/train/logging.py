@@ -24,6 +24,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from jaxnet.diagnostics.stats import HISTOGRAM_EDGES
+from jaxnet.errors import ConfigError
 from jaxnet.jsonable import dumps
 from jaxnet.train.callbacks import Callback, PrintProgress
 
@@ -200,8 +202,6 @@ class TensorBoardLogger(Callback):
                 "TensorBoardLogger needs tensorboardX: pip install tensorboardX"
             ) from error
         if monitor is not None and not getattr(monitor, "histograms", False):
-            from jaxnet.errors import ConfigError
-
             raise ConfigError(
                 "the monitor records no gradient histograms: make it with "
                 "GradientMonitor(model, histograms=True)",
@@ -222,7 +222,6 @@ class TensorBoardLogger(Callback):
         self._writer.flush()
 
     def _write_gradients(self, history) -> None:
-        from jaxnet.diagnostics.stats import HISTOGRAM_EDGES
 
         limits, centres = HISTOGRAM_EDGES[1:], HISTOGRAM_EDGES[:-1] + 0.5
         for t in range(self._written, len(history["step"])):

@@ -24,13 +24,14 @@ import numpy as np
 
 from jaxnet import optim
 from jaxnet.errors import ConfigError, check_range
+from jaxnet.objective import make_loss
+from jaxnet.plots import _figure_class
 from jaxnet.train.data import place, prepare
 from jaxnet.train.many import fit_many
-from jaxnet.train.step import create_train_state, make_loss
+from jaxnet.train.step import create_train_state
 
 
 def _figure():
-    from jaxnet.plots import _figure_class
 
     return _figure_class()(figsize=(5.6, 3.8), layout="constrained")
 

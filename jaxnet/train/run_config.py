@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnet.core import path_string
+from jaxnet.description import describe
 from jaxnet.jsonable import dumps
 from jaxnet.train.step import named_metrics
 
@@ -65,7 +66,6 @@ def run_config(model, loss_fn, train_state, x, y, *, batch_size: int, seed=0, me
 
 def model_record(model, params) -> dict:
     """:func:`jaxnet.describe` of ``model``; else its name and parameter specs."""
-    from jaxnet.description import describe  # late: description imports every layer
 
     try:
         return describe(model)

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from jaxnet.errors import ConfigError, DataError
-from jaxnet.train.data import to_numpy
+from jaxnet.train.arrays import to_numpy
 
 
 class RandomAccess:

@@ -167,7 +167,7 @@ def test_plain_functions_are_recognised_by_name_and_packing_round_trips():
 
     packed = make_probe(model, packed=True)
     assert isinstance(packed, PackedProbe)
-    objective = jaxnet.train.step.make_loss(model, _mse)
+    objective = jaxnet.objective.make_loss(model, _mse)
     grads, aux = jax.grad(objective, has_aux=True)(params, state, *batch, None)
     kwargs = {"grads": grads, "params": params, "outputs": aux[3], "loss": aux[2]}
     floats, ints = packed(**kwargs)
