@@ -160,5 +160,5 @@ def test_bad_values_are_refused():
     x, y = _data(32)
     with pytest.raises(ConfigError, match="accumulate"):
         jaxnet.fit(_model(), losses.mse, optim.sgd(0.1), x, y, accumulate=0, verbose=0)
-    with pytest.raises(ValueError, match="decay"):
+    with pytest.raises(ConfigError, match=r"fit: ema must be in \[0, 1\), got 1.5"):
         jaxnet.fit(_model(), losses.mse, optim.sgd(0.1), x, y, ema=1.5, verbose=0)

@@ -56,14 +56,17 @@ def listing(directory):
         (dict(optimizer=optim.sgd(1e-2)), 'optimizer/types: ["ScaleByAdamState", '
          '"ScaleByLearningRateState"] in the checkpoint, ["ScaleByLearningRateState"] now'),
         (dict(batch_size=16), "batch_size: 8 in the checkpoint, 16 now"),
-        (dict(validation_split=0.25), "validation/split: null in the checkpoint, 0.25 now"),
+        (dict(validation_split=0.25), "validation_split: null in the checkpoint, 0.25 now"),
         (dict(epochs=1), "the checkpoint has completed 2 epochs, more than epochs=1"),
-        (dict(x=X + 1e-3), "data/x: \"float32[40, 4] sha256:"),
-        (dict(x=X[:32], y=Y[:32]), "data/x: \"float32[40, 4] sha256:"),
+        (dict(x=X + 1e-3), "x: \"float32[40, 4] sha256:"),
+        (dict(x=X[:32], y=Y[:32]), "x: \"float32[40, 4] sha256:"),
         (dict(seed=1), "seed: 0 in the checkpoint, 1 now"),
         (dict(recipe=recipes.classifier_mlp(3, hidden=(8,), activation="tanh")),
          "model/model/args/activation: \"relu\" in the checkpoint, \"tanh\" now"),
         (dict(shuffle=False), "shuffle: true in the checkpoint, false now"),
+        (dict(ema=0.9), "ema: null in the checkpoint, 0.9 now"),
+        (dict(accumulate=2), "accumulate: 1 in the checkpoint, 2 now"),
+        (dict(compute_dtype=jnp.bfloat16), 'compute_dtype: null in the checkpoint, "bfloat16" now'),
     ],
 )  # fmt: skip
 def test_resuming_a_different_run_is_an_error_listing_the_change(run_dir, change, expected):

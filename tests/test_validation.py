@@ -24,7 +24,8 @@ from jaxnet.errors import (
 )
 from jaxnet.layers import Dense
 from jaxnet.train.arrays import to_numpy
-from jaxnet.train.data import check_arguments, match_targets
+from jaxnet.train.data import match_targets
+from jaxnet.train.options import check as check_arguments
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(12, 3)).astype(np.float32)

@@ -69,7 +69,6 @@ def wrap_optimizer(optimizer, *, ema: float | None = None, accumulate: int = 1):
     The average is taken over the optimizer's steps, so with both it is updated once every
     ``accumulate`` batches, when the weights change.
     """
-    check_range("fit", "accumulate", accumulate, 1)
     if ema is not None:
         optimizer = with_ema(optimizer, ema)
     return optimizer if accumulate == 1 else optim.multi_steps(optimizer, accumulate)

@@ -14,8 +14,8 @@ from jaxnet.errors import DataError, check_int
 from jaxnet.losses import target_kind
 from jaxnet.outputs import resolve
 from jaxnet.recipes import Recipe
+from jaxnet.train import options
 from jaxnet.train.data import (
-    check_arguments,
     check_params,
     match_targets,
     num_examples,
@@ -71,7 +71,7 @@ def predict(model: Layer | Recipe, params, state, x, *, batch_size: int = 256,
     (a classifier's default), ``"classes"`` or ``"logits"`` (:mod:`jaxnet.outputs`).
     """
     model, finish = resolve(model, output)
-    check_arguments("predict", model=model, batch_size=batch_size, steps_per_epoch=steps)
+    options.check("predict", model=model, batch_size=batch_size, steps_per_epoch=steps)
     cache = _COMPILED.setdefault(model.apply, {})
     if (batch_size, finish) not in cache:
         cache[batch_size, finish] = make_predict(model, batch_size, finish)
@@ -147,7 +147,7 @@ def evaluate(
     targets are checked as ``fit`` checks them (:func:`~jaxnet.train.data.match_targets` with
     the kind of targets ``loss_fn`` takes): a label out of range is an error, not a NaN loss.
     """
-    check_arguments("evaluate", model=model, loss_fn=loss_fn, metrics=metrics,
+    options.check("evaluate", model=model, loss_fn=loss_fn, metrics=metrics,
                     batch_size=batch_size, steps_per_epoch=steps)  # fmt: skip
     if as_source(x, y, steps, "evaluate") is None:
         x, y = to_numpy(x, "x"), to_numpy(y, "y")

@@ -13,16 +13,15 @@ from jaxnet.compilation import run_once
 from jaxnet.core import Layer
 from jaxnet.errors import ConfigError
 from jaxnet.losses import target_kind
-from jaxnet.train import parallel
+from jaxnet.train import options, parallel
 from jaxnet.train.averaging import ema_callbacks, evaluating, wrap_optimizer
 from jaxnet.train.callbacks import Loop, call
 from jaxnet.train.checkpointing import Checkpoint
-from jaxnet.train.data import check_arguments, check_params
+from jaxnet.train.data import check_params
 from jaxnet.train.evaluate import make_validate
 from jaxnet.train.feed import Programs, make_feed
 from jaxnet.train.guard import guard_accepts
 from jaxnet.train.logging import default_progress
-from jaxnet.train.run_config import run_config
 from jaxnet.train.step import TrainState, create_train_state, named_metrics
 
 
@@ -62,6 +61,9 @@ def as_key(seed):
     return seed
 
 
+@options.documented(
+    validation_data="``(x_val, y_val)`` scored after every epoch; or ``validation_split``.",
+)
 def fit(
     model: Layer,
     loss_fn: Callable,
@@ -99,43 +101,7 @@ def fit(
     epochs: validation, logging, callbacks. The same ``seed`` gives bit-identical results.
 
     Args:
-      model: a :class:`~jaxnet.core.Layer` (e.g. from :func:`~jaxnet.serial` or a recipe).
-      loss_fn: ``loss(predictions, targets) -> scalar``.
-      optimizer: any optax-protocol ``GradientTransformation`` (``jaxnet.optim`` or ``optax``).
-      x, y: arrays (or pytrees of arrays) with examples on the leading axis; lists, tuples and
-        pandas objects are converted once. Before training starts the targets are checked
-        against the model's outputs and the kind of targets ``loss_fn`` takes
-        (:func:`jaxnet.losses.target_kind`: 0/1 for binary cross-entropy, labels in range for
-        sparse cross-entropy, ...; :func:`~jaxnet.train.data.match_targets`). Also a data
-        source (:mod:`jaxnet.train.sources`): memory-mapped arrays, ``x=source, y=None`` for a
-        random-access source, or ``x=iterable, y=None`` for a stream of ``(x, y)`` batches
-        with ``steps_per_epoch``; a source is read in chunks of ``steps_per_execution`` batches
-        (default: 64 MiB of data) while the previous chunk trains (:mod:`jaxnet.train.feed`).
-      validation_data: ``(x_val, y_val)``; or ``validation_split``: the last fraction of ``x``.
-      callbacks: objects following :mod:`jaxnet.train.callbacks`'s protocol (``EarlyStopping``,
-        ``Checkpoint``, loggers, ...), called in order after every epoch.
-      monitor: a probe inside the compiled epoch, e.g.
-        :class:`~jaxnet.diagnostics.GradientMonitor`: an object with ``probe``, ``every`` and
-        ``on_probe(epoch, steps, probes)``; it is also called as a callback.
-      verbose: ``0`` silent; ``1`` a progress bar over epochs on a terminal, one line per epoch
-        otherwise; ``2`` one line per epoch.
-      train_state: continue from this state instead of initialising from ``seed``.
-      penalty: ``penalty(params) -> scalar`` added to the loss (weight regularization).
-      checkpoint_dir, keep, resume: shorthand for a
-        :class:`~jaxnet.train.checkpointing.Checkpoint` callback ``Checkpoint(checkpoint_dir, keep,
-        resume)``, which saves after every epoch and resumes bit-identically; resuming refuses a
-        run that differs from the checkpoint's (``resume="force"`` continues anyway).
-      compute_dtype: ``jnp.bfloat16`` for mixed precision (float32 master weights and loss).
-      mesh: a ``jax.sharding.Mesh`` from :func:`~jaxnet.train.parallel.data_parallel_mesh`: each
-        batch is split across its devices, params replicated (data parallelism); in-memory data
-        is split by rows across the devices, a source is read by each process for its own
-        devices. The mesh may span several processes (:mod:`jaxnet.train.parallel`).
-      ema: keep an exponential moving average of the weights with this decay (e.g. ``0.999``):
-        validation scores the average, checkpoints hold it (in ``opt_state``) and the returned
-        state's ``params`` are the average (:mod:`jaxnet.train.averaging`).
-      accumulate: step the optimizer every ``accumulate`` batches on the mean of their
-        gradients (:func:`jaxnet.optim.multi_steps`); steps, logs and ``batch_size`` stay per
-        batch.
+    {arguments}
 
     ``history.compile_seconds`` is the time spent compiling the epoch program, kept apart from
     the per-epoch ``history["time"]``. An epoch with a non-finite loss, metric or train
@@ -147,13 +113,8 @@ def fit(
         ts, history = fit(model, losses.sparse_categorical_cross_entropy, optim.adam(1e-3),
                           x, y, epochs=20, metrics=[metrics.accuracy], validation_split=0.1)
     """
-    check_arguments("fit", model=model, loss_fn=loss_fn, optimizer=optimizer, epochs=epochs,
-                    batch_size=batch_size, seed=seed, metrics=metrics, callbacks=callbacks,
-                    validation_data=validation_data, validation_split=validation_split,
-                    steps_per_epoch=steps_per_epoch, steps_per_execution=steps_per_execution,
-                    penalty=penalty, verbose=verbose, shuffle=shuffle, keep=keep, mesh=mesh,
-                    checkpoint_dir=checkpoint_dir, compute_dtype=compute_dtype,
-                    train_state=train_state)  # fmt: skip
+    arguments = dict(locals())  # (the first line: exactly fit's arguments)
+    options.check("fit", **arguments)
     optimizer = wrap_optimizer(optimizer, ema=ema, accumulate=accumulate)
     feed = make_feed(x, y, batch_size=batch_size, validation_data=validation_data,
                      validation_split=validation_split, steps_per_epoch=steps_per_epoch,
@@ -176,10 +137,7 @@ def fit(
         *callbacks, *ema_callbacks(ema), *default_progress(epochs, verbose),
     ]  # fmt: skip
     loop = Loop(train_state, epochs, History(), feed.n_batches, feed.batch_size)
-    loop.run_config = functools.partial(run_config, model, loss_fn, train_state, x, y,
-        batch_size=batch_size, seed=seed, metrics=metrics, penalty=penalty, shuffle=shuffle,
-        validation=(validation_data, validation_split), compute_dtype=compute_dtype,
-        steps=steps_per_epoch)  # fmt: skip
+    loop.run_config = functools.partial(options.run_record, arguments, train_state)
     call(callbacks, "on_train_begin", loop)
     loop.train_state = parallel.put(loop.train_state, placement)
     feed.restore(loop.data_position)

@@ -16,8 +16,8 @@ from jaxnet.core import Layer
 from jaxnet.errors import ConfigError, check_range
 from jaxnet.losses import target_kind
 from jaxnet.metrics import check_mode, direction
-from jaxnet.train import parallel
-from jaxnet.train.data import check_arguments, place, prepare
+from jaxnet.train import options, parallel
+from jaxnet.train.data import place, prepare
 from jaxnet.train.evaluate import make_validate
 from jaxnet.train.feed import make_feed
 from jaxnet.train.sources import as_source
@@ -113,7 +113,7 @@ def fit_many(
                           seeds=range(4), grid={"learning_rate": [1e-3, 3e-3]}, epochs=20)
         result.configs[result.best]
     """
-    check_arguments("fit_many", model=model, loss_fn=loss_fn, epochs=epochs, batch_size=batch_size,
+    options.check("fit_many", model=model, loss_fn=loss_fn, epochs=epochs, batch_size=batch_size,
                     seeds=seeds, grid=grid, data_seed=data_seed, metrics=metrics,
                     validation_data=validation_data, validation_split=validation_split,
                     penalty=penalty, steps_per_epoch=steps_per_epoch,

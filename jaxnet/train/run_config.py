@@ -1,19 +1,24 @@
 """What defines a training run, as JSON: what a checkpoint records so a resumed run is the same run.
 
-``fit`` puts ``functools.partial(run_config, ...)`` in ``loop.run_config``; a callback that needs
-the record (:class:`~jaxnet.train.checkpointing.Checkpoint`) calls it once. The record holds
+``fit`` puts ``functools.partial(run_record, arguments, train_state)``
+(:func:`jaxnet.train.options.run_record`) in ``loop.run_config``; a callback that needs the
+record (:class:`~jaxnet.train.checkpointing.Checkpoint`) calls it once. The record holds every
+option that :data:`jaxnet.train.options.OPTIONS` marks as defining the run, under its argument's
+name, written by the functions here:
 
 - ``model``: :func:`jaxnet.describe` of the model (layers, sizes, activations, initializers),
   or, for a model that cannot be described, its name and every parameter's path, dtype and shape;
-- ``loss``, ``penalty``, ``metrics``: the functions' qualified names;
+- ``loss_fn``, ``penalty``: the functions' qualified names (:func:`callable_name`); ``metrics``
+  their names;
 - ``optimizer``: the state's types (``ScaleByAdamState``, ...) and its scalar floating-point
   leaves at initialisation, which are its hyper-parameters where the optimizer keeps them in its
   state: jaxnet's optimizers keep the learning rate there, ``optax.inject_hyperparams`` every
   hyper-parameter; a rate closed over by a plain optax optimizer cannot be read back;
-- ``batch_size``, ``shuffle``, ``seed``, ``compute_dtype``, ``steps_per_epoch``;
-- ``data`` and ``validation``: for each array its dtype, shape and a cheap hash (SHA-256 of at
-  most :data:`SAMPLE` evenly spaced elements), the validation split, or a data source's type and
-  length.
+- ``batch_size``, ``shuffle``, ``seed``, ``compute_dtype``, ``steps_per_epoch``, ``ema``,
+  ``accumulate``, ``validation_split``: their values;
+- ``x``, ``y`` and ``validation_data``: for each array its dtype, shape and a cheap hash (SHA-256
+  of at most :data:`SAMPLE` evenly spaced elements), or a data source's type and length
+  (:func:`fingerprint`).
 
 :func:`differences` compares two records and says, line by line, what changed.
 """
@@ -31,37 +36,8 @@ import numpy as np
 
 from jaxnet.core import path_string
 from jaxnet.description import describe
-from jaxnet.jsonable import dumps
-from jaxnet.train.step import named_metrics
 
 SAMPLE = 65536  # elements of an array hashed for its fingerprint
-
-
-def run_config(model, loss_fn, train_state, x, y, *, batch_size: int, seed=0, metrics=None,
-               validation=(None, None), shuffle: bool = True, penalty=None, compute_dtype=None,
-               steps=None) -> dict:  # fmt: skip
-    """The JSON record of what defines a ``fit`` run (see the module docstring);
-    ``train_state`` is the state at initialisation, ``validation`` is ``(validation_data,
-    validation_split)``, ``steps`` ``fit``'s ``steps_per_epoch``."""
-    validation_data, validation_split = validation
-    record = {
-        "model": model_record(model, train_state.params),
-        "loss": callable_name(loss_fn),
-        "penalty": None if penalty is None else callable_name(penalty),
-        "metrics": list(named_metrics(metrics)),
-        "optimizer": optimizer_record(train_state.opt_state),
-        "batch_size": batch_size,
-        "shuffle": bool(shuffle),
-        "seed": seed_record(seed),
-        "compute_dtype": None if compute_dtype is None else jnp.dtype(compute_dtype).name,
-        "steps_per_epoch": steps,
-        "data": {"x": fingerprint(x), "y": fingerprint(y)},
-        "validation": {
-            "split": validation_split,
-            "data": None if validation_data is None else fingerprint(validation_data),
-        },
-    }
-    return json.loads(dumps(record))  # exactly what a manifest gives back
 
 
 def model_record(model, params) -> dict:
