@@ -194,7 +194,7 @@ def test_train_prints_the_summary_unless_quiet(tmp_path, capsys, monkeypatch):
     def stop(*args, **kwargs):
         raise ConfigError("stopped before training", ("test",))
 
-    monkeypatch.setattr(sys.modules["jaxnet.train.fit"], "fit", stop)
+    monkeypatch.setattr(sys.modules["jaxnet.workflow"], "fit", stop)
     argv = ["train", "--dataset", "iris", "--hidden", 8, "--out", tmp_path]
     code, out, err = _run(capsys, *argv)
     assert code == 2 and "stopped before training" in err
