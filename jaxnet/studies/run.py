@@ -22,10 +22,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnet.datasets import load_dataset, standardize, train_test_split
+from jaxnet.diagnostics import diagnose_at_init
 from jaxnet.errors import ConfigError
 from jaxnet.metrics import direction
 from jaxnet.studies import spec
-from jaxnet.studies.stats import rank_with_ties, summarize
+from jaxnet.studies.builtin import STUDIES
+from jaxnet.studies.report import save_outputs
+from jaxnet.studies.stats import Summary, rank_with_ties, summarize
 from jaxnet.train.data import match_targets, output_shape
 from jaxnet.train.evaluate import make_evaluate
 from jaxnet.train.many import fit_many, model_slice
@@ -76,16 +79,9 @@ def evaluate_many(recipe, train_state, x, y) -> dict[str, np.ndarray]:
     return {name: np.asarray(value) for name, value in logs.items()}
 
 
-def diagnose_cell(recipe, settings: dict, seed: int, data: StudyData) -> list[dict] | None:
+def diagnose_cell(recipe, settings: dict, seed: int, data: StudyData) -> list[dict]:
     """Findings of :func:`jaxnet.diagnostics.diagnose_at_init` for one seed's initial model
-    (on the first 256 training examples).
-
-    ``None`` when the diagnostics package is not importable.
-    """
-    try:
-        from jaxnet.diagnostics import diagnose_at_init
-    except ImportError:
-        return None
+    (on the first 256 training examples)."""
     x, y = (a[:DIAGNOSIS_BATCH] for a in data.train)
     optimizer = spec.make_optimizer(settings["optimizer"], settings["learning_rate"], 1)
     ts = create_train_state(recipe.model, optimizer, x.shape[1:], jax.random.key(seed))
@@ -157,8 +153,6 @@ def resolve(name_or_spec) -> spec.Study:
             )
         fields["cells"] = tuple(fields.get("cells", ()))
         return spec.Study(**fields)
-    from jaxnet.studies.builtin import STUDIES
-
     if name_or_spec not in STUDIES:
         raise ConfigError(
             f"unknown study {name_or_spec!r}; built-in studies: {sorted(STUDIES)}", ("study",)
@@ -257,15 +251,11 @@ def run_study(
         "machine": _machine(),
     }
     if out is not None:
-        from jaxnet.studies.report import save_outputs
-
         save_outputs(result, out)
     return result
 
 
 def _ranks(cells: list[dict], metric: str, mode: str) -> list[int]:
-    from jaxnet.studies.stats import Summary
-
     return rank_with_ties([Summary(**c["summary"][metric]) for c in cells], mode)
 
 
