@@ -232,8 +232,8 @@ def load_features(
                 if len(row) != expected:
                     raise DataError(
                         f"{path}, line {line}: {len(row)} columns, but the model takes "
-                        f"{expected}{_named(columns)} (a CSV file without a header line gives "
-                        "them in order)",
+                        f"{expected}{_named(columns)}; without a header line, the columns are "
+                        "the model's inputs in order",
                         (owner,),
                     )
         return _table(path, names, rows, list(range(len(names))), start=1)
