@@ -7,8 +7,8 @@ Uses scikit-learn's bundled 8x8 digits (1797 images, no download; ``pip install
 "jaxnet-classic[examples]"``): prints per-epoch progress, the test accuracy and a per-layer
 gradient-health report, and writes ``config.json``, ``history.json``, ``metrics.json``,
 ``curves.png``, gradient-flow plots (with matplotlib) and the trained model (``model/``, which
-``jaxnet.load_model`` reloads and ``jaxnet predict --model`` applies to raw 0-16 pixel values) to
-``--out``.
+``jaxnet.load_model`` reloads and ``jaxnet predict --model`` applies to raw 0-16 pixel values: a
+CSV of 64 columns, without a header line or headed ``pixel_0_0`` ... ``pixel_7_7``) to ``--out``.
 """
 
 from __future__ import annotations
