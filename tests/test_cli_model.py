@@ -206,6 +206,9 @@ def test_load_features_names_the_line_and_column_of_a_bad_value(tmp_path):
     path.write_text("1,2\n3,x\n")
     with pytest.raises(DataError, match=r"line 2: column 'column 2' is not numeric"):
         datasets.load_features(path, n_columns=2)
+    path.write_text("1,NA\n3,4\n")  # a missing value does not make the first row a header
+    with pytest.raises(DataError, match=r"missing values in column\(s\) 'b': 1 \(first on line 1"):
+        datasets.load_features(path, ("a", "b"))
     path.write_text("1,2\n3,4\n")
     x = datasets.load_features(path, n_columns=2)
     np.testing.assert_array_equal(x, np.array([[1, 2], [3, 4]], np.float32))

@@ -225,7 +225,9 @@ def load_features(
     columns = tuple(columns)
     expected = len(columns) if columns else n_columns
     rows = _read_table(path, delimiter)
-    if all(_number(cell) is not None for cell in rows[0]):  # no header line
+    numbers = [_number(cell) is not None for cell in rows[0]]
+    missing = [cell.strip().lower() in MISSING for cell in rows[0]]
+    if any(numbers) and all(n or m for n, m in zip(numbers, missing, strict=True)):  # no header
         names = list(columns) or [f"column {j + 1}" for j in range(len(rows[0]))]
         if expected is not None:
             for line, row in enumerate(rows, start=1):
