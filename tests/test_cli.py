@@ -320,7 +320,10 @@ def test_no_module_of_the_package_imports_the_command_line():
     package = Path(jaxnet.__file__).parent
     importers = []
     for path in sorted(package.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
+        text = path.read_text()
+        if "cli" not in text:  # parse only the files that could import it
+            continue
+        for node in ast.walk(ast.parse(text)):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module:
