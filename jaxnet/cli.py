@@ -21,78 +21,40 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import functools
 import json
-import math
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from jaxnet import optim
+import jax
+import numpy as np
+
+from jaxnet import datasets, diagnostics, optim, recipes
+from jaxnet.arguments import Parser, count, number, output_folder
+from jaxnet.core import init_model
+from jaxnet.demo import add_arguments as add_demo_arguments
+from jaxnet.demo import run as run_demo
+from jaxnet.errors import ConfigError, JaxnetError
+from jaxnet.exporting import export
+from jaxnet.jsonable import dumps
+from jaxnet.onnx_export import export_onnx
+from jaxnet.outputs import CLASSIFICATION, OUTPUTS, check_output
+from jaxnet.saving import load_model
+from jaxnet.signature import is_shape
+from jaxnet.studies.builtin import STUDIES
+from jaxnet.studies.command import add_arguments as add_study_arguments
+from jaxnet.studies.command import run_from_args as run_study_from_args
+from jaxnet.summarize import summary
+from jaxnet.train.data import match_targets, validation_count
+from jaxnet.train.step import create_train_state, make_epoch
+from jaxnet.workflow import prepare_data, train_evaluate_save
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "swish", "tanh", "sigmoid")
 DATASET_NAMES = ("digits", "breast_cancer", "iris", "wine", "diabetes")
-
-
-# ----------------------------------------------------------------------------- option types
-
-
-def count(low: int = 1):
-    """An argparse type: an integer ``>= low``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
-        return value
-
-    parse.__name__ = "count"
-    return parse
-
-
-def number(low: float | None = None, high: float | None = None, *, high_open: bool = False):
-    """An argparse type: a finite number in ``[low, high]`` (``[low, high)`` if ``high_open``)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        too_high = high is not None and (value >= high if high_open else value > high)
-        if not math.isfinite(value) or (low is not None and value < low) or too_high:
-            ends = f"[{'-inf' if low is None else f'{low:g}'}, "
-            ends += f"{'inf' if high is None else f'{high:g}'}{')' if high_open else ']'}"
-            raise argparse.ArgumentTypeError(f"must be a finite number in {ends}, got {text}")
-        return value
-
-    parse.__name__ = "number"
-    return parse
-
-
-class Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line, ``jaxnet: error: ...``, and status 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"jaxnet: error: {message} (see {self.prog} --help)\n")
-
-
-def output_folder(path, option: str = "--out") -> Path:
-    """``path`` as a folder that exists (created if needed), or a ConfigError naming ``option``."""
-    from jaxnet.errors import ConfigError
-
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{option} {path} is a file; give a folder for the outputs", ("cli",))
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        reason = error.strerror or error
-        raise ConfigError(f"{option} {path}: cannot create it ({reason})", ("cli",)) from None
-    return path
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -100,9 +62,6 @@ def output_folder(path, option: str = "--out") -> Path:
 
 def load_data(args):
     """The :class:`~jaxnet.datasets.Dataset` named by ``--dataset`` or ``--csv/--target``."""
-    from jaxnet import datasets
-    from jaxnet.errors import ConfigError
-
     task = None if getattr(args, "task", "auto") == "auto" else args.task
     if args.csv is not None:
         if not args.target:
@@ -116,8 +75,6 @@ def load_data(args):
 
 def make_recipe(data, args):
     """The textbook MLP for the data's task (:mod:`jaxnet.recipes`), with dropout and L2."""
-    from jaxnet import recipes
-
     options = dict(
         kernel_init=None if args.init in (None, "auto") else args.init,
         dropout=getattr(args, "dropout", 0.0),
@@ -134,149 +91,7 @@ def make_recipe(data, args):
 
 
 def _write_json(path: Path, obj) -> None:
-    from jaxnet.jsonable import dumps
-
     path.write_text(dumps(obj, indent=2) + "\n")
-
-
-def _test_metrics(recipe, train_state, data, x_test, y_test, target_scale) -> dict:
-    """Loss and metrics on the test split; regression metrics in the target's original units."""
-    import numpy as np
-
-    from jaxnet.train.evaluate import evaluate, predict
-
-    if data.task == "regression":
-        mean, std = target_scale
-        predicted = np.asarray(predict(recipe.model, train_state.params, train_state.state, x_test))
-        predicted = predicted[:, 0] * std + mean
-        error = predicted - y_test
-        total = np.sum((y_test - y_test.mean()) ** 2)
-        return {
-            "mae": float(np.mean(np.abs(error))),
-            "rmse": float(np.sqrt(np.mean(error**2))),
-            "r2": float(1.0 - np.sum(error**2) / total),
-        }
-    y = y_test.reshape(-1, 1).astype(np.float32) if data.task == "binary" else y_test
-    return evaluate(
-        recipe.model, train_state.params, train_state.state, x_test, y, recipe.loss, recipe.metrics
-    )
-
-
-def run_training(args, *, checkpoints: bool) -> dict:
-    """Load, split, standardise, train, evaluate; write config, history, metrics, curves."""
-    import numpy as np
-
-    from jaxnet import datasets
-    from jaxnet.train.data import validation_count
-    from jaxnet.train.fit import fit
-
-    out = output_folder(args.out)
-    data = load_data(args)
-    (x_train, y_train), (x_test, y_test) = datasets.train_test_split(
-        data.x, data.y, args.test_fraction, seed=args.seed
-    )
-    x_train, x_test, feature_scale = datasets.standardize(x_train, x_test)
-    target_scale = (0.0, 1.0)
-    if data.task == "regression":  # scale the target too; metrics are reported in its units
-        target_scale = (float(y_train.mean()), float(y_train.std()) or 1.0)
-        y_train = (y_train - target_scale[0]) / target_scale[1]
-    recipe = make_recipe(data, args)
-    n_fit = len(x_train) - validation_count(len(x_train), args.validation_split)
-    if args.batch_size > n_fit:  # a small data set: one batch of everything
-        print(f"jaxnet: note: --batch-size {args.batch_size} is larger than the {n_fit} training "
-              f"examples; using {n_fit}", file=sys.stderr)  # fmt: skip
-        args.batch_size = n_fit
-    if not args.quiet:
-        from jaxnet.summarize import summary
-
-        print(summary(recipe.model, tuple(x_train.shape[1:])))
-    momentum = {"momentum": args.momentum} if args.optimizer in ("momentum", "nesterov") else {}
-    optimizer = optim.get(args.optimizer, args.lr, **momentum)
-    config = {k: v for k, v in vars(args).items() if k != "handler"}
-    config |= {"task": data.task, "n_features": int(data.x.shape[1]), "n_classes": data.n_classes}
-
-    checkpoint_dir = out / "checkpoints" if checkpoints else None
-    start = time.perf_counter()
-    train_state, history = fit(
-        recipe.model,
-        recipe.loss,
-        optimizer,
-        x_train,
-        y_train,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        metrics=recipe.metrics,
-        validation_split=args.validation_split or None,
-        verbose=0 if args.quiet else 1,
-        penalty=recipe.penalty,
-        checkpoint_dir=checkpoint_dir,
-        keep=getattr(args, "keep", 3),
-        resume=checkpoints and args.resume,
-    )
-    seconds = time.perf_counter() - start
-    _write_json(out / "config.json", config)  # after fit: a refused --resume changes nothing
-    test = _test_metrics(recipe, train_state, data, x_test, np.asarray(y_test), target_scale)
-    results = {
-        "data": data.name,
-        "task": data.task,
-        "n_train": int(len(x_train)),
-        "n_test": int(len(x_test)),
-        "epochs_run": history.epochs,
-        "seconds": round(seconds, 2),
-        "final": {k: v[-1] for k, v in history.to_dict().items() if k != "time"},
-        "test": test,
-    }
-    _write_json(out / "history.json", history.to_dict())
-    _write_json(out / "metrics.json", results)
-    save_trained(out / "model", recipe, train_state, data, args, feature_scale, target_scale, test)
-    wrote = ["config.json", "history.json", "metrics.json", "model/"]
-    if history.epochs:
-        try:
-            from jaxnet.plots import plot_history
-
-            hidden = "x".join(map(str, args.hidden))
-            first = next(iter(test.items()))
-            title = (f"{data.name}: {hidden} {args.activation} MLP, {args.optimizer} "
-                     f"lr {args.lr:g}; test {first[0]} {first[1]:.4f}")  # fmt: skip
-            plot_history(history, out / "curves.png", title=title)
-            wrote.append("curves.png")
-        except ImportError as error:
-            print(f"jaxnet: note: no curves.png ({error})", file=sys.stderr)
-    if checkpoints:
-        wrote.append("checkpoints/")
-    summary = "  ".join(f"test_{k} {v:.4f}" for k, v in test.items())
-    print(f"{data.name} ({data.task}, {len(x_train)} train / {len(x_test)} test): {summary}")
-    print(f"wrote {', '.join(wrote)} to {out}")
-    return results
-
-
-def save_trained(path, recipe, train_state, data, args, feature_scale, target_scale, test):
-    """Write the trained model to ``path`` (:func:`jaxnet.save_model`) with exactly the
-    preprocessing ``run_training`` applied: the training split's feature mean and std, the
-    regression target's mean and std, the class names and the feature columns."""
-    from jaxnet.saving import Preprocessing, save_model
-
-    target = {}
-    if data.task == "regression":
-        target = {"target_mean": target_scale[0], "target_std": target_scale[1]}
-    preprocessing = Preprocessing(
-        feature_mean=feature_scale[0],
-        feature_std=feature_scale[1],
-        class_names=data.class_names,
-        feature_names=data.feature_names,
-        **target,
-    )
-    metadata = {"data": data.name, "task": data.task, "target": args.target, "test": test}
-    return save_model(
-        path,
-        recipe,
-        train_state,
-        input_shape=tuple(data.x.shape[1:]),
-        preprocessing=preprocessing,
-        metadata=metadata,
-        overwrite=True,
-    )
 
 
 # ----------------------------------------------------------------------------- commands
@@ -284,14 +99,49 @@ def save_trained(path, recipe, train_state, data, args, feature_scale, target_sc
 
 def command_demo(args) -> int:
     """The textbook multiclass MLP on digits (:mod:`jaxnet.demo`, as ``examples/digits_mlp.py``)."""
-    from jaxnet import demo
-
-    demo.run(args)
+    run_demo(args)
     return 0
 
 
 def command_train(args) -> int:
-    run_training(args, checkpoints=True)
+    """Train the MLP (:mod:`jaxnet.workflow`), print the test metrics and what was written."""
+    out = output_folder(args.out)  # a file there is an error now, not after loading the data
+    prepared = prepare_data(load_data(args), test_fraction=args.test_fraction, seed=args.seed)
+    data, n_train = prepared.data, len(prepared.x_train)
+    batch_size = args.batch_size
+    n_fit = n_train - validation_count(n_train, args.validation_split)
+    if batch_size > n_fit:  # a small data set: one batch of everything
+        print(f"jaxnet: note: --batch-size {batch_size} is larger than the {n_fit} training "
+              f"examples; using {n_fit}", file=sys.stderr)  # fmt: skip
+        batch_size = n_fit
+    recipe = make_recipe(data, args)
+    if not args.quiet:
+        print(summary(recipe.model, tuple(prepared.x_train.shape[1:])))
+    momentum = {"momentum": args.momentum} if args.optimizer in ("momentum", "nesterov") else {}
+    config = {k: v for k, v in vars(args).items() if k != "handler"} | {"batch_size": batch_size}
+    hidden = "x".join(map(str, args.hidden))
+    run = train_evaluate_save(
+        prepared,
+        recipe,
+        optim.get(args.optimizer, args.lr, **momentum),
+        out,
+        epochs=args.epochs,
+        batch_size=batch_size,
+        validation_split=args.validation_split,
+        seed=args.seed,
+        verbose=0 if args.quiet else 1,
+        checkpoints=True,
+        keep=args.keep,
+        resume=args.resume,
+        config=config,
+        target=args.target,
+        title=f"{hidden} {args.activation} MLP, {args.optimizer} lr {args.lr:g}",
+    )
+    for note in run.notes:
+        print(f"jaxnet: note: {note}", file=sys.stderr)
+    scores = "  ".join(f"test_{k} {v:.4f}" for k, v in run.test.items())
+    print(f"{data.name} ({data.task}, {n_train} train / {len(prepared.x_test)} test): {scores}")
+    print(f"wrote {', '.join(run.wrote)} to {out}")
     return 0
 
 
@@ -318,17 +168,8 @@ def benchmark_scripts(directory: Path | None) -> dict[str, Path]:
 
 def builtin_benchmark(epochs: int, repeats: int, batch_size: int) -> dict:
     """Time the fused epoch of the demo MLP on digits: compile time and median seconds per epoch."""
-    import statistics
-
-    import jax
-
-    from jaxnet import datasets, recipes
-    from jaxnet.train.step import create_train_state, make_epoch
-
     data = datasets.load_dataset("digits")
     if batch_size > len(data.x):
-        from jaxnet.errors import ConfigError
-
         raise ConfigError(
             f"--batch-size {batch_size} is larger than the {len(data.x)} digits examples", ("cli",)
         )
@@ -393,12 +234,6 @@ def command_bench(args) -> int:
 
 def command_diagnose(args) -> int:
     """Per-layer statistics and findings of one forward/backward pass at initialisation."""
-    import jax
-
-    from jaxnet import datasets, diagnostics
-    from jaxnet.core import init_model
-    from jaxnet.train.data import match_targets
-
     out = output_folder(args.out) if args.out else None
     data = load_data(args)
     x = datasets.standardize(data.x)[0][: args.batch_size]
@@ -426,8 +261,6 @@ def command_diagnose(args) -> int:
 
 def command_summary(args) -> int:
     """The table of layers of the MLP that ``train`` would build with the same options."""
-    from jaxnet.summarize import summary
-
     if args.model is not None:
         return command_model_summary(args)
     data = load_data(args)
@@ -437,8 +270,6 @@ def command_summary(args) -> int:
 
 def command_model_summary(args) -> int:
     """A saved model's table of layers, then what it predicts and the preprocessing it applies."""
-    from jaxnet.saving import load_model
-
     saved = load_model(args.model)
     print(saved.summary())
     record, pre = saved.record, saved.preprocessing
@@ -471,8 +302,6 @@ def command_model_summary(args) -> int:
 
 
 def _number_text(value) -> str:
-    import numpy as np
-
     values = np.ravel(np.asarray(0.0 if value is None else value, np.float32))
     return " ".join(np.format_float_positional(v, unique=True, trim="-") for v in values)
 
@@ -480,8 +309,6 @@ def _number_text(value) -> str:
 def prediction_table(saved, y, output: str | None) -> tuple[list[str], list[list[str]]]:
     """``(header, rows)`` of the CSV ``jaxnet predict`` writes: class labels under the target's
     name; probabilities and logits one column per class (binary: of the positive class)."""
-    import numpy as np
-
     target = saved.metadata.get("target") or "prediction"
     y = np.asarray(y)
     names = saved.class_names
@@ -503,23 +330,18 @@ def prediction_table(saved, y, output: str | None) -> tuple[list[str], list[list
 
 def command_predict(args) -> int:
     """Predictions of a saved model for the rows of a CSV file, as CSV (stored preprocessing
-    applied; columns matched by name)."""
-    import csv
-
-    from jaxnet import datasets
-    from jaxnet.errors import ConfigError
-    from jaxnet.outputs import CLASSIFICATION
-    from jaxnet.saving import load_model
-
+    applied; columns matched by name, or by position in a CSV without a header line)."""
     saved = load_model(args.model)
-    names = saved.preprocessing.feature_names
-    if not names:
+    if not is_shape(saved.input_shape):
         raise ConfigError(
-            f"the model in {args.model} records no feature names, so CSV columns cannot be "
-            "matched to its inputs (save it with Preprocessing(feature_names=...))",
+            f"the model in {args.model} takes several inputs {saved.input_shape}; a CSV file "
+            "gives one table (call SavedModel.predict from Python)",
             ("predict",),
         )
-    x = datasets.load_features(args.csv, names)
+    n_columns = int(np.prod(saved.input_shape))
+    names = saved.preprocessing.feature_names
+    x = datasets.load_features(args.csv, names, n_columns=n_columns)
+    x = x.reshape(len(x), *saved.input_shape)
     output = args.output or ("classes" if saved.task in CLASSIFICATION else None)
     header, rows = prediction_table(saved, saved.predict(x, output), output)
     if args.out is not None:
@@ -539,11 +361,6 @@ def command_predict(args) -> int:
 
 def command_export(args) -> int:
     """A saved model as serialized StableHLO (``jax.export``) or ONNX, for serving."""
-    from jaxnet.exporting import export
-    from jaxnet.onnx_export import export_onnx
-    from jaxnet.outputs import check_output
-    from jaxnet.saving import load_model
-
     saved = load_model(args.model)
     suffix = {"stablehlo": ".stablehlo", "onnx": ".onnx"}[args.format]
     model_dir = Path(args.model)
@@ -560,9 +377,7 @@ def command_export(args) -> int:
 
 def command_study(args) -> int:
     """A comparative study (:mod:`jaxnet.studies`): every cell with every seed."""
-    from jaxnet.studies.command import run_from_args
-
-    return run_from_args(args)
+    return run_study_from_args(args)
 
 
 # ----------------------------------------------------------------------------- argument parsing
@@ -611,8 +426,6 @@ def _add_training_options(parser, *, epochs: int, out: str) -> None:
 
 
 def _add_deploy_commands(commands) -> None:
-    from jaxnet.outputs import OUTPUTS
-
     model_help = "a saved model directory (jaxnet train writes OUT/model)"
     predict = commands.add_parser("predict", help="a saved model's predictions for a CSV file")
     predict.add_argument("--model", type=Path, required=True, help=model_help)
@@ -649,8 +462,6 @@ def _add_deploy_commands(commands) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="jaxnet", description="Classic neural networks as pure JAX functions.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    from jaxnet.demo import add_arguments as add_demo_arguments
 
     demo = commands.add_parser("demo", help="train the textbook MLP on digits; write curves")
     add_demo_arguments(demo)
@@ -693,11 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_deploy_commands(commands)
 
-    from jaxnet.studies.builtin import STUDIES
-    from jaxnet.studies.command import add_arguments
-
     study = commands.add_parser("study", help="many-seed comparative study: table, JSON, plots")
-    add_arguments(study, sorted(STUDIES))
+    add_study_arguments(study, sorted(STUDIES))
     study.set_defaults(handler=command_study)
     return parser
 
@@ -705,8 +513,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Run the command line; return the exit status (0 ok, 2 bad input)."""
     args = build_parser().parse_args(argv)
-    from jaxnet.errors import JaxnetError
-
     try:
         return args.handler(args)
     except (JaxnetError, ImportError, OSError, json.JSONDecodeError) as error:

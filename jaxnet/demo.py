@@ -7,8 +7,8 @@ Uses scikit-learn's bundled 8x8 digits (1797 images, no download; ``pip install
 "jaxnet-classic[examples]"``): prints per-epoch progress, the test accuracy and a per-layer
 gradient-health report, and writes ``config.json``, ``history.json``, ``metrics.json``,
 ``curves.png``, gradient-flow plots (with matplotlib) and the trained model (``model/``, which
-``jaxnet.load_model`` reloads and ``jaxnet predict --model`` applies to raw 0-16 pixel values) to
-``--out``.
+``jaxnet.load_model`` reloads and ``jaxnet predict --model`` applies to raw 0-16 pixel values: a
+CSV of 64 columns, without a header line or headed ``pixel_0_0`` ... ``pixel_7_7``) to ``--out``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
+import jaxnet
+from jaxnet import optim
+from jaxnet.arguments import Parser, count, number, output_folder
+from jaxnet.compilation import enable_compilation_cache
+from jaxnet.diagnostics import GradientMonitor, save_plots
+from jaxnet.jsonable import dumps
+from jaxnet.plots import plot_history
+
 HIDDEN = (100, 100)
+# The input columns, as scikit-learn names them (digits.feature_names): a CSV with this header,
+# or 64 columns and no header, is what ``jaxnet predict --model OUT/model`` takes.
+PIXELS = tuple(f"pixel_{row}_{column}" for row in range(8) for column in range(8))
 
 
 def load(seed: int = 0, test_fraction: float = 0.2):
@@ -39,8 +50,6 @@ def load(seed: int = 0, test_fraction: float = 0.2):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from jaxnet.cli import count, number
-
     parser.add_argument("--epochs", type=count(1), default=30)
     parser.add_argument("--batch-size", type=count(1), default=32)
     parser.add_argument("--lr", type=number(0), default=1e-3, help="Adam's learning rate")
@@ -51,13 +60,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> dict:
     """Train, evaluate, report; write the files under ``args.out``; return the metrics."""
-    import jaxnet
-    from jaxnet import optim
-    from jaxnet.cli import output_folder
-    from jaxnet.compilation import enable_compilation_cache
-    from jaxnet.diagnostics import GradientMonitor, save_plots
-    from jaxnet.jsonable import dumps
-
     out = output_folder(args.out)
     enable_compilation_cache()  # a second run skips compiling
     x_train, x_test, y_train, y_test = load(args.seed)
@@ -93,13 +95,13 @@ def run(args) -> dict:
                "test": test}  # fmt: skip
     for name, value in (("config", config), ("history", history.to_dict()), ("metrics", results)):
         (out / f"{name}.json").write_text(dumps(value, indent=2) + "\n")
-    pixels = jaxnet.Preprocessing(feature_std=16.0, class_names=tuple(map(str, range(10))))
+    pixels = jaxnet.Preprocessing(
+        feature_std=16.0, class_names=tuple(map(str, range(10))), feature_names=PIXELS
+    )
     jaxnet.save_model(out / "model", recipe, ts, input_shape=(64,), preprocessing=pixels,
                       metadata={"test": test}, overwrite=True)  # fmt: skip
     wrote = ["config.json", "history.json", "metrics.json", "model/"]
     try:
-        from jaxnet.plots import plot_history
-
         plot_history(history, out / "curves.png", title=f"digits MLP: test accuracy "
                      f"{test['accuracy']:.4f}")  # fmt: skip
         wrote += [
@@ -113,8 +115,6 @@ def run(args) -> dict:
 
 
 def main(argv=None) -> dict:
-    from jaxnet.cli import Parser
-
     parser = Parser(description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -49,6 +49,18 @@ def test_demo_trains_the_textbook_mlp_and_writes_curves(tmp_path, capsys):
     saved = jaxnet.load_model(tmp_path / "model")
     classes = saved.predict(digits.data.astype("float32"), output="classes")
     assert (classes == digits.target).mean() > 0.8
+    # The README's promise: `jaxnet predict` applies the demo's model to a CSV of raw pixels,
+    # with digits' own column names or none.
+    assert saved.preprocessing.feature_names == tuple(digits.feature_names)
+    rows = [",".join(str(int(v)) for v in row) for row in digits.data[:40]]
+    (tmp_path / "plain.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "named.csv").write_text("\n".join([",".join(digits.feature_names), *rows]))
+    for name in ("plain.csv", "named.csv"):
+        code, out, err = _run(capsys, "predict", "--model", tmp_path / "model",
+                              "--csv", tmp_path / name)  # fmt: skip
+        assert code == 0, err
+        lines = out.splitlines()
+        assert lines[0] == "prediction" and lines[1:] == [str(c) for c in classes[:40]]
 
 
 def test_train_on_a_csv_checkpoints_resumes_and_reports_target_units(tmp_path, capsys):
@@ -194,7 +206,7 @@ def test_train_prints_the_summary_unless_quiet(tmp_path, capsys, monkeypatch):
     def stop(*args, **kwargs):
         raise ConfigError("stopped before training", ("test",))
 
-    monkeypatch.setattr(sys.modules["jaxnet.train.fit"], "fit", stop)
+    monkeypatch.setattr(sys.modules["jaxnet.workflow"], "fit", stop)
     argv = ["train", "--dataset", "iris", "--hidden", 8, "--out", tmp_path]
     code, out, err = _run(capsys, *argv)
     assert code == 2 and "stopped before training" in err
@@ -282,8 +294,13 @@ def csv_module():
 def test_batch_size_is_clamped_to_the_training_examples_after_the_validation_split(
     tmp_path, capsys
 ):
-    code, _, err = _status(capsys, "train", "--dataset", "iris", "--batch-size", 500,
-                           "--epochs", 1, "--hidden", 4, "--out", tmp_path, "--quiet")  # fmt: skip
+    args = cli.build_parser().parse_args(["train", "--dataset", "iris", "--batch-size", "500",
+                                          "--epochs", "1", "--hidden", "4", "--out",
+                                          str(tmp_path), "--quiet"])  # fmt: skip
+    parsed = dict(vars(args))
+    code = args.handler(args)
+    err = capsys.readouterr().err
+    assert vars(args) == parsed  # the command never changes its parsed arguments
     # iris: 150 -> 120 train / 30 test -> 108 fit / 12 validation (10%)
     assert code == 0, err
     assert "--batch-size 500 is larger than the 108 training examples; using 108" in err
@@ -295,3 +312,24 @@ def test_study_out_pointing_at_a_file_is_refused_before_training(tmp_path, capsy
     (tmp_path / "a_file").write_text("")
     code, _, err = _status(capsys, "study", "activations", "--out", tmp_path / "a_file")
     assert code == 2 and "is a file; give a folder" in err
+
+
+def test_no_module_of_the_package_imports_the_command_line():
+    import ast
+
+    package = Path(jaxnet.__file__).parent
+    importers = []
+    for path in sorted(package.rglob("*.py")):
+        text = path.read_text()
+        if "cli" not in text:  # parse only the files that could import it
+            continue
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                continue
+            if "jaxnet.cli" in names:
+                importers.append(str(path.relative_to(package)))
+    assert importers == ["__main__.py"]

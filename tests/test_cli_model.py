@@ -5,6 +5,7 @@ recomputed from the saved weights with NumPy scaling, and the class of the highe
 """
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -128,3 +129,86 @@ def test_predict_and_export_errors_are_one_line_and_status_2(houses, tmp_path, c
     for argv, message in cases:
         code, _, err = _run(capsys, *argv)
         assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_train_reports_scikit_learn_s_regression_metrics_in_target_units(houses):
+    folder, _ = houses
+    from sklearn import metrics as skm
+
+    data = datasets.load_csv(folder / "houses.csv", "price")
+    _, (x_test, y_test) = datasets.train_test_split(data.x, data.y, 0.2, seed=3)
+    saved = jaxnet.load_model(folder / "run" / "model")
+    predicted = np.asarray(saved.predict(x_test))[:, 0]  # raw rows, stored scaling
+    test = json.loads((folder / "run" / "metrics.json").read_text())["test"]
+    assert test["mae"] == pytest.approx(skm.mean_absolute_error(y_test, predicted), rel=1e-5)
+    rmse = np.sqrt(skm.mean_squared_error(y_test, predicted))
+    assert test["rmse"] == pytest.approx(rmse, rel=1e-5)
+    assert test["r2"] == pytest.approx(skm.r2_score(y_test, predicted), rel=1e-4)
+
+
+@pytest.fixture(scope="module")
+def unnamed(houses, tmp_path_factory):
+    """The houses model saved again without column names (as the demo's model once was)."""
+    folder, x = houses
+    saved = jaxnet.load_model(folder / "run" / "model")
+    path = tmp_path_factory.mktemp("unnamed") / "model"
+    pre = saved.preprocessing._replace(feature_names=())
+    jaxnet.save_model(path, saved.recipe, saved.params, state=saved.state,
+                      input_shape=saved.input_shape, preprocessing=pre)  # fmt: skip
+    return path, saved, x
+
+
+def _predict_column(capsys, model, csv_path, out):
+    code, _, err = _run(capsys, "predict", "--model", model, "--csv", csv_path, "--out", out)
+    assert code == 0, err
+    return np.array([float(r[0]) for r in _read(out)[1]])
+
+
+def test_predict_takes_a_header_less_csv_in_the_model_s_column_order(houses, unnamed, capsys):
+    folder, x = houses
+    path, saved, _ = unnamed
+    plain = folder / "plain.csv"  # no header line: size, age, noise by position
+    plain.write_text("\n".join(",".join(repr(float(v)) for v in row) for row in x[:6]) + "\n")
+    expected = np.asarray(saved.predict(x[:6]))[:, 0]
+    for model in (folder / "run" / "model", path):  # with and without recorded names
+        got = _predict_column(capsys, model, plain, folder / "p.csv")
+        np.testing.assert_allclose(got, expected, rtol=1e-5)
+    # Without recorded names, a header line is read by position when the count matches.
+    named = folder / "named.csv"
+    named.write_text("a,b,c\n" + plain.read_text())
+    got = _predict_column(capsys, path, named, folder / "p.csv")
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_predict_refuses_a_csv_with_the_wrong_number_of_columns(houses, unnamed, capsys):
+    folder, _ = houses
+    path, _, _ = unnamed
+    (folder / "two.csv").write_text("1,2\n3,4\n")
+    (folder / "four.csv").write_text("a,b,c,d\n1,2,3,4\n")
+    cases = [
+        (folder / "run" / "model", "two.csv", "line 1: 2 columns, but the model takes 3 (size, "),
+        (path, "two.csv", "line 1: 2 columns, but the model takes 3"),
+        (path, "four.csv", "has 4 columns ['a', 'b', 'c', 'd'], but the model takes 3"),
+    ]
+    for model, name, message in cases:
+        code, _, err = _run(capsys, "predict", "--model", model, "--csv", folder / name)
+        assert code == 2 and err.startswith("jaxnet: error:") and message in err, err
+        assert err.count("\n") == 1
+
+
+def test_load_features_names_the_line_and_column_of_a_bad_value(tmp_path):
+    from jaxnet.errors import DataError
+
+    path = tmp_path / "x.csv"
+    path.write_text("1,2\n3,4,5\n")
+    with pytest.raises(DataError, match=r"line 2: 3 columns, but the model takes 2"):
+        datasets.load_features(path, n_columns=2)
+    path.write_text("1,2\n3,x\n")
+    with pytest.raises(DataError, match=r"line 2: column 'column 2' is not numeric"):
+        datasets.load_features(path, n_columns=2)
+    path.write_text("1,NA\n3,4\n")  # a missing value does not make the first row a header
+    with pytest.raises(DataError, match=r"missing values in column\(s\) 'b': 1 \(first on line 1"):
+        datasets.load_features(path, ("a", "b"))
+    path.write_text("1,2\n3,4\n")
+    x = datasets.load_features(path, n_columns=2)
+    np.testing.assert_array_equal(x, np.array([[1, 2], [3, 4]], np.float32))

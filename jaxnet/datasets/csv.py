@@ -48,7 +48,8 @@ def _lines(handle, path: Path):
         yield line
 
 
-def _read_rows(path: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
+def _read_table(path: Path, delimiter: str) -> list[list[str]]:
+    """The file's non-blank rows, split into fields; at least one row."""
     if not path.exists():
         raise DataError(f"no such file: {path}", ("load_csv",))
     if path.is_dir():
@@ -70,6 +71,12 @@ def _read_rows(path: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
         raise DataError(f"cannot read {path} ({error.strerror or error})", ("load_csv",)) from None
     if not rows:
         raise DataError(f"{path} is empty: expected a header line and data rows", ("load_csv",))
+    return rows
+
+
+def _read_rows(path: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
+    """The header (column names) and the data rows of a CSV file with a header line."""
+    rows = _read_table(path, delimiter)
     header = [c.strip() for c in rows[0]]
     if len(rows) == 1:
         raise DataError(f"{path} has a header but no data rows", ("load_csv",))
@@ -88,9 +95,9 @@ def _read_rows(path: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
     return header, rows[1:]
 
 
-def _missing_report(path, header, body, columns) -> str | None:
+def _missing_report(path, header, body, columns, start: int = 2) -> str | None:
     counts, first = {}, {}
-    for line, row in enumerate(body, start=2):
+    for line, row in enumerate(body, start=start):
         for j in columns:
             if row[j].strip().lower() in MISSING:
                 counts[header[j]] = counts.get(header[j], 0) + 1
@@ -101,10 +108,11 @@ def _missing_report(path, header, body, columns) -> str | None:
     return f"{path} has missing values in column(s) " + ", ".join(parts)
 
 
-def _features(path, header, body, columns, owner: str = "load_csv") -> np.ndarray:
-    """The numeric ``columns`` of every row as float64 ``(rows, len(columns))``."""
+def _features(path, header, body, columns, owner="load_csv", start: int = 2) -> np.ndarray:
+    """The numeric ``columns`` of every row as float64 ``(rows, len(columns))``; the first row
+    is line ``start`` of the file."""
     x = np.empty((len(body), len(columns)), np.float64)
-    for line, row in enumerate(body, start=2):
+    for line, row in enumerate(body, start=start):
         for k, j in enumerate(columns):
             value = _number(row[j])
             if value is None:
@@ -119,7 +127,7 @@ def _features(path, header, body, columns, owner: str = "load_csv") -> np.ndarra
                     "values must be finite",
                     (owner,),
                 )
-            x[line - 2, k] = value
+            x[line - start, k] = value
     return x
 
 
@@ -198,23 +206,68 @@ def load_csv(path, target: str, *, task: str | None = None, delimiter: str = ","
     return Dataset(x.astype(np.float32), y, task, names, classes, path.stem)
 
 
-def load_features(path, columns, *, delimiter: str = ",") -> np.ndarray:
-    """The ``columns`` (names, in this order) of a CSV file as float32 ``(rows, len(columns))``:
-    new examples for a trained model. Other columns (an id, the target) are ignored.
+def load_features(
+    path, columns=(), *, n_columns: int | None = None, delimiter: str = ","
+) -> np.ndarray:
+    """New examples for a trained model: float32 ``(rows, n)`` from a CSV file.
 
-    Raises :class:`~jaxnet.errors.DataError` as :func:`load_csv` does, and for a missing column.
+    - With a header line and ``columns`` (names): those columns, in this order; others (an id,
+      the target) are ignored.
+    - Without a header line (the first row is all numbers): every column, by position; a row
+      must have ``n = len(columns)`` (or ``n_columns``) fields.
+    - With a header line but no ``columns``: every column, by position; there must be
+      ``n_columns`` of them.
+
+    Raises :class:`~jaxnet.errors.DataError` as :func:`load_csv` does, for a missing column, and
+    for a wrong number of columns (naming the expected and the actual count).
     """
-    path = Path(path)
+    path, owner = Path(path), "load_features"
+    columns = tuple(columns)
+    expected = len(columns) if columns else n_columns
+    rows = _read_table(path, delimiter)
+    numbers = [_number(cell) is not None for cell in rows[0]]
+    missing = [cell.strip().lower() in MISSING for cell in rows[0]]
+    if any(numbers) and all(n or m for n, m in zip(numbers, missing, strict=True)):  # no header
+        names = list(columns) or [f"column {j + 1}" for j in range(len(rows[0]))]
+        if expected is not None:
+            for line, row in enumerate(rows, start=1):
+                if len(row) != expected:
+                    raise DataError(
+                        f"{path}, line {line}: {len(row)} columns, but the model takes "
+                        f"{expected}{_named(columns)}; without a header line, the columns are "
+                        "the model's inputs in order",
+                        (owner,),
+                    )
+        return _table(path, names, rows, list(range(len(names))), start=1)
     header, body = _read_rows(path, delimiter)
+    if not columns:
+        if expected is not None and len(header) != expected:
+            raise DataError(
+                f"{path} has {len(header)} columns {_first(header)}, but the model takes "
+                f"{expected} and records no column names to choose them by",
+                (owner,),
+            )
+        return _table(path, header, body, list(range(len(header))))
     absent = [c for c in columns if c not in header]
     if absent:
         raise DataError(
             f"{path} lacks the column(s) {absent[:5]}{' ...' if len(absent) > 5 else ''} the "
-            f"model takes; its columns are {header[:10]}{' ...' if len(header) > 10 else ''}",
-            ("load_features",),
+            f"model takes; its columns are {_first(header)}",
+            (owner,),
         )
-    wanted = [header.index(c) for c in columns]
-    missing = _missing_report(path, header, body, wanted)
+    return _table(path, header, body, [header.index(c) for c in columns])
+
+
+def _table(path, header, body, wanted, start: int = 2) -> np.ndarray:
+    missing = _missing_report(path, header, body, wanted, start)
     if missing:
         raise DataError(missing + "; impute or drop those rows", ("load_features",))
-    return _features(path, header, body, wanted, "load_features").astype(np.float32)
+    return _features(path, header, body, wanted, "load_features", start).astype(np.float32)
+
+
+def _first(names, k: int = 10) -> str:
+    return f"{list(names[:k])}{' ...' if len(names) > k else ''}"
+
+
+def _named(columns) -> str:
+    return f" ({', '.join(columns[:3])}{', ...' if len(columns) > 3 else ''})" if columns else ""

@@ -12,11 +12,15 @@ import json
 import sys
 from pathlib import Path
 
+from jaxnet.arguments import Parser, count, output_folder
+from jaxnet.compilation import enable_compilation_cache
+from jaxnet.errors import JaxnetError
+from jaxnet.studies.builtin import STUDIES
+from jaxnet.studies.report import to_markdown
+from jaxnet.studies.run import run_study
+
 
 def build_parser(prog: str = "python -m jaxnet.studies") -> argparse.ArgumentParser:
-    from jaxnet.cli import Parser
-    from jaxnet.studies.builtin import STUDIES
-
     parser = Parser(prog=prog, description="Many-seed comparative studies.")
     add_arguments(parser, sorted(STUDIES))
     return parser
@@ -24,8 +28,6 @@ def build_parser(prog: str = "python -m jaxnet.studies") -> argparse.ArgumentPar
 
 def add_arguments(parser: argparse.ArgumentParser, names=None) -> None:
     """The study options, for this module's parser or a ``jaxnet study`` sub-command."""
-    from jaxnet.cli import count
-
     choices = f" ({', '.join(names)}, or all)" if names else ""
     parser.add_argument("name", help=f"a built-in study{choices} or a JSON spec file")
     parser.add_argument(
@@ -47,17 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser, names=None) -> None:
 
 def run_from_args(args) -> int:
     """Run the study (or studies) named in parsed ``args``; print the tables."""
-    from jaxnet.cli import output_folder
-    from jaxnet.studies.builtin import STUDIES
-    from jaxnet.studies.report import to_markdown
-    from jaxnet.studies.run import run_study
-
     output_folder(args.out)  # a file there is an error now, not after the training
     if not args.no_cache:
         # Cells with the same initialisation or evaluation code then compile it once (and a
         # second run compiles nothing); the compile times reported become cache-load times.
-        from jaxnet.compilation import enable_compilation_cache
-
         enable_compilation_cache()
     if args.name == "all":
         specs = list(STUDIES)
@@ -82,8 +77,6 @@ def run_from_args(args) -> int:
 
 def main(argv=None) -> int:
     """Entry point; returns the exit status (2 for a bad study name or option)."""
-    from jaxnet.errors import JaxnetError
-
     args = build_parser().parse_args(argv)
     try:
         return run_from_args(args)

@@ -153,7 +153,6 @@ def resolve(name_or_spec) -> spec.Study:
             )
         fields["cells"] = tuple(fields.get("cells", ()))
         return spec.Study(**fields)
-
     if name_or_spec not in STUDIES:
         raise ConfigError(
             f"unknown study {name_or_spec!r}; built-in studies: {sorted(STUDIES)}", ("study",)
@@ -257,7 +256,6 @@ def run_study(
 
 
 def _ranks(cells: list[dict], metric: str, mode: str) -> list[int]:
-
     return rank_with_ties([Summary(**c["summary"][metric]) for c in cells], mode)
 
 
