@@ -14,7 +14,7 @@ b'\\x00\\x01'
 >>> write_bytes("no/such/folder/a.bin", b"", create_parents=False)
 Traceback (most recent call last):
 ...
-jaxnet.errors.WriteError: write: cannot write no/such/folder/a.bin: No such file or directory (ENOENT); nothing was replaced
+jaxnet.errors.WriteError: write: cannot write no/such/folder/a.bin: No such file or directory (ENOENT); no file was created
 """  # noqa: E501
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from jaxnet.errors import WriteError
-
-KEPT = "nothing was replaced"
 
 
 def fsync_directory(directory) -> None:
@@ -46,10 +44,13 @@ def fsync_directory(directory) -> None:
         os.close(fd)
 
 
-def write_error(path, error: OSError, owner: tuple = ("write",), kept: str = KEPT) -> WriteError:
+def write_error(path, error: OSError, owner: tuple = ("write",), kept: str | None = None):
     """The :class:`~jaxnet.errors.WriteError` for ``error`` while writing ``path``: the path,
     ``os.strerror`` of its ``errno`` and the errno's name (``No space left on device
-    (ENOSPC)``), then ``kept`` (what is still there)."""
+    (ENOSPC)``), then ``kept``: what is at ``path`` now (by default, the previous file
+    unchanged, or no file)."""
+    if kept is None:
+        kept = "the previous file is unchanged" if Path(path).exists() else "no file was created"
     if isinstance(error, WriteError):
         cause, code = error.strerror, error.errno
     elif error.errno is not None:
