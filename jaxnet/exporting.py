@@ -259,4 +259,30 @@ def load_exported(path) -> ExportedModel:
             f"{(header.get('versions') or {}).get('jax')}): {type(error).__name__}: {error}",
             ("load_exported",),
         ) from None
+    _check_header_input(path, header, exported)
     return ExportedModel(exported, header, path)
+
+
+def _check_header_input(path: Path, header: dict, exported) -> None:
+    """The header's input shape and dtype must be what the deserialized program takes."""
+    try:
+        input_shape, dtype = shape_from_json(header["input"]["shape"]), header["input"]["dtype"]
+        said = [
+            (tuple(spec.shape), np.dtype(spec.dtype).name)
+            for spec in jax.tree.leaves(
+                map_shapes(lambda shape: jax.ShapeDtypeStruct(shape, dtype), input_shape)
+            )
+        ]
+    except (KeyError, TypeError, ValueError) as error:
+        raise ExportError(
+            f"{path} is damaged: its header's input is unreadable ({type(error).__name__}: "
+            f"{error})",
+            ("load_exported",),
+        ) from None
+    takes = [(tuple(aval.shape[1:]), aval.dtype.name) for aval in exported.in_avals]
+    if said != takes:
+        raise ExportError(
+            f"{path} is inconsistent: its header says the inputs are {said} but its program "
+            f"takes {takes} (per example)",
+            ("load_exported",),
+        )
