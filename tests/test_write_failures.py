@@ -259,3 +259,13 @@ def test_a_file_where_the_folder_goes_is_a_write_error(tmp_path):
         atomic.write_bytes(path, b"x")
     with pytest.raises(WriteError, match=f"cannot write {path}: Not a directory"):
         atomic.write_bytes(path, b"x", create_parents=False)
+
+
+def test_a_cache_folder_that_cannot_be_made_is_a_write_error(tmp_path):
+    from jaxnet.datasets.download import Remote, fetch_all
+
+    (tmp_path / "file").write_bytes(b"")
+    folder = tmp_path / "file" / "cache"
+    remote = Remote("a.bin", "0" * 64, 1, ((tmp_path / "a.bin").as_uri(),))
+    with pytest.raises(WriteError, match=f"^datasets/tiny: cannot write {folder}: File exists"):
+        fetch_all([remote], folder, quiet=True, owner=("datasets", "tiny"))

@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import NamedTuple
 
-from jaxnet.atomic import atomic_file
+from jaxnet.atomic import atomic_file, write_error
 from jaxnet.errors import DataError, JaxnetError, WriteError
 
 DATA_DIR_ENV = "JAXNET_DATA_DIR"
@@ -139,7 +139,10 @@ def fetch_all(remotes, folder: Path, *, quiet: bool = False, owner: tuple = ()) 
     ``{filename: path}``. Raises :class:`DownloadError` when a file cannot be downloaded from any
     mirror, listing every missing file with its URL and the exact path to place it by hand.
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise write_error(folder, error, owner) from None
     paths = {}
     for remote in remotes:
         path = folder / remote.filename
