@@ -267,5 +267,5 @@ def test_a_cache_folder_that_cannot_be_made_is_a_write_error(tmp_path):
     (tmp_path / "file").write_bytes(b"")
     folder = tmp_path / "file" / "cache"
     remote = Remote("a.bin", "0" * 64, 1, ((tmp_path / "a.bin").as_uri(),))
-    with pytest.raises(WriteError, match=f"^datasets/tiny: cannot write {folder}: File exists"):
+    with pytest.raises(WriteError, match=f"^datasets/tiny: cannot write {folder}: Not a directory"):
         fetch_all([remote], folder, quiet=True, owner=("datasets", "tiny"))
