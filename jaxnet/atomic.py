@@ -20,7 +20,7 @@ jaxnet.errors.WriteError: write: cannot write no/such/folder/a.bin: No such file
 from __future__ import annotations
 
 import contextlib
-import errno as errnos
+import errno
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -55,7 +55,7 @@ def write_error(path, error: OSError, owner: tuple = ("write",), kept: str | Non
         cause, code = error.strerror, error.errno
     elif error.errno is not None:
         code = error.errno
-        cause = f"{os.strerror(code)} ({errnos.errorcode.get(code, code)})"
+        cause = f"{os.strerror(code)} ({errno.errorcode.get(code, code)})"
     else:
         cause, code = str(error) or type(error).__name__, None
     result = WriteError(f"cannot write {path}: {cause}; {kept}", owner)
