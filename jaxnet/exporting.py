@@ -133,6 +133,9 @@ def export(model, params=None, state=None, input_shape=None, path=None, *, outpu
         ``None`` (its default, as :func:`jaxnet.predict`).
       platforms: the platforms to lower for (``"cpu"``, ``"cuda"``, ``"rocm"``, ``"tpu"``); a
         platform needs no device to be exported for.
+
+    The file is written atomically: a full disk or another write error leaves the file that was
+    at ``path`` as it was and raises :class:`~jaxnet.errors.WriteError` naming ``path``.
     """
     params, path = params_and_path(model, params, path)
     if path is None:

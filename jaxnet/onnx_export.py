@@ -88,8 +88,9 @@ def export_onnx(model, params=None, state=None, input_shape=None, path=None, *, 
                 dtype="float32") -> Path:  # fmt: skip
     """Write ``model``'s inference pass to ``path`` as ONNX; arguments as :func:`jaxnet.export`.
 
-    Raises :class:`~jaxnet.exporting.ExportError` naming the layer ONNX cannot express, and
-    ``ImportError`` when ``jax2onnx`` is not installed.
+    Raises :class:`~jaxnet.exporting.ExportError` naming the layer ONNX cannot express,
+    ``ImportError`` when ``jax2onnx`` is not installed, and :class:`~jaxnet.errors.WriteError`
+    when the file cannot be written (the file at ``path`` is then unchanged).
     """
     params, path = params_and_path(model, params, path)
     if path is None:

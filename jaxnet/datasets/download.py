@@ -5,7 +5,8 @@ its SHA-256 is computed while it streams, and only a file whose hash matches is 
 final name: an interrupted, truncated or corrupted transfer never becomes the cached file, and a
 full disk raises :class:`~jaxnet.errors.WriteError` naming the file and leaves no part of it.
 Several processes may download the same file at once; each writes its own temporary file and the
-renames are atomic."""
+renames are atomic.
+"""
 
 from __future__ import annotations
 
