@@ -11,12 +11,14 @@ A checkpoint named ``ckpt-000005`` (5 = epochs completed) is two files in one di
   ``manifest_sha256``: the SHA-256 of all the rest (of its canonical JSON: sorted keys, no
   spaces), so the manifest is as safe as the arrays.
 
-Writes are atomic: each file goes to a temporary file in the same directory, is fsynced, renamed
-into place, and the directory fsynced. The manifest is written last, so a checkpoint without a
-manifest does not exist as far as readers are concerned. A checkpoint whose manifest is
-unreadable, altered (checksum mismatch) or inconsistent (a field of the wrong type, an epoch that
-is not the one in its name), or whose array file is missing, truncated or altered, is reported
-with a warning naming the file and skipped in favour of the previous intact one.
+Writes are atomic (:mod:`jaxnet.atomic`): both files go to temporary files in the same directory
+and are fsynced before either is renamed into place, the array file first and the manifest last,
+then the directory is fsynced. A checkpoint without a manifest does not exist as far as readers are
+concerned; a full disk or another write error replaces nothing and raises
+:class:`~jaxnet.errors.WriteError` naming the file and the system's reason. A checkpoint whose
+manifest is unreadable, altered (checksum mismatch) or inconsistent (a field of the wrong type, an
+epoch that is not the one in its name), or whose array file is missing, truncated or altered, is
+reported with a warning naming the file and skipped in favour of the previous intact one.
 
 Restoring goes *into a template* (e.g. the freshly initialised ``TrainState``): the template gives
 the tree structure — dicts, tuples, optimizer ``NamedTuple`` states — and every path, shape and
@@ -37,9 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -50,6 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnet.atomic import fsync_directory, write_files
 from jaxnet.core import path_string
 from jaxnet.errors import JaxnetError
 from jaxnet.jsonable import dumps
@@ -166,36 +167,7 @@ def unflatten_into(template, arrays: dict[str, np.ndarray], specs: dict[str, dic
     return jax.tree_util.tree_unflatten(treedef, new_leaves)
 
 
-# ----------------------------------------------------------------------------- atomic files
-
-
-def _fsync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # e.g. Windows cannot open directories
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see either the old file or the complete new one."""
-    path = Path(path)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
+# ----------------------------------------------------------------------------- checksums
 
 
 def _sha256(data: bytes) -> str:
@@ -213,7 +185,8 @@ def manifest_checksum(manifest: dict) -> str:
 # ----------------------------------------------------------------------------- one checkpoint
 
 
-def _versions() -> dict:
+def versions() -> dict:
+    """``{"jaxnet": ..., "jax": ...}``: the versions every jaxnet artefact records."""
     return {"jaxnet": __version__, "jax": jax.__version__}
 
 
@@ -235,16 +208,14 @@ def save(
     ``extra`` is any JSON-serialisable dict (history, metrics, config) stored in the manifest.
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     arrays, specs = flatten(tree)
     data = _safetensors().save(arrays) if arrays else b""
     arrays_name = name + ARRAYS_SUFFIX
-    atomic_write(directory / arrays_name, data)
     step = getattr(tree, "step", None)
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "versions": _versions(),
+        "versions": versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "epoch": epoch,
         "step": None if step is None else int(step),
@@ -258,7 +229,9 @@ def save(
     manifest = json.loads(dumps(manifest))  # the JSON values a reader gets back
     manifest["manifest_sha256"] = manifest_checksum(manifest)
     manifest_path = directory / (name + MANIFEST_SUFFIX)
-    atomic_write(manifest_path, dumps(manifest, indent=1).encode())
+    text = dumps(manifest, indent=1).encode()
+    # Both complete on disk before either replaces anything; the manifest is renamed last.
+    write_files([(directory / arrays_name, data), (manifest_path, text)], owner=("checkpoint",))
     return manifest_path
 
 
@@ -469,7 +442,7 @@ class CheckpointManager:
         for path in self.orphans():
             if path.name[: -len(ARRAYS_SUFFIX)] in self.written:
                 path.unlink(missing_ok=True)
-        _fsync_directory(self.directory)
+        fsync_directory(self.directory)
 
     def read(self, manifest_path, validate: Callable[[dict], None] | None = None):
         """``(manifest, arrays)`` of one checkpoint, every check passed: the manifest's own

@@ -1,6 +1,7 @@
 """Errors raised by jaxnet: each names the layer (or argument), the expected and the received value.
 
-All subclass :class:`ValueError` or :class:`TypeError`, so ``except ValueError`` keeps working.
+All subclass :class:`ValueError` or :class:`TypeError` (:class:`WriteError`: :class:`OSError`), so
+``except ValueError`` keeps working.
 """
 
 from __future__ import annotations
@@ -52,6 +53,14 @@ class OptimizerError(JaxnetError, ValueError):
     The path names the optimizer and the transformation, e.g.
     ``adam/scale_by_adam: b1 must be in [0, 1), got 1.5``.
     """
+
+
+class WriteError(JaxnetError, OSError):
+    """A file could not be written: a full disk (``ENOSPC``), a file-size limit (``EFBIG``), an
+    I/O error (``EIO``), a missing or read-only folder. Names the path and the system's reason;
+    ``errno``, ``strerror`` and ``filename`` are set as on the ``OSError`` it replaces, so
+    ``except OSError`` keeps working. The file that was there before is unchanged
+    (:mod:`jaxnet.atomic`)."""
 
 
 def rescope(error: JaxnetError, parent: str, child: str) -> JaxnetError:

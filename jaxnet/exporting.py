@@ -2,9 +2,11 @@
 
 :func:`export` traces the model's inference pass (weights as constants, a symbolic batch
 dimension) for each of ``platforms`` and writes one file: a JSON header line (format version,
-input shape and dtype, what the output is, class names, the payload's SHA-256) followed by the
-bytes of ``jax.export``'s ``Exported.serialize()``. :func:`load_exported` checks the header and the
-checksum and returns an :class:`ExportedModel`, a callable that checks its input (shape, dtype)
+input shape and dtype, what the output is, class names, the payload's SHA-256, and the SHA-256 of
+the header itself) followed by the bytes of ``jax.export``'s ``Exported.serialize()``, written
+atomically (:mod:`jaxnet.atomic`). :func:`load_exported` checks the header and both checksums
+before deserializing anything (a truncated, bit-flipped or edited file is an :class:`ExportError`
+naming it) and returns an :class:`ExportedModel`, a callable that checks its input (shape, dtype)
 before running, at any batch size. The serving process imports jax and jaxnet, never the code
 that built or trained the model.
 
@@ -35,6 +37,7 @@ import jax
 import numpy as np
 
 from jaxnet import checkpoint
+from jaxnet.atomic import write_bytes
 from jaxnet.core import Layer
 from jaxnet.errors import JaxnetError
 from jaxnet.jsonable import dumps
@@ -44,7 +47,7 @@ from jaxnet.saving import SavedModel
 from jaxnet.signature import check_input, map_shapes, shape_from_json, shape_to_json
 
 FORMAT = "jaxnet-export"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the header carries its own checksum (1: only the payload's)
 
 
 class ExportError(JaxnetError, ValueError):
@@ -108,8 +111,9 @@ def _finished(apply, finish):
     return apply_finished
 
 
-def _saved_model_path(model, params, path):
-    """``export(saved_model, path)``: the path may come second, where params would be."""
+def params_and_path(model, params, path):
+    """``(params, path)`` of an export call: for ``export(saved_model, path)`` the path comes
+    second, where params would be."""
     if isinstance(model, SavedModel) and path is None and isinstance(params, str | os.PathLike):
         return None, params
     return params, path
@@ -129,8 +133,11 @@ def export(model, params=None, state=None, input_shape=None, path=None, *, outpu
         ``None`` (its default, as :func:`jaxnet.predict`).
       platforms: the platforms to lower for (``"cpu"``, ``"cuda"``, ``"rocm"``, ``"tpu"``); a
         platform needs no device to be exported for.
+
+    The file is written atomically: a full disk or another write error leaves the file that was
+    at ``path`` as it was and raises :class:`~jaxnet.errors.WriteError` naming ``path``.
     """
-    params, path = _saved_model_path(model, params, path)
+    params, path = params_and_path(model, params, path)
     if path is None:
         raise ExportError("path is required (the file to write)", ("export",))
     served = inference(model, params, state, input_shape, output=output, dtype=dtype)
@@ -153,17 +160,24 @@ def export(model, params=None, state=None, input_shape=None, path=None, *, outpu
     header = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "versions": checkpoint._versions(),
+        "versions": checkpoint.versions(),
         "input": {"shape": shape_to_json(served.input_shape), "dtype": served.dtype},
         **served.header,
         "platforms": list(exported.platforms),
         "bytes": len(payload),
         "sha256": hashlib.sha256(payload).hexdigest(),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint.atomic_write(path, dumps(header).encode() + b"\n" + payload)
-    return path
+    header = json.loads(dumps(header))  # the JSON values a reader gets back
+    header["header_sha256"] = header_checksum(header)
+    return write_bytes(path, dumps(header).encode() + b"\n" + payload, owner=("export",))
+
+
+def header_checksum(header: dict) -> str:
+    """SHA-256 of ``header`` without its ``header_sha256`` field, as canonical JSON (sorted keys,
+    no spaces): an edited input shape, output or class name does not match it."""
+    body = {key: value for key, value in header.items() if key != "header_sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class ExportedModel:
@@ -217,11 +231,19 @@ def load_exported(path) -> ExportedModel:
             ("load_exported",),
         )
     version = header.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ExportError(f"{path} is damaged: format_version is {version!r}", ("load_exported",))
+    if version > FORMAT_VERSION:
         writer = (header.get("versions") or {}).get("jaxnet", "a newer jaxnet")
         raise ExportError(
             f"{path} was written by jaxnet {writer} with export format version {version}; this "
             f"jaxnet reads up to version {FORMAT_VERSION}: upgrade jaxnet",
+            ("load_exported",),
+        )
+    if version >= 2 and header.get("header_sha256") != header_checksum(header):
+        raise ExportError(
+            f"{path} is damaged: its header does not match its header_sha256 (edited or "
+            "corrupted after export)",
             ("load_exported",),
         )
     if len(payload) != header.get("bytes") or hashlib.sha256(payload).hexdigest() != header.get(
@@ -240,4 +262,30 @@ def load_exported(path) -> ExportedModel:
             f"{(header.get('versions') or {}).get('jax')}): {type(error).__name__}: {error}",
             ("load_exported",),
         ) from None
+    _check_header_input(path, header, exported)
     return ExportedModel(exported, header, path)
+
+
+def _check_header_input(path: Path, header: dict, exported) -> None:
+    """The header's input shape and dtype must be what the deserialized program takes."""
+    try:
+        input_shape, dtype = shape_from_json(header["input"]["shape"]), header["input"]["dtype"]
+        said = [
+            (tuple(spec.shape), np.dtype(spec.dtype).name)
+            for spec in jax.tree.leaves(
+                map_shapes(lambda shape: jax.ShapeDtypeStruct(shape, dtype), input_shape)
+            )
+        ]
+    except (KeyError, TypeError, ValueError) as error:
+        raise ExportError(
+            f"{path} is damaged: its header's input is unreadable ({type(error).__name__}: "
+            f"{error})",
+            ("load_exported",),
+        ) from None
+    takes = [(tuple(aval.shape[1:]), aval.dtype.name) for aval in exported.in_avals]
+    if said != takes:
+        raise ExportError(
+            f"{path} is inconsistent: its header says the inputs are {said} but its program "
+            f"takes {takes} (per example)",
+            ("load_exported",),
+        )

@@ -28,8 +28,9 @@ from pathlib import Path
 import jax
 
 from jaxnet import checkpoint
+from jaxnet.atomic import write_bytes
 from jaxnet.core import Layer, apply_with_outputs
-from jaxnet.exporting import ExportError, _saved_model_path, inference
+from jaxnet.exporting import ExportError, inference, params_and_path
 from jaxnet.signature import map_shapes, shape_to_json
 
 # Builders made by core.serial: their children run one after another.
@@ -87,10 +88,11 @@ def export_onnx(model, params=None, state=None, input_shape=None, path=None, *, 
                 dtype="float32") -> Path:  # fmt: skip
     """Write ``model``'s inference pass to ``path`` as ONNX; arguments as :func:`jaxnet.export`.
 
-    Raises :class:`~jaxnet.exporting.ExportError` naming the layer ONNX cannot express, and
-    ``ImportError`` when ``jax2onnx`` is not installed.
+    Raises :class:`~jaxnet.exporting.ExportError` naming the layer ONNX cannot express,
+    ``ImportError`` when ``jax2onnx`` is not installed, and :class:`~jaxnet.errors.WriteError`
+    when the file cannot be written (the file at ``path`` is then unchanged).
     """
-    params, path = _saved_model_path(model, params, path)
+    params, path = params_and_path(model, params, path)
     if path is None:
         raise ExportError("path is required (the file to write)", ("export_onnx",))
     served = inference(model, params, state, input_shape, output=output, dtype=dtype,
@@ -111,7 +113,7 @@ def export_onnx(model, params=None, state=None, input_shape=None, path=None, *, 
         ) from None
     import onnx
 
-    versions = checkpoint._versions()
+    versions = checkpoint.versions()
     properties = {
         "jaxnet_version": versions["jaxnet"],
         "jax_version": versions["jax"],
@@ -120,10 +122,7 @@ def export_onnx(model, params=None, state=None, input_shape=None, path=None, *, 
         "class_names": json.dumps(served.header["class_names"]),
     }
     onnx.helper.set_model_props(proto, properties)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint.atomic_write(path, proto.SerializeToString())
-    return path
+    return write_bytes(path, proto.SerializeToString(), owner=("export_onnx",))
 
 
 def _failing_layer(served, output_name: str) -> tuple[tuple[str, ...], Layer]:

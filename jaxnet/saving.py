@@ -9,7 +9,8 @@
       weights.safetensors  params and state
 
 The directory is written under a temporary name beside ``path`` and renamed into place, so a
-reader sees the old model, the complete new one, or nothing. :func:`load_model` rebuilds the
+reader sees the old model, the complete new one, or nothing; a write that fails (a full disk)
+leaves the old model and raises :class:`~jaxnet.errors.WriteError`. :func:`load_model` rebuilds the
 model from its description (every built-in layer, combinator and recipe; custom functions only if
 :func:`jaxnet.register`-ed), checks the fingerprint, the weights' checksum and that every array
 fits the rebuilt model, and returns a :class:`SavedModel` that predicts from raw inputs: the
@@ -45,6 +46,7 @@ import numpy as np
 
 from jaxnet import activations, checkpoint
 from jaxnet import description as descriptions
+from jaxnet.atomic import fsync_directory, write_bytes, write_error
 from jaxnet.core import Layer
 from jaxnet.errors import ConfigError, JaxnetError
 from jaxnet.jsonable import dumps
@@ -256,8 +258,10 @@ def save_model(path, model: Layer | Recipe, train_state_or_params, *, input_shap
       overwrite: replace an existing saved model at ``path`` (never another kind of folder).
 
     Returns the path. Raises :class:`~jaxnet.errors.ConfigError` when the model cannot be
-    described (a custom function: see :func:`jaxnet.register`) and :class:`SavedModelError`
-    when the weights do not fit the model for ``input_shape``, or ``path`` is taken.
+    described (a custom function: see :func:`jaxnet.register`), :class:`SavedModelError`
+    when the weights do not fit the model for ``input_shape``, or ``path`` is taken, and
+    :class:`~jaxnet.errors.WriteError` (naming ``path`` and the system's reason, e.g. a full
+    disk) when the files cannot be written; the model at ``path`` is then unchanged.
     """
     path = Path(path)
     if isinstance(train_state_or_params, TrainState):
@@ -290,7 +294,7 @@ def save_model(path, model: Layer | Recipe, train_state_or_params, *, input_shap
     record = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "versions": checkpoint._versions(),
+        "versions": checkpoint.versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "description": description,
         "input": {"shape": shape_to_json(input_shape), "dtype": np.dtype(dtype).name},
@@ -310,7 +314,7 @@ def save_model(path, model: Layer | Recipe, train_state_or_params, *, input_shap
         record["weights"] = {"manifest": manifest_path.name, "sha256": sha256}
         record["fingerprint"] = fingerprint(record)
         text = dumps(record, indent=1) + "\n"
-        checkpoint.atomic_write(directory / MODEL_FILE, text.encode())
+        write_bytes(directory / MODEL_FILE, text.encode(), owner=("save_model",))
 
     _write_directory(path, write, overwrite)
     return path
@@ -342,21 +346,32 @@ def _write_directory(path: Path, write, overwrite: bool) -> None:
                 f"{path} already holds a saved model; pass overwrite=True to replace it",
                 ("save_model",),
             )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    kept = f"the saved model at {path} is unchanged" if path.exists() else f"nothing is at {path}"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    except OSError as error:
+        raise write_error(path, error, ("save_model",), kept) from None
     try:
         write(temporary)
         if path.exists():  # an empty folder or the model being replaced
             old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
             os.rename(path, old)
-            os.rename(temporary, path)
+            try:
+                os.rename(temporary, path)
+            except OSError:
+                os.rename(old, path)
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(temporary, path)
+    except OSError as error:  # a WriteError too: it names the temporary folder's file
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise write_error(path, error, ("save_model",), kept) from None
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
-    checkpoint._fsync_directory(path.parent)
+    fsync_directory(path.parent)
 
 
 # ----------------------------------------------------------------------------- load

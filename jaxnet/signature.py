@@ -104,10 +104,14 @@ def _check(x, input_shape, dtype: np.dtype, owner: str, where: str):
             x = np.asarray(x)
         except ValueError as error:  # ragged nested lists
             raise ShapeError(f"{where}: not an array: {error}", (owner,)) from None
+    expected = tuple(input_shape)
     real = jnp.issubdtype(x.dtype, jnp.integer) or jnp.issubdtype(x.dtype, jnp.floating)
     if not (real or x.dtype == np.bool_):
-        raise DTypeError(f"{where}: expected numbers ({dtype.name}), got dtype {x.dtype}", (owner,))
-    expected = tuple(input_shape)
+        raise DTypeError(
+            f"{where}: expected numbers ({dtype.name}) of shape {shape_text(expected)}, got dtype "
+            f"{x.dtype}",
+            (owner,),
+        )
     if x.ndim != len(expected) + 1 or tuple(x.shape[1:]) != expected:
         hint = "; for one example pass x[None]" if tuple(x.shape) == expected else ""
         raise ShapeError(

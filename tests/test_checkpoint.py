@@ -177,7 +177,7 @@ CHILD = textwrap.dedent(
     """
     import os, signal, sys, time
     import jax, numpy as np, optax
-    from jaxnet import checkpoint, recipes
+    from jaxnet import recipes
     from jaxnet.train.fit import fit
 
     # Crash simulation from outside jaxnet: the last step of every atomic write is os.replace.
@@ -196,7 +196,7 @@ CHILD = textwrap.dedent(
             os.kill(os.getpid(), signal.SIGKILL)
         real_replace(source, destination)
 
-    checkpoint.os.replace = replace
+    os.replace = replace
     checkpoint_dir, output, resume = sys.argv[1] or None, sys.argv[2], sys.argv[3] == "resume"
     rng = np.random.default_rng(0)
     x = rng.normal(size=(96, 4)).astype(np.float32)

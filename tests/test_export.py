@@ -17,7 +17,7 @@ import pytest
 from test_saving import random_weights
 
 import jaxnet
-from jaxnet import layers
+from jaxnet import exporting, layers
 from jaxnet.errors import DTypeError, ShapeError
 from jaxnet.exporting import ExportError
 from jaxnet.saving import Preprocessing
@@ -170,9 +170,10 @@ def test_damaged_foreign_and_newer_export_files(tmp_path, saved_classifier):
         with pytest.raises(ExportError, match="not a jaxnet export file"):
             jaxnet.load_exported(path)
     header, _, payload = data.partition(b"\n")
-    newer = json.loads(header) | {"format_version": 2, "versions": {"jaxnet": "9.0.0"}}
+    newer = {"format_version": exporting.FORMAT_VERSION + 1, "versions": {"jaxnet": "9.0.0"}}
+    newer = json.loads(header) | newer
     path.write_bytes(json.dumps(newer).encode() + b"\n" + payload)
-    with pytest.raises(ExportError, match=r"jaxnet 9\.0\.0 .*upgrade jaxnet"):
+    with pytest.raises(ExportError, match=r"jaxnet 9\.0\.0 .*version 3.*upgrade jaxnet"):
         jaxnet.load_exported(path)
 
 

@@ -1,9 +1,11 @@
 """Files with a pinned SHA-256, downloaded once into a cache folder, atomically.
 
-A download goes to a temporary file in the destination folder, its SHA-256 is computed while it
-streams, and only a file whose hash matches is renamed to its final name: an interrupted, truncated
-or corrupted transfer never becomes the cached file. Several processes may download the same file at
-once; each writes its own temporary file and the renames are atomic.
+A download goes to a temporary file in the destination folder (:func:`jaxnet.atomic.atomic_file`),
+its SHA-256 is computed while it streams, and only a file whose hash matches is renamed to its
+final name: an interrupted, truncated or corrupted transfer never becomes the cached file, and a
+full disk raises :class:`~jaxnet.errors.WriteError` naming the file and leaves no part of it.
+Several processes may download the same file at once; each writes its own temporary file and the
+renames are atomic.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ import hashlib
 import http.client
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import NamedTuple
 
-from jaxnet.errors import DataError, JaxnetError
+from jaxnet.atomic import atomic_file, write_error
+from jaxnet.errors import DataError, JaxnetError, WriteError
 
 DATA_DIR_ENV = "JAXNET_DATA_DIR"
 DEFAULT_DATA_DIR = Path("~/.cache/jaxnet/datasets")
@@ -59,21 +61,6 @@ def sha256_file(path) -> str:
     return digest.hexdigest()
 
 
-@contextlib.contextmanager
-def atomic_file(path: Path):
-    """A binary file handle on a temporary file beside ``path``, renamed to ``path`` on a clean
-    exit and deleted on any error: readers see either no file or the complete one."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-
-
 def _size(n_bytes: int) -> str:
     return f"{n_bytes / 1e6:.1f} MB" if n_bytes >= 100_000 else f"{n_bytes:,} bytes"
 
@@ -109,7 +96,10 @@ def _download(url: str, remote: Remote, path: Path, quiet: bool, owner: tuple) -
     if not quiet:
         print(f"jaxnet: downloading {url} to {path}", file=sys.stderr, flush=True)
     digest = hashlib.sha256()
-    with atomic_file(path) as out, urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
+    with (
+        atomic_file(path, suffix=".part", owner=owner) as out,
+        urllib.request.urlopen(url, timeout=TIMEOUT_S) as response,
+    ):
         announced = response.headers.get("Content-Length")
         total, received = int(announced or remote.size), 0
         with _progress(remote.filename, total, quiet) as advance:
@@ -150,7 +140,10 @@ def fetch_all(remotes, folder: Path, *, quiet: bool = False, owner: tuple = ()) 
     ``{filename: path}``. Raises :class:`DownloadError` when a file cannot be downloaded from any
     mirror, listing every missing file with its URL and the exact path to place it by hand.
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise write_error(folder, error, owner) from None
     paths = {}
     for remote in remotes:
         path = folder / remote.filename
@@ -163,6 +156,8 @@ def fetch_all(remotes, folder: Path, *, quiet: bool = False, owner: tuple = ()) 
             try:
                 _download(url, remote, path, quiet, owner)
                 break
+            except WriteError:  # this machine's disk, not the mirror: another mirror won't help
+                raise
             except (OSError, http.client.HTTPException) as error:  # URLError is an OSError
                 reason = error.reason if isinstance(error, urllib.error.URLError) else error
                 failures.append(f"  {url}: {type(error).__name__}: {reason}")

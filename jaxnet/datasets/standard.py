@@ -18,9 +18,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from jaxnet.atomic import atomic_file
 from jaxnet.datasets import formats
 from jaxnet.datasets.dataset import Dataset, Splits
-from jaxnet.datasets.download import Remote, atomic_file, cache_dir, fetch_all
+from jaxnet.datasets.download import Remote, cache_dir, fetch_all
 from jaxnet.datasets.preprocessing import train_test_split
 from jaxnet.datasets.toy import DATASETS, load_dataset
 from jaxnet.errors import ConfigError, DataError
@@ -181,11 +182,12 @@ def _convert(name: str, source: Source, folder: Path, quiet: bool) -> dict:
     arrays, class_names = source.read(paths)
     _check(arrays, class_names, name)
     for key in ARRAYS:
-        with atomic_file(folder / f"{key}.npy") as handle:
+        with atomic_file(folder / f"{key}.npy", owner=("datasets", name)) as handle:
             np.save(handle, arrays[key], allow_pickle=False)
     meta = {"format": META_FORMAT, "name": name, "sha256": _pins(source)}
     meta["class_names"] = list(class_names)
-    with atomic_file(folder / META_FILE) as handle:  # written last: marks the cache complete
+    # Written last: marks the cache complete.
+    with atomic_file(folder / META_FILE, owner=("datasets", name)) as handle:
         handle.write(json.dumps(meta, indent=1).encode())
     if not quiet:
         shapes = ", ".join(f"{k} {arrays[k].shape}" for k in ARRAYS)
