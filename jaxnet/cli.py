@@ -49,7 +49,8 @@ from jaxnet.studies.builtin import STUDIES
 from jaxnet.studies.command import add_arguments as add_study_arguments
 from jaxnet.studies.command import run_from_args as run_study_from_args
 from jaxnet.summarize import summary
-from jaxnet.train.data import match_targets, validation_count
+from jaxnet.train.data import match_targets
+from jaxnet.train.sources import validation_count
 from jaxnet.train.step import create_train_state, make_epoch
 from jaxnet.workflow import prepare_data, train_evaluate_save
 
@@ -109,7 +110,8 @@ def command_train(args) -> int:
     prepared = prepare_data(load_data(args), test_fraction=args.test_fraction, seed=args.seed)
     data, n_train = prepared.data, len(prepared.x_train)
     batch_size = args.batch_size
-    n_fit = n_train - validation_count(n_train, args.validation_split)
+    held_out = validation_count(n_train, args.validation_split) if args.validation_split else 0
+    n_fit = n_train - held_out
     if batch_size > n_fit:  # a small data set: one batch of everything
         print(f"jaxnet: note: --batch-size {batch_size} is larger than the {n_fit} training "
               f"examples; using {n_fit}", file=sys.stderr)  # fmt: skip

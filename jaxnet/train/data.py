@@ -26,6 +26,7 @@ from jaxnet.errors import (
 )
 from jaxnet.train.arrays import num_examples, to_numpy
 from jaxnet.train.parallel import put
+from jaxnet.train.sources import validation_count
 
 # ----------------------------------------------------------------------------- targets
 
@@ -162,21 +163,10 @@ def _by_shape(y, output_shape: tuple, name: str):
 # ----------------------------------------------------------------------------- the data set
 
 
-def validation_count(n: int, fraction: float) -> int:
-    """How many of ``n`` examples ``validation_split=fraction`` holds out."""
-    return int(round(n * fraction))
-
-
 def split_validation(x, y, fraction: float):
     """Hold out the last ``fraction`` of the examples (before any shuffling), as Keras does."""
     n = num_examples(x, y)
     n_val = validation_count(n, fraction)
-    if not 0.0 < fraction < 1.0 or n_val == 0 or n_val == n:
-        raise DataError(
-            f"validation_split={fraction} leaves {n - n_val} training and {n_val} validation "
-            f"examples out of {n}; both must be at least 1",
-            ("data",),
-        )
     head = jax.tree.map(lambda a: a[: n - n_val], (x, y))
     tail = jax.tree.map(lambda a: a[n - n_val :], (x, y))
     return head, tail
@@ -216,21 +206,19 @@ def prepare(x, y, *, batch_size: int, validation_data=None, validation_split=Non
     return Data(x, y, validation_data, n)
 
 
-def checked(data: Data, model, params, state, kind: str | None = None) -> Data:
-    """``data`` with its targets checked against ``model``'s output and the loss's ``kind`` of
-    targets (:func:`match_targets`)."""
-    out_shape = output_shape(model, params, state, data.x)
+def checked(data: Data, out_shape: tuple, kind: str | None = None) -> Data:
+    """``data`` with its targets checked against the model's per-example ``out_shape`` and the
+    loss's ``kind`` of targets (:func:`match_targets`)."""
     validation = data.validation
     if validation is not None:
         validation = (validation[0], match_targets(validation[1], out_shape, "y_val", kind))
     return Data(data.x, match_targets(data.y, out_shape, "y", kind), validation, data.n)
 
 
-def place(data: Data, model, params, state, sharding=None, kind: str | None = None) -> Data:
+def place(data: Data, out_shape: tuple, sharding=None, kind: str | None = None) -> Data:
     """:func:`checked` ``data`` with every array moved to the device (``sharding``: e.g.
     replicated over a mesh, possibly spanning processes; default: the default device)."""
-
-    data = checked(data, model, params, state, kind)
+    data = checked(data, out_shape, kind)
     x, y, validation = put((data.x, data.y, data.validation), sharding)
     return Data(x, y, validation, data.n)
 

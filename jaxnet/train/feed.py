@@ -9,11 +9,11 @@
   device waits for data only when reading is slower than training. ``K`` is
   ``steps_per_execution`` (Keras's name) or comes from a memory budget, :data:`CHUNK_BYTES`.
 
-Both run an epoch as ``run_epoch(train_state, start, on_chunk) -> (train_state, logs, probes,
-probed, flags)`` (``probed``: the positions in the epoch of the probed steps; ``flags``: the
-non-finite guard's, computed inside a fused epoch). The chunks of an epoch
-are the same steps on the same batches as the fused program: the parameters are bit-identical,
-and so are the epoch's logs (the mean of the same per-step values).
+Both live the same life — built from the data, ``place(out_shape, mesh)``, ``compile``, then
+``run_epoch(train_state, start, on_chunk, prior) -> EpochResult`` once per epoch — and return the
+same :class:`EpochResult`. The chunks of an epoch are the same steps on the same batches as the
+fused program: the parameters are bit-identical, and so are the epoch's logs (the mean of the
+same per-step values). A source produces its own chunks; the feed never asks which kind it has.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import functools
 import math
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -30,9 +31,9 @@ from jaxnet.errors import DataError
 from jaxnet.train import parallel
 from jaxnet.train import step as steps
 from jaxnet.train.arrays import to_numpy
-from jaxnet.train.data import Data, checked, match_targets, output_shape, place, prepare
+from jaxnet.train.data import Data, checked, match_targets, place, prepare
 from jaxnet.train.guard import compiled_finite_flags, finite_flags
-from jaxnet.train.sources import RandomAccess, Stream, as_source
+from jaxnet.train.sources import EpochPlan, as_source
 
 CHUNK_BYTES = 64 * 2**20  # default memory budget of one chunk of batches (two are alive at once)
 CHUNK_SECONDS = 0.5  # an automatic chunk takes at least this long: a chunk boundary is then cheap
@@ -53,12 +54,22 @@ def make_feed(x, y, *, batch_size: int, validation_data=None, validation_split=N
                        validation_split=validation_split, owner=owner)  # fmt: skip
         return ArrayFeed(data, batch_size, steps_per_execution, shuffle, targets)
     if validation_split:
-        if not isinstance(source, RandomAccess):
-            raise DataError("validation_split needs arrays or a random-access source; "
-                            "pass validation_data with a stream", (owner,))  # fmt: skip
         source, validation_data = source.split(validation_split)
     return ChunkFeed(source, batch_size, validation_data, steps_per_execution, shuffle, owner,
                      targets)  # fmt: skip
+
+
+class EpochResult(NamedTuple):
+    """What every feed's epoch returns: the new train state, the epoch's ``logs`` (means of the
+    per-step values), the probe's results at the ``probed`` steps (positions in the epoch;
+    ``probes`` is ``None`` without a probe) and the non-finite guard's ``flags`` ``(finite
+    before, finite after)`` where a fused epoch computed them, else ``None``."""
+
+    train_state: Any
+    logs: Any
+    probes: Any = None
+    probed: tuple = ()
+    flags: Any = None
 
 
 class Programs:
@@ -76,44 +87,65 @@ class Programs:
 
 
 class _Feed:
-    """What both feeds share: compiling, and running an epoch chunk by chunk."""
+    """What both feeds share: compiling, and running an epoch chunk by chunk.
 
-    n_batches: int
-    k: int | None  # steps per chunk; None: the whole epoch as one fused program
-    every = 1  # probe every this many steps (set by compile)
-    mesh = None  # data parallelism: the device mesh (set by place)
-    positions: collections.deque = collections.deque()  # (a stream's, see ChunkFeed)
-    position = None  # where the data stands after the last chunk that trained (a stream's)
+    Its life: built from the data (everything known then is set in ``__init__``), ``place``
+    (the model's output shape and the device mesh), ``compile`` (the programs), then
+    ``run_epoch`` once per epoch.
+    """
+
+    def __init__(self, n_batches: int, batch_size: int, steps_per_execution, shuffle: bool,
+                 targets=None):  # fmt: skip
+        self.n_batches, self.batch_size, self.shuffle = n_batches, batch_size, shuffle
+        self.targets = targets  # the loss's kind of targets, checked against the outputs
+        # steps per chunk; None: the whole epoch as one fused program (or automatic chunks)
+        self.k = steps_per_execution and min(int(steps_per_execution), n_batches)
+        self.mesh = None  # data parallelism: the device mesh (set by place)
+        self.programs = self.run_chunk = None  # (set by compile)
+        self.every = 1  # probe every this many steps (set by compile)
+        self.positions = collections.deque()  # a stream's position after each chunk read
+        self.position = None  # where the data stands after the last chunk that trained
 
     def compile(self, programs: Programs, train_state, **options) -> None:
         """Build (and where the shapes are known, compile) the programs for this data."""
         self.programs, self.every = programs, options.get("probe_every", 1)
         # The train state is donated: a chunk updates it in place instead of copying it first
-        # (run_epoch copies the epoch's starting state once, which the guard may need back).
+        # (run_chunks copies the epoch's starting state once, which the guard may need back).
         self.run_chunk = jax.jit(programs.chunk(mesh=self.mesh, **options), donate_argnums=0)
 
-    def run_epoch(self, train_state, start=0, on_chunk=None, prior=None, run_chunk=None,
-                  order=None):  # fmt: skip
-        """``(train_state, logs, probes, probed)`` of the epoch that ``train_state`` is in, from
-        its step ``start`` on (``prior``: the per-step logs of the steps before, when resuming).
-        ``on_chunk(train_state, steps_done, logs)`` is called after each chunk (``logs``: a list
-        of the per-step logs of the epoch so far). ``order`` replaces the epoch's shuffled order
-        of a random-access source (``fit_many``'s order, shared by its models)."""
+    def run_epoch(self, train_state, start=0, on_chunk=None, prior=None) -> EpochResult:
+        """The epoch that ``train_state`` is in, from its step ``start`` on (``prior``: the
+        per-step logs of the steps before, when resuming). ``on_chunk(train_state, steps_done,
+        logs)`` is called after each chunk (``logs``: the per-step logs of the epoch so far)."""
+        return self.run_chunks(train_state, start, on_chunk, prior)
+
+    def run_chunks(self, train_state, start=0, on_chunk=None, prior=None, run_chunk=None,
+                   order=None) -> EpochResult:  # fmt: skip
+        """:meth:`run_epoch` chunk by chunk, with ``run_chunk`` in place of the compiled chunk
+        program (``fit_many``'s) and ``order`` in place of the epoch's shuffled order of a
+        random-access source (``fit_many``'s, shared by its models).
+
+        At most two chunks are alive at once: the next chunk is read while this one trains, and
+        not before the one before it has finished, so memory does not grow with the epoch.
+        """
         chunks = self.chunks(train_state, start, order)  # (reads the key of the state given)
         if run_chunk is None:
             run_chunk, train_state = self.run_chunk, _copy(train_state)
         pending = next(chunks, None)
         logs = [] if prior is None else [jax.tree.map(jnp.asarray, prior)]
-        probes, probed, done = [], [], start
+        probes, probed, done, running = [], [], start, None
         while pending is not None:
             train_state, chunk_logs, chunk_probes = run_chunk(train_state, *pending)
             self.position = self.positions.popleft() if self.positions else None
             k = len(pending[-1])
-            pending = next(chunks, None)  # prepare the next chunk while this one trains
-            if self.mesh is not None and jax.default_backend() == "cpu":
-                # One multi-device program in flight at a time: with more, XLA:CPU's collectives
-                # can wait on each other for ever (seen: 2 devices, 78 chunks of an epoch).
-                jax.block_until_ready(train_state)
+            pending = None  # (its buffers go when the program is done with them)
+            if running is not None or (self.mesh is not None and _on_cpu()):
+                # The chunk before has finished before the next is read: at most two chunks in
+                # memory. (With a mesh on a CPU, one multi-device program in flight at a time:
+                # XLA:CPU's collectives can otherwise wait on each other for ever.)
+                jax.block_until_ready(chunk_logs if running is None else running)
+            running = chunk_logs
+            pending = next(chunks, None)  # read the next chunk while this one trains
             logs.append(chunk_logs)
             probes.append(chunk_probes)
             probed += [done + i for i in steps.probed_steps(k, self.every)]
@@ -122,19 +154,18 @@ class _Feed:
                 on_chunk(train_state, done, logs)
         if probes[0] is not None:
             probes = jax.tree.map(lambda *a: jnp.concatenate(a), *probes)
-        return train_state, logs, probes if probed else None, probed
+        return EpochResult(train_state, _epoch_means(logs), probes if probed else None, probed)
 
     def restore(self, position) -> None:
-        """Continue a stream from ``position`` (``loop.data_position`` of a resumed run)."""
-        if position is not None and isinstance(getattr(self, "source", None), Stream):
-            self.source.restore(position)
+        """Continue from ``position`` (``loop.data_position`` of a resumed run)."""
+        del position  # arrays: the step count says where an epoch stands
 
     def probe_epoch(self, train_state, probe) -> dict:
         """``probe``'s result at every step of the epoch that starts at ``train_state``."""
         every, self.every = self.every, 1
         try:
             program = jax.jit(self.programs.chunk(probe=probe, mesh=self.mesh))
-            return _Feed.run_epoch(self, train_state, run_chunk=program)[2]
+            return self.run_chunks(train_state, run_chunk=program).probes
         finally:
             self.every = every
 
@@ -142,30 +173,35 @@ class _Feed:
 class ArrayFeed(_Feed):
     """Device-resident data: one program per epoch, or chunks of one for long epochs."""
 
-    finite = None  # (the last fused epoch's new state, its finite_flags)
-
     def __init__(self, data, batch_size: int, steps_per_execution, shuffle: bool, targets=None):
-        self.data, self.batch_size, self.shuffle, self.targets = data, batch_size, shuffle, targets
-        self.n_batches = data.n // batch_size
-        self.k = steps_per_execution and min(int(steps_per_execution), self.n_batches)
+        super().__init__(data.n // batch_size, batch_size, steps_per_execution, shuffle, targets)
+        self.data = data
+        self.run_fused = None  # the compiled fused epoch, when the epoch is one program
+        self.finite = None  # (the last fused epoch's new state, its finite_flags)
 
     @property
     def input_shape(self):
         return self.data.input_shape
 
     @property
+    def input_spec(self):
+        """One example's inputs as ``jax.ShapeDtypeStruct`` (with a batch axis of one)."""
+        return _spec(self.data.x)
+
+    @property
     def validation(self):
         return self.data.validation
 
-    def place(self, model, params, state, mesh=None) -> None:
-        """Check the targets against ``model`` and move everything to the device; with a mesh,
-        split the training rows across its devices (validation data is replicated)."""
+    def place(self, out_shape: tuple, mesh=None) -> None:
+        """Check the targets against the model's per-example ``out_shape`` and move everything
+        to the device; with a mesh, split the training rows across its devices (validation data
+        is replicated)."""
         self.mesh = mesh
         if mesh is None:
-            self.data = place(self.data, model, params, state, None, self.targets)
+            self.data = place(self.data, out_shape, None, self.targets)
             return
         parallel.check_batch_size(mesh, self.batch_size)
-        data = checked(self.data, model, params, state, self.targets)
+        data = checked(self.data, out_shape, self.targets)
         x, y = parallel.shard_rows((data.x, data.y), mesh)
         validation = parallel.put(data.validation, parallel.replicated(mesh))
         self.data = Data(x, y, validation, len(jax.tree.leaves(x)[0]))
@@ -189,22 +225,18 @@ class ArrayFeed(_Feed):
             if self.k is None:
                 self.run_fused = lowered.compile()
 
-    def run_epoch(self, train_state, start=0, on_chunk=None, prior=None):
-        """``(train_state, logs, probes, probed, flags)`` of one epoch: ``logs`` are the epoch's
-        means; ``flags`` the guard's ``(finite before, finite after)``
-        (:func:`~jaxnet.train.guard.finite_flags`) when the fused program computed them, else
-        ``None``."""
-        if self.k is None and not start:
-            x, y = self.data.x, self.data.y
-            new_state, logs, probes, finite = self.run_fused(train_state, x, y)
-            probed = steps.probed_steps(self.n_batches, self.every) if probes is not None else []
-            # finite at the start: from the last epoch's program if it returned this very state
-            before = self.finite[1] if self.finite and self.finite[0] is train_state else None
-            before = compiled_finite_flags(train_state) if before is None else before
-            self.finite = (new_state, finite)
-            return new_state, logs, probes, probed, (before, finite)
-        train_state, logs, probes, probed = super().run_epoch(train_state, start, on_chunk, prior)
-        return train_state, _epoch_means(logs), probes, probed, None
+    def run_epoch(self, train_state, start=0, on_chunk=None, prior=None) -> EpochResult:
+        """One epoch: the fused program (with the guard's flags) when the epoch is one program
+        and starts at its beginning, else chunk by chunk."""
+        if self.run_fused is None or start:
+            return self.run_chunks(train_state, start, on_chunk, prior)
+        new_state, logs, probes, finite = self.run_fused(train_state, self.data.x, self.data.y)
+        probed = steps.probed_steps(self.n_batches, self.every) if probes is not None else []
+        # finite at the start: from the last epoch's program if it returned this very state
+        before = self.finite[1] if self.finite and self.finite[0] is train_state else None
+        before = compiled_finite_flags(train_state) if before is None else before
+        self.finite = (new_state, finite)
+        return EpochResult(new_state, logs, probes, probed, (before, finite))
 
     def chunks(self, train_state, start: int, order=None):
         """Arguments of each chunk program: the data and ``K`` rows of the epoch's order."""
@@ -217,71 +249,65 @@ class ArrayFeed(_Feed):
 
 
 class ChunkFeed(_Feed):
-    """A source read in chunks of ``K`` batches, each trained by one compiled call."""
+    """A source (:mod:`~jaxnet.train.sources`) read in chunks of ``K`` batches, each trained by
+    one compiled call. The source produces its chunks (:meth:`RandomAccess.chunks`,
+    :meth:`Stream.chunks`); the feed checks them, puts them on the devices and reads the next
+    epoch's first chunk ahead where the source can say its order."""
 
     def __init__(self, source, batch_size, validation_data, steps_per_execution, shuffle, owner,
                  targets=None):  # fmt: skip
-        self.source, self.shuffle, self.validation = source, shuffle, validation_data
-        self.targets = targets
-        if isinstance(source, Stream):
-            self.n_batches = source.steps_per_epoch
-            x, y = source.first()
-            self.batch_size = len(jax.tree.leaves(np.asarray(y))[0])
-        else:
-            self.n_batches, self.batch_size = len(source) // batch_size, batch_size
-            if self.n_batches == 0:
-                raise DataError(f"batch_size={batch_size} is larger than the {len(source)} "
-                                "training examples", (owner,))  # fmt: skip
-            x, y = source.take(np.arange(batch_size))
+        n_batches, batch_size, (x, y) = source.first_batch(batch_size, owner)
+        super().__init__(n_batches, batch_size, steps_per_execution, shuffle, targets)
+        self.source, self.validation = source, validation_data
         self.sample = (to_numpy(x, "x"), to_numpy(y, "y"))
-        self.k = steps_per_execution and min(int(steps_per_execution), self.n_batches)
-        self.out_shape = self.signature = self.mesh = self.ahead = None
-        self.positions = collections.deque()  # a stream's position after each chunk read
+        self.k = self.k or max(1, min(n_batches, CHUNK_BYTES // _nbytes(self.sample)))
+        self.out_shape = None  # the model's per-example outputs (set by place)
+        self.local, self.b = [0], batch_size  # this process's devices, rows per device (place)
+        self.ahead = None  # the next epoch's first chunk, read while this epoch's last trains
 
     @property
     def input_shape(self):
         return jax.tree.map(lambda a: a.shape[1:], self.sample[0])
 
-    def place(self, model, params, state, mesh=None) -> None:
-        """Remember the model's output shape (to check each batch's targets) and where chunks
-        go; array validation data is checked and moved to the device now. With a mesh, each
-        process reads only its own devices' part of every batch (a stream yields exactly that
-        part in each process)."""
-        self.mesh, self.out_shape = mesh, output_shape(model, params, state, self.sample[0])
+    @property
+    def input_spec(self):
+        return _spec(self.sample[0])
+
+    def place(self, out_shape: tuple, mesh=None) -> None:
+        """Remember the model's per-example ``out_shape`` (to check each batch's targets) and
+        where chunks go; array validation data is checked and moved to the device now. With a
+        mesh, each process reads only its own devices' part of every batch (a stream yields
+        exactly that part in each process)."""
+        self.mesh, self.out_shape = mesh, tuple(out_shape)
         self.local = [0] if mesh is None else parallel.local_positions(mesh)
         devices = 1 if mesh is None else mesh.shape[parallel.DATA_AXIS]
-        if isinstance(self.source, Stream):  # a stream yields this process's rows of a batch
+        if self.source.per_process:  # the batches read are this process's rows of a batch
             self.batch_size = self.batch_size * devices // len(self.local)
         if mesh is not None:
             parallel.check_batch_size(mesh, self.batch_size)
         self.b = self.batch_size // devices  # rows of a batch per device
         validation = self.validation
-        if isinstance(validation, tuple) and as_source(*validation) is None:
+        if isinstance(validation, tuple) and as_source(*validation) is None:  # arrays
             sharding = None if mesh is None else parallel.replicated(mesh)
-            data = prepare(*validation, batch_size=1)
-            data = place(data, model, params, state, sharding, self.targets)
+            data = place(prepare(*validation, batch_size=1), out_shape, sharding, self.targets)
             self.validation = (data.x, data.y)
 
-    def run_epoch(self, train_state, start=0, on_chunk=None, prior=None, run_chunk=None,
-                  order=None):  # fmt: skip
-        train_state, logs, probes, probed = super().run_epoch(
-            train_state, start, on_chunk, prior, run_chunk, order
-        )
-        return train_state, _epoch_means(logs), probes, probed, None
+    def restore(self, position) -> None:
+        self.source.restore(position)
 
     # -- reading ---------------------------------------------------------------------------------
     def chunks(self, train_state, start: int, order=None):
         """Arguments of each chunk program: ``K`` batches read from the source and put on the
         device, with the rows that cut them into batches. While the epoch's last chunk trains,
-        the first chunk of the next epoch of a random-access source is read already."""
+        the first chunk of the next epoch is read already (a source that knows its order)."""
         first_step = _step(train_state) - start
         ahead, self.ahead = self.ahead, None
         following, next_order = first_step + self.n_batches, None
-        if isinstance(self.source, RandomAccess) and order is None:
+        if order is None:
             # The next epoch's order is asked for now, before this epoch's programs: the device
             # runs programs in order, so asked later it would wait for the whole epoch.
             next_state = train_state._replace(step=jnp.asarray(following, jnp.int32))
-            next_order = _order(next_state, len(self.source), self.batch_size, self.shuffle)
+            next_order = self.source.order(next_state, self.batch_size, self.shuffle)
         if ahead is not None and ahead[0] == (first_step, start) and order is None:
             yield ahead[1]
             yield from ahead[2]
@@ -292,65 +318,16 @@ class ChunkFeed(_Feed):
             self.ahead = ((following, 0), next(rest), rest)
 
     def _read(self, train_state, start: int, order=None):
-        """The epoch's chunks from its step ``start`` on, checked and put on the device (a
-        stream's position after each chunk is queued for :attr:`position`)."""
-        if isinstance(self.source, Stream):
-            groups = self._stream_groups(train_state, start)
-        else:
-            groups = self._random_access_groups(train_state, start, order)
-        for group_steps, (x, y) in groups:
-            if isinstance(self.source, Stream):
-                self.positions.append(self.source.state())
-            yield self._put(self._checked(x, y, group_steps))
-
-    def _stream_groups(self, train_state, start: int):
-        """``(steps, (x, y))``: ``K`` batches of the stream at a time, joined."""
-        first_step, group = _step(train_state) - start, []
-        iterator = self.source.epoch()
-        for i in range(start, self.n_batches):
-            batch = next(iterator, None)
-            if batch is None:
-                raise DataError(f"the stream ended after {i} of steps_per_epoch="
-                                f"{self.n_batches} batches (step {first_step + i})",
-                                ("data",))  # fmt: skip
-            group.append((first_step + i, self._same_shapes(batch, first_step + i)))
-            if self.k is None:
-                self.k = max(1, min(self.n_batches, CHUNK_BYTES // _nbytes(group[0][1])))
-            if len(group) == self.k or i == self.n_batches - 1:
-                group_steps, batches = zip(*group, strict=True)
-                yield list(group_steps), jax.tree.map(lambda *a: np.concatenate(a), *batches)
-                group = []
-
-    def _random_access_groups(self, train_state, start: int, order=None):
-        """``(steps, (x, y))``: ``K`` batches read at once (one ``take`` of their rows), in the
-        epoch's order (``order``, or the shuffled order of ``train_state``'s key and epoch)."""
-        first_step = _step(train_state) - start
+        """The epoch's chunks from its step ``start`` on, checked and put on the device (the
+        stream position after each chunk is queued for :attr:`position`)."""
         if order is None:
-            order = _order(train_state, len(self.source), self.batch_size, self.shuffle)
-        rows = np.asarray(order)[: self.n_batches * self.batch_size]
-        rows = rows.reshape(self.n_batches, self.batch_size)
+            order = self.source.order(train_state, self.batch_size, self.shuffle)
         columns = np.concatenate([np.arange(p * self.b, (p + 1) * self.b) for p in self.local])
-        if self.k is None:
-            self.k = max(1, min(self.n_batches, CHUNK_BYTES // _nbytes(self.sample)))
-        for i in range(start, self.n_batches, self.k):
-            group_steps = range(first_step + i, first_step + min(i + self.k, self.n_batches))
-            indices = rows[i : i + len(group_steps), columns].reshape(-1)
-            yield list(group_steps), jax.tree.map(np.asarray, tuple(self.source.take(indices)))
-
-    def _same_shapes(self, batch, step: int):
-        """``batch`` as NumPy ``(x, y)``, refused unless shaped like the first batch."""
-        x, y = jax.tree.map(np.asarray, tuple(batch))
-        signature = jax.tree.map(lambda a: (a.shape, a.dtype.name), (x, y))
-        if self.signature is None:
-            self.signature = signature
-        elif signature != self.signature:
-            raise DataError(
-                f"the batch of step {step} has shapes/dtypes {signature}, earlier batches had "
-                f"{self.signature}; every batch must have the same shape (drop the last partial "
-                "batch, e.g. drop_last=True)",
-                ("data",),
-            )
-        return x, y
+        plan = EpochPlan(_step(train_state) - start, start, self.n_batches, self.k,
+                         self.batch_size, columns, order)  # fmt: skip
+        for chunk in self.source.chunks(plan):
+            self.positions.append(chunk.position)
+            yield self._put(self._checked(chunk.x, chunk.y, chunk.steps))
 
     def _checked(self, x, y, steps):
         """``K`` joined batches checked like in-memory data at once; a problem names the step
@@ -430,13 +407,17 @@ def _copy(tree):
     return jax.tree.map(jnp.copy, tree)
 
 
+def _on_cpu() -> bool:
+    return jax.default_backend() == "cpu"
+
+
+def _spec(x):
+    r"""One example of ``x`` (a batch of one) as ``jax.ShapeDtypeStruct``\s."""
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct((1, *a.shape[1:]), a.dtype), x)
+
+
 def _nbytes(batch) -> int:
     return max(1, sum(a.nbytes for a in jax.tree.leaves(batch)))
-
-
-@functools.partial(jax.jit, static_argnums=(1, 2, 3))
-def _order(train_state, n: int, batch_size: int, shuffle: bool):
-    return steps.epoch_order(train_state, n, batch_size, shuffle)
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
@@ -455,4 +436,4 @@ def _means(logs):
     return steps.epoch_means(logs)
 
 
-__all__ = ["CHUNK_BYTES", "ArrayFeed", "ChunkFeed", "Programs", "make_feed"]
+__all__ = ["CHUNK_BYTES", "ArrayFeed", "ChunkFeed", "EpochResult", "Programs", "make_feed"]

@@ -17,7 +17,7 @@ from jaxnet.train import options, parallel
 from jaxnet.train.averaging import ema_callbacks, evaluating, wrap_optimizer
 from jaxnet.train.callbacks import Loop, call
 from jaxnet.train.checkpointing import Checkpoint
-from jaxnet.train.data import check_params
+from jaxnet.train.data import check_params, output_shape
 from jaxnet.train.evaluate import make_validate
 from jaxnet.train.feed import Programs, make_feed
 from jaxnet.train.guard import guard_accepts
@@ -126,7 +126,7 @@ def fit(
     else:  # given: it must be this model's, for these inputs
         check_params("fit", model, train_state.params, train_state.state, feed.input_shape)
     placement = None if mesh is None else parallel.replicated(mesh)
-    feed.place(model, train_state.params, train_state.state, mesh)
+    feed.place(output_shape(model, train_state.params, train_state.state, feed.input_spec), mesh)
     programs = Programs(model, loss_fn, optimizer, metrics, penalty=penalty,
                         compute_dtype=compute_dtype)  # fmt: skip
     validate = feed.validation is not None and evaluating(
@@ -153,14 +153,14 @@ def fit(
         start = time.perf_counter()
         first_step, prior = loop.resume_point(epoch)
         on_chunk = chunk_hooks and functools.partial(chunk_end, chunk_hooks, epoch, loop, feed)
-        new_state, logs, probes, probed, flags = feed.run_epoch(
-            loop.train_state, first_step, on_chunk or None, prior
-        )
-        logs, flags = jax.device_get((logs, flags))  # one transfer for every log
+        result = feed.run_epoch(loop.train_state, first_step, on_chunk or None, prior)
+        new_state = result.train_state
+        logs, flags = jax.device_get((result.logs, result.flags))  # one transfer for every log
         logs = {name: float(logs[name]) for name in log_names}
         if monitor is not None:  # the probed steps' numbers, counted from the first of the run
             first = int(loop.train_state.step) - first_step
-            monitor.on_probe(epoch, first + np.array(probed, int), jax.device_get(probes))
+            probes = jax.device_get(result.probes)
+            monitor.on_probe(epoch, first + np.array(result.probed, int), probes)
         if not guard_accepts(epoch, logs, loop.train_state, new_state, feed, flags):
             break
         loop.train_state, loop.data_position = new_state, feed.position

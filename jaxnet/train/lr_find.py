@@ -26,7 +26,7 @@ from jaxnet import optim
 from jaxnet.errors import ConfigError, check_range
 from jaxnet.objective import make_loss
 from jaxnet.plots import _figure_class
-from jaxnet.train.data import place, prepare
+from jaxnet.train.data import output_shape, place, prepare
 from jaxnet.train.many import fit_many
 from jaxnet.train.step import create_train_state
 
@@ -142,7 +142,7 @@ def initial_loss(model, loss_fn: Callable, x, y, seed: int = 0, limit: int = 102
     data = prepare(x, y, batch_size=1, owner="lr_find")
     key = jax.random.key(seed)
     ts = create_train_state(model, optim.identity(), data.input_shape, key)
-    data = place(data, model, ts.params, ts.state)
+    data = place(data, output_shape(model, ts.params, ts.state, data.x))
     xs, ys = jax.tree.map(lambda a: a[:limit], (data.x, data.y))
     _, (_, _, loss, _) = make_loss(model, loss_fn)(ts.params, ts.state, xs, ys, key)
     return float(loss)
@@ -315,7 +315,7 @@ def lr_sweep(
     data = prepare(x, y, batch_size=batch_size, owner="lr_sweep")
     key = jax.random.key(seed)
     ts = create_train_state(model, optimizer_fn(min_lr), data.input_shape, key)
-    data = place(data, model, ts.params, ts.state)
+    data = place(data, output_shape(model, ts.params, ts.state, data.x))
     per_epoch = data.n // batch_size
     epochs = -(-steps // per_epoch)
     orders = [np.random.default_rng(seed + e).permutation(data.n) for e in range(epochs)]

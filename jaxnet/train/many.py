@@ -17,7 +17,7 @@ from jaxnet.errors import ConfigError, check_range
 from jaxnet.losses import target_kind
 from jaxnet.metrics import check_mode, direction
 from jaxnet.train import options, parallel
-from jaxnet.train.data import place, prepare
+from jaxnet.train.data import output_shape, place, prepare
 from jaxnet.train.evaluate import make_validate
 from jaxnet.train.feed import make_feed
 from jaxnet.train.sources import as_source
@@ -173,7 +173,8 @@ def fit_many(
     start = time.perf_counter()
     if source is None:
         placement = None if mesh is None else parallel.replicated(mesh)
-        data = place(data, model, one_params, one_state, placement, target_kind(loss_fn))
+        out_shape = output_shape(model, one_params, one_state, data.x)
+        data = place(data, out_shape, placement, target_kind(loss_fn))
         if mesh is not None:
             placed = jax.device_put((train_state, hparams), parallel.model_sharded(mesh))
             train_state, hparams = placed
@@ -181,7 +182,7 @@ def fit_many(
                                   data, data_key, train_state, hparams)  # fmt: skip
         validation = data.validation
     else:
-        feed.place(model, one_params, one_state)
+        feed.place(output_shape(model, one_params, one_state, feed.input_spec))
         run_epoch = _source_epochs(model, loss_fn, make_optimizer, metrics, penalty, feed,
                                    data_key, hparams)  # fmt: skip
         validation = feed.validation
@@ -271,6 +272,7 @@ def _source_epochs(model, loss_fn, make_optimizer, metrics, penalty, feed, data_
 
     def run_epoch(ts, epoch):
         order = order_of(jnp.int32(epoch))
-        return feed.run_epoch(ts, run_chunk=chunk_all, order=order)[:2]
+        result = feed.run_chunks(ts, run_chunk=chunk_all, order=order)
+        return result.train_state, result.logs
 
     return run_epoch

@@ -22,14 +22,43 @@ a stream's order is its own.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import numbers
 from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
 
+import jax
 import numpy as np
 
 from jaxnet.errors import ConfigError, DataError
+from jaxnet.train import step as steps
 from jaxnet.train.arrays import to_numpy
+
+
+class EpochPlan(NamedTuple):
+    """Which batches an epoch reads, from its step ``start`` on, in chunks of ``k`` batches:
+    step ``first_step + i`` trains batch ``i`` of ``n_batches``; ``order`` (a random-access
+    source's rows in the epoch's order) and ``columns`` (the positions in each batch this process
+    reads) matter to random-access sources only."""
+
+    first_step: int
+    start: int
+    n_batches: int
+    k: int
+    batch_size: int
+    columns: Any
+    order: Any
+
+
+class Chunk(NamedTuple):
+    """``k`` batches joined on the leading axis (NumPy ``x``, ``y``), the steps that train them,
+    and where a stream stands after them (``None`` for a random-access source)."""
+
+    steps: list
+    x: Any
+    y: Any
+    position: Any = None
 
 
 class RandomAccess:
@@ -68,19 +97,65 @@ class RandomAccess:
 
     def split(self, fraction: float):
         """``(head, tail)``: the last ``fraction`` of the examples held out, as Keras does."""
-        n = len(self)
-        n_tail = int(round(n * fraction))
-        if not 0.0 < fraction < 1.0 or n_tail in (0, n):
-            raise DataError(
-                f"validation_split={fraction} leaves {n - n_tail} training and {n_tail} "
-                f"validation examples out of {n}; both must be at least 1",
-                ("data",),
-            )
-        middle = self.start + n - n_tail
+        middle = self.start + len(self) - validation_count(len(self), fraction)
         return (
             RandomAccess(self.x, self.y, self.start, middle),
             RandomAccess(self.x, self.y, middle, self.stop),
         )
+
+    # -- read by the feed (jaxnet.train.feed) ---------------------------------------------------
+    per_process = False  # a batch index names the global batch's rows
+
+    def first_batch(self, batch_size: int, owner: str):
+        """``(batches per epoch, batch size, the first batch)``."""
+        if len(self) < batch_size:
+            raise DataError(f"batch_size={batch_size} is larger than the {len(self)} training "
+                            "examples", (owner,))  # fmt: skip
+        return len(self) // batch_size, batch_size, self.take(np.arange(batch_size))
+
+    def order(self, train_state, batch_size: int, shuffle: bool):
+        """The examples in the order of ``train_state``'s epoch (the in-memory path's order)."""
+        return _order(train_state, len(self), batch_size, shuffle)
+
+    def chunks(self, plan: EpochPlan):
+        """The epoch's chunks (:class:`Chunk`): ``k`` batches read at once (one ``take`` of their
+        rows, this process's columns of each batch)."""
+        rows = np.asarray(plan.order)[: plan.n_batches * plan.batch_size]
+        rows = rows.reshape(plan.n_batches, plan.batch_size)
+        for i in range(plan.start, plan.n_batches, plan.k):
+            group = range(i, min(i + plan.k, plan.n_batches))
+            x, y = self.take(rows[i : group.stop, plan.columns].reshape(-1))
+            yield Chunk([plan.first_step + j for j in group], x, y)
+
+    def in_order(self, batch_size: int):
+        """Every example in order, :data:`CHUNK_EXAMPLES` (rounded to whole batches) at a time."""
+        size = max(batch_size, CHUNK_EXAMPLES // batch_size * batch_size)
+        for start in range(0, len(self), size):
+            yield self.take(np.arange(start, min(start + size, len(self))))
+
+    def restore(self, position) -> None:
+        """A random-access epoch is found again from the step count alone."""
+        if position is not None:
+            raise DataError("the checkpoint holds a stream position but the data is a "
+                            "random-access source", ("data",))  # fmt: skip
+
+
+def validation_count(n: int, fraction: float, owner: str = "data") -> int:
+    """How many of ``n`` examples ``validation_split=fraction`` holds out (the last ones, before
+    shuffling, as Keras does); both parts must keep at least one example."""
+    n_tail = int(round(n * fraction))
+    if not 0.0 < fraction < 1.0 or n_tail in (0, n):
+        raise DataError(
+            f"validation_split={fraction} leaves {n - n_tail} training and {n_tail} "
+            f"validation examples out of {n}; both must be at least 1",
+            (owner,),
+        )
+    return n_tail
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _order(train_state, n: int, batch_size: int, shuffle: bool):
+    return steps.epoch_order(train_state, n, batch_size, shuffle)
 
 
 class Stream:
@@ -96,7 +171,7 @@ class Stream:
     def __init__(self, iterable, steps_per_epoch: int):
         self.iterable, self.steps_per_epoch = iterable, int(steps_per_epoch)
         self.once = iter(iterable) is iterable  # an iterator: one pass shared by all epochs
-        self._peeked = self._current = self._restore = None
+        self._peeked = self._current = self._restore = self.signature = None
 
     def first(self):
         """The first batch (kept for the first epoch of an iterator)."""
@@ -128,6 +203,67 @@ class Stream:
             raise DataError("the checkpoint holds a stream position but this stream's iterator "
                             "has no set_state", ("data",))  # fmt: skip
         self._restore = state
+
+    def split(self, fraction: float):
+        del fraction
+        raise DataError("validation_split needs arrays or a random-access source; pass "
+                        "validation_data with a stream", ("data",))  # fmt: skip
+
+    # -- read by the feed (jaxnet.train.feed) ---------------------------------------------------
+    per_process = True  # a stream yields this process's rows of every batch
+
+    def first_batch(self, batch_size: int, owner: str):
+        """``(batches per epoch, batch size, the first batch)``: the stream's own batch size."""
+        del batch_size, owner
+        x, y = self.first()
+        return self.steps_per_epoch, len(jax.tree.leaves(np.asarray(y))[0]), (x, y)
+
+    def order(self, train_state, batch_size: int, shuffle: bool):
+        """``None``: a stream has its own order."""
+        del train_state, batch_size, shuffle
+
+    def chunks(self, plan: EpochPlan):
+        """The epoch's chunks (:class:`Chunk`): ``k`` batches of the stream at a time, joined, each
+        with the stream's position after it."""
+        iterator, group = self.epoch(), []
+        for i in range(plan.start, plan.n_batches):
+            step = plan.first_step + i
+            batch = next(iterator, None)
+            if batch is None:
+                raise DataError(f"the stream ended after {i} of steps_per_epoch="
+                                f"{plan.n_batches} batches (step {step})", ("data",))  # fmt: skip
+            group.append((step, self._same_shapes(batch, step)))
+            if len(group) == plan.k or i == plan.n_batches - 1:
+                group_steps, batches = zip(*group, strict=True)
+                x, y = jax.tree.map(lambda *a: np.concatenate(a), *batches)
+                yield Chunk(list(group_steps), x, y, self.state())
+                group = []
+
+    def in_order(self, batch_size: int):
+        """One epoch's batches, batch by batch."""
+        del batch_size
+        iterator = self.epoch()
+        for i in range(self.steps_per_epoch):
+            batch = next(iterator, None)
+            if batch is None:
+                raise DataError(f"the stream ended after {i} of steps={self.steps_per_epoch} "
+                                "batches", ("data",))  # fmt: skip
+            yield batch[0], batch[1]
+
+    def _same_shapes(self, batch, step: int):
+        """``batch`` as NumPy ``(x, y)``, refused unless shaped like the first batch."""
+        x, y = jax.tree.map(np.asarray, tuple(batch))
+        signature = jax.tree.map(lambda a: (a.shape, a.dtype.name), (x, y))
+        if self.signature is None:
+            self.signature = signature
+        elif signature != self.signature:
+            raise DataError(
+                f"the batch of step {step} has shapes/dtypes {signature}, earlier batches had "
+                f"{self.signature}; every batch must have the same shape (drop the last partial "
+                "batch, e.g. drop_last=True)",
+                ("data",),
+            )
+        return x, y
 
 
 def _is_array_data(value) -> bool:
@@ -175,23 +311,7 @@ def inputs_source(x, steps: int | None = None):
 
 
 def read_in_order(source, batch_size: int = 256):
-    """The whole source in its own order, as NumPy ``(x, y)`` chunks (streams: one epoch).
-
-    Random-access sources are read :data:`CHUNK_EXAMPLES` examples (rounded to whole batches)
-    at a time; streams batch by batch.
-    """
-    if isinstance(source, Stream):
-        iterator = source.epoch()
-        for i in range(source.steps_per_epoch):
-            batch = next(iterator, None)
-            if batch is None:
-                raise DataError(
-                    f"the stream ended after {i} of steps={source.steps_per_epoch} batches",
-                    ("data",),
-                )
-            yield to_numpy(batch[0], "x"), to_numpy(batch[1], "y")
-        return
-    size = max(batch_size, CHUNK_EXAMPLES // batch_size * batch_size)
-    for start in range(0, len(source), size):
-        x, y = source.take(np.arange(start, min(start + size, len(source))))
+    """The whole source in its own order, as NumPy ``(x, y)`` chunks (streams: one epoch):
+    :meth:`RandomAccess.in_order` or :meth:`Stream.in_order`."""
+    for x, y in source.in_order(batch_size):
         yield to_numpy(x, "x"), to_numpy(y, "y")
