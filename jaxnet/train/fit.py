@@ -88,6 +88,7 @@ def fit(
     resume: bool | str = False,
     compute_dtype=None,
     mesh=None,
+    shard_order: str = "global",
     ema: float | None = None,
     accumulate: int = 1,
 ) -> tuple[TrainState, History]:
@@ -130,6 +131,11 @@ def fit(
         batch is split across its devices, params replicated (data parallelism); in-memory data
         is split by rows across the devices, a source is read by each process for its own
         devices. The mesh may span several processes (:mod:`jaxnet.train.parallel`).
+      shard_order: with a ``mesh``, ``"global"``: the batches of the one-device run (in-memory
+        arrays replicated on every device, each gathering its part of every batch), so the same
+        seed gives the same model on any number of devices; ``"per_device"``: in-memory arrays
+        split by rows across the devices, each shuffling its own (``1 / devices`` of the memory,
+        but other batches, so another model, for each number of devices).
       ema: keep an exponential moving average of the weights with this decay (e.g. ``0.999``):
         validation scores the average, checkpoints hold it (in ``opt_state``) and the returned
         state's ``params`` are the average (:mod:`jaxnet.train.averaging`).
@@ -154,6 +160,7 @@ def fit(
                     penalty=penalty, verbose=verbose, shuffle=shuffle, keep=keep, mesh=mesh,
                     checkpoint_dir=checkpoint_dir, compute_dtype=compute_dtype,
                     train_state=train_state)  # fmt: skip
+    parallel.check_shard_order(shard_order, mesh)
     optimizer = wrap_optimizer(optimizer, ema=ema, accumulate=accumulate)
     feed = make_feed(x, y, batch_size=batch_size, validation_data=validation_data,
                      validation_split=validation_split, steps_per_epoch=steps_per_epoch,
@@ -165,7 +172,7 @@ def fit(
     else:  # given: it must be this model's, for these inputs
         check_params("fit", model, train_state.params, train_state.state, feed.input_shape)
     placement = None if mesh is None else parallel.replicated(mesh)
-    feed.place(model, train_state.params, train_state.state, mesh)
+    feed.place(model, train_state.params, train_state.state, mesh, shard_order)
     programs = Programs(model, loss_fn, optimizer, metrics, penalty=penalty,
                         compute_dtype=compute_dtype)  # fmt: skip
     validate = feed.validation is not None and evaluating(
