@@ -128,9 +128,9 @@ def fit(
         run that differs from the checkpoint's (``resume="force"`` continues anyway).
       compute_dtype: ``jnp.bfloat16`` for mixed precision (float32 master weights and loss).
       mesh: a ``jax.sharding.Mesh`` from :func:`~jaxnet.train.parallel.data_parallel_mesh`: each
-        batch is split across its devices, params replicated (data parallelism); in-memory data
-        is split by rows across the devices, a source is read by each process for its own
-        devices. The mesh may span several processes (:mod:`jaxnet.train.parallel`).
+        batch is split across its devices, params replicated (data parallelism); a source is
+        read by each process for its own devices. The mesh may span several processes
+        (:mod:`jaxnet.train.parallel`).
       shard_order: with a ``mesh``, ``"global"``: the batches of the one-device run (in-memory
         arrays replicated on every device, each gathering its part of every batch), so the same
         seed gives the same model on any number of devices; ``"per_device"``: in-memory arrays
