@@ -197,6 +197,7 @@ MESH_SCRIPT = textwrap.dedent(
     """
     import json, sys, jax, jax.numpy as jnp, numpy as np, optax, jaxnet
     from jaxnet.train import parallel
+    from jaxnet.checkpoint import CheckpointManager
     from jaxnet.train.checkpointing import Checkpoint
     from jaxnet.train.feed import make_feed
     from jaxnet.train.step import create_train_state, make_epoch, sharded_epoch_rows
@@ -257,7 +258,10 @@ MESH_SCRIPT = textwrap.dedent(
     result["resumed"] = {"diff": diff(one, ts), "loss": h["loss"], "starts": Start.steps}
     # shard_order="per_device": each device shuffles its own rows; the same as one device given
     # those batches, other batches (so another model) than the one-device run's.
-    split, hs = fit(mesh=mesh, shard_order="per_device")
+    split, hs = fit(mesh=mesh, shard_order="per_device", checkpoint_dir=f"{folder}/split")
+    runs = [CheckpointManager(p).manifests()[-1] for p in (path, f"{folder}/split")]
+    result["recorded"] = [json.loads(m.read_text())["extra"]["run"].get("shard_order", "(none)")
+                          for m in runs]  # what a resumed run must match
     ts = create_train_state(net, optax.adam(1e-2), (6,), jax.random.key(0))
     epoch = jax.jit(make_epoch(net, loss, optax.adam(1e-2), 32))
     for _ in range(3):
@@ -320,6 +324,9 @@ def test_per_device_shard_order_splits_the_rows_and_shuffles_each_shard(on_four_
     assert result["per_device"]["diff"] < 1e-5  # one device on the same batches
     np.testing.assert_allclose(*result["per_device"]["loss"], rtol=1e-5)
     assert result["per_device"]["diff_one_device"] > 1e-3  # not the one-device run's batches
+    # A checkpoint of a per-device run records its devices (resuming on others is refused); one
+    # in the one-device order records nothing and resumes anywhere.
+    assert result["recorded"] == ["(none)", "per_device over 4 devices"]
 
 
 def test_shard_order_is_checked(tmp_path):
@@ -402,3 +409,22 @@ def test_fit_many_models_must_split_evenly_across_the_mesh():
     mesh_of_two = type("TwoDeviceMesh", (), {"devices": np.zeros(2)})()  # only .devices is read
     with pytest.raises(ConfigError, match="3 models do not split evenly across the 2 devices"):
         fit_many(MODEL, LOSS, optim.adam(1e-2), x, y, seeds=[0, 1, 2], mesh=mesh_of_two, verbose=0)
+
+
+def test_a_per_device_run_resumes_only_on_as_many_devices():
+    from jaxnet.train.run_config import differences, run_config
+
+    x, y = problem(32)
+    ts = jaxnet.create_train_state(MODEL, optim.sgd(0.1), (6,), jax.random.key(0))
+
+    def record(shards):
+        return run_config(MODEL, LOSS, ts, x, y, batch_size=8, data_shards=shards)
+
+    assert differences(record(1), record(1)) == []
+    assert differences(record(4), record(2)) == [
+        'shard_order: "per_device over 4 devices" in the checkpoint, '
+        '"per_device over 2 devices" now'
+    ]
+    assert differences(record(4), record(1)) == [
+        'shard_order: "per_device over 4 devices" in the checkpoint, (absent) now'
+    ]

@@ -218,8 +218,7 @@ class ArrayFeed(_Feed):
     def chunks(self, train_state, start: int, order=None):
         """Arguments of each chunk program: the data and ``K`` rows of the epoch's order."""
         del order  # arrays are shuffled on the device
-        split = self.mesh is not None and self.split_data
-        shards = self.mesh.shape[parallel.DATA_AXIS] if split else 1
+        shards = parallel.data_shards(self.mesh, "per_device" if self.split_data else "global")
         rows = _rows(train_state, self.data.n, shards, self.batch_size, self.shuffle)
         k = self.k or self.n_batches
         for first in range(start, self.n_batches, k):

@@ -186,7 +186,7 @@ def fit(
     loop.run_config = functools.partial(run_config, model, loss_fn, train_state, x, y,
         batch_size=batch_size, seed=seed, metrics=metrics, penalty=penalty, shuffle=shuffle,
         validation=(validation_data, validation_split), compute_dtype=compute_dtype,
-        steps=steps_per_epoch)  # fmt: skip
+        steps=steps_per_epoch, data_shards=parallel.data_shards(mesh, shard_order))  # fmt: skip
     call(callbacks, "on_train_begin", loop)
     loop.train_state = parallel.put(loop.train_state, placement)
     feed.restore(loop.data_position)

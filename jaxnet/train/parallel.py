@@ -90,6 +90,12 @@ def check_shard_order(shard_order, mesh, owner: str = "fit") -> str:
     return shard_order
 
 
+def data_shards(mesh, shard_order: str = "global") -> int:
+    """Into how many row blocks ``fit`` splits in-memory data: the devices of ``mesh`` for
+    ``shard_order="per_device"``, else 1 (no mesh, or the data replicated on every device)."""
+    return mesh.shape[DATA_AXIS] if mesh is not None and shard_order == "per_device" else 1
+
+
 def put(tree, sharding=None):
     """``jax.device_put(tree, sharding)`` that also works when ``sharding`` spans several
     processes: every process passes the same whole arrays and places its own shards.

@@ -11,6 +11,9 @@ the record (:class:`~jaxnet.train.checkpointing.Checkpoint`) calls it once. The 
   state: jaxnet's optimizers keep the learning rate there, ``optax.inject_hyperparams`` every
   hyper-parameter; a rate closed over by a plain optax optimizer cannot be read back;
 - ``batch_size``, ``shuffle``, ``seed``, ``compute_dtype``, ``steps_per_epoch``;
+- ``shard_order``, only for a run whose batches depend on its number of devices
+  (``shard_order="per_device"`` on more than one device): ``"per_device over 4 devices"``. A
+  run in the one-device order records nothing: it resumes on any number of devices;
 - ``data`` and ``validation``: for each array its dtype, shape and a cheap hash (SHA-256 of at
   most :data:`SAMPLE` evenly spaced elements), the validation split, or a data source's type and
   length.
@@ -38,10 +41,11 @@ SAMPLE = 65536  # elements of an array hashed for its fingerprint
 
 def run_config(model, loss_fn, train_state, x, y, *, batch_size: int, seed=0, metrics=None,
                validation=(None, None), shuffle: bool = True, penalty=None, compute_dtype=None,
-               steps=None) -> dict:  # fmt: skip
+               steps=None, data_shards: int = 1) -> dict:  # fmt: skip
     """The JSON record of what defines a ``fit`` run (see the module docstring);
     ``train_state`` is the state at initialisation, ``validation`` is ``(validation_data,
-    validation_split)``, ``steps`` ``fit``'s ``steps_per_epoch``."""
+    validation_split)``, ``steps`` ``fit``'s ``steps_per_epoch``, ``data_shards``
+    :func:`jaxnet.train.parallel.data_shards`."""
     validation_data, validation_split = validation
     record = {
         "model": model_record(model, train_state.params),
@@ -60,6 +64,8 @@ def run_config(model, loss_fn, train_state, x, y, *, batch_size: int, seed=0, me
             "data": None if validation_data is None else fingerprint(validation_data),
         },
     }
+    if data_shards > 1:
+        record["shard_order"] = f"per_device over {data_shards} devices"
     return json.loads(dumps(record))  # exactly what a manifest gives back
 
 
