@@ -14,7 +14,7 @@ import pytest
 
 import jaxnet
 from jaxnet import losses, optim
-from jaxnet.errors import ConfigError
+from jaxnet.errors import ArgumentTypeError, ConfigError
 from jaxnet.train.many import fit_many, grid_configs, model_slice
 from jaxnet.train.per_example import clipped_mean_gradient, per_example_gradients
 from jaxnet.train.step import make_loss
@@ -335,6 +335,9 @@ def test_shard_order_is_checked(tmp_path):
     options = dict(epochs=1, batch_size=16, verbose=0)
     with pytest.raises(ConfigError, match="shard_order must be 'global' or 'per_device'"):
         jaxnet.fit(MODEL, LOSS, optim.sgd(0.1), x, y, mesh=one_device, shard_order="local",
+                   **options)  # fmt: skip
+    with pytest.raises(ArgumentTypeError, match="shard_order must be 'global' or 'per_device'"):
+        jaxnet.fit(MODEL, LOSS, optim.sgd(0.1), x, y, mesh=one_device, shard_order=None,
                    **options)  # fmt: skip
     with pytest.raises(ConfigError, match="pass mesh="):
         jaxnet.fit(MODEL, LOSS, optim.sgd(0.1), x, y, shard_order="per_device", **options)

@@ -32,7 +32,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxnet.errors import ConfigError
+from jaxnet.errors import ArgumentTypeError, ConfigError
 
 DATA_AXIS = "data"
 MODELS_AXIS = "models"
@@ -82,8 +82,9 @@ def check_shard_order(shard_order, mesh, owner: str = "fit") -> str:
     """``shard_order`` if it is one of :data:`SHARD_ORDERS` (``"per_device"`` only with a mesh);
     else a :class:`~jaxnet.errors.ConfigError` naming it."""
     if not isinstance(shard_order, str) or shard_order not in SHARD_ORDERS:
-        raise ConfigError(f"shard_order must be 'global' or 'per_device', got {shard_order!r}",
-                          (owner,))  # fmt: skip
+        error = ConfigError if isinstance(shard_order, str) else ArgumentTypeError
+        raise error(f"shard_order must be 'global' or 'per_device', got {shard_order!r}",
+                    (owner,))  # fmt: skip
     if shard_order == "per_device" and mesh is None:
         raise ConfigError("shard_order='per_device' splits the data across the devices of a "
                           "mesh; pass mesh=parallel.data_parallel_mesh()", (owner,))  # fmt: skip
