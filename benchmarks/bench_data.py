@@ -1,7 +1,7 @@
 """Data sources: memory-mapped and streamed data against the in-memory fused epoch, and streaming
 ``fit`` against Keras 3's ``fit`` on a ``PyDataset`` and a PyTorch ``DataLoader`` loop.
 
-    python benchmarks/bench_data.py [--quick] [--only memmap,chunks,stream,processes]
+    python benchmarks/bench_data.py [--quick] [--only memmap,chunks,stream,processes,orders]
 
 Workloads: the digits MLP 64-100-100-10 (batch 32) and an MNIST-size MLP 784-1024-1024-10
 (batch 256, 60,000 synthetic examples: the speed does not depend on the values). Every variant
@@ -16,6 +16,11 @@ one process, so the ratios compare like with like. Prints Markdown tables.
   backend) vs a PyTorch ``DataLoader`` training loop; the same batches, model and optimizer.
 - ``processes``: data-parallel ``fit`` of the MNIST-size MLP: 2 processes x 1 CPU device
   (``python -m jaxnet.launch``) vs 1 process x 2 CPU devices.
+- ``orders``: data-parallel ``fit`` of the MNIST-size MLP in one process with 2 CPU devices:
+  ``shard_order="global"`` (the one-device batches; the arrays replicated on every device) vs
+  ``"per_device"`` (the arrays split by rows, each device shuffling its own), with the bytes of
+  training data each device holds, next to ``fit`` on one of the two devices (the fits alternate
+  over 3 rounds).
 """
 
 from __future__ import annotations
@@ -242,15 +247,66 @@ def bench_processes(epochs, quick):
     )
 
 
+ORDERS_SCRIPT = """
+import json, sys, statistics
+import numpy as np
+import jax, optax, jaxnet
+from jaxnet.train import parallel
+from jaxnet.train.feed import make_feed
+n, epochs, rounds, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+rng = np.random.default_rng(0)
+x = rng.normal(size=(n, 784)).astype(np.float32); y = rng.integers(0, 10, n).astype(np.int32)
+model = jaxnet.serial(jaxnet.Dense(1024), jax.nn.relu, jaxnet.Dense(1024), jax.nn.relu,
+                      jaxnet.Dense(10))
+loss = jaxnet.losses.sparse_categorical_cross_entropy
+mesh = parallel.data_parallel_mesh()
+variants = {"one device": {}, "global": {"mesh": mesh},
+            "per_device": {"mesh": mesh, "shard_order": "per_device"}}
+times, held = {name: [] for name in variants}, {}
+for _ in range(rounds):  # interleaved, so that machine load falls on all alike
+    for name, options in variants.items():
+        ts, history = jaxnet.fit(model, loss, optax.adam(1e-3), x, y, epochs=epochs,
+                                 batch_size=256, verbose=0, **options)
+        times[name] += history["time"][1:]
+for name, options in variants.items():  # the training data each device holds
+    feed = make_feed(x, y, batch_size=256)
+    feed.place(model, ts.params, ts.state, options.get("mesh"),
+               options.get("shard_order", "global"))
+    held[name] = feed.data.x.addressable_shards[0].data.nbytes
+json.dump({name: {"epoch": statistics.median(times[name]), "bytes": held[name]}
+           for name in variants}, open(out, "w"))
+"""
+
+
+def bench_orders(epochs, quick):
+    n = 12_800 if quick else 60_000
+    with tempfile.TemporaryDirectory() as folder:
+        script = Path(folder) / "train.py"
+        script.write_text(ORDERS_SCRIPT)
+        env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
+                   JAX_PLATFORMS="cpu")  # fmt: skip
+        command = [sys.executable, str(script), str(n), str(epochs), str(ROUNDS), f"{folder}/r"]
+        subprocess.run(command, env=env, check=True, capture_output=True)
+        result = json.loads(Path(f"{folder}/r").read_text())
+    per_device = result["per_device"]["epoch"]
+    labels = {"one device": "fit on 1 of the 2 devices", "per_device": 'shard_order="per_device"',
+              "global": 'shard_order="global" (default)'}  # fmt: skip
+    rows = [[labels[name], f"{r['epoch'] * 1e3:.0f}", f"{per_device / r['epoch']:.2f}x",
+             f"{r['bytes'] / 2**20:.1f}"] for name, r in result.items()]  # fmt: skip
+    header = [f"MNIST-size MLP, batch 256, {n} examples, 2 CPU devices", "ms/epoch",
+              "speed vs per_device", "MiB of x per device"]  # fmt: skip
+    return table(header, rows)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="12,800 examples, 3 epochs")
-    parser.add_argument("--only", default="memmap,chunks,stream,processes")
+    parser.add_argument("--only", default="memmap,chunks,stream,processes,orders")
     args = parser.parse_args(argv)
     epochs = 3 if args.quick else 4
     print(f"# bench_data ({time.strftime('%Y-%m-%d')}, {machine()}, load {os.getloadavg()[0]:.1f})")
     benches = {"memmap": bench_memmap, "chunks": bench_chunks, "stream": bench_stream,
-               "processes": bench_processes}  # fmt: skip
+               "processes": bench_processes, "orders": bench_orders}  # fmt: skip
     for name in args.only.split(","):
         print(f"\n## {name}\n")
         print(benches[name](epochs, args.quick))

@@ -1,4 +1,5 @@
-"""Data-parallel training across processes: 2 processes x 2 CPU devices == 1 process x 4."""
+"""Data-parallel training across processes: 2 processes x 2 CPU devices == 1 process x 4 == 1
+device."""
 
 import json
 import os
@@ -75,8 +76,10 @@ def test_two_processes_train_like_one_process_with_all_the_devices(tmp_path):
     for name in ("memory", "memmap"):  # BatchNorm statistics are global in both
         assert _largest_difference(one[name], two[name]) < 1e-5, name
         np.testing.assert_allclose(one[name]["val_loss"], two[name]["val_loss"], rtol=1e-5)
-    # A source is read in the one-device order, each device taking its part of every batch:
+    # A source is read in the one-device order, and in-memory arrays are trained in it (the
+    # default shard_order="global"), each device taking its part of every batch:
     assert _largest_difference(one["memmap"], one["memmap_one_device"]) < 1e-5
+    assert _largest_difference(one["memory"], one["memmap_one_device"]) < 1e-5
 
 
 def test_the_launcher_gives_each_process_its_place_and_reports_a_failure(tmp_path):

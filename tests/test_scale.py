@@ -14,7 +14,7 @@ import pytest
 
 import jaxnet
 from jaxnet import losses, optim
-from jaxnet.errors import ConfigError
+from jaxnet.errors import ArgumentTypeError, ConfigError
 from jaxnet.objective import make_loss
 from jaxnet.train.many import fit_many, grid_configs, model_slice
 from jaxnet.train.per_example import clipped_mean_gradient, per_example_gradients
@@ -193,64 +193,160 @@ def test_fit_reports_compile_time_apart_from_epoch_time():
     assert len(history["time"]) == 2
 
 
-DATA_PARALLEL_SCRIPT = textwrap.dedent(
+MESH_SCRIPT = textwrap.dedent(
     """
-    import json, jax, jax.numpy as jnp, numpy as np, optax, jaxnet
+    import json, sys, jax, jax.numpy as jnp, numpy as np, optax, jaxnet
     from jaxnet.train import parallel
+    from jaxnet.checkpoint import CheckpointManager
+    from jaxnet.train.checkpointing import Checkpoint
+    from jaxnet.train.data import output_shape
+    from jaxnet.train.feed import make_feed
     from jaxnet.train.step import create_train_state, make_epoch, sharded_epoch_rows
     assert jax.device_count() == 4, jax.devices()
+    folder = sys.argv[1]
+    jaxnet.compilation.enable_compilation_cache(folder + "/xla")  # the runs share programs
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(130, 6)).astype(np.float32)  # 130: two rows left out by the split
+    x = rng.normal(size=(130, 6)).astype(np.float32)  # 130: 4 batches of 32, 2 rows left over
     y = (x[:, 0] > 0).astype(np.int32)
-    model = jaxnet.serial(jaxnet.Dense(16), jaxnet.activations.Relu(), jaxnet.Dense(2))
     loss = jaxnet.losses.sparse_categorical_cross_entropy
     mesh = parallel.data_parallel_mesh()
     # BatchNorm's batch statistics under the mesh are the global batch's, as on one device (no
-    # bias before it: its true gradient is 0, and Adam turns the rounding noise into full steps).
-    bn = jaxnet.serial(jaxnet.Dense(16, use_bias=False), jaxnet.BatchNorm(momentum=0.5),
-                       jaxnet.activations.Relu(), jaxnet.Dense(2))
-    result = {}
-    for name, net in (("mlp", model), ("bn", bn)):
-        many, h4 = jaxnet.fit(net, loss, optax.adam(1e-2), x, y, epochs=3, batch_size=32,
-                              verbose=0, mesh=mesh)
-        # One device, the same batches: each device's shard of 32 rows shuffled on its own.
-        ts = create_train_state(net, optax.adam(1e-2), (6,), jax.random.key(0))
-        epoch = jax.jit(make_epoch(net, loss, optax.adam(1e-2), 32))
-        for _ in range(3):
-            rows = np.asarray(sharded_epoch_rows(ts, 128, 4, 32))
-            order = (rows + (np.arange(32) // 8) * 32).reshape(-1)  # shard s: rows 32s..32s+31
-            ts, logs, _ = epoch(ts, x[:128], y[:128], jnp.asarray(order))
-        pairs = zip(jax.tree.leaves((ts.params, ts.state)),
-                    jax.tree.leaves((many.params, many.state)))
-        diff = max(float(np.abs(np.asarray(a) - np.asarray(b)).max()) for a, b in pairs)
-        result[name] = {"diff": diff, "loss": [h4["loss"][-1], float(logs["loss"])]}
-    shards = parallel.shard_rows(x, mesh)
-    result["devices"] = len(many.params["dense_0"]["w"].sharding.device_set)
-    result["rows_per_device"] = [s.data.shape[0] for s in shards.addressable_shards]
+    # bias before it: its true gradient is 0, and Adam turns the rounding noise into full steps);
+    # dropout's mask is the global batch's (the step's key does not depend on the device).
+    net = jaxnet.serial(jaxnet.Dense(16, use_bias=False), jaxnet.BatchNorm(momentum=0.5),
+                        jaxnet.activations.Relu(), jaxnet.Dropout(0.3), jaxnet.Dense(2))
+
+    def fit(**options):
+        options = dict(epochs=3, batch_size=32, verbose=0) | options
+        return jaxnet.fit(net, loss, optax.adam(1e-2), x, y, **options)
+
+    def diff(a, b):
+        pairs = zip(jax.tree.leaves((a.params, a.state, a.step)),
+                    jax.tree.leaves((b.params, b.state, b.step)), strict=True)
+        return max(float(np.abs(np.asarray(p) - np.asarray(q)).max()) for p, q in pairs)
+
+    class Killed(Exception):
+        pass
+
+    class KillMidEpoch:  # the "process" dies 2 steps into an epoch, just after a save
+        def __init__(self, epoch):
+            self.epoch = epoch
+
+        def on_chunk_end(self, epoch, steps_done, train_state, step_logs, loop):
+            if epoch == self.epoch and steps_done >= 2:
+                raise Killed
+
+    class Start:  # records the step each run starts from (after the checkpoint's restore)
+        steps = []
+
+        def on_train_begin(self, loop):
+            self.steps.append(int(loop.train_state.step))
+
+    one, h1 = fit()  # the reference: one device
+    result = {"loss": h1["loss"]}
+    many, h4 = fit(mesh=mesh)
+    result["global"] = {"diff": diff(one, many), "loss": h4["loss"]}
+    # Checkpointed in the middle of epoch 1 on 4 devices, resumed on 1 device; that run
+    # checkpointed in the middle of epoch 2 and resumed on 4 devices to the end.
+    path = f"{folder}/checkpoints"
+    for run_mesh, killed_in in ((mesh, 1), (None, 2), (mesh, None)):
+        kill = [] if killed_in is None else [KillMidEpoch(killed_in)]
+        save = Checkpoint(path, resume=run_mesh is None or killed_in is None, every_steps=2)
+        try:
+            ts, h = fit(mesh=run_mesh, steps_per_execution=2, callbacks=[save, Start(), *kill])
+        except Killed:
+            pass
+    result["resumed"] = {"diff": diff(one, ts), "loss": h["loss"], "starts": Start.steps}
+    # shard_order="per_device": each device shuffles its own rows; the same as one device given
+    # those batches, other batches (so another model) than the one-device run's.
+    split, hs = fit(mesh=mesh, shard_order="per_device", checkpoint_dir=f"{folder}/split")
+    runs = [CheckpointManager(p).manifests()[-1] for p in (path, f"{folder}/split")]
+    result["recorded"] = [json.loads(m.read_text())["extra"]["run"].get("shard_order", "(absent)")
+                          for m in runs]  # what a resumed run must match
+    ts = create_train_state(net, optax.adam(1e-2), (6,), jax.random.key(0))
+    epoch = jax.jit(make_epoch(net, loss, optax.adam(1e-2), 32))
+    for _ in range(3):
+        rows = np.asarray(sharded_epoch_rows(ts, 128, 4, 32))
+        order = (rows + (np.arange(32) // 8) * 32).reshape(-1)  # shard s: rows 32s..32s+31
+        ts, logs, _ = epoch(ts, x[:128], y[:128], jnp.asarray(order))
+    result["per_device"] = {"diff": diff(ts, split), "loss": [hs["loss"][-1], float(logs["loss"])],
+                            "diff_one_device": diff(one, split)}
+    for order in ("global", "per_device"):  # where the rows live
+        feed = make_feed(x, y, batch_size=32)
+        feed.place(output_shape(net, one.params, one.state, x), mesh, order)
+        result[f"rows_{order}"] = [s.data.shape[0] for s in feed.data.x.addressable_shards]
     print(json.dumps(result))
     """
 )
 
 
-def run_on_four_cpu_devices(script: str) -> dict:
+def run_on_four_cpu_devices(script: str, *args) -> dict:
     """Run ``script`` in a fresh Python with 4 simulated CPU devices; its last line as JSON."""
     env = dict(
         os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
     )
     out = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", script, *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_data_parallel_fit_on_four_cpu_devices_equals_one_device_on_the_same_batches():
-    result = run_on_four_cpu_devices(DATA_PARALLEL_SCRIPT)
-    assert result["devices"] == 4
+@pytest.fixture(scope="module")
+def on_four_devices(tmp_path_factory):
+    """:data:`MESH_SCRIPT`'s results (one subprocess for the tests below)."""
+    return run_on_four_cpu_devices(MESH_SCRIPT, tmp_path_factory.mktemp("mesh"))
+
+
+def test_data_parallel_fit_on_four_cpu_devices_equals_one_device(on_four_devices):
+    """The same seed, the same model (BatchNorm and dropout) on 1 and 4 devices."""
+    result = on_four_devices
+    assert result["global"]["diff"] < 1e-5
+    np.testing.assert_allclose(result["global"]["loss"], result["loss"], rtol=1e-5)
+    assert result["rows_global"] == [130] * 4  # every device holds every row
+
+
+def test_checkpoint_from_four_devices_resumes_on_one_and_back(on_four_devices):
+    """Killed in the middle of an epoch on 4 devices, resumed on 1, killed again and resumed on
+    4: the run ends as the uninterrupted one-device run."""
+    result = on_four_devices["resumed"]
+    assert result["starts"] == [0, 6, 10]  # 2 steps into epochs 1 and 2 (4 steps an epoch)
+    assert result["diff"] < 1e-5
+    np.testing.assert_allclose(result["loss"], on_four_devices["loss"], rtol=1e-5)
+
+
+def test_per_device_shard_order_splits_the_rows_and_shuffles_each_shard(on_four_devices):
+    result = on_four_devices
     assert result["rows_per_device"] == [32, 32, 32, 32]  # the data is split, not replicated
-    for name in ("mlp", "bn"):
-        assert result[name]["diff"] < 1e-5, name
-        np.testing.assert_allclose(*result[name]["loss"], rtol=1e-5)
+    assert result["per_device"]["diff"] < 1e-5  # one device on the same batches
+    np.testing.assert_allclose(*result["per_device"]["loss"], rtol=1e-5)
+    assert result["per_device"]["diff_one_device"] > 1e-3  # not the one-device run's batches
+    # A checkpoint of a per-device run records its devices (resuming on others is refused); one
+    # in the one-device order records nothing and resumes anywhere.
+    assert result["recorded"] == [None, "per_device over 4 devices"]
+
+
+def test_shard_order_is_checked(tmp_path):
+    x, y = problem(64)
+    one_device = jaxnet.train.parallel.data_parallel_mesh(jax.devices()[:1])
+    options = dict(epochs=1, batch_size=16, verbose=0)
+    with pytest.raises(ConfigError, match="shard_order must be 'global' or 'per_device'"):
+        jaxnet.fit(MODEL, LOSS, optim.sgd(0.1), x, y, mesh=one_device, shard_order="local",
+                   **options)  # fmt: skip
+    with pytest.raises(ArgumentTypeError, match="shard_order must be 'global' or 'per_device'"):
+        jaxnet.fit(MODEL, LOSS, optim.sgd(0.1), x, y, mesh=one_device, shard_order=None,
+                   **options)  # fmt: skip
+    with pytest.raises(ConfigError, match="pass mesh="):
+        jaxnet.fit(MODEL, LOSS, optim.sgd(0.1), x, y, shard_order="per_device", **options)
+    np.save(tmp_path / "x.npy", x)
+    memmap = np.load(tmp_path / "x.npy", mmap_mode="r")
+    with pytest.raises(ConfigError, match="a data source is read in the one-device order"):
+        jaxnet.fit(MODEL, LOSS, optim.sgd(0.1), memmap, y, mesh=one_device,
+                   shard_order="per_device", **options)  # fmt: skip
 
 
 def test_data_parallel_batch_must_divide_across_devices():
@@ -317,3 +413,26 @@ def test_fit_many_models_must_split_evenly_across_the_mesh():
     mesh_of_two = type("TwoDeviceMesh", (), {"devices": np.zeros(2)})()  # only .devices is read
     with pytest.raises(ConfigError, match="3 models do not split evenly across the 2 devices"):
         fit_many(MODEL, LOSS, optim.adam(1e-2), x, y, seeds=[0, 1, 2], mesh=mesh_of_two, verbose=0)
+
+
+def test_a_per_device_run_resumes_only_on_as_many_devices():
+    from jaxnet.train.options import run_record
+    from jaxnet.train.run_config import differences
+
+    x, y = problem(32)
+    ts = jaxnet.create_train_state(MODEL, optim.sgd(0.1), (6,), jax.random.key(0))
+
+    def record(shards):
+        mesh = type("Mesh", (), {"shape": {"data": shards}})()  # only .shape is read
+        arguments = dict(model=MODEL, loss_fn=LOSS, x=x, y=y, batch_size=8, mesh=mesh,
+                         shard_order="per_device" if shards > 1 else "global")  # fmt: skip
+        return run_record(arguments, ts)
+
+    assert differences(record(1), record(1)) == []
+    assert differences(record(4), record(2)) == [
+        'shard_order: "per_device over 4 devices" in the checkpoint, '
+        '"per_device over 2 devices" now'
+    ]
+    assert differences(record(4), record(1)) == [
+        'shard_order: "per_device over 4 devices" in the checkpoint, null now'
+    ]

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnet.errors import DataError
+from jaxnet.errors import ConfigError, DataError
 from jaxnet.train import parallel
 from jaxnet.train import step as steps
 from jaxnet.train.arrays import to_numpy
@@ -105,13 +105,15 @@ class _Feed:
         self.every = 1  # probe every this many steps (set by compile)
         self.positions = collections.deque()  # a stream's position after each chunk read
         self.position = None  # where the data stands after the last chunk that trained
+        self.split_data = True  # with a mesh: the data chunks gather from is split by rows
 
     def compile(self, programs: Programs, train_state, **options) -> None:
         """Build (and where the shapes are known, compile) the programs for this data."""
         self.programs, self.every = programs, options.get("probe_every", 1)
         # The train state is donated: a chunk updates it in place instead of copying it first
         # (run_chunks copies the epoch's starting state once, which the guard may need back).
-        self.run_chunk = jax.jit(programs.chunk(mesh=self.mesh, **options), donate_argnums=0)
+        program = programs.chunk(mesh=self.mesh, split_data=self.split_data, **options)
+        self.run_chunk = jax.jit(program, donate_argnums=0)
 
     def run_epoch(self, train_state, start=0, on_chunk=None, prior=None) -> EpochResult:
         """The epoch that ``train_state`` is in, from its step ``start`` on (``prior``: the
@@ -164,7 +166,8 @@ class _Feed:
         """``probe``'s result at every step of the epoch that starts at ``train_state``."""
         every, self.every = self.every, 1
         try:
-            program = jax.jit(self.programs.chunk(probe=probe, mesh=self.mesh))
+            options = dict(probe=probe, mesh=self.mesh, split_data=self.split_data)
+            program = jax.jit(self.programs.chunk(**options))
             return self.run_chunks(train_state, run_chunk=program).probes
         finally:
             self.every = every
@@ -192,15 +195,23 @@ class ArrayFeed(_Feed):
     def validation(self):
         return self.data.validation
 
-    def place(self, out_shape: tuple, mesh=None) -> None:
+    def place(self, out_shape: tuple, mesh=None, shard_order="global") -> None:
         """Check the targets against the model's per-example ``out_shape`` and move everything
-        to the device; with a mesh, split the training rows across its devices (validation data
-        is replicated)."""
-        self.mesh = mesh
+        to the device; with a mesh, replicate the data on its devices, or with
+        ``shard_order="per_device"`` split the training rows across them (validation data is
+        replicated)."""
+        self.mesh, self.split_data = mesh, shard_order == "per_device"
+        if self.split_data and mesh is None:
+            raise ConfigError("shard_order='per_device' splits the data across the devices of "
+                              "a mesh; pass mesh=parallel.data_parallel_mesh()",
+                              ("fit",))  # fmt: skip
         if mesh is None:
             self.data = place(self.data, out_shape, None, self.targets)
             return
         parallel.check_batch_size(mesh, self.batch_size)
+        if not self.split_data:  # the one-device batches: every device holds every row
+            self.data = place(self.data, out_shape, parallel.replicated(mesh), self.targets)
+            return
         data = checked(self.data, out_shape, self.targets)
         x, y = parallel.shard_rows((data.x, data.y), mesh)
         validation = parallel.put(data.validation, parallel.replicated(mesh))
@@ -214,7 +225,9 @@ class ArrayFeed(_Feed):
     def compile(self, programs: Programs, train_state, **options) -> None:
         super().compile(programs, train_state, **options)
         if self.k is None:  # the fused epoch, or chunks when it would run long
-            epoch = programs.epoch(self.batch_size, self.shuffle, mesh=self.mesh, **options)
+            order = "per_device" if self.split_data else "global"
+            epoch = programs.epoch(self.batch_size, self.shuffle, mesh=self.mesh,
+                                   shard_order=order, **options)  # fmt: skip
 
             def checked(ts, x, y):  # the guard's check of the result, in the same program
                 new, logs, probes = epoch(ts, x, y)
@@ -241,7 +254,7 @@ class ArrayFeed(_Feed):
     def chunks(self, train_state, start: int, order=None):
         """Arguments of each chunk program: the data and ``K`` rows of the epoch's order."""
         del order  # arrays are shuffled on the device
-        shards = 1 if self.mesh is None else self.mesh.shape[parallel.DATA_AXIS]
+        shards = parallel.data_shards(self.mesh, "per_device" if self.split_data else "global")
         rows = _rows(train_state, self.data.n, shards, self.batch_size, self.shuffle)
         k = self.k or self.n_batches
         for first in range(start, self.n_batches, k):
@@ -273,11 +286,16 @@ class ChunkFeed(_Feed):
     def input_spec(self):
         return _spec(self.sample[0])
 
-    def place(self, out_shape: tuple, mesh=None) -> None:
+    def place(self, out_shape: tuple, mesh=None, shard_order="global") -> None:
         """Remember the model's per-example ``out_shape`` (to check each batch's targets) and
         where chunks go; array validation data is checked and moved to the device now. With a
         mesh, each process reads only its own devices' part of every batch (a stream yields
-        exactly that part in each process)."""
+        exactly that part in each process), in the one-device order (``shard_order="global"``
+        only)."""
+        if shard_order != "global":
+            raise ConfigError(f"shard_order={shard_order!r} is for in-memory arrays; a data "
+                              "source is read in the one-device order on any mesh "
+                              "(shard_order='global')", ("fit",))  # fmt: skip
         self.mesh, self.out_shape = mesh, tuple(out_shape)
         self.local = [0] if mesh is None else parallel.local_positions(mesh)
         devices = 1 if mesh is None else mesh.shape[parallel.DATA_AXIS]

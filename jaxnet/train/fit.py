@@ -90,6 +90,7 @@ def fit(
     resume: bool | str = False,
     compute_dtype=None,
     mesh=None,
+    shard_order: str = "global",
     ema: float | None = None,
     accumulate: int = 1,
 ) -> tuple[TrainState, History]:
@@ -126,7 +127,8 @@ def fit(
     else:  # given: it must be this model's, for these inputs
         check_params("fit", model, train_state.params, train_state.state, feed.input_shape)
     placement = None if mesh is None else parallel.replicated(mesh)
-    feed.place(output_shape(model, train_state.params, train_state.state, feed.input_spec), mesh)
+    out_shape = output_shape(model, train_state.params, train_state.state, feed.input_spec)
+    feed.place(out_shape, mesh, shard_order)
     programs = Programs(model, loss_fn, optimizer, metrics, penalty=penalty,
                         compute_dtype=compute_dtype)  # fmt: skip
     validate = feed.validation is not None and evaluating(

@@ -35,6 +35,7 @@ import numpy as np
 from jaxnet.errors import ArgumentTypeError, ConfigError, check_int, check_range
 from jaxnet.jsonable import dumps
 from jaxnet.optim.transforms import DECAY
+from jaxnet.train import parallel
 from jaxnet.train.run_config import (
     callable_name,
     fingerprint,
@@ -48,9 +49,10 @@ from jaxnet.train.step import named_metrics
 
 class Option(NamedTuple):
     """One argument: ``check(owner, name, value)`` raises unless ``value`` is acceptable; ``doc``
-    is its line in the docstrings; ``record(value, train_state) -> JSON`` is set when the value
-    defines the training run (a resumed run must have the same; ``train_state``: the run's
-    initial state), ``None`` when it does not."""
+    is its line in the docstrings; ``record(value, train_state, arguments) -> JSON`` is set when
+    the value defines the training run (a resumed run must have the same; ``train_state``: the
+    run's initial state; ``arguments``: all of them, for a record that depends on another), and
+    ``None`` when it does not."""
 
     check: Callable
     doc: str
@@ -67,7 +69,7 @@ def run_record(arguments: Mapping[str, Any], train_state) -> dict:
     """What defines a training run, as JSON: every recorded option among ``arguments`` (see
     :class:`Option` and :mod:`jaxnet.train.run_config`); ``train_state``: the initial state."""
     record = {
-        name: OPTIONS[name].record(value, train_state)
+        name: OPTIONS[name].record(value, train_state, arguments)
         for name, value in arguments.items()
         if OPTIONS[name].record is not None
     }
@@ -296,7 +298,13 @@ def _check_resume(owner, name, value):
 
 def _value(encode: Callable = lambda value: value) -> Callable:
     """A record of the value alone (``None`` stays ``None``), encoded by ``encode``."""
-    return lambda value, train_state: None if value is None else encode(value)
+    return lambda value, train_state, arguments: None if value is None else encode(value)
+
+
+def _shard_record(shard_order, train_state, arguments):
+    """``None`` for the one-device order (it resumes on any device count), else the count."""
+    shards = parallel.data_shards(arguments.get("mesh"), shard_order)
+    return None if shards == 1 else f"per_device over {shards} devices"
 
 
 def _check_decay(owner, name, value):
@@ -307,12 +315,12 @@ def _check_decay(owner, name, value):
 OPTIONS: dict[str, Option] = {
     "model": Option(_check_model, "a :class:`~jaxnet.core.Layer` (e.g. from "
         ":func:`~jaxnet.serial` or a recipe's ``.model``); recorded by its description.",
-        lambda model, train_state: model_record(model, train_state.params)),
+        lambda model, train_state, arguments: model_record(model, train_state.params)),
     "loss_fn": Option(_check_function("a function loss(predictions, targets)", optional=False),
         "``loss(predictions, targets) -> scalar``.", _value(callable_name)),
     "optimizer": Option(_check_optimizer, "any optax-protocol ``GradientTransformation`` "
         "(``jaxnet.optim`` or ``optax``); recorded by its state's types and hyper-parameters.",
-        lambda optimizer, train_state: optimizer_record(train_state.opt_state)),
+        lambda optimizer, train_state, arguments: optimizer_record(train_state.opt_state)),
     "x": Option(_check_any, "inputs with examples on the leading axis (an array, a pytree of "
         "arrays, lists or pandas objects, converted once), or a data source "
         "(:mod:`jaxnet.train.sources`).", _value(fingerprint)),
@@ -330,7 +338,7 @@ OPTIONS: dict[str, Option] = {
         "the shuffling shared by all models; ``None``: each model shuffles with its own seed."),
     "metrics": Option(_check_metrics, "a list or dict of functions ``metric(predictions, "
         "targets)`` logged each epoch (``jaxnet.metrics``).",
-        lambda metrics, train_state: list(named_metrics(metrics))),
+        lambda metrics, train_state, arguments: list(named_metrics(metrics))),
     "validation_data": Option(_check_pair, "``(x_val, y_val)`` scored after every epoch.",
         _value(fingerprint)),
     "validation_split": Option(_check_fraction, "the last fraction of ``x`` held out as "
@@ -367,6 +375,13 @@ OPTIONS: dict[str, Option] = {
         ":func:`~jaxnet.train.parallel.data_parallel_mesh`: each batch is split across its "
         "devices, params replicated (data parallelism); it may span several processes "
         "(:mod:`jaxnet.train.parallel`)."),
+    "shard_order": Option(lambda owner, name, value: parallel.check_shard_order(value, owner, name),
+        "with a ``mesh``, ``\"global\"``: the batches of the one-device run (in-memory arrays "
+        "replicated on every device, each gathering its part of every batch), so the same seed "
+        "gives the same model on any number of devices; ``\"per_device\"``: in-memory arrays "
+        "split by rows across the devices, each shuffling its own (``1 / devices`` of the "
+        "memory, but other batches, so another model, for each number of devices).",
+        _shard_record),
     "ema": Option(_check_decay, "keep an exponential moving average of the "
         "weights with this decay (e.g. ``0.999``): validation scores the average, checkpoints "
         "hold it and the returned state's ``params`` are the average "

@@ -6,9 +6,15 @@ XLA inserts the gradient all-reduce. ``fit(..., mesh=data_parallel_mesh())`` is 
 ``fit_many(..., mesh=models_mesh())`` gives each device its share of the models (no communication
 at all: every model's step is independent).
 
-Data parallelism splits the data too: in-memory arrays are split by rows across the devices
-(each device shuffles and gathers its share of every batch from its own rows), and a data source
-is read by each process only for its own devices' part of every batch.
+The batches are the one-device run's (``shard_order="global"``, the default): the same seed gives
+the same model on any number of devices, as PyTorch's ``DistributedSampler`` gives one process's
+global batch. In-memory arrays are then replicated (every device holds them whole and gathers its
+part of every batch from its copy: no communication, as much memory per device as one device
+used); a data source is read by each process only for its own devices' part of every batch.
+``shard_order="per_device"`` splits in-memory arrays by rows across the devices instead (each
+holds ``1 / devices`` of them) and each device shuffles and gathers its own rows: for data that
+must live split, at the price of other batches than a one-device run's, so another model for the
+same seed, one that also changes with the number of devices.
 
 Several processes (several hosts, or several processes on one machine) run the same program:
 every process calls :func:`initialize` (``jax.distributed.initialize``) and then ``fit`` with the
@@ -26,7 +32,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxnet.errors import ConfigError
+from jaxnet.errors import ArgumentTypeError, ConfigError
 
 DATA_AXIS = "data"
 MODELS_AXIS = "models"
@@ -67,6 +73,26 @@ def check_batch_size(mesh: Mesh, batch_size: int) -> None:
             f"batch_size={batch_size} must be a multiple of the {devices} devices of the mesh",
             ("fit",),
         )
+
+
+SHARD_ORDERS = ("global", "per_device")
+
+
+def check_shard_order(shard_order, owner: str = "fit", name: str = "shard_order") -> str:
+    """``shard_order`` if it is one of :data:`SHARD_ORDERS`; else a
+    :class:`~jaxnet.errors.ConfigError` (an :class:`~jaxnet.errors.ArgumentTypeError` for a
+    non-string) naming it."""
+    if not isinstance(shard_order, str) or shard_order not in SHARD_ORDERS:
+        error = ConfigError if isinstance(shard_order, str) else ArgumentTypeError
+        raise error(f"{name} must be 'global' or 'per_device', got {shard_order!r}",
+                    (owner,))  # fmt: skip
+    return shard_order
+
+
+def data_shards(mesh, shard_order: str = "global") -> int:
+    """Into how many row blocks ``fit`` splits in-memory data: the devices of ``mesh`` for
+    ``shard_order="per_device"``, else 1 (no mesh, or the data replicated on every device)."""
+    return mesh.shape[DATA_AXIS] if mesh is not None and shard_order == "per_device" else 1
 
 
 def put(tree, sharding=None):

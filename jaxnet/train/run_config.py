@@ -16,6 +16,9 @@ name, written by the functions here:
   hyper-parameter; a rate closed over by a plain optax optimizer cannot be read back;
 - ``batch_size``, ``shuffle``, ``seed``, ``compute_dtype``, ``steps_per_epoch``, ``ema``,
   ``accumulate``, ``validation_split``: their values;
+- ``shard_order``: ``null`` for a run in the one-device order (it resumes on any number of
+  devices), ``"per_device over 4 devices"`` for a run whose batches depend on its number of
+  devices (``shard_order="per_device"`` on more than one device);
 - ``x``, ``y`` and ``validation_data``: for each array its dtype, shape and a cheap hash (SHA-256
   of at most :data:`SAMPLE` evenly spaced elements), or a data source's type and length
   (:func:`fingerprint`).

@@ -199,7 +199,14 @@ def epoch_means(logs):
 
 
 def make_chunk(
-    model: Layer, loss_fn: Callable, optimizer, metrics=None, *, mesh=None, **step_options
+    model: Layer,
+    loss_fn: Callable,
+    optimizer,
+    metrics=None,
+    *,
+    mesh=None,
+    split_data: bool = True,
+    **step_options,
 ):
     """``chunk(train_state, x, y, rows) -> (train_state, logs, probes)``: one step per row of
     example indices ``rows`` (``(K, batch)``), each gathering its batch from ``x``/``y``.
@@ -209,10 +216,12 @@ def make_chunk(
     (leading axis ``K``) so an epoch's means can be taken over all its chunks
     (:func:`epoch_means`); ``step_options`` as in :func:`make_steps`.
 
-    With a ``mesh`` (data parallelism, :mod:`jaxnet.train.parallel`), ``x``/``y`` are split by
-    rows across its ``"data"`` axis and each device gathers its share of every batch from its
-    own rows: ``rows[:, s * b:(s + 1) * b]`` (``b = batch / devices``) index device ``s``'s rows.
-    No example crosses devices; XLA adds the gradient all-reduce.
+    With a ``mesh`` (data parallelism, :mod:`jaxnet.train.parallel`), device ``s`` gathers its
+    share of every batch, the indices ``rows[:, s * b:(s + 1) * b]`` (``b = batch / devices``),
+    from the data it holds: with ``split_data``, ``x``/``y`` are split by rows across the
+    ``"data"`` axis and those indices are local to device ``s``'s rows; without, every device
+    holds ``x``/``y`` whole (replicated) and the indices are global. Either way no example
+    crosses devices; XLA adds the gradient all-reduce.
     """
     if mesh is not None:
         step_options.setdefault("batch_sharding", parallel.batch_sharded(mesh))
@@ -223,7 +232,8 @@ def make_chunk(
 
     if mesh is not None:
         spec = jax.sharding.PartitionSpec(parallel.DATA_AXIS)
-        take = jax.shard_map(take, mesh=mesh, in_specs=(spec, spec), out_specs=spec)
+        data_spec = spec if split_data else jax.sharding.PartitionSpec()
+        take = jax.shard_map(take, mesh=mesh, in_specs=(data_spec, spec), out_specs=spec)
 
     def chunk(ts: TrainState, x, y, rows):
         return run(ts, rows, lambda index: take((x, y), index))
@@ -240,6 +250,7 @@ def make_epoch(
     *,
     shuffle: bool = True,
     mesh=None,
+    shard_order: str = "global",
     **step_options,
 ):
     """``epoch(train_state, x, y, order=None) -> (train_state, logs, probes)``: one program.
@@ -250,15 +261,22 @@ def make_epoch(
     ``batch_sharding``); ``x``/``y`` (arrays or pytrees of arrays) stay on the device. The last
     ``n % batch_size`` examples of each (shuffled) epoch are dropped, so every step has the same
     shape; shuffling makes a different remainder drop each epoch. ``logs`` are the epoch means of
-    the per-step loss and metrics; ``probes`` as in :func:`make_steps`. With a ``mesh``, ``x``
-    and ``y`` are split by rows across devices and each device shuffles and gathers its own
-    (:func:`sharded_epoch_rows`). Wrap in ``jax.jit`` (``fit`` does).
+    the per-step loss and metrics; ``probes`` as in :func:`make_steps`.
+
+    With a ``mesh`` and ``shard_order="global"``, the batches are the one-device epoch's: ``x``
+    and ``y`` are replicated and each device gathers its part of every batch. With
+    ``shard_order="per_device"``, ``x`` and ``y`` are split by rows across the devices and each
+    device shuffles and gathers its own (:func:`sharded_epoch_rows`; ``order`` is not used).
+    Wrap in ``jax.jit`` (``fit`` does).
     """
-    chunk = make_chunk(model, loss_fn, optimizer, metrics, mesh=mesh, **step_options)
+    per_device = mesh is not None and parallel.check_shard_order(shard_order) == "per_device"
+    chunk = make_chunk(
+        model, loss_fn, optimizer, metrics, mesh=mesh, split_data=per_device, **step_options
+    )
 
     def epoch(ts: TrainState, x, y, order=None):
         n = jax.tree.leaves(x)[0].shape[0]
-        if mesh is not None:
+        if per_device:
             rows = sharded_epoch_rows(ts, n, mesh.shape[parallel.DATA_AXIS], batch_size, shuffle)
         else:
             order = epoch_order(ts, n, batch_size, shuffle) if order is None else order
