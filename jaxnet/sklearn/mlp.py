@@ -1,4 +1,4 @@
-"""``MLPClassifier`` and ``MLPRegressor``: scikit-learn's multi-layer perceptrons, trained by jaxnet.
+"""``MLPClassifier`` and ``MLPRegressor``: scikit-learn's multi-layer perceptrons, on jaxnet.
 
 Every constructor parameter has scikit-learn's name, meaning and default, and the fitted
 attributes are the same; ``sklearn.neural_network``'s source is the spec. The algorithm is the
@@ -221,7 +221,7 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         training = self._training()
-        d_pad = _fitting.bucket(X.shape[1])
+        d_pad = _fitting.bucket_features(X.shape[1])
         params, state = self._params(training, d_pad)
         hyper = dict(training.hyper)
         if not incremental or self._opt_state is None:
@@ -250,7 +250,8 @@ class _BaseMLP(BaseEstimator):
             if self.batch_size > n:
                 warnings.warn(
                     "Got `batch_size` less than 1 or larger than sample size. It is going to be "
-                    "clipped"
+                    "clipped",
+                    stacklevel=3,
                 )
             batch_size = int(np.clip(self.batch_size, 1, n))
         xp = _fitting.pad_rows(X, _fitting.bucket(n), d_pad)
@@ -314,14 +315,33 @@ class _BaseMLP(BaseEstimator):
                     f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                     "optimization hasn't converged yet.",
                     ConvergenceWarning,
+                    stacklevel=3,
                 )
         self._opt_state = jax.tree.map(np.asarray, opt_state)
         self._store(best_params if early_stopping else params, X.dtype)
 
     def _fit_lbfgs(self, X, y):
-        from jaxnet.sklearn._lbfgs import fit_lbfgs
-
-        fit_lbfgs(self, X, y)
+        training = self._training()
+        n, d_pad = X.shape[0], _fitting.bucket_features(X.shape[1])
+        params, state = self._params(training, d_pad)
+        xp = _fitting.pad_rows(X, _fitting.bucket(n), d_pad)
+        yp = _fitting.pad_rows(y.astype(np.float32), _fitting.bucket(n))
+        w = np.zeros(xp.shape[0], np.float32)
+        w[:n] = 1.0
+        limits = (np.int32(self.max_iter), np.int32(self.max_fun), np.float32(self.tol))
+        params, loss, n_iter, n_fun = _fitting.programs(training).lbfgs(
+            params, state, _fitting.as_hyper(training.hyper), xp, yp, w, *limits
+        )
+        self.n_iter_, self.loss_ = int(n_iter), float(loss)
+        if self.n_iter_ >= self.max_iter or int(n_fun) >= self.max_fun:
+            what = "ITERATIONS" if self.n_iter_ >= self.max_iter else "FUNCTION EVALUATIONS"
+            warnings.warn(
+                f"lbfgs failed to converge after {self.n_iter_} iteration(s) (status=1):\n"
+                f"STOP: TOTAL NO. OF {what} REACHED LIMIT",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        self._store(params, X.dtype)
 
     def _forward(self, X, check_input=True):
         if check_input:
@@ -331,7 +351,7 @@ class _BaseMLP(BaseEstimator):
         if scipy.sparse.issparse(X):
             X = X.toarray()
         training = self._training()
-        d_pad = _fitting.bucket(X.shape[1])
+        d_pad = _fitting.bucket_features(X.shape[1])
         out = _fitting.predict(training, *self._params(training, d_pad), X, d_pad)
         return out.astype(X.dtype)
 
