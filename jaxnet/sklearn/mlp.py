@@ -180,6 +180,12 @@ class _BaseMLP(BaseEstimator):
     def _epoch_key(self):
         return jax.random.key(0)  # an MLP has no randomness inside the step
 
+    def _validate_X_y(self, X, y, reset, **options):
+        return validate_data(
+            self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+            dtype=(np.float64, np.float32), reset=reset, **options,
+        )  # fmt: skip
+
     def _weights(self) -> list:
         return [*self.coefs_, *self.intercepts_]
 
@@ -470,15 +476,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     loss = "log_loss"  # scikit-learn's MLPClassifier.loss: fixed, not a parameter
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            multi_output=True,
-            dtype=(np.float64, np.float32),
-            reset=reset,
-        )
+        X, y = self._validate_X_y(X, y, reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
@@ -610,16 +608,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.max_fun = max_fun
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            multi_output=True,
-            y_numeric=True,
-            dtype=(np.float64, np.float32),
-            reset=reset,
-        )
+        X, y = self._validate_X_y(X, y, reset, y_numeric=True)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return X, y
