@@ -8,9 +8,11 @@ loss, so one model body serves every task.
 
 Nested parameters, for ``set_params`` and grids: ``optimizer__<arg>`` is passed to the optimizer
 (``optimizer__momentum=0.9``; numeric values are arrays inside the compiled step, so a grid over
-them compiles once), and ``model__<arg>`` replaces an argument of the model's recorded
-constructor call (``model__hidden=(64,)`` for ``model=recipes.mlp(...)``; the model must be
-describable by :func:`jaxnet.describe`). A pickled estimator stores the model's description, not
+them compiles once; ``optimizer__learning_rate`` is ``learning_rate``), and ``model__<arg>``
+replaces an argument of the model's recorded constructor call (``model__hidden=(64,)`` for
+``model=recipes.mlp(...)``; the model must be describable by :func:`jaxnet.describe`). They are
+kept in the constructor parameters ``optimizer_options`` and ``model_options`` (dicts), so
+``clone`` and ``get_params`` carry them. A pickled estimator stores the model's description, not
 its functions.
 
 >>> import numpy as np
@@ -81,6 +83,8 @@ class _BaseNeuralNet(_BaseMLP):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "optimizer_options": [dict, None],
+        "model_options": [dict, None],
         "head": ["boolean"],
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
@@ -93,6 +97,8 @@ class _BaseNeuralNet(_BaseMLP):
         loss=None,
         optimizer="adam",
         *,
+        optimizer_options=None,
+        model_options=None,
         learning_rate=0.001,
         alpha=0.0,
         batch_size="auto",
@@ -107,11 +113,12 @@ class _BaseNeuralNet(_BaseMLP):
         warm_start=False,
         verbose=False,
         max_fun=15000,
-        **kwargs,
     ):
         self.model = model
         self.loss = loss
         self.optimizer = optimizer
+        self.optimizer_options = optimizer_options
+        self.model_options = model_options
         self.learning_rate = learning_rate
         self.alpha = alpha
         self.batch_size = batch_size
@@ -126,27 +133,40 @@ class _BaseNeuralNet(_BaseMLP):
         self.warm_start = warm_start
         self.verbose = verbose
         self.max_fun = max_fun
-        for name, value in kwargs.items():
-            setattr(self, name, value)
 
-    # ----- nested parameters (skorch's convention)
+    # ----- nested parameters (skorch's convention): optimizer__<arg>, model__<arg>
     def _nested(self, prefix: str) -> dict:
-        start = prefix + "__"
-        return {k[len(start) :]: v for k, v in vars(self).items() if k.startswith(start)}
+        options = self.optimizer_options if prefix == "optimizer" else self.model_options
+        return dict(options or {}) if isinstance(options, dict) else {}
 
     def get_params(self, deep=True):
+        """The constructor's parameters; with ``deep``, also ``optimizer__<arg>`` (including
+        ``optimizer__learning_rate``) and ``model__<arg>`` for each option set."""
         params = super().get_params(deep=deep)
-        params.update({f"{p}__{k}": v for p in _PREFIXES for k, v in self._nested(p).items()})
+        if deep:
+            params["optimizer__learning_rate"] = self.learning_rate
+            for prefix in _PREFIXES:
+                params.update({f"{prefix}__{k}": v for k, v in self._nested(prefix).items()})
         return params
 
     def set_params(self, **params):
-        nested = {k: v for k, v in params.items() if k.split("__", 1)[0] in _PREFIXES}
-        for name, value in nested.items():
-            if "__" not in name:
-                continue
-            setattr(self, name, value)
-        rest = {k: v for k, v in params.items() if k not in nested or "__" not in k}
-        return super().set_params(**rest) if rest else self
+        """Set parameters; ``optimizer__<arg>`` and ``model__<arg>`` update
+        ``optimizer_options`` and ``model_options`` (new dicts: a clone's are not changed)."""
+        plain = {}
+        options = {prefix: self._nested(prefix) for prefix in _PREFIXES}
+        changed = set()
+        for key, value in params.items():
+            prefix, _, arg = key.partition("__")
+            if key == "optimizer__learning_rate":
+                plain["learning_rate"] = value
+            elif arg and prefix in _PREFIXES:
+                options[prefix][arg] = value
+                changed.add(prefix)
+            else:
+                plain[key] = value
+        for prefix in changed:
+            plain[f"{prefix}_options"] = options[prefix]
+        return super().set_params(**plain) if plain else self
 
     # ----- pickling: the model as its description
     def __getstate__(self):
