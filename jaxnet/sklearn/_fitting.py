@@ -49,7 +49,7 @@ class Training(NamedTuple):
     hyper: Mapping[str, float]
     output: Callable
     signature: Hashable
-    report_scale: float = 1.0  # reported data loss = training data loss * report_scale
+    report: Callable | None = None  # the per-example loss reported (None: ``loss``)
 
 
 def bucket(n: int, minimum: int = 256) -> int:
@@ -99,15 +99,20 @@ def objective(training: Training, params, state, hyper, x, y, w, key=None):
     """``(total, (reported, new_state))`` of one weighted batch: the mean data loss plus the
     scaled penalty.
 
-    ``reported`` is the loss scikit-learn reports (``report_scale`` times the data loss plus the
-    same penalty); ``total`` is what the gradient descends. With a ``key`` the model runs in
+    ``reported`` is the loss scikit-learn reports (``training.report``'s mean plus the same
+    penalty); ``total`` is what the gradient descends. With a ``key`` the model runs in
     training mode (dropout, batch statistics).
     """
     outputs, new_state = training.model.apply(params, state, x, key=key, train=key is not None)
     n = jnp.maximum(jnp.sum(w), 1.0)
     data = jnp.sum(w * training.loss(outputs, y)) / n
     penalty = hyper["alpha"] * training.penalty(params) / n
-    return data + penalty, (data * training.report_scale + penalty, new_state)
+    if training.report is not None:
+        reported = jnp.sum(w * training.report(outputs, y)) / n
+        reported = jax.lax.stop_gradient(reported)
+    else:
+        reported = data
+    return data + penalty, (reported + penalty, new_state)
 
 
 class Programs(NamedTuple):

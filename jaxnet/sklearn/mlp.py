@@ -64,6 +64,32 @@ def _poisson_loss(outputs, y):
     return jnp.sum(jnp.exp(outputs) - y * outputs + const, axis=-1)
 
 
+# scikit-learn clips probabilities to [eps, 1 - eps] (float64's eps) in the loss it reports
+_LOG_EPS, _LOG_1M_EPS = float(np.log(np.finfo(np.float64).eps)), -float(np.finfo(np.float64).eps)
+
+
+def _reported_softmax_loss(outputs, y):
+    log_p = jnp.clip(jax.nn.log_softmax(outputs, axis=-1), _LOG_EPS, _LOG_1M_EPS)
+    return -jnp.sum(y * log_p, axis=-1)
+
+
+def _reported_logistic_loss(outputs, y):
+    log_p = jnp.clip(jax.nn.log_sigmoid(outputs), _LOG_EPS, _LOG_1M_EPS)
+    log_q = jnp.clip(jax.nn.log_sigmoid(-outputs), _LOG_EPS, _LOG_1M_EPS)
+    return -jnp.sum(y * log_p + (1 - y) * log_q, axis=-1)
+
+
+def _reported_squared_loss(outputs, y):
+    return _squared_loss(outputs, y) / y.shape[-1]  # scikit-learn's mean over the outputs
+
+
+# the loss scikit-learn reports (loss_, loss_curve_) where it differs from the one descended
+_REPORTED = {
+    "softmax": _reported_softmax_loss,
+    "logistic": _reported_logistic_loss,
+    "identity": _reported_squared_loss,
+}
+
 # out_activation_ -> (per-example loss of the outputs, outputs -> predictions)
 _OUTPUTS = {
     "softmax": (_softmax_loss, lambda z: jax.nn.softmax(z, axis=-1)),
@@ -87,7 +113,13 @@ def mlp_optimizer(solver: str, nesterov: bool):
         return lambda h: optim.adam(
             h["learning_rate"], b1=h["beta_1"], b2=h["beta_2"], eps=h["epsilon"]
         )
-    return lambda h: optim.sgd(h["learning_rate"], momentum=h["momentum"], nesterov=nesterov)
+    # scikit-learn's form: the velocity holds learning-rate-scaled steps (v = mu v - lr g), so
+    # the learning rate multiplies before the momentum trace; equal to optim.sgd while the rate
+    # is constant, and scikit-learn's own when invscaling or adaptive change it.
+    return lambda h: optim.chain(
+        optim.scale_by_learning_rate(h["learning_rate"]),
+        optim.trace(decay=h["momentum"], nesterov=nesterov),
+    )
 
 
 def _dense_names(params) -> list[str]:
@@ -128,7 +160,6 @@ class _BaseMLP(BaseEstimator):
             "momentum": self.momentum,
         }
         signature = ("mlp", hidden, self.activation, n_outputs, out, solver, nesterov)
-        report_scale = 1.0 / n_outputs if out == "identity" else 1.0
         return Training(
             model,
             loss,
@@ -137,7 +168,7 @@ class _BaseMLP(BaseEstimator):
             hyper,
             output,
             signature,
-            report_scale,
+            _REPORTED.get(out),
         )
 
     # ----- parameters <-> scikit-learn's coefs_/intercepts_
