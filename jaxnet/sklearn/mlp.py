@@ -308,6 +308,7 @@ class _BaseMLP(BaseEstimator):
             best_params = params
         n = X.shape[0]
         sample_idx = np.arange(n, dtype=int)
+        self.n_iter_ = 0  # this call's epochs, as scikit-learn counts them
         if self.batch_size == "auto":
             batch_size = min(200, n)
         else:

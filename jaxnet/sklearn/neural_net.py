@@ -255,7 +255,7 @@ class _BaseNeuralNet(_BaseMLP):
         self.state_ = jax.tree.map(np.asarray, state)
 
     def _epoch_key(self):
-        return jax.random.fold_in(jax.random.wrap_key_data(self._key_data), self.n_iter_)
+        return jax.random.fold_in(jax.random.wrap_key_data(self._key_data), self.t_)
 
     def _params(self, training: Training, n_features_padded=None):
         to_device = jax.tree.map(jnp.asarray, (self.params_, self.state_))
