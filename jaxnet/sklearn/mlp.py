@@ -19,6 +19,7 @@ True
 
 from __future__ import annotations
 
+import types
 import warnings
 
 import jax
@@ -211,6 +212,16 @@ class _BaseMLP(BaseEstimator):
     def _epoch_key(self):
         return jax.random.key(0)  # an MLP has no randomness inside the step
 
+    def _monitor(self, training):
+        """A :class:`~jaxnet.diagnostics.GradientMonitor` when ``diagnostics=True``."""
+        if not self.diagnostics:
+            return None
+        from jaxnet.diagnostics import GradientMonitor
+
+        monitor = GradientMonitor(training.model, every=1, verbose=bool(self.verbose))
+        monitor.reset()
+        return monitor
+
     def _validate_X_y(self, X, y, reset, **options):
         return validate_data(
             self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
@@ -321,18 +332,23 @@ class _BaseMLP(BaseEstimator):
             batch_size = int(np.clip(self.batch_size, 1, n))
         xp = _fitting.pad_rows(X, _fitting.bucket(n), d_pad)
         yp = _fitting.pad_rows(y.astype(np.float32), _fitting.bucket(n))
-        epoch = _fitting.programs(training).epoch
+        monitor = self._monitor(training)
+        epoch = _fitting.programs(training, monitor and monitor.probe).epoch
+        loop = types.SimpleNamespace(train_state=None, stop_training=False)
         for _ in range(self.max_iter):
             key = self._epoch_key()
             if self.shuffle:
                 sample_idx = shuffle(sample_idx, random_state=rng)
             rows, weights = _fitting.batch_rows(sample_idx, batch_size)
             hyper["learning_rate"] = self._learning_rate
-            params, state, opt_state, loss_sum = epoch(
+            params, state, opt_state, loss_sum, *probes = epoch(
                 params, state, opt_state, _fitting.as_hyper(hyper), xp, yp, rows, weights, key
             )
             self.n_iter_ += 1
             self.loss_ = float(loss_sum) / n
+            if monitor is not None:
+                monitor.on_probe(self.n_iter_ - 1, np.array([self.t_]), probes[0])
+                monitor.on_epoch_end(self.n_iter_ - 1, {"loss": self.loss_}, loop)
             self.t_ += n
             self.loss_curve_.append(self.loss_)
             if self.verbose:
@@ -382,6 +398,9 @@ class _BaseMLP(BaseEstimator):
                     ConvergenceWarning,
                     stacklevel=3,
                 )
+        if monitor is not None:
+            monitor.on_train_end(loop)
+            self.diagnostics_ = list(monitor.findings)
         self._opt_state = jax.tree.map(np.asarray, opt_state)
         self._store(best_params if early_stopping else params, X.dtype, state)
 
@@ -452,7 +471,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     Binary, multiclass (softmax) and multilabel (one logistic unit per label) targets.
     """
 
-    _parameter_constraints: dict = dict(_SkMLPClassifier._parameter_constraints)
+    _parameter_constraints: dict = {
+        **_SkMLPClassifier._parameter_constraints,
+        "diagnostics": ["boolean"],
+    }
 
     def __init__(
         self,
@@ -480,7 +502,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        diagnostics=False,
     ):
+        self.diagnostics = diagnostics
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -584,7 +608,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor: ``sklearn.neural_network.MLPRegressor``'s parameters,
     attributes and methods (``loss="squared_error"`` or ``"poisson"``), trained with jaxnet."""
 
-    _parameter_constraints: dict = dict(_SkMLPRegressor._parameter_constraints)
+    _parameter_constraints: dict = {
+        **_SkMLPRegressor._parameter_constraints,
+        "diagnostics": ["boolean"],
+    }
 
     def __init__(
         self,
@@ -613,7 +640,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        diagnostics=False,
     ):
+        self.diagnostics = diagnostics
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation

@@ -89,6 +89,7 @@ class _BaseNeuralNet(_BaseMLP):
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "diagnostics": ["boolean"],
     }
 
     def __init__(
@@ -113,6 +114,7 @@ class _BaseNeuralNet(_BaseMLP):
         warm_start=False,
         verbose=False,
         max_fun=15000,
+        diagnostics=False,
     ):
         self.model = model
         self.loss = loss
@@ -133,6 +135,7 @@ class _BaseNeuralNet(_BaseMLP):
         self.warm_start = warm_start
         self.verbose = verbose
         self.max_fun = max_fun
+        self.diagnostics = diagnostics
 
     # ----- nested parameters (skorch's convention): optimizer__<arg>, model__<arg>
     def _nested(self, prefix: str) -> dict:
