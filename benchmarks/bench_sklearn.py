@@ -38,9 +38,9 @@ def data(name):
     return train_test_split(X, (y - y.mean()) / y.std(), random_state=0)
 
 
-def timed_fit(make, X, y):
+def timed_fit(cls, settings, X, y):
     start = time.perf_counter()
-    model = make().fit(X, y)
+    model = cls(**settings).fit(X, y)
     return model, time.perf_counter() - start
 
 
@@ -61,8 +61,8 @@ def main(quick: bool = False):
         scores, losses, iters, times = [], [], [], []
         for library in (neural_network, jaxnet_sklearn):
             cls = getattr(library, name)
-            model, first = timed_fit(lambda cls=cls: cls(**settings), X_train, y_train)
-            _, second = timed_fit(lambda cls=cls: cls(**settings), X_train, y_train)
+            model, first = timed_fit(cls, settings, X_train, y_train)
+            _, second = timed_fit(cls, settings, X_train, y_train)
             scores.append(model.score(X_test, y_test))
             losses.append(float(model.loss_))
             iters.append(model.n_iter_)
