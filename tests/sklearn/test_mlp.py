@@ -214,3 +214,16 @@ def test_bad_parameters_raise_at_fit(iris):
         model.set_params(activation="relu").fit(X, y)
     with pytest.raises(AttributeError, match="partial_fit"):
         MLPClassifier(solver="lbfgs").partial_fit  # noqa: B018
+
+
+def test_refits_reuse_the_compiled_epoch(iris):
+    """Other sample counts, feature counts (up to 32) and numeric hyper-parameters of the same
+    structure run the same compiled epoch program."""
+    from jaxnet.sklearn import _fitting
+
+    X, y = iris
+    first = MLPClassifier(hidden_layer_sizes=(5,), max_iter=2, random_state=0).fit(X, y)
+    epoch = _fitting.programs(first._training()).epoch
+    MLPClassifier(hidden_layer_sizes=(5,), max_iter=2, learning_rate_init=0.1, alpha=1.0,
+                  beta_1=0.5, random_state=1).fit(X[::2, :3], y[::2])  # fmt: skip
+    assert epoch._cache_size() == 1
