@@ -468,7 +468,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier: ``sklearn.neural_network.MLPClassifier``'s parameters,
     attributes and methods, trained with jaxnet (see the module docstring).
 
-    Binary, multiclass (softmax) and multilabel (one logistic unit per label) targets.
+    Binary, multiclass (softmax) and multilabel (one logistic unit per label) targets. One
+    parameter more than scikit-learn's: ``diagnostics=True`` runs a
+    :class:`~jaxnet.diagnostics.GradientMonitor` probe on each epoch's first step (stochastic
+    solvers) and leaves its findings in ``diagnostics_``.
     """
 
     _parameter_constraints: dict = {
@@ -606,7 +609,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor: ``sklearn.neural_network.MLPRegressor``'s parameters,
-    attributes and methods (``loss="squared_error"`` or ``"poisson"``), trained with jaxnet."""
+    attributes and methods (``loss="squared_error"`` or ``"poisson"``), trained with jaxnet; and
+    ``diagnostics`` as :class:`MLPClassifier`'s."""
 
     _parameter_constraints: dict = {
         **_SkMLPRegressor._parameter_constraints,

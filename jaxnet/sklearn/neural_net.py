@@ -307,6 +307,9 @@ class NeuralNetClassifier(ClassifierMixin, _BaseNeuralNet):
         early_stopping, validation_fraction, warm_start, verbose, max_fun: as in
         :class:`~jaxnet.sklearn.MLPClassifier` (``alpha``: L2 on the kernels, default 0).
       head: append ``Dense(n_classes)`` (``Dense(1)`` for binary) to ``model``.
+      optimizer_options, model_options: the nested ``optimizer__<arg>`` and ``model__<arg>``
+        parameters (see the module).
+      diagnostics: as :class:`~jaxnet.sklearn.MLPClassifier`'s.
 
     Fitted: ``params_``, ``state_`` (the model's pytrees), ``classes_``, ``loss_``,
     ``loss_curve_``, ``n_iter_``, ``t_``, ``n_outputs_``, ``out_activation_`` and the early
