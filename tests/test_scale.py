@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +14,8 @@ import optax
 import pytest
 
 import jaxnet
-from jaxnet import losses, optim
+from jaxnet import datasets, losses, optim
+from jaxnet.compilation import DEFAULT_CACHE
 from jaxnet.errors import ConfigError
 from jaxnet.train.many import fit_many, grid_configs, model_slice
 from jaxnet.train.per_example import clipped_mean_gradient, per_example_gradients
@@ -262,20 +264,36 @@ def test_data_parallel_batch_must_divide_across_devices():
     assert fake.shape["data"] == 1
 
 
-def test_persistent_compilation_cache_writes_programs(tmp_path):
+def test_persistent_compilation_cache_writes_programs_to_the_cache_dir_not_home(tmp_path):
+    # conftest.py points $JAXNET_CACHE_DIR (and HOME) into the test session's temporary folder:
+    # the default cache a CLI run turns on goes there, and a child with an empty HOME of its own
+    # leaves it empty.
+    home, cache = tmp_path / "home", Path(os.environ["JAXNET_CACHE_DIR"])
+    home.mkdir()
+    before = set(cache.iterdir())
     script = textwrap.dedent(
-        f"""
+        """
         import jax, jax.numpy as jnp
         from jaxnet.compilation import enable_compilation_cache
-        enable_compilation_cache({str(tmp_path)!r})
-        jax.jit(lambda a: jnp.sin(a) * 2)(jnp.ones(3)).block_until_ready()
+        print(enable_compilation_cache())
+        jax.jit(lambda a: jnp.sin(a) * 2.5)(jnp.ones(3)).block_until_ready()
         """
     )
+    env = {**os.environ, "HOME": str(home)}
     out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert any(tmp_path.iterdir())
+    assert out.stdout.split() == [str(cache)]
+    assert set(cache.iterdir()) - before  # the program, compiled
+    assert list(home.rglob("*")) == []
+
+
+def test_the_test_session_writes_nothing_under_the_users_home():
+    session = Path(os.environ["JAXNET_CACHE_DIR"]).parent  # conftest.py's temporary folder
+    assert Path.home() == session / "home"
+    assert DEFAULT_CACHE == Path(os.environ["JAX_COMPILATION_CACHE_DIR"]) == session / "xla"
+    assert datasets.cache_dir() == session / "datasets"
 
 
 MODELS_MESH_SCRIPT = textwrap.dedent(
