@@ -30,7 +30,7 @@ from jaxnet.errors import DataError
 from jaxnet.train import parallel
 from jaxnet.train import step as steps
 from jaxnet.train.data import Data, checked, match_targets, output_shape, place, prepare, to_numpy
-from jaxnet.train.guard import compiled_finite_flags, finite_flags
+from jaxnet.train.guard import finite_flags
 from jaxnet.train.sources import RandomAccess, Stream, as_source
 
 CHUNK_BYTES = 64 * 2**20  # default memory budget of one chunk of batches (two are alive at once)
@@ -141,8 +141,6 @@ class _Feed:
 class ArrayFeed(_Feed):
     """Device-resident data: one program per epoch, or chunks of one for long epochs."""
 
-    finite = None  # (the last fused epoch's new state, its finite_flags)
-
     def __init__(self, data, batch_size: int, steps_per_execution, shuffle: bool, targets=None):
         self.data, self.batch_size, self.shuffle, self.targets = data, batch_size, shuffle, targets
         self.n_batches = data.n // batch_size
@@ -179,9 +177,9 @@ class ArrayFeed(_Feed):
         if self.k is None:  # the fused epoch, or chunks when it would run long
             epoch = programs.epoch(self.batch_size, self.shuffle, mesh=self.mesh, **options)
 
-            def checked(ts, x, y):  # the guard's check of the result, in the same program
+            def checked(ts, x, y):  # the guard's checks of both states, in the same program
                 new, logs, probes = epoch(ts, x, y)
-                return new, logs, probes, finite_flags(new)
+                return new, logs, probes, (finite_flags(ts), finite_flags(new))
 
             lowered = jax.jit(checked).lower(train_state, self.data.x, self.data.y)
             self.k = auto_steps_per_execution(lowered, self.n_batches)
@@ -195,13 +193,9 @@ class ArrayFeed(_Feed):
         ``None``."""
         if self.k is None and not start:
             x, y = self.data.x, self.data.y
-            new_state, logs, probes, finite = self.run_fused(train_state, x, y)
+            new_state, logs, probes, flags = self.run_fused(train_state, x, y)
             probed = steps.probed_steps(self.n_batches, self.every) if probes is not None else []
-            # finite at the start: from the last epoch's program if it returned this very state
-            before = self.finite[1] if self.finite and self.finite[0] is train_state else None
-            before = compiled_finite_flags(train_state) if before is None else before
-            self.finite = (new_state, finite)
-            return new_state, logs, probes, probed, (before, finite)
+            return new_state, logs, probes, probed, flags
         train_state, logs, probes, probed = super().run_epoch(train_state, start, on_chunk, prior)
         return train_state, _epoch_means(logs), probes, probed, None
 
