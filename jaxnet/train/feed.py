@@ -21,11 +21,13 @@ from __future__ import annotations
 import collections
 import functools
 import math
+import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnet.compilation import Compiling, same_types
 from jaxnet.errors import DataError
 from jaxnet.train import parallel
 from jaxnet.train import step as steps
@@ -81,15 +83,29 @@ class _Feed:
     k: int | None  # steps per chunk; None: the whole epoch as one fused program
     every = 1  # probe every this many steps (set by compile)
     mesh = None  # data parallelism: the device mesh (set by place)
+    compiled_types = None  # the train state (or its shapes) the programs were built for
     positions: collections.deque = collections.deque()  # (a stream's, see ChunkFeed)
     position = None  # where the data stands after the last chunk that trained (a stream's)
 
     def compile(self, programs: Programs, train_state, **options) -> None:
-        """Build (and where the shapes are known, compile) the programs for this data."""
+        """Build (and where the shapes are known, start compiling) the programs for this data;
+        ``train_state`` may be its shapes (``jax.ShapeDtypeStruct`` leaves, see
+        :meth:`compiled_for`)."""
+        start = time.perf_counter()
         self.programs, self.every = programs, options.get("probe_every", 1)
+        self.compiled_types = train_state
         # The train state is donated: a chunk updates it in place instead of copying it first
         # (run_epoch copies the epoch's starting state once, which the guard may need back).
         self.run_chunk = jax.jit(programs.chunk(mesh=self.mesh, **options), donate_argnums=0)
+        self.compile_seconds = time.perf_counter() - start
+
+    def compiled_for(self, train_state) -> bool:
+        """Whether :meth:`compile` was given train states of ``train_state``'s types."""
+        return self.compiled_types is not None and same_types(train_state, self.compiled_types)
+
+    def wait_compiled(self) -> float:
+        """Seconds spent compiling (lowering, and compiling where it started), once done."""
+        return self.compile_seconds
 
     def run_epoch(self, train_state, start=0, on_chunk=None, prior=None, run_chunk=None,
                   order=None):  # fmt: skip
@@ -181,10 +197,18 @@ class ArrayFeed(_Feed):
                 new, logs, probes = epoch(ts, x, y)
                 return new, logs, probes, (finite_flags(ts), finite_flags(new))
 
+            start = time.perf_counter()
             lowered = jax.jit(checked).lower(train_state, self.data.x, self.data.y)
             self.k = auto_steps_per_execution(lowered, self.n_batches)
-            if self.k is None:
-                self.run_fused = lowered.compile()
+            self.compile_seconds += time.perf_counter() - start
+            if self.k is None:  # compiles on a worker thread while fit initialises
+                self.run_fused = Compiling(lowered)
+
+    def wait_compiled(self) -> float:
+        if self.k is None:
+            self.run_fused.result()
+            return self.compile_seconds + self.run_fused.seconds
+        return self.compile_seconds
 
     def run_epoch(self, train_state, start=0, on_chunk=None, prior=None):
         """``(train_state, logs, probes, probed, flags)`` of one epoch: ``logs`` are the epoch's
