@@ -118,32 +118,39 @@ def test_fit_many_with_a_grid_needs_an_optimizer_factory():
         fit_many(MODEL, LOSS, optim.adam(1e-3), x, y, grid={"learning_rate": [1e-3]}, verbose=0)
 
 
-def test_per_example_gradients_match_a_loop_and_average_to_the_batch_gradient(key):
+@pytest.fixture(scope="module")
+def per_example():
+    """(x, y, params, state, grads) for the per-example tests: programs, not op-by-op dispatch,
+    which compiles every operation of the model's gradient on its own (seconds, cold)."""
     x, y = problem(8)
-    params, state = jaxnet.init_model(MODEL, key, (6,))
-    grads = per_example_gradients(MODEL, LOSS, params, state, x, y)
+    params, state = jax.jit(lambda k: jaxnet.init_model(MODEL, k, (6,)))(jax.random.key(0))
+    per_example = jax.jit(lambda p, s, xb, yb: per_example_gradients(MODEL, LOSS, p, s, xb, yb))
+    return x, y, params, state, per_example(params, state, x, y)
+
+
+def test_per_example_gradients_match_a_loop_and_average_to_the_batch_gradient(per_example):
+    x, y, params, state, grads = per_example
     assert grads["dense_0"]["w"].shape == (8, 6, 16)
 
-    def loss(p, xb, yb):
-        return LOSS(MODEL.apply(p, state, xb)[0], yb)
+    @jax.jit
+    def grad(p, xb, yb):
+        return jax.grad(lambda p: LOSS(MODEL.apply(p, state, xb)[0], yb))(p)
 
     for i in (0, 5):
-        single = jax.grad(loss)(params, x[i : i + 1], y[i : i + 1])
+        single = grad(params, x[i : i + 1], y[i : i + 1])
         jax.tree.map(
             lambda a, b, i=i: np.testing.assert_allclose(a[i], b, rtol=1e-5, atol=1e-7),
             grads,
             single,
         )
-    batch = jax.grad(loss)(params, x, y)
+    batch = grad(params, x, y)
     jax.tree.map(
         lambda a, b: np.testing.assert_allclose(a.mean(0), b, rtol=1e-5, atol=1e-7), grads, batch
     )
 
 
-def test_clipped_mean_gradient_bounds_each_example(key):
-    x, y = problem(8)
-    params, state = jaxnet.init_model(MODEL, key, (6,))
-    grads = per_example_gradients(MODEL, LOSS, params, state, x, y)
+def test_clipped_mean_gradient_bounds_each_example(per_example):
+    *_, grads = per_example
     norms = np.sqrt(
         sum(np.sum(np.asarray(g).reshape(8, -1) ** 2, 1) for g in jax.tree.leaves(grads))
     )
