@@ -1,4 +1,13 @@
-"""Root pytest configuration: the docstring examples in ``jaxnet/`` run as doctests.
+"""Root pytest configuration: the test session's own home, caches and data folder; and the
+docstring examples in ``jaxnet/`` run as doctests.
+
+Before anything imports JAX or jaxnet, ``HOME``, jaxnet's compilation cache
+(``JAXNET_CACHE_DIR``), JAX's (``JAX_COMPILATION_CACHE_DIR``) and the datasets folder
+(``JAXNET_DATA_DIR``) point into one temporary folder, removed at the end: the suite never writes
+under the user's ``~`` (a CLI or demo run turns the persistent cache on, and a test run compiles
+thousands of programs), a first run is as cold as a fresh clone's, and the test processes
+(pytest's and the CLI/training subprocesses it starts) share one compilation cache, so a program
+two of them compile is compiled once.
 
 ``python -m pytest`` collects ``tests/`` and ``jaxnet/`` (``--doctest-modules``, see
 pyproject.toml). Every example sees ``jax``, ``jnp``, ``np``, ``optax``, ``jaxnet`` and jaxnet's
@@ -6,14 +15,35 @@ pyproject.toml). Every example sees ``jax``, ``jnp``, ``np``, ``optax``, ``jaxne
 temporary directory, so an example that writes ``"runs/mlp"`` writes there.
 """
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
-import pytest
+import atexit
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
-import jaxnet
-from jaxnet import losses, metrics, optim
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="jaxnet-tests-"))
+SESSION_ENV = {
+    "HOME": str(SESSION_DIR / "home"),
+    "XDG_CACHE_HOME": str(SESSION_DIR / "home" / ".cache"),
+    "XDG_CONFIG_HOME": str(SESSION_DIR / "home" / ".config"),
+    "JAXNET_CACHE_DIR": str(SESSION_DIR / "xla"),
+    "JAX_COMPILATION_CACHE_DIR": str(SESSION_DIR / "xla"),
+    "JAXNET_DATA_DIR": str(SESSION_DIR / "datasets"),
+    "MPLCONFIGDIR": str(SESSION_DIR / "matplotlib"),  # its font cache
+}
+for _folder in ("home", "xla", "datasets", "matplotlib"):
+    (SESSION_DIR / _folder).mkdir()
+os.environ.update(SESSION_ENV)
+atexit.register(shutil.rmtree, SESSION_DIR, ignore_errors=True)
+
+import jax  # noqa: E402 - after the environment above
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+import pytest  # noqa: E402
+
+import jaxnet  # noqa: E402
+from jaxnet import losses, metrics, optim  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

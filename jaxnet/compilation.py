@@ -1,8 +1,11 @@
-"""Compile-time helpers: a persistent compilation cache, and fast compiles for run-once code."""
+"""Compile-time helpers: a persistent compilation cache, fast compiles for run-once code, and
+compiling on a worker thread while the caller goes on."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
+import time
 from pathlib import Path
 
 import jax
@@ -39,3 +42,45 @@ def run_once_options() -> dict:
 def run_once(fn, *args):
     """``fn(*args)`` compiled as one program with :func:`run_once_options` (e.g. a model's init)."""
     return jax.jit(fn).lower(*args).compile(compiler_options=run_once_options())(*args)
+
+
+class Compiling:
+    """A lowered program compiling on a worker thread; calling it waits for the compile, then runs.
+
+    XLA compiles without holding Python's lock, so the thread that lowered the program goes on
+    (e.g. compiles and runs a model's initialisation) while this one compiles on another core.
+    Only the compile moves: tracing and lowering stay in the calling thread, under its
+    ``jax.config`` contexts. ``seconds``: how long the compile took (once :meth:`result` returned).
+    """
+
+    def __init__(self, lowered):
+        self.lowered, self.seconds = lowered, 0.0
+        self.future = _WORKERS.submit(self._compile, lowered)
+
+    def _compile(self, lowered):
+        start = time.perf_counter()
+        try:
+            return lowered.compile()
+        finally:
+            self.seconds = time.perf_counter() - start
+
+    def result(self):
+        """The compiled program (waits for the compile; re-raises its error)."""
+        return self.future.result()
+
+    def __call__(self, *args):
+        return self.result()(*args)
+
+
+def same_types(tree, like) -> bool:
+    """``tree`` (arrays) has ``like``'s structure, shapes, dtypes and weak types (``like``: e.g.
+    the ``jax.ShapeDtypeStruct`` tree a program was lowered for, from :func:`jax.eval_shape`)."""
+
+    def types(t):
+        leaves, structure = jax.tree.flatten(t)
+        return structure, [(a.shape, a.dtype, bool(getattr(a, "weak_type", False))) for a in leaves]
+
+    return types(tree) == types(like)
+
+
+_WORKERS = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="jaxnet-compile")

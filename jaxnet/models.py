@@ -29,7 +29,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from jaxnet import activations, registry
 from jaxnet.core import Layer, described_as, init_model, serial
@@ -39,6 +38,7 @@ from jaxnet.layers.conv import Conv2D
 from jaxnet.layers.dense import Dense
 from jaxnet.layers.pooling import MaxPool, UpSample
 from jaxnet.losses import binary_cross_entropy
+from jaxnet.optim import apply_updates
 
 
 class Autoencoder(NamedTuple):
@@ -244,7 +244,7 @@ def make_gan_step(
             d_objective, has_aux=True
         )(gs.disc_params)
         updates, disc_opt_state = disc_optimizer.update(d_grads, gs.disc_opt_state, gs.disc_params)
-        disc_params = optax.apply_updates(gs.disc_params, updates)
+        disc_params = apply_updates(gs.disc_params, updates)
 
         def g_objective(gen_params):
             z = jax.random.normal(k_zg, (n, latent_dim))
@@ -254,7 +254,7 @@ def make_gan_step(
 
         (g_loss, gen_state), g_grads = jax.value_and_grad(g_objective, has_aux=True)(gs.gen_params)
         updates, gen_opt_state = gen_optimizer.update(g_grads, gs.gen_opt_state, gs.gen_params)
-        gen_params = optax.apply_updates(gs.gen_params, updates)
+        gen_params = apply_updates(gs.gen_params, updates)
 
         logs = {"disc_loss": d_loss, "gen_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
         new = GANState(

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 
 import chex
@@ -219,7 +218,7 @@ CHILD = textwrap.dedent(
 
 # The children compile the same programs: a shared persistent compilation cache saves time.
 COMPILE_CACHE = {
-    "JAX_COMPILATION_CACHE_DIR": os.path.join(tempfile.gettempdir(), "jaxnet-test-compile-cache"),
+    "JAX_COMPILATION_CACHE_DIR": os.environ["JAX_COMPILATION_CACHE_DIR"],  # the session's
     "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
     "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
 }

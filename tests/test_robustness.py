@@ -121,27 +121,38 @@ def test_regression_losses_nonnegative_zero_at_perfect_and_reductions_agree(batc
     np.testing.assert_allclose(mse, expected, rtol=1e-5, atol=1e-7)
 
 
+@jax.jit
+def _cross_entropies(logits, labels, one_hot):
+    """Every cross-entropy the test below checks, as one program (a new shape compiles one
+    program, not each operation on its own)."""
+    return {
+        "sparse": losses.sparse_categorical_cross_entropy(logits, labels, reduction="none"),
+        "dense": losses.categorical_cross_entropy(logits, one_hot, reduction="none"),
+        "reference": -jax.nn.log_softmax(logits)[jnp.arange(len(labels)), labels],  # jax.nn
+        "total": losses.sparse_categorical_cross_entropy(logits, labels, reduction="sum"),
+        "certain": losses.categorical_cross_entropy(one_hot, one_hot, from_logits=False),
+        "binary": losses.binary_cross_entropy(logits, (one_hot > 0).astype(jnp.float32),
+                                              reduction="none"),
+        "certain_binary": losses.binary_cross_entropy(one_hot, one_hot, from_logits=False),
+    }  # fmt: skip
+
+
 @FAST
 @given(batch=classification_batch())
 def test_cross_entropies_nonnegative_consistent_and_zero_at_certainty(batch):
     logits, labels = batch
     n, k = logits.shape
     one_hot = np.eye(k, dtype=np.float32)[labels]
-    sparse = losses.sparse_categorical_cross_entropy(logits, labels, reduction="none")
-    dense = losses.categorical_cross_entropy(logits, one_hot, reduction="none")
-    assert sparse.shape == (n,) and bool(jnp.all(sparse >= 0))
-    chex.assert_trees_all_close(sparse, dense, rtol=1e-5, atol=1e-6)
-    reference = -jax.nn.log_softmax(logits)[np.arange(n), labels]  # jax.nn as the reference
-    chex.assert_trees_all_close(sparse, reference, rtol=1e-5, atol=1e-6)
-    total = losses.sparse_categorical_cross_entropy(logits, labels, reduction="sum")
-    np.testing.assert_allclose(total, sparse.sum(), rtol=1e-5, atol=1e-5)
+    out = jax.tree.map(np.asarray, _cross_entropies(logits, labels, one_hot))
+    sparse = out["sparse"]
+    assert sparse.shape == (n,) and bool(np.all(sparse >= 0))
+    chex.assert_trees_all_close(sparse, out["dense"], rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(sparse, out["reference"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["total"], sparse.sum(), rtol=1e-5, atol=1e-5)
     # Perfect, certain predictions (probabilities, not logits) cost ~0 (only the log clip).
-    certain = losses.categorical_cross_entropy(one_hot, one_hot, from_logits=False)
-    assert 0.0 <= float(certain) < 1e-5
-    binary = losses.binary_cross_entropy(logits, (one_hot > 0).astype(np.float32), reduction="none")
-    assert binary.shape == (n,) and bool(jnp.all(binary >= 0))
-    certain_binary = losses.binary_cross_entropy(one_hot, one_hot, from_logits=False)
-    assert 0.0 <= float(certain_binary) < 1e-5
+    assert 0.0 <= float(out["certain"]) < 1e-5
+    assert out["binary"].shape == (n,) and bool(np.all(out["binary"] >= 0))
+    assert 0.0 <= float(out["certain_binary"]) < 1e-5
 
 
 # ----------------------------------------------------------------------------- optimizers

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +14,8 @@ import optax
 import pytest
 
 import jaxnet
-from jaxnet import losses, optim
+from jaxnet import datasets, losses, optim
+from jaxnet.compilation import DEFAULT_CACHE
 from jaxnet.errors import ArgumentTypeError, ConfigError
 from jaxnet.objective import make_loss
 from jaxnet.train.many import fit_many, grid_configs, model_slice
@@ -116,32 +118,39 @@ def test_fit_many_with_a_grid_needs_an_optimizer_factory():
         fit_many(MODEL, LOSS, optim.adam(1e-3), x, y, grid={"learning_rate": [1e-3]}, verbose=0)
 
 
-def test_per_example_gradients_match_a_loop_and_average_to_the_batch_gradient(key):
+@pytest.fixture(scope="module")
+def per_example():
+    """(x, y, params, state, grads) for the per-example tests: programs, not op-by-op dispatch,
+    which compiles every operation of the model's gradient on its own (seconds, cold)."""
     x, y = problem(8)
-    params, state = jaxnet.init_model(MODEL, key, (6,))
-    grads = per_example_gradients(MODEL, LOSS, params, state, x, y)
+    params, state = jax.jit(lambda k: jaxnet.init_model(MODEL, k, (6,)))(jax.random.key(0))
+    per_example = jax.jit(lambda p, s, xb, yb: per_example_gradients(MODEL, LOSS, p, s, xb, yb))
+    return x, y, params, state, per_example(params, state, x, y)
+
+
+def test_per_example_gradients_match_a_loop_and_average_to_the_batch_gradient(per_example):
+    x, y, params, state, grads = per_example
     assert grads["dense_0"]["w"].shape == (8, 6, 16)
 
-    def loss(p, xb, yb):
-        return LOSS(MODEL.apply(p, state, xb)[0], yb)
+    @jax.jit
+    def grad(p, xb, yb):
+        return jax.grad(lambda p: LOSS(MODEL.apply(p, state, xb)[0], yb))(p)
 
     for i in (0, 5):
-        single = jax.grad(loss)(params, x[i : i + 1], y[i : i + 1])
+        single = grad(params, x[i : i + 1], y[i : i + 1])
         jax.tree.map(
             lambda a, b, i=i: np.testing.assert_allclose(a[i], b, rtol=1e-5, atol=1e-7),
             grads,
             single,
         )
-    batch = jax.grad(loss)(params, x, y)
+    batch = grad(params, x, y)
     jax.tree.map(
         lambda a, b: np.testing.assert_allclose(a.mean(0), b, rtol=1e-5, atol=1e-7), grads, batch
     )
 
 
-def test_clipped_mean_gradient_bounds_each_example(key):
-    x, y = problem(8)
-    params, state = jaxnet.init_model(MODEL, key, (6,))
-    grads = per_example_gradients(MODEL, LOSS, params, state, x, y)
+def test_clipped_mean_gradient_bounds_each_example(per_example):
+    *_, grads = per_example
     norms = np.sqrt(
         sum(np.sum(np.asarray(g).reshape(8, -1) ** 2, 1) for g in jax.tree.leaves(grads))
     )
@@ -358,20 +367,36 @@ def test_data_parallel_batch_must_divide_across_devices():
     assert fake.shape["data"] == 1
 
 
-def test_persistent_compilation_cache_writes_programs(tmp_path):
+def test_persistent_compilation_cache_writes_programs_to_the_cache_dir_not_home(tmp_path):
+    # conftest.py points $JAXNET_CACHE_DIR (and HOME) into the test session's temporary folder:
+    # the default cache a CLI run turns on goes there, and a child with an empty HOME of its own
+    # leaves it empty.
+    home, cache = tmp_path / "home", Path(os.environ["JAXNET_CACHE_DIR"])
+    home.mkdir()
+    before = set(cache.iterdir())
     script = textwrap.dedent(
-        f"""
+        """
         import jax, jax.numpy as jnp
         from jaxnet.compilation import enable_compilation_cache
-        enable_compilation_cache({str(tmp_path)!r})
-        jax.jit(lambda a: jnp.sin(a) * 2)(jnp.ones(3)).block_until_ready()
+        print(enable_compilation_cache())
+        jax.jit(lambda a: jnp.sin(a) * 2.5)(jnp.ones(3)).block_until_ready()
         """
     )
+    env = {**os.environ, "HOME": str(home)}
     out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert any(tmp_path.iterdir())
+    assert out.stdout.split() == [str(cache)]
+    assert set(cache.iterdir()) - before  # the program, compiled
+    assert list(home.rglob("*")) == []
+
+
+def test_the_test_session_writes_nothing_under_the_users_home():
+    session = Path(os.environ["JAXNET_CACHE_DIR"]).parent  # conftest.py's temporary folder
+    assert Path.home() == session / "home"
+    assert DEFAULT_CACHE == Path(os.environ["JAX_COMPILATION_CACHE_DIR"]) == session / "xla"
+    assert datasets.cache_dir() == session / "datasets"
 
 
 MODELS_MESH_SCRIPT = textwrap.dedent(

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnet.compilation import Compiling
 from jaxnet.core import Layer
 from jaxnet.errors import DataError, check_int
 from jaxnet.losses import target_kind
@@ -159,17 +160,28 @@ def evaluate(
 
 
 def make_validate(model: Layer, loss_fn: Callable, metrics, data, batch_size: int = 256,
-                  steps: int | None = None, sharding=None, many: bool = False):  # fmt: skip
+                  steps: int | None = None, sharding=None, many: bool = False,
+                  ahead=None):  # fmt: skip
     """``validate(params, state) -> logs`` on fixed ``data``: an ``(x, y)`` pair of arrays, or a
     :mod:`~jaxnet.train.sources` source (or a pair that makes one), whose predictions are
     collected chunk by chunk (each placed with ``sharding``) and then scored at once. Compiles
     once, runs every epoch. ``many``: params and state carry a leading model axis (``fit_many``).
+    ``ahead``: ``(params, state)`` shapes (:func:`jax.eval_shape`) to start compiling the program
+    for arrays now, on a worker thread (:class:`~jaxnet.compilation.Compiling`); the first call
+    waits for it.
     """
 
     source = data if isinstance(data, RandomAccess | Stream) else as_source(*data, steps)
     if source is None:
         evaluate_fn = make_evaluate(model, loss_fn, metrics, batch_size, many=many)
-        return lambda params, state: evaluate_fn(params, state, *data)
+        compiling = ahead and Compiling(evaluate_fn.lower(*ahead, *data))
+
+        def validate_arrays(params, state):
+            if compiling:  # the call then finds the program compiled, instead of compiling it
+                compiling.future.exception()
+            return evaluate_fn(params, state, *data)
+
+        return validate_arrays
     predict_fn, score = make_predict(model, batch_size), make_score(loss_fn, metrics)
     if many:  # one prediction per model; predictions get a leading model axis
         predict_fn = jax.jit(jax.vmap(predict_fn, in_axes=(0, 0, None)))

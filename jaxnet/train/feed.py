@@ -21,18 +21,20 @@ from __future__ import annotations
 import collections
 import functools
 import math
+import time
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnet.compilation import Compiling, same_types
 from jaxnet.errors import ConfigError, DataError
 from jaxnet.train import parallel
 from jaxnet.train import step as steps
 from jaxnet.train.arrays import to_numpy
 from jaxnet.train.data import Data, checked, match_targets, place, prepare
-from jaxnet.train.guard import compiled_finite_flags, finite_flags
+from jaxnet.train.guard import finite_flags
 from jaxnet.train.sources import EpochPlan, as_source
 
 CHUNK_BYTES = 64 * 2**20  # default memory budget of one chunk of batches (two are alive at once)
@@ -106,14 +108,29 @@ class _Feed:
         self.positions = collections.deque()  # a stream's position after each chunk read
         self.position = None  # where the data stands after the last chunk that trained
         self.split_data = True  # with a mesh: the data chunks gather from is split by rows
+        self.compiled_types = None  # the train state (or its shapes) the programs were built for
+        self.compile_seconds = 0.0
 
     def compile(self, programs: Programs, train_state, **options) -> None:
-        """Build (and where the shapes are known, compile) the programs for this data."""
+        """Build (and where the shapes are known, start compiling) the programs for this data;
+        ``train_state`` may be its shapes (``jax.ShapeDtypeStruct`` leaves, see
+        :meth:`compiled_for`)."""
+        start = time.perf_counter()
         self.programs, self.every = programs, options.get("probe_every", 1)
+        self.compiled_types = train_state
         # The train state is donated: a chunk updates it in place instead of copying it first
         # (run_chunks copies the epoch's starting state once, which the guard may need back).
         program = programs.chunk(mesh=self.mesh, split_data=self.split_data, **options)
         self.run_chunk = jax.jit(program, donate_argnums=0)
+        self.compile_seconds = time.perf_counter() - start
+
+    def compiled_for(self, train_state) -> bool:
+        """Whether :meth:`compile` was given train states of ``train_state``'s types."""
+        return self.compiled_types is not None and same_types(train_state, self.compiled_types)
+
+    def wait_compiled(self) -> float:
+        """Seconds spent compiling (lowering, and compiling where it started), once done."""
+        return self.compile_seconds
 
     def run_epoch(self, train_state, start=0, on_chunk=None, prior=None) -> EpochResult:
         """The epoch that ``train_state`` is in, from its step ``start`` on (``prior``: the
@@ -179,8 +196,7 @@ class ArrayFeed(_Feed):
     def __init__(self, data, batch_size: int, steps_per_execution, shuffle: bool, targets=None):
         super().__init__(data.n // batch_size, batch_size, steps_per_execution, shuffle, targets)
         self.data = data
-        self.run_fused = None  # the compiled fused epoch, when the epoch is one program
-        self.finite = None  # (the last fused epoch's new state, its finite_flags)
+        self.run_fused = None  # the fused epoch (compiling), when the epoch is one program
 
     @property
     def input_shape(self):
@@ -229,27 +245,31 @@ class ArrayFeed(_Feed):
             epoch = programs.epoch(self.batch_size, self.shuffle, mesh=self.mesh,
                                    shard_order=order, **options)  # fmt: skip
 
-            def checked(ts, x, y):  # the guard's check of the result, in the same program
+            def checked(ts, x, y):  # the guard's checks of both states, in the same program
                 new, logs, probes = epoch(ts, x, y)
-                return new, logs, probes, finite_flags(new)
+                return new, logs, probes, (finite_flags(ts), finite_flags(new))
 
+            start = time.perf_counter()
             lowered = jax.jit(checked).lower(train_state, self.data.x, self.data.y)
             self.k = auto_steps_per_execution(lowered, self.n_batches)
-            if self.k is None:
-                self.run_fused = lowered.compile()
+            self.compile_seconds += time.perf_counter() - start
+            if self.k is None:  # compiles on a worker thread while fit initialises
+                self.run_fused = Compiling(lowered)
+
+    def wait_compiled(self) -> float:
+        if self.k is None:
+            self.run_fused.result()
+            return self.compile_seconds + self.run_fused.seconds
+        return self.compile_seconds
 
     def run_epoch(self, train_state, start=0, on_chunk=None, prior=None) -> EpochResult:
-        """One epoch: the fused program (with the guard's flags) when the epoch is one program
-        and starts at its beginning, else chunk by chunk."""
+        """One epoch: the fused program (with the guard's flags of the states before and after)
+        when the epoch is one program and starts at its beginning, else chunk by chunk."""
         if self.run_fused is None or start:
             return self.run_chunks(train_state, start, on_chunk, prior)
-        new_state, logs, probes, finite = self.run_fused(train_state, self.data.x, self.data.y)
+        new_state, logs, probes, flags = self.run_fused(train_state, self.data.x, self.data.y)
         probed = steps.probed_steps(self.n_batches, self.every) if probes is not None else []
-        # finite at the start: from the last epoch's program if it returned this very state
-        before = self.finite[1] if self.finite and self.finite[0] is train_state else None
-        before = compiled_finite_flags(train_state) if before is None else before
-        self.finite = (new_state, finite)
-        return EpochResult(new_state, logs, probes, probed, (before, finite))
+        return EpochResult(new_state, logs, probes, probed, flags)
 
     def chunks(self, train_state, start: int, order=None):
         """Arguments of each chunk program: the data and ``K`` rows of the epoch's order."""

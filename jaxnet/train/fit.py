@@ -121,19 +121,27 @@ def fit(
                      validation_split=validation_split, steps_per_epoch=steps_per_epoch,
                      steps_per_execution=steps_per_execution, shuffle=shuffle,
                      targets=target_kind(loss_fn))  # fmt: skip
-    if train_state is None:  # one program, compiled for speed of compiling: it runs once
-        init = functools.partial(create_train_state, model, optimizer, feed.input_shape)
-        train_state = run_once(init, as_key(seed))
+    init = functools.partial(create_train_state, model, optimizer, feed.input_shape)
+    if train_state is None:  # its shapes for now: the epoch program compiles while it is made
+        key = as_key(seed)
+        shapes = jax.eval_shape(init, key)
     else:  # given: it must be this model's, for these inputs
         check_params("fit", model, train_state.params, train_state.state, feed.input_shape)
+        shapes = train_state
     placement = None if mesh is None else parallel.replicated(mesh)
-    out_shape = output_shape(model, train_state.params, train_state.state, feed.input_spec)
+    out_shape = output_shape(model, shapes.params, shapes.state, feed.input_spec)
     feed.place(out_shape, mesh, shard_order)
     programs = Programs(model, loss_fn, optimizer, metrics, penalty=penalty,
                         compute_dtype=compute_dtype)  # fmt: skip
+    probe = {} if monitor is None else {"probe": monitor.probe, "probe_every": monitor.every}
+    if mesh is None:  # lowered now; it compiles on a worker thread during the initialisation
+        feed.compile(programs, shapes, **probe)
     validate = feed.validation is not None and evaluating(
-        make_validate(model, loss_fn, metrics, feed.validation, sharding=placement), ema
-    )
+        make_validate(model, loss_fn, metrics, feed.validation, sharding=placement,
+                      ahead=mesh is None and ema is None and (shapes.params, shapes.state)), ema
+    )  # fmt: skip
+    if train_state is None:  # one program, compiled for speed of compiling: it runs once
+        train_state = run_once(init, key)
     callbacks = [
         *checkpoint_callbacks(checkpoint_dir, keep, resume), *([monitor] if monitor else []),
         *callbacks, *ema_callbacks(ema), *default_progress(epochs, verbose),
@@ -144,10 +152,9 @@ def fit(
     loop.train_state = parallel.put(loop.train_state, placement)
     feed.restore(loop.data_position)
     if loop.initial_epoch < epochs:
-        start = time.perf_counter()
-        probe = {} if monitor is None else {"probe": monitor.probe, "probe_every": monitor.every}
-        feed.compile(programs, loop.train_state, **probe)
-        loop.history.compile_seconds = time.perf_counter() - start
+        if mesh is not None or not feed.compiled_for(loop.train_state):
+            feed.compile(programs, loop.train_state, **probe)
+        loop.history.compile_seconds = feed.wait_compiled()
 
     log_names = ["loss", *named_metrics(metrics)]
     chunk_hooks = [c for c in callbacks if hasattr(c, "on_chunk_end")]

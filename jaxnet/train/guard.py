@@ -87,7 +87,6 @@ def nonfinite_flags(before, after):
 
 
 _nonfinite_flags = jax.jit(nonfinite_flags)
-compiled_finite_flags = jax.jit(finite_flags)
 
 
 def _some(paths: list[str]) -> str:

@@ -1,0 +1,158 @@
+"""Cold start: a fresh process with an empty compilation cache trains the digits MLP once.
+
+    python benchmarks/bench_cold.py [--rounds 3] [--epochs 50]
+
+The demo's shape: digits (1437 training images), 64-100-100-10 ReLU, Adam 1e-3, batch 32, 50
+epochs. Every run is its own Python process whose ``JAXNET_CACHE_DIR`` and
+``JAX_COMPILATION_CACHE_DIR`` point at a new empty folder, so every program is compiled; the
+runs are interleaved (one of each per round, scikit-learn's among them) and the table shows
+medians over the rounds. "seconds" is the wall time after the imports and the data loading:
+building, compiling and training (what a script pays on its first run). The import rows time
+``import jax`` and ``import jaxnet`` alone, each in a fresh process.
+
+Rows: scikit-learn's ``MLPClassifier`` (the reference), ``jaxnet.fit``, ``jaxnet.fit`` with
+``validation_data`` and a :class:`~jaxnet.diagnostics.GradientMonitor`, and
+``jaxnet.sklearn.MLPClassifier`` where ``jaxnet.sklearn`` imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import common  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Each case: (imports, then the timed code). ``x_train, x_test, y_train, y_test`` and ``epochs``
+# are defined before the clock starts; the timed code leaves its accuracy in ``accuracy``.
+DATA = "import common\nx_train, x_test, y_train, y_test = common.digits(0)\n"
+JAXNET_FIT = """
+model = common.digits_mlp()
+ts, history = jaxnet.fit(model, losses.sparse_categorical_cross_entropy, optim.adam(1e-3),
+                         x_train, y_train, epochs=epochs, batch_size=32, verbose=0{extra})
+jax.block_until_ready(ts.params)
+predicted = model.apply(ts.params, ts.state, x_test)[0].argmax(-1)
+accuracy = float((np.asarray(predicted) == y_test).mean())
+"""
+CASES = {
+    "sklearn.neural_network.MLPClassifier": (
+        "import warnings\nimport numpy as np\nfrom sklearn.neural_network import MLPClassifier\n",
+        """
+warnings.simplefilter("ignore")  # ConvergenceWarning: it runs exactly `epochs` epochs
+classifier = MLPClassifier((100, 100), solver="adam", learning_rate_init=1e-3, batch_size=32,
+                           max_iter=epochs, tol=0.0, n_iter_no_change=epochs, random_state=0)
+classifier.fit(x_train, y_train)
+accuracy = classifier.score(x_test, y_test)
+""",
+    ),
+    "jaxnet.fit": (
+        "import jax\nimport numpy as np\nimport jaxnet\nfrom jaxnet import losses, optim\n",
+        JAXNET_FIT.format(extra=""),
+    ),
+    "jaxnet.fit + validation_data + GradientMonitor": (
+        "import jax\nimport numpy as np\nimport jaxnet\nfrom jaxnet import losses, optim\n"
+        "from jaxnet.diagnostics import GradientMonitor\n",
+        JAXNET_FIT.format(
+            extra=",\n    validation_data=(x_test, y_test), monitor=GradientMonitor(model)"
+        ),
+    ),
+    "jaxnet.sklearn.MLPClassifier": (
+        "import numpy as np\nimport jaxnet.sklearn\n",
+        """
+classifier = jaxnet.sklearn.MLPClassifier((100, 100), learning_rate_init=1e-3, batch_size=32,
+                                          max_iter=epochs, random_state=0)
+classifier.fit(x_train, y_train)
+accuracy = classifier.score(x_test, y_test)
+""",
+    ),
+}
+IMPORTS = {"import jax": "import jax", "import jaxnet": "import jaxnet"}
+
+CHILD = """
+import time
+start = time.perf_counter()
+{imports}
+imported = time.perf_counter() - start
+{data}
+epochs = {epochs}
+start = time.perf_counter()
+{timed}
+seconds = time.perf_counter() - start
+import json
+print("RESULT " + json.dumps({{"imported": imported, "seconds": seconds,
+                              "accuracy": {accuracy}}}))
+"""
+
+
+def run_child(imports: str, timed: str, epochs: int, accuracy: str = "accuracy") -> dict:
+    """Run one case in a fresh process with an empty compilation cache; its figures."""
+    with tempfile.TemporaryDirectory(prefix="bench_cold_") as cache:
+        env = {**os.environ, "JAXNET_CACHE_DIR": cache, "JAX_COMPILATION_CACHE_DIR": cache,
+               "PYTHONPATH": os.pathsep.join([str(ROOT), str(Path(__file__).parent)])}  # fmt: skip
+        code = CHILD.format(imports=imports, data=DATA if timed else "", epochs=epochs,
+                            timed=textwrap.dedent(timed), accuracy=accuracy)  # fmt: skip
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, timeout=600)  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-3000:])
+    line = next(s for s in done.stdout.splitlines() if s.startswith("RESULT "))
+    return json.loads(line.removeprefix("RESULT "))
+
+
+def has_jaxnet_sklearn() -> bool:
+    code = "import jaxnet.sklearn"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True)
+    return done.returncode == 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=50)
+    args = parser.parse_args()
+    cases = dict(CASES)
+    if not has_jaxnet_sklearn():
+        print("(jaxnet.sklearn does not import here: its row is skipped)")
+        del cases["jaxnet.sklearn.MLPClassifier"]
+    seconds = {name: [] for name in [*cases, *IMPORTS]}
+    accuracy = {name: [] for name in cases}
+    for round_ in range(args.rounds):
+        for name, (imports, timed) in cases.items():
+            result = run_child(imports, timed, args.epochs)
+            seconds[name].append(result["seconds"])
+            accuracy[name].append(result["accuracy"])
+            print(f"round {round_ + 1}: {name}: {result['seconds']:.2f} s", flush=True)
+        for name, imports in IMPORTS.items():
+            seconds[name].append(run_child(imports, "", args.epochs, "None")["imported"])
+    reference = statistics.median(seconds[next(iter(CASES))])
+    plain = statistics.median(seconds["jaxnet.fit"]) if "jaxnet.fit" in seconds else None
+    rows = []
+    for name, values in seconds.items():
+        median = statistics.median(values)
+        if name in IMPORTS:
+            rows.append([name, median, f"{min(values):.2f}-{max(values):.2f}", "", "", ""])
+            continue
+        versus_fit = f"{median / plain:.2f}" if plain else ""
+        rows.append([name, median, f"{min(values):.2f}-{max(values):.2f}",
+                     f"{median / reference:.2f}", versus_fit,
+                     f"{statistics.median(accuracy[name]):.3f}"])  # fmt: skip
+    print(f"\n{common.machine()}, {os.cpu_count()} CPUs; {args.rounds} rounds, {args.epochs} "
+          "epochs, fresh process and empty compilation cache per run\n")  # fmt: skip
+    header = ["run", "seconds (median)", "range", "x scikit-learn", "x jaxnet.fit", "test acc."]
+    print(common.table(header, rows))
+    imports = statistics.median(seconds["import jaxnet"]) - statistics.median(seconds["import jax"])
+    print(f"\nimport jaxnet - import jax: {imports:+.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Cold start: ``fit`` compiles its epoch and validation programs on a worker thread while the
+initialisation compiles and runs (jaxnet.compilation.Compiling); the results stay bit-identical."""
+
+import logging
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxnet
+from jaxnet import losses, optim
+from jaxnet.compilation import Compiling, run_once, same_types
+from jaxnet.train.step import create_train_state, make_epoch
+
+LOSS = losses.sparse_categorical_cross_entropy
+
+
+def problem(n=100, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 5)).astype(np.float32)
+    return x, (x[:, 0] + x[:, 1] > 0).astype(np.int32) + (x[:, 2] > 1).astype(np.int32)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """One fit with validation data, with every program it compiled logged."""
+    x, y = problem()
+    x_val, y_val = problem(40, seed=1)
+    model = jaxnet.serial(jaxnet.Dense(16), jaxnet.activations.Relu(), jaxnet.Dense(3))
+    records = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())
+    logger = logging.getLogger("jax")
+    logger.addHandler(handler)
+    jax.config.update("jax_log_compiles", True)
+    try:
+        ts, history = jaxnet.fit(model, LOSS, optim.adam(1e-2), x, y, epochs=3, batch_size=16,
+                                 seed=7, validation_data=(x_val, y_val), verbose=0)  # fmt: skip
+    finally:
+        jax.config.update("jax_log_compiles", False)
+        logger.removeHandler(handler)
+    compiled = [m.split()[4] for m in records if m.startswith("Finished XLA compilation")]
+    return model, (x, y, x_val, y_val), ts, history, compiled
+
+
+def test_fit_equals_its_unchanged_building_blocks_bit_for_bit(fitted):
+    model, (x, y, x_val, y_val), ts, history, _ = fitted
+    optimizer = optim.adam(1e-2)
+    init = lambda key: create_train_state(model, optimizer, (5,), key)  # noqa: E731
+    reference = run_once(init, jax.random.key(7))
+    epoch = jax.jit(make_epoch(model, LOSS, optimizer, 16))
+    for i in range(3):
+        reference, logs, _ = epoch(reference, jnp.asarray(x), jnp.asarray(y))
+        assert history["loss"][i] == float(logs["loss"])
+    raw = lambda t: t._replace(key=jax.random.key_data(t.key))  # noqa: E731
+    jax.tree.map(np.testing.assert_array_equal, raw(ts), raw(reference))
+    scores = jaxnet.evaluate(model, ts.params, ts.state, x_val, y_val, LOSS)
+    assert history["val_loss"][-1] == scores["loss"]
+
+
+def test_fit_compiles_each_program_once(fitted):
+    *_, compiled = fitted
+    assert compiled.count("jit(checked)") == 1  # the epoch (compiled ahead, not again)
+    assert compiled.count("jit(evaluate)") == 1  # the validation (compiled ahead, not again)
+    assert "jit(finite_flags)" not in compiled  # the guard's flags are the epoch program's
+
+
+def test_compiling_runs_the_program_and_reraises_its_error():
+    shapes = jax.ShapeDtypeStruct((3,), jnp.float32)
+    double = Compiling(jax.jit(lambda a: 2 * a).lower(shapes))
+    np.testing.assert_array_equal(double(jnp.arange(3.0)), [0.0, 2.0, 4.0])
+    assert double.seconds > 0
+
+    class Broken:
+        def compile(self):
+            raise RuntimeError("no compiler")
+
+    with pytest.raises(RuntimeError, match="no compiler"):
+        Compiling(Broken()).result()
+
+
+def test_same_types_compares_structure_shapes_dtypes_and_weak_types():
+    tree = {"w": jnp.ones((2, 3)), "n": jnp.int32(0)}
+    assert same_types(tree, jax.eval_shape(lambda t: t, tree))
+    assert not same_types(tree, {"w": jnp.ones((2, 4)), "n": jnp.int32(0)})
+    assert not same_types(tree, {"w": jnp.ones((2, 3), jnp.bfloat16), "n": jnp.int32(0)})
+    assert not same_types(tree, {"w": jnp.ones((2, 3)), "n": jnp.asarray(0)})  # weakly typed
+    assert not same_types(tree, [jnp.ones((2, 3)), jnp.int32(0)])
