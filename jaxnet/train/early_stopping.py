@@ -9,13 +9,12 @@
 
 from __future__ import annotations
 
-import math
 import os
 
 from jaxnet.checkpoint import save
-from jaxnet.errors import ConfigError, check_int, check_range
-from jaxnet.metrics import check_mode, direction, is_better
+from jaxnet.errors import check_int
 from jaxnet.train.callbacks import Callback, Loop
+from jaxnet.train.monitored import Monitored
 
 BEST = "best"  # the checkpoint's name inside ``checkpoint``'s directory
 
@@ -52,17 +51,18 @@ class EarlyStopping(Callback):
         checkpoint: str | os.PathLike | None = None,
     ):
         check_int("EarlyStopping", "patience", patience, 0)
-        check_range("EarlyStopping", "min_delta", min_delta, 0.0)
-        if mode != "auto":
-            check_mode(mode, "EarlyStopping")
-        self.monitor = monitor
-        self.mode = direction(monitor) if mode == "auto" else mode
-        self.patience, self.min_delta = patience, min_delta
+        self.watched = Monitored(monitor, mode, min_delta, owner="EarlyStopping")
+        self.monitor, self.mode, self.min_delta = monitor, self.watched.mode, min_delta
+        self.patience = patience
         self.restore_best, self.checkpoint = restore_best, checkpoint
         self._reset()
 
+    @property
+    def best(self) -> float:
+        return self.watched.best
+
     def _reset(self):
-        self.best = math.inf if self.mode == "min" else -math.inf
+        self.watched.reset()
         self.best_epoch = None
         self.best_train_state = None
         self.stopped_epoch = None
@@ -72,19 +72,12 @@ class EarlyStopping(Callback):
         self._reset()
 
     def on_epoch_end(self, epoch: int, logs: dict, loop: Loop) -> None:
-        if self.monitor not in logs:
-            raise ConfigError(
-                f"monitor={self.monitor!r} is not logged; logged names are {sorted(logs)} "
-                "(val_* names need validation_data or validation_split)",
-                ("EarlyStopping",),
-            )
-        value = float(logs[self.monitor])
-        if is_better(value, self.best, self.mode, self.min_delta):
-            self.best, self.best_epoch, self.wait = value, epoch, 0
+        if self.watched.improved(logs):
+            self.best_epoch, self.wait = epoch, 0
             # fit never donates its buffers, so keeping a reference keeps this epoch's arrays.
             self.best_train_state = loop.train_state
             if self.checkpoint is not None:
-                extra = {"monitor": self.monitor, "best": value}
+                extra = {"monitor": self.monitor, "best": self.best}
                 save(self.checkpoint, BEST, loop.train_state, epoch=epoch + 1, extra=extra)
             return
         self.wait += 1

@@ -11,16 +11,15 @@ epochs and the compiled epoch runs on unchanged: nothing is recompiled::
 
 from __future__ import annotations
 
-import math
 import sys
 from typing import Any
 
 import numpy as np
 
 from jaxnet import optim
-from jaxnet.errors import ConfigError, OptimizerError, check_range
-from jaxnet.metrics import check_mode, direction, is_better
+from jaxnet.errors import OptimizerError, check_range
 from jaxnet.train.callbacks import Callback, Loop
+from jaxnet.train.monitored import Monitored
 
 RATE = "learning_rate"
 
@@ -135,18 +134,20 @@ class ReduceLROnPlateau(Callback):
         check_range("ReduceLROnPlateau", "factor", factor, 0.0, 1.0, low_open=True, high_open=True)
         check_range("ReduceLROnPlateau", "patience", patience, 0)
         check_range("ReduceLROnPlateau", "cooldown", cooldown, 0)
-        check_range("ReduceLROnPlateau", "min_delta", min_delta, 0.0)
         check_range("ReduceLROnPlateau", "min_lr", min_lr, 0.0)
-        if mode != "auto":
-            check_mode(mode, "ReduceLROnPlateau")
+        self.watched = Monitored(monitor, mode, min_delta, owner="ReduceLROnPlateau")
         self.monitor, self.factor, self.patience = monitor, factor, patience
-        self.mode = direction(monitor) if mode == "auto" else mode
+        self.mode = self.watched.mode
         self.min_delta, self.cooldown, self.min_lr = min_delta, cooldown, min_lr
         self.verbose, self.stream = verbose, stream
         self._reset()
 
+    @property
+    def best(self) -> float:
+        return self.watched.best
+
     def _reset(self) -> None:
-        self.best = math.inf if self.mode == "min" else -math.inf
+        self.watched.reset()
         self.wait = self.cooldown_counter = 0
         self.learning_rates: list[float] = []
         self._set = None  # the rate this callback last set
@@ -156,12 +157,7 @@ class ReduceLROnPlateau(Callback):
         learning_rate(loop.train_state.opt_state)  # fail before training if there is none
 
     def on_epoch_end(self, epoch: int, logs: dict, loop: Loop) -> None:
-        if self.monitor not in logs:
-            raise ConfigError(
-                f"monitor={self.monitor!r} is not logged; logged names are {sorted(logs)} "
-                "(val_* names need validation_data or validation_split)",
-                ("ReduceLROnPlateau",),
-            )
+        self.watched.value(logs)  # (an unlogged name is an error before anything changes)
         rate = learning_rate(loop.train_state.opt_state)
         if self._set is not None and not np.isclose(rate, self._set, rtol=1e-6, atol=0):
             raise OptimizerError(
@@ -174,9 +170,8 @@ class ReduceLROnPlateau(Callback):
         if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
             self.wait = 0
-        value = float(logs[self.monitor])
-        if is_better(value, self.best, self.mode, self.min_delta):
-            self.best, self.wait = value, 0
+        if self.watched.improved(logs):
+            self.wait = 0
         elif self.cooldown_counter == 0:
             self.wait += 1
             if self.wait >= self.patience and rate > np.float32(self.min_lr):
