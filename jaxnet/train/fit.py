@@ -22,6 +22,7 @@ from jaxnet.train.evaluate import make_validate
 from jaxnet.train.feed import Programs, make_feed
 from jaxnet.train.guard import guard_accepts
 from jaxnet.train.logging import default_progress
+from jaxnet.train.preemption import Preemption, StopAtChunk
 from jaxnet.train.run_config import run_config
 from jaxnet.train.step import TrainState, create_train_state, named_metrics
 
@@ -175,6 +176,7 @@ def fit(
         *checkpoint_callbacks(checkpoint_dir, keep, resume), *([monitor] if monitor else []),
         *callbacks, *ema_callbacks(ema), *default_progress(epochs, verbose),
     ]  # fmt: skip
+    callbacks.append(Preemption(callbacks))  # SIGTERM: save at a chunk boundary and stop
     loop = Loop(train_state, epochs, History(), feed.n_batches, feed.batch_size)
     loop.run_config = functools.partial(run_config, model, loss_fn, train_state, x, y,
         batch_size=batch_size, seed=seed, metrics=metrics, penalty=penalty, shuffle=shuffle,
@@ -195,9 +197,12 @@ def fit(
         start = time.perf_counter()
         first_step, prior = loop.resume_point(epoch)
         on_chunk = chunk_hooks and functools.partial(chunk_end, chunk_hooks, epoch, loop, feed)
-        new_state, logs, probes, probed, flags = feed.run_epoch(
-            loop.train_state, first_step, on_chunk or None, prior
-        )
+        try:
+            new_state, logs, probes, probed, flags = feed.run_epoch(
+                loop.train_state, first_step, on_chunk or None, prior
+            )
+        except StopAtChunk:  # a preemption signal, acted on between two chunks
+            break
         logs, flags = jax.device_get((logs, flags))  # one transfer for every log
         logs = {name: float(logs[name]) for name in log_names}
         if monitor is not None:  # the probed steps' numbers, counted from the first of the run

@@ -1,0 +1,254 @@
+"""Preemption: SIGTERM during fit saves at the next chunk boundary, stops, resumes bit for bit."""
+
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+
+import jaxnet
+from jaxnet import optim, recipes
+from jaxnet.checkpoint import CheckpointManager
+from jaxnet.train import preemption
+from jaxnet.train.preemption import Preempted, Preemption
+
+RECIPE = recipes.classifier_mlp(3, hidden=(16,), dropout=0.1)  # dropout: the step keys matter
+ARGS = (RECIPE.model, RECIPE.loss, optim.adam(1e-2))
+CHUNKED = {"steps_per_execution": 2}  # 10 steps an epoch in chunks of 2
+
+
+def _data(n=160):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 5)).astype(np.float32)
+    return x, ((x[:, 0] > 0).astype(np.int32) + (x[:, 1] > 0)).astype(np.int32)
+
+
+def _fit(**options):
+    options = {"epochs": 3, "batch_size": 16, "metrics": RECIPE.metrics, "verbose": 0} | options
+    return jaxnet.fit(*ARGS, *_data(), **options)
+
+
+class SignalAt:
+    """Sends this process ``signum`` after ``steps`` steps of ``epoch`` (``steps=None``: at the
+    end of ``epoch``), as a scheduler would, from a callback that runs before fit's own."""
+
+    def __init__(self, epoch, steps, signum=signal.SIGTERM):
+        self.epoch, self.steps, self.signum = epoch, steps, signum
+
+    def on_chunk_end(self, epoch, steps_done, train_state, step_logs, loop):
+        if (epoch, steps_done) == (self.epoch, self.steps):
+            os.kill(os.getpid(), self.signum)
+
+    def on_epoch_end(self, epoch, logs, loop):
+        if self.steps is None and epoch == self.epoch:
+            os.kill(os.getpid(), self.signum)
+
+
+class Capture:
+    """Keeps a host copy of the train state after each chunk and epoch, by step."""
+
+    def __init__(self):
+        self.states = {}
+
+    def on_chunk_end(self, epoch, steps_done, train_state, step_logs, loop):
+        self.states[int(train_state.step)] = jax.device_get(train_state)
+
+    def on_epoch_end(self, epoch, logs, loop):
+        self.states[int(loop.train_state.step)] = jax.device_get(loop.train_state)
+
+
+@functools.cache
+def _reference(**options):
+    """The uninterrupted run (and its states at every boundary), shared by the tests."""
+    capture = Capture()
+    ts, history = _fit(callbacks=[capture], **options)
+    return ts, history, capture.states
+
+
+def _assert_same_state(a, b):
+    leaves_a = jax.tree.leaves((a.params, a.state, a.opt_state, a.step))
+    leaves_b = jax.tree.leaves((b.params, b.state, b.opt_state, b.step))
+    for left, right in zip(leaves_a, leaves_b, strict=True):
+        np.testing.assert_array_equal(left, right)
+
+
+def _without_time(history):
+    return {k: v for k, v in history.to_dict().items() if k != "time"}
+
+
+def test_sigterm_mid_epoch_saves_that_step_exits_143_and_resumes_bit_identically(tmp_path, capsys):
+    reference, reference_history, _ = _reference(**CHUNKED)
+    before = signal.getsignal(signal.SIGTERM)
+    directory = tmp_path / "run"
+    with pytest.raises(Preempted) as stopped:
+        _fit(checkpoint_dir=directory, callbacks=[SignalAt(1, 4)], **CHUNKED)
+    assert stopped.value.code == 128 + signal.SIGTERM == 143
+    assert (stopped.value.epoch, stopped.value.steps, stopped.value.step) == (1, 4, 14)
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is put back
+    assert CheckpointManager(directory).manifests()[-1].name == "ckpt-000001+000004.json"
+    err = capsys.readouterr().err
+    assert "SIGTERM received" in err and "resume=True" in err and str(directory) in err
+
+    resumed, history = _fit(checkpoint_dir=directory, resume=True, **CHUNKED)
+    _assert_same_state(resumed, reference)
+    assert _without_time(history) == _without_time(reference_history)
+
+
+def test_without_checkpoints_the_signal_stops_training_and_returns_the_state_there():
+    _, _, states = _reference(**CHUNKED)
+    with pytest.warns(RuntimeWarning, match=r"SIGTERM received: stopped training at epoch 2, "
+                      r"4 steps into it \(step 14\).*nothing saved"):  # fmt: skip
+        ts, history = _fit(callbacks=[SignalAt(1, 4)], **CHUNKED)
+    _assert_same_state(ts, states[14])
+    assert history.epochs == 1  # only whole epochs are logged
+
+
+def test_a_signal_during_a_fused_epoch_stops_at_its_end():
+    _, _, states = _reference(**CHUNKED)  # chunks and fused epochs give the same bits
+    with pytest.warns(RuntimeWarning, match=r"at the start of epoch 2 \(step 10\)"):
+        ts, history = _fit(callbacks=[SignalAt(0, None)])  # each epoch one program
+    _assert_same_state(ts, states[10])
+    assert history.epochs == 1
+
+
+class _Terminal:
+    def isatty(self):
+        return True
+
+
+def test_ctrl_c_on_a_terminal_asks_once_then_interrupts(monkeypatch):
+    assert preemption.handled_signals() == [signal.SIGTERM]  # pytest's stdin is no terminal
+    monkeypatch.setattr(sys, "stdin", _Terminal())
+    before = signal.getsignal(signal.SIGINT)
+    component = Preemption()
+    component.install()
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert component.requested == signal.SIGINT  # a graceful stop was asked for
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert component.requested == signal.SIGINT  # a later SIGTERM changes nothing
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is before  # the second Ctrl-C restored it
+    finally:
+        component.restore()
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_handler_left_by_a_failed_fit_is_replaced_not_stacked():
+    before = signal.getsignal(signal.SIGTERM)
+    left = Preemption()
+    left.install()  # and never restored, as when fit raised
+    component = Preemption()
+    component.install()
+    component.restore()
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    import jax
+    import numpy as np
+    import jaxnet
+
+    jax.config.update("jax_threefry_partitionable", False)  # as tests/conftest.py
+    jax.config.update("jax_default_matmul_precision", "highest")
+    from jaxnet import optim, recipes
+
+    directory, data = sys.argv[1], sys.argv[2]
+    x, y = np.load(data + "/x.npy"), np.load(data + "/y.npy")
+    recipe = recipes.classifier_mlp(3, hidden=(16,), dropout=0.1)
+
+    class Ready:  # tells the test where training stands, and gives its signal time to arrive
+        def on_chunk_end(self, epoch, steps_done, train_state, step_logs, loop):
+            if (epoch, steps_done) == (1, 2):
+                print("READY", flush=True)
+                time.sleep(3)
+
+    jaxnet.fit(recipe.model, recipe.loss, optim.adam(1e-2), x, y, epochs=3, batch_size=16,
+               metrics=recipe.metrics, verbose=0, steps_per_execution=2,
+               checkpoint_dir=directory, callbacks=[Ready()])
+    print("NOT STOPPED", flush=True)
+    """
+)
+
+
+def test_a_real_sigterm_to_a_training_process(tmp_path):
+    x, y = _data()
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    (tmp_path / "train.py").write_text(SCRIPT)
+    directory = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, str(tmp_path / "train.py"), str(directory), str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+    )  # fmt: skip
+    try:
+        assert process.stdout.readline().strip() == "READY"
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 143, err[-2000:]
+    assert "NOT STOPPED" not in out
+    assert "stopped training at epoch 2, 2 steps into it (step 12)" in err
+    assert CheckpointManager(directory).manifests()[-1].name == "ckpt-000001+000002.json"
+    reference, _, _ = _reference(**CHUNKED)
+    resumed, _ = _fit(checkpoint_dir=directory, resume=True, **CHUNKED)
+    _assert_same_state(resumed, reference)
+
+
+PROCESS_SCRIPT = textwrap.dedent(
+    """
+    import json, os, signal, sys
+    import numpy as np
+    from jaxnet.train import parallel
+
+    parallel.initialize()
+    import jax, jaxnet
+    from jaxnet import optim, recipes
+    from jaxnet.train.preemption import Preempted
+
+    directory, data, how = sys.argv[1], sys.argv[2], sys.argv[3]
+    x, y = np.load(data + "/x.npy"), np.load(data + "/y.npy")
+    recipe = recipes.classifier_mlp(3, hidden=(16,))
+
+    class SignalProcess1:  # only process 1 is told to stop (SIGTERM) or dies (SIGKILL)
+        def on_chunk_end(self, epoch, steps_done, train_state, step_logs, loop):
+            if jax.process_index() == 1 and (epoch, steps_done) == (1, 2):
+                print("SIGNALLING", flush=True)
+                os.kill(os.getpid(), getattr(signal, how))
+
+    try:
+        jaxnet.fit(recipe.model, recipe.loss, optim.adam(1e-2), x, y, epochs=3, batch_size=16,
+                   verbose=0, steps_per_execution=2, checkpoint_dir=directory,
+                   mesh=parallel.data_parallel_mesh(), callbacks=[SignalProcess1()])
+    except Preempted as stopped:
+        with open(f"{directory}-{jax.process_index()}.json", "w") as file:
+            json.dump([stopped.epoch, stopped.steps, stopped.step], file)
+        raise
+    """
+)
+
+
+def test_processes_agree_on_the_step_when_one_of_them_is_told_to_stop(tmp_path):
+    x, y = _data()
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    (tmp_path / "train.py").write_text(PROCESS_SCRIPT)
+    directory = tmp_path / "run"
+    command = [sys.executable, "-m", "jaxnet.launch", "--processes", "2", "--cpu-devices", "2",
+               str(tmp_path / "train.py"), str(directory), str(tmp_path), "SIGTERM"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 143, done.stderr[-3000:]
+    stops = [json.loads((tmp_path / f"run-{i}.json").read_text()) for i in range(2)]
+    assert stops == [[1, 2, 12], [1, 2, 12]]  # both at the chunk where process 1 got SIGTERM
+    assert CheckpointManager(directory).manifests()[-1].name == "ckpt-000001+000002.json"
