@@ -4,18 +4,24 @@ import functools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import jax
 import numpy as np
 import pytest
 
 import jaxnet
+from jaxnet import launch as launching
 from jaxnet import optim, recipes
 from jaxnet.checkpoint import CheckpointManager
-from jaxnet.train import preemption
+from jaxnet.errors import ConfigError
+from jaxnet.launch import process_environments
+from jaxnet.train import parallel, preemption
+from jaxnet.train.parallel import HEARTBEAT_ENV
 from jaxnet.train.preemption import Preempted, Preemption
 
 RECIPE = recipes.classifier_mlp(3, hidden=(16,), dropout=0.1)  # dropout: the step keys matter
@@ -252,3 +258,88 @@ def test_processes_agree_on_the_step_when_one_of_them_is_told_to_stop(tmp_path):
     stops = [json.loads((tmp_path / f"run-{i}.json").read_text()) for i in range(2)]
     assert stops == [[1, 2, 12], [1, 2, 12]]  # both at the chunk where process 1 got SIGTERM
     assert CheckpointManager(directory).manifests()[-1].name == "ckpt-000001+000002.json"
+
+
+def test_when_a_process_dies_the_other_stops_with_an_error_within_a_minute(tmp_path):
+    x, y = _data()
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    (tmp_path / "train.py").write_text(PROCESS_SCRIPT)
+    command = [sys.executable, str(tmp_path / "train.py"), str(tmp_path / "run"), str(tmp_path),
+               "SIGKILL"]  # fmt: skip
+    environments = process_environments(2, cpu_devices=2)
+    processes = [
+        subprocess.Popen(command, env=env | {HEARTBEAT_ENV: "5"}, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for env in environments
+    ]  # fmt: skip
+    try:
+        _, survivor_err = processes[0].communicate(timeout=60)  # not waiting for ever
+        processes[1].communicate(timeout=60)
+    finally:
+        for process in processes:
+            process.kill()
+    assert processes[1].returncode == -signal.SIGKILL  # it died mid-training
+    assert processes[0].returncode != 0
+    assert "another task died" in survivor_err, survivor_err[-3000:]
+
+
+def test_a_coordinator_port_in_use_is_a_clear_error(monkeypatch):
+    with socket.socket() as taken:
+        taken.bind(("localhost", 0))
+        taken.listen()
+        address = f"localhost:{taken.getsockname()[1]}"
+        monkeypatch.setenv(parallel.COORDINATOR_ENV, address)
+        monkeypatch.setenv(parallel.PROCESSES_ENV, "2")
+        monkeypatch.setenv(parallel.PROCESS_ID_ENV, "0")
+        with pytest.raises(ConfigError, match=f"initialize: the coordinator address {address}: "
+                           "port .* is already in use"):  # fmt: skip
+            parallel.initialize()
+
+
+def test_the_launcher_kills_the_processes_left_after_one_died(tmp_path, monkeypatch):
+    script = tmp_path / "die.py"
+    script.write_text(
+        "import os, signal, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as a process stuck in a collective\n"
+        "if os.environ['JAXNET_PROCESS_ID'] == '1':\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "time.sleep(60)\n"
+    )
+    monkeypatch.setattr(launching, "GRACE_SECONDS", 0.5)
+    assert launching.launch([sys.executable, str(script)], processes=2) == 128 + signal.SIGKILL
+
+
+def test_the_launcher_passes_sigterm_on_to_every_process(tmp_path):
+    script = tmp_path / "wait.py"
+    script.write_text(
+        "import os, pathlib, signal, sys, time\n"
+        "here = pathlib.Path(sys.argv[1]) / os.environ['JAXNET_PROCESS_ID']\n"
+        "def stop(signum, frame):\n"
+        "    here.with_suffix('.stopped').touch()\n"
+        "    sys.exit(143)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "here.with_suffix('.ready').touch()\n"
+        "time.sleep(60)\n"
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "jaxnet.launch",
+        "--processes",
+        "2",
+        str(script),
+        str(tmp_path),
+    ]
+    launcher = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):
+            if len(list(tmp_path.glob("*.ready"))) == 2:
+                break
+            time.sleep(0.05)
+        launcher.send_signal(signal.SIGTERM)
+        _, err = launcher.communicate(timeout=30)
+    finally:
+        launcher.kill()
+    assert launcher.returncode == 143, err[-2000:]
+    assert sorted(p.name for p in tmp_path.glob("*.stopped")) == ["0.stopped", "1.stopped"]
