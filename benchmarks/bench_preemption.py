@@ -81,10 +81,11 @@ def one_run(k: int, processes: int) -> dict:
         env = dict(os.environ, JAX_PLATFORMS="cpu")
         child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  text=True, env=env)  # fmt: skip
-        line = child.stdout.readline()
-        if not line.startswith("TRAINING"):
-            child.kill()
-            raise RuntimeError(f"the child did not start training: {child.stderr.read()[-2000:]}")
+        lines = iter(child.stdout.readline, "")  # (gloo prints on stdout too)
+        line = next((line for line in lines if line.startswith("TRAINING")), "")
+        if not line:
+            child.terminate()  # (the launcher passes it on)
+            raise RuntimeError(f"the child did not train: {child.communicate(timeout=60)[1]}")
         chunk = statistics.median(json.loads(line.split(" ", 1)[1]))
         time.sleep(chunk / 3)  # into the next chunk
         before = {p.name for p in directory.glob("*.json")}
