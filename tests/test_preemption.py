@@ -265,7 +265,8 @@ def test_the_launcher_kills_the_processes_left_after_one_died(tmp_path, monkeypa
     assert launching.launch([sys.executable, str(script)], processes=2) == 128 + signal.SIGKILL
 
 
-def test_the_launcher_passes_sigterm_on_to_every_process(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_every_process_gets_sigterm_when_the_launcher_gets_it_or_is_killed(tmp_path, signum):
     script = tmp_path / "wait.py"
     script.write_text(
         "import os, pathlib, signal, sys, time\n"
@@ -292,9 +293,9 @@ def test_the_launcher_passes_sigterm_on_to_every_process(tmp_path):
             if len(list(tmp_path.glob("*.ready"))) == 2:
                 break
             time.sleep(0.05)
-        launcher.send_signal(signal.SIGTERM)
+        launcher.send_signal(signum)
         _, err = launcher.communicate(timeout=30)
     finally:
         launcher.kill()
-    assert launcher.returncode == 143, err[-2000:]
+    assert launcher.returncode == (143 if signum == signal.SIGTERM else -signal.SIGKILL), err
     assert sorted(p.name for p in tmp_path.glob("*.stopped")) == ["0.stopped", "1.stopped"]
