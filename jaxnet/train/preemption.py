@@ -180,7 +180,7 @@ class Preemption(Callback):
                 f"fit: {name} received: stopped training at {where} and returned that state "
                 "(no checkpoint_dir: nothing saved; pass one to resume later)",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=4,  # the call of fit
             )
             return
         directories = ", ".join(str(c.manager.directory) for c in self.checkpoints)
