@@ -17,7 +17,8 @@ step needs all of them): they get SIGTERM and, :data:`GRACE_SECONDS` later, SIGK
 status is the first non-zero one (``128 + n`` for a process killed by signal ``n``). A SIGTERM
 sent to the launcher is passed on to every process, which save and stop at the same step
 (:mod:`jaxnet.train.preemption`); a Ctrl-C on the terminal reaches every process by itself. If
-the launcher itself is killed, the processes get SIGTERM (Linux).
+the launcher itself is killed, the processes get SIGTERM (Linux;
+:func:`~jaxnet.train.parallel.initialize` arranges it).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import subprocess
 import sys
 import time
 
-from jaxnet.train.parallel import COORDINATOR_ENV, PROCESS_ID_ENV, PROCESSES_ENV
+from jaxnet.train.parallel import COORDINATOR_ENV, LAUNCHER_ENV, PROCESS_ID_ENV, PROCESSES_ENV
 
 GRACE_SECONDS = 10.0  # after a process failed, the others' time to exit before SIGKILL
 
@@ -47,6 +48,7 @@ def process_environments(processes: int, cpu_devices: int | None = None, base=No
     base = dict(os.environ if base is None else base)
     base[COORDINATOR_ENV] = f"localhost:{free_port()}"
     base[PROCESSES_ENV] = str(processes)
+    base[LAUNCHER_ENV] = str(os.getpid())
     if cpu_devices:
         flag = f"--xla_force_host_platform_device_count={cpu_devices}"
         base["XLA_FLAGS"] = f"{base.get('XLA_FLAGS', '')} {flag}".strip()
@@ -58,8 +60,7 @@ def launch(command: list[str], processes: int, cpu_devices: int | None = None) -
     """Run ``command`` as ``processes`` JAX processes; the first non-zero exit status, else 0.
     A SIGTERM to this process is passed on to them (and a Ctrl-C does not stop waiting)."""
     environments = process_environments(processes, cpu_devices)
-    running = {subprocess.Popen(command, env=env, preexec_fn=_end_with_parent): i
-               for i, env in enumerate(environments)}  # fmt: skip
+    running = {subprocess.Popen(command, env=env): i for i, env in enumerate(environments)}
     signalled = []
 
     def forward(signum, frame):  # the processes save and stop; wait for them
@@ -95,16 +96,6 @@ def launch(command: list[str], processes: int, cpu_devices: int | None = None) -
         for signum, handler in handlers.items():
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
     return status
-
-
-def _end_with_parent() -> None:
-    """In a started process (Linux): get SIGTERM when the launcher dies, even by SIGKILL, so no
-    process trains on alone (it saves and stops, :mod:`jaxnet.train.preemption`)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1  # noqa: N806 - the name in <sys/prctl.h>
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _handle_signals(handler) -> dict:
