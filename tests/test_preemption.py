@@ -270,8 +270,9 @@ def test_every_process_gets_sigterm_when_the_launcher_gets_it_or_is_killed(tmp_p
     script = tmp_path / "wait.py"
     script.write_text(
         "import os, pathlib, signal, sys, time\n"
-        "from jaxnet.train.parallel import end_with_launcher\n"
-        "end_with_launcher()  # (what parallel.initialize() does first)\n"
+        "if sys.argv[2] == 'SIGKILL':  # (importing jax takes seconds: only where it matters)\n"
+        "    from jaxnet.train.parallel import end_with_launcher\n"
+        "    end_with_launcher()  # what parallel.initialize() does first\n"
         "here = pathlib.Path(sys.argv[1]) / os.environ['JAXNET_PROCESS_ID']\n"
         "def stop(signum, frame):\n"
         "    here.with_suffix('.stopped').touch()\n"
@@ -288,6 +289,7 @@ def test_every_process_gets_sigterm_when_the_launcher_gets_it_or_is_killed(tmp_p
         "2",
         str(script),
         str(tmp_path),
+        signal.Signals(signum).name,
     ]
     launcher = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     try:
