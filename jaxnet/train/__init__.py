@@ -19,6 +19,7 @@ from jaxnet.train.lr_find import LRFinding, LRSweep, lr_find, lr_sweep
 from jaxnet.train.many import ManyResult, fit_many, model_slice
 from jaxnet.train.per_example import clipped_mean_gradient, per_example_gradients
 from jaxnet.train.plateau import ReduceLROnPlateau
+from jaxnet.train.preemption import Preempted
 from jaxnet.train.step import TrainState, create_train_state, make_epoch, make_train_step
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "EarlyStopping",
     "ReduceLROnPlateau",
     "PrintProgress",
+    "Preempted",
     "ProgressBar",
     "CSVLogger",
     "JSONLinesLogger",

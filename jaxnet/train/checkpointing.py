@@ -151,10 +151,16 @@ class Checkpoint(Callback):
         return {"history": loop.history.to_dict(), **run, **position, **more}
 
     def on_chunk_end(self, epoch, steps_done, train_state, step_logs, loop: Loop) -> None:
-        step = int(train_state.step)
         if not self.every_steps or steps_done >= loop.steps_per_epoch:
             return
-        if step - self.saved_step < self.every_steps:
+        if int(train_state.step) - self.saved_step >= self.every_steps:
+            self.save_chunk(epoch, steps_done, train_state, step_logs, loop)
+
+    def save_chunk(self, epoch, steps_done, train_state, step_logs, loop: Loop) -> None:
+        """Save ``train_state``, ``steps_done`` steps into ``epoch`` (``on_chunk_end``'s
+        arguments), unless that step is saved already or the state has gone non-finite."""
+        step = int(train_state.step)
+        if step == self.saved_step:
             return
         step_logs = jax.device_get(step_logs)
         epoch_logs = {name: np.concatenate([np.atleast_1d(logs[name]) for logs in step_logs])

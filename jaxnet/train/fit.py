@@ -22,6 +22,7 @@ from jaxnet.train.evaluate import make_validate
 from jaxnet.train.feed import Programs, make_feed
 from jaxnet.train.guard import guard_accepts
 from jaxnet.train.logging import default_progress
+from jaxnet.train.preemption import Preemption, StopAtChunk
 from jaxnet.train.step import TrainState, create_train_state, named_metrics
 
 
@@ -146,6 +147,7 @@ def fit(
         *checkpoint_callbacks(checkpoint_dir, keep, resume), *([monitor] if monitor else []),
         *callbacks, *ema_callbacks(ema), *default_progress(epochs, verbose),
     ]  # fmt: skip
+    callbacks.append(Preemption(callbacks))  # SIGTERM: save at a chunk boundary and stop
     loop = Loop(train_state, epochs, History(), feed.n_batches, feed.batch_size)
     loop.run_config = functools.partial(options.run_record, arguments, train_state)
     call(callbacks, "on_train_begin", loop)
@@ -162,7 +164,10 @@ def fit(
         start = time.perf_counter()
         first_step, prior = loop.resume_point(epoch)
         on_chunk = chunk_hooks and functools.partial(chunk_end, chunk_hooks, epoch, loop, feed)
-        result = feed.run_epoch(loop.train_state, first_step, on_chunk or None, prior)
+        try:
+            result = feed.run_epoch(loop.train_state, first_step, on_chunk or None, prior)
+        except StopAtChunk:  # a preemption signal, acted on between two chunks
+            break
         new_state = result.train_state
         logs, flags = jax.device_get((result.logs, result.flags))  # one transfer for every log
         logs = {name: float(logs[name]) for name in log_names}

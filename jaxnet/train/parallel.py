@@ -151,21 +151,77 @@ def is_main_process() -> bool:
 COORDINATOR_ENV = "JAXNET_COORDINATOR"
 PROCESSES_ENV = "JAXNET_NUM_PROCESSES"
 PROCESS_ID_ENV = "JAXNET_PROCESS_ID"
+HEARTBEAT_ENV = "JAXNET_HEARTBEAT_SECONDS"
+LAUNCHER_ENV = "JAXNET_LAUNCHER_PID"
+HEARTBEAT_SECONDS = 20  # a process silent this long is dead: the others stop (JAX's default: 100)
 
 
-def initialize() -> int:
+def initialize(heartbeat_timeout_seconds: int | None = None) -> int:
     """Join the processes started by ``python -m jaxnet.launch`` (read from the environment:
     ``JAXNET_COORDINATOR``, ``JAXNET_NUM_PROCESSES``, ``JAXNET_PROCESS_ID``) with
     ``jax.distributed.initialize``; return the number of processes. Without those variables,
     nothing happens (one process) — on a cluster call ``jax.distributed.initialize()`` yourself,
-    which reads the cluster's own environment (SLURM, Kubernetes, Cloud TPU)."""
+    which reads the cluster's own environment (SLURM, Kubernetes, Cloud TPU).
+
+    A process that dies is noticed by the others within ``heartbeat_timeout_seconds`` (default
+    ``JAXNET_HEARTBEAT_SECONDS`` or :data:`HEARTBEAT_SECONDS`; at once if it is process 0, the
+    coordinator): JAX then ends them with "the JAX distributed service detected fatal errors
+    ... another task died", a non-zero status. In process 0 a coordinator port that is already in
+    use is a :class:`~jaxnet.errors.ConfigError`. If the launcher dies, this process gets SIGTERM
+    (:func:`end_with_launcher`).
+    """
     import os
 
     if COORDINATOR_ENV not in os.environ:
         return jax.process_count()
+    end_with_launcher()
+    address, process_id = os.environ[COORDINATOR_ENV], int(os.environ[PROCESS_ID_ENV])
+    if heartbeat_timeout_seconds is None:
+        heartbeat_timeout_seconds = int(os.environ.get(HEARTBEAT_ENV, HEARTBEAT_SECONDS))
+    if process_id == 0:
+        check_port_free(address)
     jax.distributed.initialize(
-        coordinator_address=os.environ[COORDINATOR_ENV],
+        coordinator_address=address,
         num_processes=int(os.environ[PROCESSES_ENV]),
-        process_id=int(os.environ[PROCESS_ID_ENV]),
+        process_id=process_id,
+        heartbeat_timeout_seconds=heartbeat_timeout_seconds,
     )
     return jax.process_count()
+
+
+def end_with_launcher() -> None:
+    """In a process started by ``python -m jaxnet.launch`` (on Linux): get SIGTERM when the
+    launcher dies, even by SIGKILL, so that no process trains on alone (during ``fit`` it saves
+    and stops, :mod:`jaxnet.train.preemption`). Elsewhere nothing happens."""
+    import os
+    import signal
+    import sys
+
+    launcher = os.environ.get(LAUNCHER_ENV)
+    if launcher is None or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1  # <sys/prctl.h>
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != int(launcher):  # it died before the call above
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def check_port_free(address: str) -> None:
+    """Raise :class:`~jaxnet.errors.ConfigError` if the port of ``address`` (``host:port``)
+    cannot be listened on here (another program, or another run's coordinator, holds it)."""
+    import socket
+
+    port = int(address.rsplit(":", 1)[1])
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed run's port is free
+        try:
+            sock.bind(("", port))
+        except OSError as error:
+            raise ConfigError(
+                f"the coordinator address {address}: port {port} is already in use ({error}); "
+                "stop what holds it or choose another port (python -m jaxnet.launch picks a "
+                "free one)",
+                ("initialize",),
+            ) from None

@@ -1,0 +1,305 @@
+"""Preemption: SIGTERM during fit saves at the next chunk boundary, stops, resumes bit for bit."""
+
+import functools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import jax
+import numpy as np
+import pytest
+
+import jaxnet
+from jaxnet import launch as launching
+from jaxnet import optim, recipes
+from jaxnet.checkpoint import CheckpointManager
+from jaxnet.errors import ConfigError
+from jaxnet.launch import process_environments
+from jaxnet.train import parallel, preemption
+from jaxnet.train.parallel import HEARTBEAT_ENV
+from jaxnet.train.preemption import Preempted, Preemption
+
+RECIPE = recipes.classifier_mlp(3, hidden=(16,), dropout=0.1)  # dropout: the step keys matter
+ARGS = (RECIPE.model, RECIPE.loss, optim.adam(1e-2))
+CHUNKED = {"steps_per_execution": 2}  # 10 steps an epoch in chunks of 2
+
+
+def _data(n=160):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 5)).astype(np.float32)
+    return x, ((x[:, 0] > 0).astype(np.int32) + (x[:, 1] > 0)).astype(np.int32)
+
+
+def _fit(**options):
+    options = {"epochs": 3, "batch_size": 16, "metrics": RECIPE.metrics, "verbose": 0} | options
+    return jaxnet.fit(*ARGS, *_data(), **options)
+
+
+class SignalAt:
+    """Sends this process ``signum`` after ``steps`` steps of ``epoch`` (``steps=None``: at the
+    end of ``epoch``), as a scheduler would, from a callback that runs before fit's own."""
+
+    def __init__(self, epoch, steps, signum=signal.SIGTERM):
+        self.epoch, self.steps, self.signum = epoch, steps, signum
+
+    def on_chunk_end(self, epoch, steps_done, train_state, step_logs, loop):
+        if (epoch, steps_done) == (self.epoch, self.steps):
+            os.kill(os.getpid(), self.signum)
+
+    def on_epoch_end(self, epoch, logs, loop):
+        if self.steps is None and epoch == self.epoch:
+            os.kill(os.getpid(), self.signum)
+
+
+class Capture:
+    """Keeps a host copy of the train state after each chunk and epoch, by step."""
+
+    def __init__(self):
+        self.states = {}
+
+    def on_chunk_end(self, epoch, steps_done, train_state, step_logs, loop):
+        self.states[int(train_state.step)] = jax.device_get(train_state)
+
+    def on_epoch_end(self, epoch, logs, loop):
+        self.states[int(loop.train_state.step)] = jax.device_get(loop.train_state)
+
+
+@functools.cache
+def _reference(**options):
+    """The uninterrupted run (and its states at every boundary), shared by the tests."""
+    capture = Capture()
+    ts, history = _fit(callbacks=[capture], **options)
+    return ts, history, capture.states
+
+
+def _assert_same_state(a, b):
+    leaves_a = jax.tree.leaves((a.params, a.state, a.opt_state, a.step))
+    leaves_b = jax.tree.leaves((b.params, b.state, b.opt_state, b.step))
+    for left, right in zip(leaves_a, leaves_b, strict=True):
+        np.testing.assert_array_equal(left, right)
+
+
+def _without_time(history):
+    return {k: v for k, v in history.to_dict().items() if k != "time"}
+
+
+def test_sigterm_mid_epoch_saves_that_step_exits_143_and_resumes_bit_identically(tmp_path, capsys):
+    reference, reference_history, _ = _reference(**CHUNKED)
+    before = signal.getsignal(signal.SIGTERM)
+    directory = tmp_path / "run"
+    with pytest.raises(Preempted) as stopped:
+        _fit(checkpoint_dir=directory, callbacks=[SignalAt(1, 4)], **CHUNKED)
+    assert stopped.value.code == 128 + signal.SIGTERM == 143
+    assert (stopped.value.epoch, stopped.value.steps, stopped.value.step) == (1, 4, 14)
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is put back
+    assert CheckpointManager(directory).manifests()[-1].name == "ckpt-000001+000004.json"
+    err = capsys.readouterr().err
+    assert "SIGTERM received" in err and "resume=True" in err and str(directory) in err
+
+    resumed, history = _fit(checkpoint_dir=directory, resume=True, **CHUNKED)
+    _assert_same_state(resumed, reference)
+    assert _without_time(history) == _without_time(reference_history)
+
+
+def test_without_checkpoints_the_signal_stops_training_and_returns_the_state_there():
+    _, _, states = _reference(**CHUNKED)
+    with pytest.warns(RuntimeWarning, match=r"SIGTERM received: stopped training at epoch 2, "
+                      r"4 steps into it \(step 14\).*nothing saved"):  # fmt: skip
+        ts, history = _fit(callbacks=[SignalAt(1, 4)], **CHUNKED)
+    _assert_same_state(ts, states[14])
+    assert history.epochs == 1  # only whole epochs are logged
+
+
+def test_a_signal_during_a_fused_epoch_stops_at_its_end():
+    _, _, states = _reference(**CHUNKED)  # chunks and fused epochs give the same bits
+    with pytest.warns(RuntimeWarning, match=r"at the start of epoch 2 \(step 10\)"):
+        ts, history = _fit(callbacks=[SignalAt(0, None)])  # each epoch one program
+    _assert_same_state(ts, states[10])
+    assert history.epochs == 1
+
+
+class _Terminal:
+    def isatty(self):
+        return True
+
+
+def test_ctrl_c_on_a_terminal_asks_once_then_interrupts(monkeypatch):
+    assert preemption.handled_signals() == [signal.SIGTERM]  # pytest's stdin is no terminal
+    monkeypatch.setattr(sys, "stdin", _Terminal())
+    before = signal.getsignal(signal.SIGINT)
+    component = Preemption()
+    component.install()
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert component.requested == signal.SIGINT  # a graceful stop was asked for
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert component.requested == signal.SIGINT  # a later SIGTERM changes nothing
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is before  # the second Ctrl-C restored it
+    finally:
+        component.restore()
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_handler_left_by_a_failed_fit_is_replaced_not_stacked():
+    before = signal.getsignal(signal.SIGTERM)
+    left = Preemption()
+    left.install()  # and never restored, as when fit raised
+    component = Preemption()
+    component.install()
+    component.restore()
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+PROCESS_SCRIPT = textwrap.dedent(
+    """
+    import json, os, signal, sys, time
+    import numpy as np
+    from jaxnet.train import parallel
+
+    parallel.initialize()
+    import jax, jaxnet
+    from jaxnet import optim, recipes
+    from jaxnet.train.preemption import Preempted
+
+    directory, data, how = sys.argv[1], sys.argv[2], sys.argv[3]
+    x, y = np.load(data + "/x.npy"), np.load(data + "/y.npy")
+    recipe = recipes.classifier_mlp(3, hidden=(16,))
+
+    class SignalProcess1:  # process 1 is signalled (by the test: SIGTERM) or dies (SIGKILL)
+        def on_chunk_end(self, epoch, steps_done, train_state, step_logs, loop):
+            if jax.process_index() == 1 and (epoch, steps_done) == (1, 2):
+                if how == "SIGKILL":
+                    os.kill(os.getpid(), signal.SIGKILL)
+                print("READY", os.getpid(), flush=True)
+                time.sleep(3)  # the test's signal arrives now; process 0 waits at the boundary
+
+    try:
+        jaxnet.fit(recipe.model, recipe.loss, optim.adam(1e-2), x, y, epochs=3, batch_size=16,
+                   verbose=0, steps_per_execution=2, checkpoint_dir=directory,
+                   mesh=parallel.data_parallel_mesh(), callbacks=[SignalProcess1()])
+    except Preempted as stopped:
+        with open(f"{directory}-{jax.process_index()}.json", "w") as file:
+            json.dump([stopped.epoch, stopped.steps, stopped.step], file)
+        raise
+    """
+)
+
+
+def test_a_sigterm_to_one_process_stops_all_at_the_same_step_with_status_143(tmp_path):
+    x, y = _data()
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    (tmp_path / "train.py").write_text(PROCESS_SCRIPT)
+    directory = tmp_path / "run"
+    command = [sys.executable, "-m", "jaxnet.launch", "--processes", "2", "--cpu-devices", "2",
+               str(tmp_path / "train.py"), str(directory), str(tmp_path), "SIGTERM"]  # fmt: skip
+    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = iter(launcher.stdout.readline, "")
+        pid = next(line.split()[1] for line in lines if line.startswith("READY"))
+        os.kill(int(pid), signal.SIGTERM)  # as a scheduler preempting one machine of a job
+        _, err = launcher.communicate(timeout=120)
+    finally:
+        launcher.kill()
+    assert launcher.returncode == 143, err[-3000:]
+    assert "stopped training at epoch 2, 2 steps into it (step 12)" in err  # process 0's line
+    stops = [json.loads((tmp_path / f"run-{i}.json").read_text()) for i in range(2)]
+    assert stops == [[1, 2, 12], [1, 2, 12]]  # both at the chunk where process 1 got SIGTERM
+    assert CheckpointManager(directory).manifests()[-1].name == "ckpt-000001+000002.json"
+
+
+def test_when_a_process_dies_the_other_stops_with_an_error_within_a_minute(tmp_path):
+    x, y = _data()
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    (tmp_path / "train.py").write_text(PROCESS_SCRIPT)
+    command = [sys.executable, str(tmp_path / "train.py"), str(tmp_path / "run"), str(tmp_path),
+               "SIGKILL"]  # fmt: skip
+    environments = process_environments(2, cpu_devices=2)
+    processes = [
+        subprocess.Popen(command, env=env | {HEARTBEAT_ENV: "5"}, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for env in environments
+    ]  # fmt: skip
+    try:
+        _, survivor_err = processes[0].communicate(timeout=60)  # not waiting for ever
+        processes[1].communicate(timeout=60)
+    finally:
+        for process in processes:
+            process.kill()
+    assert processes[1].returncode == -signal.SIGKILL  # it died mid-training
+    assert processes[0].returncode != 0
+    assert "another task died" in survivor_err, survivor_err[-3000:]
+
+
+def test_a_coordinator_port_in_use_is_a_clear_error(monkeypatch):
+    with socket.socket() as taken:
+        taken.bind(("localhost", 0))
+        taken.listen()
+        address = f"localhost:{taken.getsockname()[1]}"
+        monkeypatch.setenv(parallel.COORDINATOR_ENV, address)
+        monkeypatch.setenv(parallel.PROCESSES_ENV, "2")
+        monkeypatch.setenv(parallel.PROCESS_ID_ENV, "0")
+        with pytest.raises(ConfigError, match=f"initialize: the coordinator address {address}: "
+                           "port .* is already in use"):  # fmt: skip
+            parallel.initialize()
+
+
+def test_the_launcher_kills_the_processes_left_after_one_died(tmp_path, monkeypatch):
+    script = tmp_path / "die.py"
+    script.write_text(
+        "import os, signal, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as a process stuck in a collective\n"
+        "if os.environ['JAXNET_PROCESS_ID'] == '1':\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "time.sleep(60)\n"
+    )
+    monkeypatch.setattr(launching, "GRACE_SECONDS", 0.5)
+    assert launching.launch([sys.executable, str(script)], processes=2) == 128 + signal.SIGKILL
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_every_process_gets_sigterm_when_the_launcher_gets_it_or_is_killed(tmp_path, signum):
+    script = tmp_path / "wait.py"
+    script.write_text(
+        "import os, pathlib, signal, sys, time\n"
+        "if sys.argv[2] == 'SIGKILL':  # (importing jax takes seconds: only where it matters)\n"
+        "    from jaxnet.train.parallel import end_with_launcher\n"
+        "    end_with_launcher()  # what parallel.initialize() does first\n"
+        "here = pathlib.Path(sys.argv[1]) / os.environ['JAXNET_PROCESS_ID']\n"
+        "def stop(signum, frame):\n"
+        "    here.with_suffix('.stopped').touch()\n"
+        "    sys.exit(143)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "here.with_suffix('.ready').touch()\n"
+        "time.sleep(60)\n"
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "jaxnet.launch",
+        "--processes",
+        "2",
+        str(script),
+        str(tmp_path),
+        signal.Signals(signum).name,
+    ]
+    launcher = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):
+            if len(list(tmp_path.glob("*.ready"))) == 2:
+                break
+            time.sleep(0.05)
+        launcher.send_signal(signum)
+        _, err = launcher.communicate(timeout=30)
+    finally:
+        launcher.kill()
+    assert launcher.returncode == (143 if signum == signal.SIGTERM else -signal.SIGKILL), err
+    assert sorted(p.name for p in tmp_path.glob("*.stopped")) == ["0.stopped", "1.stopped"]
