@@ -1,0 +1,170 @@
+"""What a scikit-learn estimator trains, and the compiled programs that train it.
+
+The estimators in :mod:`jaxnet.sklearn` are thin shells: from their parameters they build a
+:class:`Training` (``MLPClassifier._training(n_features)``, ``NeuralNetClassifier._training(...)``)
+and hand it to the programs here. A grid search reuses the same object:
+
+- ``training.model``: a jaxnet :class:`~jaxnet.Layer`, ``(batch, features) -> (batch, outputs)``
+  raw outputs (logits for classifiers);
+- ``training.loss(outputs, y) -> (batch,)``: the per-example data loss;
+- ``training.penalty(params) -> scalar``: the weight penalty, scaled per batch by
+  ``hyper["alpha"] / batch_weight`` (scikit-learn's MLP: ``0.5 * sum W**2`` over the kernels);
+- ``training.optimizer(hyper) -> GradientTransformation``: built from a mapping of numeric
+  hyper-parameters that may be arrays (traced inside ``jit``, one value per model under
+  ``vmap``), so a sweep over them compiles once;
+- ``training.hyper``: those hyper-parameters' values as floats (``learning_rate``, ``alpha``,
+  ``beta_1``, ...);
+- ``training.output(outputs)``: outputs -> predictions (softmax, logistic, identity, exp);
+- ``training.signature``: the static structure, hashable; equal signatures share compiled
+  programs (:func:`programs`), so refitting the same structure on other data or with other
+  numeric hyper-parameters does not compile again.
+
+Data reach the programs padded to power-of-two buckets (:func:`bucket`): rows and batches are
+masked by per-example weights (weight 0 = padding), and features are padded with zero columns
+whose kernel rows start at zero and stay zero (their gradient is ``x * delta = 0`` plus
+``alpha * 0``), so many data shapes share one program.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxnet.optim import apply_updates
+
+
+class Training(NamedTuple):
+    """What to train: model, per-example loss, penalty, optimizer factory (see the module)."""
+
+    model: Any
+    loss: Callable
+    penalty: Callable
+    optimizer: Callable
+    hyper: Mapping[str, float]
+    output: Callable
+    signature: Hashable
+    report_scale: float = 1.0  # reported data loss = training data loss * report_scale
+
+
+def bucket(n: int, minimum: int = 8) -> int:
+    """The smallest power of two ``>= max(n, minimum)``: the padded size of ``n`` rows."""
+    return max(minimum, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
+
+
+def as_hyper(values: Mapping[str, float]) -> dict[str, jax.Array]:
+    """Hyper-parameters as float32 scalars (one compiled program for every value)."""
+    return {k: jnp.asarray(v, jnp.float32) for k, v in values.items()}
+
+
+def pad_rows(a: np.ndarray, rows: int, columns: int | None = None) -> np.ndarray:
+    """``a`` as float32 padded with zeros to ``rows`` rows (and, 2-D, ``columns`` columns)."""
+    shape = (rows, *a.shape[1:]) if columns is None else (rows, columns)
+    out = np.zeros(shape, np.float32)
+    out[tuple(slice(0, s) for s in a.shape)] = a
+    return out
+
+
+def batch_rows(order: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The epoch's batches as padded index rows and weights, ``(n_batches, batch)`` each.
+
+    ``order`` visits the examples; consecutive runs of ``batch_size`` make the batches and the
+    last may be shorter (scikit-learn's ``gen_batches``). Batches and rows are padded to
+    :func:`bucket` sizes with weight 0, which the step skips.
+    """
+    n = len(order)
+    n_batches = -(-n // batch_size)
+    rows = np.zeros((bucket(n_batches, 1), bucket(batch_size)), np.int32)
+    weights = np.zeros(rows.shape, np.float32)
+    flat = np.zeros(n_batches * batch_size, np.int32)
+    flat[:n] = order
+    mask = np.zeros(n_batches * batch_size, np.float32)
+    mask[:n] = 1.0
+    rows[:n_batches, :batch_size] = flat.reshape(n_batches, batch_size)
+    weights[:n_batches, :batch_size] = mask.reshape(n_batches, batch_size)
+    return rows, weights
+
+
+def objective(training: Training, params, state, hyper, x, y, w, key=None):
+    """``(total, (reported, new_state))`` of one weighted batch: the mean data loss plus the
+    scaled penalty.
+
+    ``reported`` is the loss scikit-learn reports (``report_scale`` times the data loss plus the
+    same penalty); ``total`` is what the gradient descends. With a ``key`` the model runs in
+    training mode (dropout, batch statistics).
+    """
+    outputs, new_state = training.model.apply(params, state, x, key=key, train=key is not None)
+    n = jnp.maximum(jnp.sum(w), 1.0)
+    data = jnp.sum(w * training.loss(outputs, y)) / n
+    penalty = hyper["alpha"] * training.penalty(params) / n
+    return data + penalty, (data * training.report_scale + penalty, new_state)
+
+
+class Programs(NamedTuple):
+    # (params, state, opt_state, hyper, x, y, rows, weights, key) -> (params, state, opt_state,
+    # the sum over batches of reported batch loss * batch weight)
+    epoch: Callable
+    predict: Callable  # (params, state, x) -> predictions
+    value_and_grad: Callable  # (params, state, hyper, x, y, w) -> ((total, (reported, _)), grads)
+
+
+_PROGRAMS: dict[Hashable, Programs] = {}
+
+
+def programs(training: Training) -> Programs:
+    """The compiled programs of ``training``'s structure (built once per signature)."""
+    found = _PROGRAMS.get(training.signature)
+    if found is None:
+        found = _PROGRAMS[training.signature] = _build(training)
+    return found
+
+
+def _where(keep, new, old):
+    return jax.tree.map(lambda a, b: jnp.where(keep, a, b), new, old)
+
+
+def _build(training: Training) -> Programs:
+    grad_fn = jax.value_and_grad(functools.partial(objective, training), has_aux=True)
+
+    @jax.jit
+    def epoch(params, state, opt_state, hyper, x, y, rows, weights, key):
+        optimizer = training.optimizer(hyper)
+
+        def step(carry, item):
+            old = carry
+            params, state, opt_state = carry
+            index, w, i = item
+            xb, yb = jnp.take(x, index, axis=0), jnp.take(y, index, axis=0)
+            step_key = jax.random.fold_in(key, i)
+            (_, (reported, state)), grads = grad_fn(params, state, hyper, xb, yb, w, step_key)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            new = (apply_updates(params, updates), state, opt_state)
+            keep = jnp.sum(w) > 0  # a padding batch changes nothing
+            return _where(keep, new, old), reported * jnp.sum(w)
+
+        items = (rows, weights, jnp.arange(rows.shape[0]))
+        carry, losses = jax.lax.scan(step, (params, state, opt_state), items)
+        return *carry, jnp.sum(losses)
+
+    @jax.jit
+    def predict(params, state, x):
+        outputs, _ = training.model.apply(params, state, x)
+        return training.output(outputs)
+
+    @jax.jit
+    def value_and_grad(params, state, hyper, x, y, w):
+        return grad_fn(params, state, hyper, x, y, w)
+
+    return Programs(epoch, predict, value_and_grad)
+
+
+def predict(training: Training, params, state, x: np.ndarray, n_features_padded=None):
+    """Predictions for ``x`` (rows padded to a bucket, then cut), as a NumPy array."""
+    n = x.shape[0]
+    xp = pad_rows(np.asarray(x, np.float32), bucket(n), n_features_padded)
+    return np.asarray(programs(training).predict(params, state, xp))[:n]
