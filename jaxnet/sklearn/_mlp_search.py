@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.sparse
-from sklearn.utils import check_random_state, shuffle
+from sklearn.utils import check_random_state
 
 from jaxnet.sklearn import _fitting
 from jaxnet.sklearn.mlp import _STOCHASTIC, MLPClassifier, MLPRegressor
@@ -97,9 +97,41 @@ def prepare(member) -> Prepared:
     rng = check_random_state(estimator.random_state)
     estimator._initialize(y, layer_units, X.dtype, rng)
     training = estimator._training()
-    params, state = estimator._params(training, _fitting.bucket(X.shape[1]))
+    params, state = _numpy_params(estimator, training, _fitting.bucket(X.shape[1]))
     n = X.shape[0]
     return Prepared(estimator, training, params, state, n, _batch_size(estimator, n), rng, X.dtype)
+
+
+_TEMPLATES: dict = {}
+
+
+def _numpy_params(estimator, training, d_pad):
+    """``estimator._params(training, d_pad)`` as NumPy arrays: the same padded weights, the
+    layer structure traced once per (signature, width) instead of once per model."""
+    key = (training.signature, d_pad)
+    if key not in _TEMPLATES:
+        _TEMPLATES[key] = jax.tree.map(np.asarray, estimator._params(training, d_pad))
+    params, state = _TEMPLATES[key]
+    layers = [name for name, p in params.items() if p]  # the Dense layers, in order
+    layers.sort(key=lambda name: int(name.rsplit("_", 1)[1]))
+    out = {name: dict(p) for name, p in params.items()}
+    for i, (name, coef, intercept) in enumerate(
+        zip(layers, estimator.coefs_, estimator.intercepts_, strict=True)
+    ):
+        rows = d_pad if i == 0 else coef.shape[0]
+        out[name] = {
+            "w": _fitting.pad_rows(np.asarray(coef), rows),
+            "b": np.asarray(intercept, np.float32),
+        }
+    return out, state
+
+
+def _shuffled(sample_idx, rng):
+    """``sklearn.utils.shuffle(sample_idx, random_state=rng)``: the same draw, without its
+    checks (it runs once per model and epoch)."""
+    order = np.arange(len(sample_idx))
+    rng.shuffle(order)
+    return sample_idx[order]
 
 
 def _rows(data, rows):
@@ -113,6 +145,38 @@ def _targets(estimator, y) -> np.ndarray:
     else:
         t = np.asarray(y, np.float64)
     return (t.reshape(len(t), -1)).astype(np.float32)
+
+
+_PROGRAMS: dict = {}
+
+
+def _programs(training):
+    """``(init, run)`` for ``training``'s structure, built once: ``init(params, hyper)`` the
+    models' optimizer states, ``run((params, state, opt_state), hyper, x, y, rows, weights,
+    active)`` one epoch of every model (the estimator's epoch program, ``vmap``-ped), models
+    with ``active`` false left unchanged."""
+    if training.signature in _PROGRAMS:
+        return _PROGRAMS[training.signature]
+    optimizer, epoch = training.optimizer, _fitting.programs(training).epoch
+    key = jax.random.key(0)
+
+    @jax.jit
+    def init(params, hyper):
+        return jax.vmap(lambda p, h: optimizer(h).init(p))(params, hyper)
+
+    @jax.jit
+    def run(carry, hyper, x, y, rows, weights, active):
+        *new, loss_sum = jax.vmap(epoch, in_axes=(0, 0, 0, 0, None, None, 0, 0, None))(
+            *carry, hyper, x, y, rows, weights, key
+        )
+
+        def keep(new, old):
+            return jnp.where(active.reshape(-1, *(1,) * (new.ndim - 1)), new, old)
+
+        return jax.tree.map(keep, tuple(new), carry), loss_sum
+
+    _PROGRAMS[training.signature] = init, run
+    return init, run
 
 
 def train_mlps(members, mesh=None) -> list:
@@ -139,7 +203,7 @@ def train_mlps(members, mesh=None) -> list:
     take = list(range(n_models)) + [0] * (padded - n_models)
 
     params, state = jax.tree.map(
-        lambda *a: jnp.stack(a), *[(prepared[i].params, prepared[i].state) for i in take]
+        lambda *a: np.stack(a), *[(prepared[i].params, prepared[i].state) for i in take]
     )
     hypers = [dict(p.training.hyper) for p in prepared]
     lr = np.array([float(p.estimator.learning_rate_init) for p in prepared])
@@ -149,26 +213,13 @@ def train_mlps(members, mesh=None) -> list:
         h = dict(hyper_arrays, learning_rate=lr.astype(np.float32))
         return {k: jnp.asarray(v[take]) for k, v in h.items()}
 
-    optimizer = training.optimizer
-    opt_state = jax.vmap(lambda p, h: optimizer(h).init(p))(params, hyper_of(lr))
-    epoch = _fitting.programs(training).epoch
-    key = jax.random.key(0)
-
-    def epoch_all(carry, hyper, x, y, rows, weights, active):
-        *new, loss_sum = jax.vmap(epoch, in_axes=(0, 0, 0, 0, None, None, 0, 0, None))(
-            *carry, hyper, x, y, rows, weights, key
-        )
-
-        def keep(new, old):
-            return jnp.where(active.reshape(-1, *(1,) * (new.ndim - 1)), new, old)
-
-        return jax.tree.map(keep, tuple(new), carry), loss_sum
+    init, run = _programs(training)
+    opt_state = init(params, hyper_of(lr))
 
     model_sharding = None if mesh is None else parallel.model_sharded(mesh)
     replicated = None if mesh is None else parallel.replicated(mesh)
     x_dev, y_dev = jax.device_put((x_all, y_all), replicated)
     carry = jax.device_put((params, state, opt_state), model_sharding)
-    run = jax.jit(epoch_all)
 
     est = [p.estimator for p in prepared]
     sample_idx = [np.arange(p.n, dtype=int) for p in prepared]
@@ -185,7 +236,7 @@ def train_mlps(members, mesh=None) -> list:
             if not active[m]:
                 continue
             if est[m].shuffle:
-                sample_idx[m] = shuffle(sample_idx[m], random_state=p.rng)
+                sample_idx[m] = _shuffled(sample_idx[m], p.rng)
             r, w = _fitting.batch_rows(sample_idx[m], p.batch_size)
             rows[m, : r.shape[0], : r.shape[1]] = global_rows[m][r]
             weights[m, : w.shape[0], : w.shape[1]] = w
