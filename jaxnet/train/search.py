@@ -225,7 +225,7 @@ def fit_rows(
 
         ts, logs = jax.lax.scan(body, ts, (jnp.arange(n_steps), batches))
         mask = (jnp.arange(n_steps) < n_batches).astype(jnp.float32)
-        means = {k: jnp.sum(v * mask) / n_batches for k, v in logs.items()}
+        means = {k: jnp.sum(v * mask) / n_batches.astype(jnp.float32) for k, v in logs.items()}
         return ts, means
 
     tol_array = jnp.float32(tol)
