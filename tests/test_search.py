@@ -1,7 +1,10 @@
 """Model selection as one program: ``jaxnet.sklearn.search`` against scikit-learn's own search
 running the same estimator cell by cell, and ``fit_rows`` against ``fit`` model by model."""
 
+import json
+import sys
 import warnings
+from pathlib import Path
 
 import chex
 import jax
@@ -155,3 +158,16 @@ def test_fit_rows_stops_each_model_by_scikit_learns_rule(digits):
         if count > 1:
             break
     assert result.n_epochs[1] == expected
+
+
+def test_example_runs_quick_and_writes_only_under_out(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
+    import sklearn_grid_search
+
+    best = _quiet(lambda: sklearn_grid_search.main(["--quick", "--out", str(tmp_path / "out")]))
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [
+        "best.json",
+        "cv_results.csv",
+    ]
+    written = json.loads((tmp_path / "out" / "best.json").read_text())
+    assert written["params"] == best["params"] and 0.0 <= written["cv_score"] <= 1.0
