@@ -22,9 +22,11 @@ from jaxnet.optim.base import GradientTransformation, ScalarOrSchedule, chain, n
 from jaxnet.optim.transforms import (
     DECAY,
     add_decayed_weights,
+    scale,
     scale_by_adadelta,
     scale_by_adam,
     scale_by_adamax,
+    scale_by_lbfgs,
     scale_by_learning_rate,
     scale_by_lion,
     scale_by_rms,
@@ -518,3 +520,56 @@ def lamb(
             scale_by_learning_rate(learning_rate),
         ),
     )
+
+
+def lbfgs(
+    learning_rate: ScalarOrSchedule | None = None,
+    memory_size: int = 10,
+    scale_init_precond: bool = True,
+    linesearch: Any = "zoom",
+) -> GradientTransformation:
+    r"""L-BFGS: a quasi-Newton direction (:func:`scale_by_lbfgs`) and a line search on its length.
+
+    .. math:: w_{k+1} = w_k - \eta_k P_k g_k
+
+    with :math:`P_k` the limited-memory inverse-Hessian approximation and :math:`\eta_k` from
+    the line search (or ``learning_rate`` without one). A deterministic, full-batch method:
+    ``update`` takes optax's extra arguments ``value``, ``grad`` and ``value_fn``
+    (``value_fn(params) -> loss``), which the line search evaluates.
+
+    Args:
+      learning_rate: a fixed step before the line search (``None``: 1, optax's default).
+      memory_size: how many past differences approximate the inverse Hessian.
+      scale_init_precond: scale the initial approximation by the latest curvature.
+      linesearch: ``"zoom"`` (optax's ``scale_by_zoom_linesearch`` with 20 steps, the strong
+        Wolfe conditions; optax's default), any line-search transformation, or ``None``.
+
+    Example::
+
+        opt = optim.lbfgs()
+        state = opt.init(params)
+        value, grad = jax.value_and_grad(f)(params)
+        updates, state = opt.update(grad, state, params, value=value, grad=grad, value_fn=f)
+        params = optim.apply_updates(params, updates)
+
+    References:
+      Nocedal and Wright, "Numerical Optimization", 1999, Algorithm 7.5.
+    """
+    if linesearch == "zoom":
+        import optax
+
+        linesearch = optax.scale_by_zoom_linesearch(
+            max_linesearch_steps=20, initial_guess_strategy="one"
+        )
+
+    def build():
+        rules = [scale_by_lbfgs(memory_size=memory_size, scale_init_precond=scale_init_precond)]
+        if learning_rate is None:
+            rules.append(scale(-1.0))
+        else:
+            rules.append(scale_by_learning_rate(learning_rate))
+        if linesearch is not None:
+            rules.append(linesearch)
+        return chain(*rules)
+
+    return named("lbfgs", build)

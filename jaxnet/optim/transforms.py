@@ -808,3 +808,120 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
         return updates, state
 
     return GradientTransformation(init_empty_state, update)
+
+
+# --------------------------------------------------------------------------------------------
+# Quasi-Newton.
+
+
+class ScaleByLbfgsState(NamedTuple):
+    """L-BFGS's memory: the last params and updates, and the last ``m`` differences of each
+    (stacked on a leading axis of size ``m``, a ring buffer) with their weights
+    :math:`\\rho_j = 1 / (\\delta u_j^\\top \\delta w_j)`."""
+
+    count: jax.Array
+    params: Any
+    updates: Any
+    diff_params_memory: Any
+    diff_updates_memory: Any
+    weights_memory: jax.Array
+
+
+def _vdot(a, b):
+    pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    return sum(jnp.vdot(x, y).real for x, y in pairs)
+
+
+def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True):
+    r"""L-BFGS's direction: the update times an approximation of the inverse Hessian.
+
+    With :math:`\delta w_j = w_{j+1} - w_j` and :math:`\delta u_j = u_{j+1} - u_j` the last
+    ``memory_size`` differences of params and incoming updates (gradients),
+    :math:`\rho_j = 1 / (\delta u_j^\top \delta w_j)`, the two-loop recursion computes
+    :math:`P_k u_k` for
+
+    .. math::
+        P_{k,j+1} = V_j^\top P_{k,j} V_j + \rho_j\, \delta w_j \delta w_j^\top, \quad
+        V_j = I - \rho_j\, \delta u_j \delta w_j^\top, \quad
+        P_{k,k-m} = \gamma_k I
+
+    with :math:`\gamma_k = \delta w_{k-1}^\top \delta u_{k-1} / \|\delta u_{k-1}\|^2`
+    (``scale_init_precond``; else 1) and, at the first step,
+    :math:`\gamma_0 = \min(1, 1/\|u_0\|)` (optax's choice). Chain it with a line search
+    (:func:`jaxnet.optim.lbfgs`); updates are *descent directions* before the sign flip.
+
+    References:
+      Nocedal and Wright, "Numerical Optimization", 1999, Algorithms 7.4 and 7.5;
+      Liu and Nocedal, "On the limited memory BFGS method for large scale optimization", 1989.
+    """
+    from jaxnet.errors import check_int
+
+    check_int("scale_by_lbfgs", "memory_size", memory_size, 1)
+
+    def init(params):
+        def stacked(p):
+            return jnp.zeros((memory_size, *p.shape), p.dtype)
+
+        return ScaleByLbfgsState(
+            count=_count0(),
+            params=_zeros(params),
+            updates=_zeros(params),
+            diff_params_memory=jax.tree.map(stacked, params),
+            diff_updates_memory=jax.tree.map(stacked, params),
+            weights_memory=jnp.zeros(memory_size, _float_dtype()),
+        )
+
+    def update(updates, state, params=None, **extra_args):
+        del extra_args
+        if params is None:
+            raise OptimizerError(NO_PARAMS_MSG, ("scale_by_lbfgs",))
+        index, previous = state.count % memory_size, (state.count - 1) % memory_size
+        # 1. Remember the newest differences (none before the first step).
+        started = state.count > 0
+        diff_params = jax.tree.map(lambda p, q: jnp.where(started, p - q, 0), params, state.params)
+        diff_updates = jax.tree.map(
+            lambda u, v: jnp.where(started, u - v, 0), updates, state.updates
+        )
+        curvature = _vdot(diff_updates, diff_params)
+        weight = jnp.where(curvature == 0.0, 0.0, 1.0 / jnp.where(curvature == 0, 1, curvature))
+        memory_w = jax.tree.map(
+            lambda m, d: m.at[previous].set(d), state.diff_params_memory, diff_params
+        )
+        memory_u = jax.tree.map(
+            lambda m, d: m.at[previous].set(d), state.diff_updates_memory, diff_updates
+        )
+        rhos = state.weights_memory.at[previous].set(jnp.where(started, weight, 0.0))
+        # 2. The initial inverse-Hessian scale gamma.
+        if scale_init_precond:
+            norm_u = _vdot(diff_updates, diff_updates)
+            gamma = jnp.where(norm_u > 0.0, curvature / jnp.where(norm_u > 0, norm_u, 1), 1.0)
+            first = jnp.minimum(1.0, 1.0 / jnp.sqrt(_vdot(updates, updates)))
+            gamma = jnp.where(started, gamma, first)
+        else:
+            gamma = 1.0
+        # 3. The two-loop recursion, newest difference first, then oldest first.
+        order = (index + jnp.arange(memory_size)) % memory_size
+
+        def backward(vector, j):
+            dw, du = jax.tree.map(lambda m: m[j], (memory_w, memory_u))
+            alpha = rhos[j] * _vdot(dw, vector)
+            return jax.tree.map(lambda v, d: (v - alpha * d).astype(v.dtype), vector, du), alpha
+
+        vector, alphas = jax.lax.scan(backward, updates, order, reverse=True)
+        vector = jax.tree.map(lambda v: (gamma * v).astype(v.dtype), vector)
+
+        def forward(vector, j_alpha):
+            j, alpha = j_alpha
+            dw, du = jax.tree.map(lambda m: m[j], (memory_w, memory_u))
+            beta = rhos[j] * _vdot(du, vector)
+            return jax.tree.map(
+                lambda v, d: (v + (alpha - beta) * d).astype(v.dtype), vector, dw
+            ), None
+
+        vector, _ = jax.lax.scan(forward, vector, (order, alphas))
+        new_state = ScaleByLbfgsState(
+            safe_increment(state.count), params, updates, memory_w, memory_u, rhos
+        )
+        return vector, new_state
+
+    return GradientTransformation(init, update)

@@ -8,5 +8,6 @@ numeric hyper-parameters may be arrays) is :mod:`jaxnet.sklearn._fitting`'s ``Tr
 """
 
 from jaxnet.sklearn.mlp import MLPClassifier, MLPRegressor
+from jaxnet.sklearn.neural_net import NeuralNetClassifier, NeuralNetRegressor
 
-__all__ = ["MLPClassifier", "MLPRegressor"]
+__all__ = ["MLPClassifier", "MLPRegressor", "NeuralNetClassifier", "NeuralNetRegressor"]

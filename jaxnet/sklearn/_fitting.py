@@ -52,9 +52,14 @@ class Training(NamedTuple):
     report_scale: float = 1.0  # reported data loss = training data loss * report_scale
 
 
-def bucket(n: int, minimum: int = 8) -> int:
+def bucket(n: int, minimum: int = 256) -> int:
     """The smallest power of two ``>= max(n, minimum)``: the padded size of ``n`` rows."""
     return max(minimum, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
+
+
+def bucket_features(n_features: int) -> int:
+    """The padded width of ``n_features`` columns (at least 32: small tables share programs)."""
+    return bucket(n_features, 32)
 
 
 def as_hyper(values: Mapping[str, float]) -> dict[str, jax.Array]:
@@ -111,6 +116,9 @@ class Programs(NamedTuple):
     epoch: Callable
     predict: Callable  # (params, state, x) -> predictions
     value_and_grad: Callable  # (params, state, hyper, x, y, w) -> ((total, (reported, _)), grads)
+    # (params, state, hyper, x, y, w, max_iter, max_fun, tol) -> (params, reported loss,
+    # iterations, function evaluations)
+    lbfgs: Callable
 
 
 _PROGRAMS: dict[Hashable, Programs] = {}
@@ -160,7 +168,60 @@ def _build(training: Training) -> Programs:
     def value_and_grad(params, state, hyper, x, y, w):
         return grad_fn(params, state, hyper, x, y, w)
 
-    return Programs(epoch, predict, value_and_grad)
+    @jax.jit
+    def lbfgs(params, state, hyper, x, y, w, max_iter, max_fun, tol):
+        return _minimise_lbfgs(training, params, state, hyper, x, y, w, max_iter, max_fun, tol)
+
+    return Programs(epoch, predict, value_and_grad, lbfgs)
+
+
+def _minimise_lbfgs(training, params, state, hyper, x, y, w, max_iter, max_fun, tol):
+    """Full-batch L-BFGS (:func:`jaxnet.optim.lbfgs`, zoom line search) in one ``while_loop``.
+
+    Stops as scipy's L-BFGS-B does for scikit-learn: after ``max_iter`` iterations, after
+    ``max_fun`` objective evaluations, when the largest gradient entry is at most ``tol``, or
+    when an iteration lowers the objective by less than ``2.2e-9`` relative (scipy's ``ftol``).
+    """
+    import optax
+
+    from jaxnet import optim
+
+    optimizer = optim.lbfgs(memory_size=10)  # scipy's L-BFGS-B keeps 10 too
+
+    def total(p):
+        return objective(training, p, state, hyper, x, y, w)[0]
+
+    def value_and_grad(p):
+        (value, (reported, _)), grads = jax.value_and_grad(
+            functools.partial(objective, training), has_aux=True
+        )(p, state, hyper, x, y, w)
+        return value, reported, grads
+
+    def max_abs(tree):
+        return jnp.max(jnp.stack([jnp.max(jnp.abs(a)) for a in jax.tree.leaves(tree)]))
+
+    def cond(carry):
+        _, _, value, _, grads, it, n_fun, stalled = carry
+        go = (it < max_iter) & (n_fun < max_fun) & (max_abs(grads) > tol) & ~stalled
+        return go & jnp.isfinite(value)
+
+    def body(carry):
+        params, opt_state, value, _, grads, it, n_fun, _ = carry
+        updates, opt_state = optimizer.update(
+            grads, opt_state, params, value=value, grad=grads, value_fn=total
+        )
+        params = apply_updates(params, updates)
+        new_value, reported, grads = value_and_grad(params)
+        steps = optax.tree.get(opt_state, "num_linesearch_steps")
+        stalled = (value - new_value) <= 2.2e-9 * jnp.maximum(
+            jnp.maximum(jnp.abs(value), jnp.abs(new_value)), 1.0
+        )
+        return params, opt_state, new_value, reported, grads, it + 1, n_fun + steps, stalled
+
+    value, reported, grads = value_and_grad(params)
+    carry = (params, optimizer.init(params), value, reported, grads, 0, 1, jnp.array(False))
+    params, _, _, reported, _, it, n_fun, _ = jax.lax.while_loop(cond, body, carry)
+    return params, reported, it, n_fun
 
 
 def predict(training: Training, params, state, x: np.ndarray, n_features_padded=None):

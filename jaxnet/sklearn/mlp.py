@@ -1,4 +1,4 @@
-"""``MLPClassifier`` and ``MLPRegressor``: scikit-learn's multi-layer perceptrons, trained by jaxnet.
+"""``MLPClassifier`` and ``MLPRegressor``: scikit-learn's multi-layer perceptrons, on jaxnet.
 
 Every constructor parameter has scikit-learn's name, meaning and default, and the fitted
 attributes are the same; ``sklearn.neural_network``'s source is the spec. The algorithm is the
@@ -153,7 +153,7 @@ class _BaseMLP(BaseEstimator):
             params[name] = {"w": jnp.asarray(w), "b": jnp.asarray(intercept, jnp.float32)}
         return params, {name: {} for name in shapes}
 
-    def _store(self, params, dtype):
+    def _store(self, params, dtype, state=None):
         n_features = self.n_features_in_
         coefs, intercepts = [], []
         for i, name in enumerate(_dense_names(params)):
@@ -161,6 +161,45 @@ class _BaseMLP(BaseEstimator):
             coefs.append(w[:n_features] if i == 0 else w)
             intercepts.append(np.asarray(params[name]["b"]).astype(dtype))
         self.coefs_, self.intercepts_ = coefs, intercepts
+
+    # ----- the hooks NeuralNetClassifier/Regressor override
+    _fitted_attribute = "coefs_"
+
+    def _stochastic(self) -> bool:
+        return self.solver in _STOCHASTIC
+
+    def _learning_rate_init(self) -> float:
+        return float(self.learning_rate_init)
+
+    def _schedule(self) -> str:
+        return self.learning_rate if self.solver == "sgd" else "constant"
+
+    def _feature_padding(self, n_features: int) -> int | None:
+        return _fitting.bucket_features(n_features)
+
+    def _epoch_key(self):
+        return jax.random.key(0)  # an MLP has no randomness inside the step
+
+    def _validate_X_y(self, X, y, reset, **options):
+        return validate_data(
+            self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+            dtype=(np.float64, np.float32), reset=reset, **options,
+        )  # fmt: skip
+
+    def _weights(self) -> list:
+        return [*self.coefs_, *self.intercepts_]
+
+    def _layer_units(self, X) -> list[int]:
+        return [X.shape[1], *self._hidden(), self.n_outputs_]
+
+    def _init_weights(self, layer_units, dtype, rng):
+        # scikit-learn's _init_coef: the same draws from the same random state
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        self.coefs_, self.intercepts_ = [], []
+        for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:], strict=True):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            self.coefs_.append(rng.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype))
+            self.intercepts_.append(rng.uniform(-bound, bound, fan_out).astype(dtype))
 
     def _initialize(self, y, layer_units, dtype, rng):
         self.n_iter_ = 0
@@ -173,14 +212,8 @@ class _BaseMLP(BaseEstimator):
             self.out_activation_ = "softmax"
         else:
             self.out_activation_ = "logistic"
-        # scikit-learn's _init_coef: the same draws from the same random state
-        factor = 2.0 if self.activation == "logistic" else 6.0
-        self.coefs_, self.intercepts_ = [], []
-        for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:], strict=True):
-            bound = np.sqrt(factor / (fan_in + fan_out))
-            self.coefs_.append(rng.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype))
-            self.intercepts_.append(rng.uniform(-bound, bound, fan_out).astype(dtype))
-        if self.solver in _STOCHASTIC:
+        self._init_weights(layer_units, dtype, rng)
+        if self._stochastic():
             self.loss_curve_ = []
             self._no_improvement_count = 0
             if self.early_stopping:
@@ -194,23 +227,23 @@ class _BaseMLP(BaseEstimator):
         self._opt_state = None
 
     def _fit(self, X, y, incremental=False):
-        hidden = self._hidden()
-        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        self._hidden()  # raises on sizes <= 0, as scikit-learn does before anything else
+        fitted = hasattr(self, self._fitted_attribute)
+        first_pass = not fitted or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         if scipy.sparse.issparse(X):
             X = X.toarray()
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         self.n_outputs_ = y.shape[1]
-        layer_units = [X.shape[1], *hidden, self.n_outputs_]
         rng = check_random_state(self.random_state)
         if first_pass:
-            self._initialize(y, layer_units, X.dtype, rng)
-        if self.solver in _STOCHASTIC:
+            self._initialize(y, self._layer_units(X), X.dtype, rng)
+        if self._stochastic():
             self._fit_stochastic(X, y, rng, incremental)
         else:
             self._fit_lbfgs(X, y)
-        if not all(np.isfinite(w).all() for w in [*self.coefs_, *self.intercepts_]):
+        if not all(np.isfinite(w).all() for w in self._weights()):
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may"
                 " contain large values and need to be preprocessed."
@@ -221,12 +254,12 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         training = self._training()
-        d_pad = _fitting.bucket(X.shape[1])
+        d_pad = self._feature_padding(X.shape[1])
         params, state = self._params(training, d_pad)
         hyper = dict(training.hyper)
         if not incremental or self._opt_state is None:
             self._opt_state = training.optimizer(_fitting.as_hyper(hyper)).init(params)
-            self._learning_rate = float(self.learning_rate_init)
+            self._learning_rate = self._learning_rate_init()
         opt_state = self._opt_state
         early_stopping = self.early_stopping
         if early_stopping:
@@ -250,14 +283,15 @@ class _BaseMLP(BaseEstimator):
             if self.batch_size > n:
                 warnings.warn(
                     "Got `batch_size` less than 1 or larger than sample size. It is going to be "
-                    "clipped"
+                    "clipped",
+                    stacklevel=3,
                 )
             batch_size = int(np.clip(self.batch_size, 1, n))
         xp = _fitting.pad_rows(X, _fitting.bucket(n), d_pad)
         yp = _fitting.pad_rows(y.astype(np.float32), _fitting.bucket(n))
         epoch = _fitting.programs(training).epoch
-        key = jax.random.key(0)
         for _ in range(self.max_iter):
+            key = self._epoch_key()
             if self.shuffle:
                 sample_idx = shuffle(sample_idx, random_state=rng)
             rows, weights = _fitting.batch_rows(sample_idx, batch_size)
@@ -272,7 +306,7 @@ class _BaseMLP(BaseEstimator):
             if self.verbose:
                 print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
             if early_stopping:
-                self._store(params, X.dtype)
+                self._store(params, X.dtype, state)
                 score = self._score(X_val, y_val)
                 self.validation_scores_.append(score)
                 if self.verbose:
@@ -290,15 +324,15 @@ class _BaseMLP(BaseEstimator):
                 else:
                     self._no_improvement_count = 0
                 self.best_loss_ = min(self.best_loss_, self.loss_)
-            if self.solver == "sgd" and self.learning_rate == "invscaling":
-                self._learning_rate = self.learning_rate_init / (self.t_ + 1) ** self.power_t
+            if self._schedule() == "invscaling":
+                self._learning_rate = self._learning_rate_init() / (self.t_ + 1) ** self.power_t
             if self._no_improvement_count > self.n_iter_no_change:
                 what = "Validation score" if early_stopping else "Training loss"
                 msg = (
                     f"{what} did not improve more than tol={self.tol:f} for "
                     f"{self.n_iter_no_change} consecutive epochs."
                 )
-                adaptive = self.solver == "sgd" and self.learning_rate == "adaptive"
+                adaptive = self._schedule() == "adaptive"
                 if not adaptive or self._learning_rate <= 1e-6:
                     if self.verbose:
                         print(msg + " Stopping.")
@@ -314,14 +348,33 @@ class _BaseMLP(BaseEstimator):
                     f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                     "optimization hasn't converged yet.",
                     ConvergenceWarning,
+                    stacklevel=3,
                 )
         self._opt_state = jax.tree.map(np.asarray, opt_state)
-        self._store(best_params if early_stopping else params, X.dtype)
+        self._store(best_params if early_stopping else params, X.dtype, state)
 
     def _fit_lbfgs(self, X, y):
-        from jaxnet.sklearn._lbfgs import fit_lbfgs
-
-        fit_lbfgs(self, X, y)
+        training = self._training()
+        n, d_pad = X.shape[0], self._feature_padding(X.shape[1])
+        params, state = self._params(training, d_pad)
+        xp = _fitting.pad_rows(X, _fitting.bucket(n), d_pad)
+        yp = _fitting.pad_rows(y.astype(np.float32), _fitting.bucket(n))
+        w = np.zeros(xp.shape[0], np.float32)
+        w[:n] = 1.0
+        limits = (np.int32(self.max_iter), np.int32(self.max_fun), np.float32(self.tol))
+        params, loss, n_iter, n_fun = _fitting.programs(training).lbfgs(
+            params, state, _fitting.as_hyper(training.hyper), xp, yp, w, *limits
+        )
+        self.n_iter_, self.loss_ = int(n_iter), float(loss)
+        if self.n_iter_ >= self.max_iter or int(n_fun) >= self.max_fun:
+            what = "ITERATIONS" if self.n_iter_ >= self.max_iter else "FUNCTION EVALUATIONS"
+            warnings.warn(
+                f"lbfgs failed to converge after {self.n_iter_} iteration(s) (status=1):\n"
+                f"STOP: TOTAL NO. OF {what} REACHED LIMIT",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        self._store(params, X.dtype, state)
 
     def _forward(self, X, check_input=True):
         if check_input:
@@ -331,7 +384,7 @@ class _BaseMLP(BaseEstimator):
         if scipy.sparse.issparse(X):
             X = X.toarray()
         training = self._training()
-        d_pad = _fitting.bucket(X.shape[1])
+        d_pad = self._feature_padding(X.shape[1])
         out = _fitting.predict(training, *self._params(training, d_pad), X, d_pad)
         return out.astype(X.dtype)
 
@@ -342,10 +395,9 @@ class _BaseMLP(BaseEstimator):
         return self._fit(X, y, incremental=False)
 
     def _check_solver(self):
-        if self.solver not in _STOCHASTIC:
+        if not self._stochastic():
             raise AttributeError(
-                f"partial_fit is only available for stochastic optimizers. {self.solver} is not "
-                "stochastic."
+                "partial_fit is only available for stochastic optimizers. lbfgs is not stochastic."
             )
         return True
 
@@ -424,15 +476,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     loss = "log_loss"  # scikit-learn's MLPClassifier.loss: fixed, not a parameter
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            multi_output=True,
-            dtype=(np.float64, np.float32),
-            reset=reset,
-        )
+        X, y = self._validate_X_y(X, y, reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
@@ -564,16 +608,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.max_fun = max_fun
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            multi_output=True,
-            y_numeric=True,
-            dtype=(np.float64, np.float32),
-            reset=reset,
-        )
+        X, y = self._validate_X_y(X, y, reset, y_numeric=True)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return X, y
