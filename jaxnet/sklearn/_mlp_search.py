@@ -25,6 +25,7 @@ from sklearn.utils import check_random_state
 from jaxnet.sklearn import _fitting
 from jaxnet.sklearn.mlp import _STOCHASTIC, MLPClassifier, MLPRegressor
 from jaxnet.train import parallel
+from jaxnet.train.many import model_slice
 
 
 class Prepared(NamedTuple):
@@ -97,7 +98,7 @@ def prepare(member) -> Prepared:
     rng = check_random_state(estimator.random_state)
     estimator._initialize(y, layer_units, X.dtype, rng)
     training = estimator._training()
-    params, state = _numpy_params(estimator, training, _fitting.bucket(X.shape[1]))
+    params, state = _numpy_params(estimator, training, estimator._feature_padding(X.shape[1]))
     n = X.shape[0]
     return Prepared(estimator, training, params, state, n, _batch_size(estimator, n), rng, X.dtype)
 
@@ -153,19 +154,19 @@ _PROGRAMS: dict = {}
 def _programs(training):
     """``(init, run)`` for ``training``'s structure, built once: ``init(params, hyper)`` the
     models' optimizer states, ``run((params, state, opt_state), hyper, x, y, rows, weights,
-    active)`` one epoch of every model (the estimator's epoch program, ``vmap``-ped), models
-    with ``active`` false left unchanged."""
+    active, key)`` one epoch of every model (the estimator's epoch program, ``vmap``-ped),
+    models with ``active`` false left unchanged. ``key`` is the epoch's (an MLP's step has no
+    randomness: the estimator's ``_epoch_key()`` is one constant key, shared)."""
     if training.signature in _PROGRAMS:
         return _PROGRAMS[training.signature]
     optimizer, epoch = training.optimizer, _fitting.programs(training).epoch
-    key = jax.random.key(0)
 
     @jax.jit
     def init(params, hyper):
         return jax.vmap(lambda p, h: optimizer(h).init(p))(params, hyper)
 
     @jax.jit
-    def run(carry, hyper, x, y, rows, weights, active):
+    def run(carry, hyper, x, y, rows, weights, active, key):
         *new, loss_sum = jax.vmap(epoch, in_axes=(0, 0, 0, 0, None, None, 0, 0, None))(
             *carry, hyper, x, y, rows, weights, key
         )
@@ -185,7 +186,7 @@ def train_mlps(members, mesh=None) -> list:
     first = prepared[0]
     training = first.training
     n_features = first.estimator.n_features_in_
-    d_pad = _fitting.bucket(n_features)
+    d_pad = first.estimator._feature_padding(n_features)
 
     # the data: one block per distinct (preprocessed) x, rows of each model offset into it
     blocks, offsets = [], {}
@@ -206,7 +207,7 @@ def train_mlps(members, mesh=None) -> list:
         lambda *a: np.stack(a), *[(prepared[i].params, prepared[i].state) for i in take]
     )
     hypers = [dict(p.training.hyper) for p in prepared]
-    lr = np.array([float(p.estimator.learning_rate_init) for p in prepared])
+    lr = np.array([p.estimator._learning_rate_init() for p in prepared])
     hyper_arrays = {k: np.array([h[k] for h in hypers], np.float32) for k in hypers[0]}
 
     def hyper_of(lr):
@@ -224,7 +225,7 @@ def train_mlps(members, mesh=None) -> list:
     est = [p.estimator for p in prepared]
     sample_idx = [np.arange(p.n, dtype=int) for p in prepared]
     for e in est:
-        e._learning_rate = float(e.learning_rate_init)
+        e._learning_rate = e._learning_rate_init()
     active = np.ones(n_models, bool)
     global_rows = [m.train + offsets[id(m.x)] for m in members]
     n_batches = max(_fitting.bucket(-(-p.n // p.batch_size), 1) for p in prepared)
@@ -243,7 +244,8 @@ def train_mlps(members, mesh=None) -> list:
         lr_now = np.array([e._learning_rate for e in est])
         live = np.r_[active, np.zeros(padded - n_models, bool)]
         args = jax.device_put((hyper_of(lr_now), rows, weights, live), model_sharding)
-        carry, loss_sum = run(carry, args[0], x_dev, y_dev, *args[1:])
+        key = first.estimator._epoch_key()
+        carry, loss_sum = run(carry, args[0], x_dev, y_dev, *args[1:], key)
         loss_sum = np.asarray(loss_sum)
         for m, p in enumerate(prepared):
             if active[m] and _after_epoch(est[m], float(loss_sum[m]) / p.n, p.n):
@@ -251,10 +253,10 @@ def train_mlps(members, mesh=None) -> list:
         if not active.any():
             break
 
-    params, _state, opt_state = jax.device_get(carry)
+    params, state, opt_state = jax.device_get(carry)
     for m, p in enumerate(prepared):
-        est[m]._store(jax.tree.map(lambda a, m=m: a[m], params), p.dtype)
-        est[m]._opt_state = jax.tree.map(lambda a, m=m: np.asarray(a[m]), opt_state)
+        est[m]._store(model_slice(params, m), p.dtype, model_slice(state, m))
+        est[m]._opt_state = model_slice(opt_state, m)
     return est
 
 
@@ -270,10 +272,10 @@ def _after_epoch(estimator, loss: float, n: int) -> bool:
     else:
         e._no_improvement_count = 0
     e.best_loss_ = min(e.best_loss_, e.loss_)
-    if e.solver == "sgd" and e.learning_rate == "invscaling":
-        e._learning_rate = e.learning_rate_init / (e.t_ + 1) ** e.power_t
+    if e._schedule() == "invscaling":
+        e._learning_rate = e._learning_rate_init() / (e.t_ + 1) ** e.power_t
     if e._no_improvement_count > e.n_iter_no_change:
-        adaptive = e.solver == "sgd" and e.learning_rate == "adaptive"
+        adaptive = e._schedule() == "adaptive"
         if not adaptive or e._learning_rate <= 1e-6:
             return True
         e._learning_rate /= 5.0
