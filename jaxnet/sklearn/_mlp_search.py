@@ -151,19 +151,14 @@ def _targets(estimator, y) -> np.ndarray:
 _PROGRAMS: dict = {}
 
 
-def _programs(training):
-    """``(init, run)`` for ``training``'s structure, built once: ``init(params, hyper)`` the
-    models' optimizer states, ``run((params, state, opt_state), hyper, x, y, rows, weights,
-    active, key)`` one epoch of every model (the estimator's epoch program, ``vmap``-ped),
-    models with ``active`` false left unchanged. ``key`` is the epoch's (an MLP's step has no
+def _epoch_program(training):
+    """``run((params, state, opt_state), hyper, x, y, rows, weights, active, key)``: one epoch
+    of every model (the estimator's epoch program, ``vmap``-ped), models with ``active`` false
+    left unchanged; built once per structure. ``key`` is the epoch's (an MLP's step has no
     randomness: the estimator's ``_epoch_key()`` is one constant key, shared)."""
     if training.signature in _PROGRAMS:
         return _PROGRAMS[training.signature]
-    optimizer, epoch = training.optimizer, _fitting.programs(training).epoch
-
-    @jax.jit
-    def init(params, hyper):
-        return jax.vmap(lambda p, h: optimizer(h).init(p))(params, hyper)
+    epoch = _fitting.programs(training).epoch
 
     @jax.jit
     def run(carry, hyper, x, y, rows, weights, active, key):
@@ -176,8 +171,8 @@ def _programs(training):
 
         return jax.tree.map(keep, tuple(new), carry), loss_sum
 
-    _PROGRAMS[training.signature] = init, run
-    return init, run
+    _PROGRAMS[training.signature] = run
+    return run
 
 
 def train_mlps(members, mesh=None) -> list:
@@ -214,8 +209,16 @@ def train_mlps(members, mesh=None) -> list:
         h = dict(hyper_arrays, learning_rate=lr.astype(np.float32))
         return {k: jnp.asarray(v[take]) for k, v in h.items()}
 
-    init, run = _programs(training)
-    opt_state = init(params, hyper_of(lr))
+    run = _epoch_program(training)
+    opt_state = jax.tree.map(  # as fit makes it, per model (no program to compile)
+        lambda *a: np.stack(a),
+        *[
+            training.optimizer(_fitting.as_hyper(dict(h, learning_rate=r))).init(p.params)
+            for h, r, p in zip(
+                [hypers[i] for i in take], lr[take], [prepared[i] for i in take], strict=True
+            )  # fmt: skip
+        ],
+    )
 
     model_sharding = None if mesh is None else parallel.model_sharded(mesh)
     replicated = None if mesh is None else parallel.replicated(mesh)
