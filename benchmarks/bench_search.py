@@ -126,6 +126,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="600 rows, 5 epochs")
     parser.add_argument("--cells", type=int, nargs="+", default=[12, 48])
+    parser.add_argument("--only", type=int, nargs="+", help="rows to run (0-based), default all")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
@@ -134,30 +135,31 @@ def main() -> None:
 
     import common
 
-    print(f"machine: {common.machine()}")
+    print(f"machine: {common.machine()}", flush=True)
     for cells in args.cells:
-        rows = []
+        print(f"\n{cells} cells x 5 folds, {'5' if args.quick else '30'} epochs, end to end:")
+        print("| search | seconds | vs jaxnet search | best mean score |\n|---|---|---|---|")
+        base = None
         for index, name in enumerate(CONTENDERS):
+            if args.only is not None and index not in args.only:
+                continue
             if index == 4 and not _installed("skorch", "torch"):
-                rows.append([name, "not installed", "", ""])
+                print(f"| {name} | not installed | | |", flush=True)
                 continue
             env = dict(os.environ)
             if index == 0:
                 env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
             command = [sys.executable, __file__, "--one", str(index), "--cells", str(cells)]
             command += ["--quick"] if args.quick else []
-            done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+            done = subprocess.run(command, env=env, capture_output=True, text=True)
+            if done.returncode:
+                print(f"| {name} | failed: {done.stderr.strip().splitlines()[-1]} | | |")
+                continue
             result = json.loads(done.stdout.strip().splitlines()[-1])
-            rows.append([name, result["seconds"], result["best"]])
-        base = rows[0][1]
-        table = [
-            [r[0], f"{r[1]:.2f}", f"{r[1] / base:.1f}x", f"{r[2]:.4f}"]
-            if not isinstance(r[1], str)
-            else r
-            for r in rows
-        ]
-        print(f"\n{cells} cells x 5 folds, {'5' if args.quick else '30'} epochs, end to end:")
-        print(common.table(["search", "seconds", "vs jaxnet search", "best mean score"], table))
+            seconds = result["seconds"]
+            base = seconds if index == 0 else base
+            ratio = f"{seconds / base:.1f}x" if base else ""
+            print(f"| {name} | {seconds:.2f} | {ratio} | {result['best']:.4f} |", flush=True)
 
 
 def _installed(*names) -> bool:
