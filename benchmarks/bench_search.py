@@ -1,4 +1,4 @@
-"""Model selection end to end: a cross-validated grid over the digits MLP, one program vs cell by cell.
+"""Model selection end to end: a cross-validated digits MLP grid, one program vs cell by cell.
 
     python benchmarks/bench_search.py [--quick] [--cells 12 48]
 
@@ -97,8 +97,8 @@ def run_one(index: int, cells: int, quick: bool) -> dict:
 def _skorch_search(x, y, g, max_iter):
     import numpy as np
     import torch
-    from skorch import NeuralNetClassifier
     from sklearn import model_selection
+    from skorch import NeuralNetClassifier
 
     torch.set_num_threads(1)
 
