@@ -9,7 +9,7 @@ excluded, compiling included: end to end, cold) and prints the wall time of ``fi
 
   - ``jaxnet.sklearn.search.GridSearchCV`` over ``jaxnet.sklearn.MLPClassifier``: every
     (cell x fold) in one vmapped program, its models split over two CPU devices
-    (``XLA_FLAGS=--xla_force_host_platform_device_count=2``, ``models_mesh``);
+    (``XLA_FLAGS=--xla_force_host_platform_device_count=2``, ``n_devices=-1``);
   - scikit-learn's ``GridSearchCV`` over the same jaxnet estimator, cell by cell;
   - scikit-learn's ``GridSearchCV`` over scikit-learn's ``MLPClassifier``, with ``n_jobs=2``
     and cell by cell;
@@ -71,10 +71,9 @@ def run_one(index: int, cells: int, quick: bool) -> dict:
     if index == 0:
         from jaxnet.sklearn import MLPClassifier
         from jaxnet.sklearn.search import GridSearchCV
-        from jaxnet.train.parallel import models_mesh
 
         estimator = MLPClassifier(hidden_layer_sizes=(100,), max_iter=max_iter, random_state=0)
-        search = GridSearchCV(estimator, g, cv=5, refit=False, mesh=models_mesh())
+        search = GridSearchCV(estimator, g, cv=5, refit=False, n_devices=-1)
     elif index == 1:
         from jaxnet.sklearn import MLPClassifier
 

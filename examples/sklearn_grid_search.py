@@ -29,7 +29,6 @@ from sklearn.preprocessing import StandardScaler
 
 from jaxnet.sklearn import MLPClassifier
 from jaxnet.sklearn.search import GridSearchCV
-from jaxnet.train.parallel import models_mesh
 
 
 def main(argv=None) -> dict:
@@ -57,8 +56,7 @@ def main(argv=None) -> dict:
         ),  # fmt: skip
     )
     devices = jax.devices()
-    mesh = models_mesh() if len(devices) > 1 else None
-    search = GridSearchCV(pipeline, grid, cv=5, mesh=mesh)
+    search = GridSearchCV(pipeline, grid, cv=5, n_devices=-1)
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning: a fixed epoch budget on purpose

@@ -14,9 +14,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from jaxnet.errors import ConfigError
 from jaxnet.sklearn import MLPClassifier, MLPRegressor, _search_plan
 from jaxnet.sklearn.search import GridSearchCV, RandomizedSearchCV
-from jaxnet.train.parallel import models_mesh
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_grid_search_equals_scikit_learn_cell_by_cell(digits):
         {"learning_rate_init": [3e-2], "random_state": [1, 2], "tol": [0.05]},
     ]
     reference = _quiet(lambda: model_selection.GridSearchCV(estimator, grid, cv=2).fit(x, y))
-    ours = _quiet(lambda: GridSearchCV(estimator, grid, cv=2, mesh=models_mesh()).fit(x, y))
+    ours = _quiet(lambda: GridSearchCV(estimator, grid, cv=2, n_devices=-1).fit(x, y))
     _same_results(ours, reference)
     assert ours.best_estimator_.get_params() == reference.best_estimator_.get_params()
     np.testing.assert_allclose(
@@ -138,3 +138,10 @@ def test_example_runs_quick_and_writes_only_under_out(tmp_path):
     ]
     written = json.loads((tmp_path / "out" / "best.json").read_text())
     assert written["params"] == best["params"] and 0.0 <= written["cv_score"] <= 1.0
+
+
+def test_more_devices_than_there_are_is_a_clear_error(digits):
+    x, y = digits
+    search = GridSearchCV(MLPClassifier(max_iter=1), {"alpha": [1e-4]}, cv=2, n_devices=1000)
+    with pytest.raises(ConfigError, match="GridSearchCV: n_devices must be -1 or between 1"):
+        search.fit(x, y)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
+import jax
 import numpy as np
 from sklearn import model_selection
 from sklearn.base import clone, is_classifier
@@ -42,15 +43,18 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import indexable
 from sklearn.utils.validation import _num_samples
 
+from jaxnet.errors import ConfigError
 from jaxnet.sklearn import _search_plan
+from jaxnet.train.parallel import models_mesh
 
 
 class _BatchedSearch:
     """The batched ``fit`` shared by both searches; ``_candidates()`` lists the candidates.
 
-    ``mesh``: a :func:`~jaxnet.train.parallel.models_mesh` splitting each program's models
-    across devices (e.g. both cores of a CPU with
-    ``XLA_FLAGS=--xla_force_host_platform_device_count=2``); ``None`` uses one device.
+    ``n_devices``: split each program's models across this many devices (``-1``: every device
+    JAX sees; e.g. both cores of a CPU with
+    ``XLA_FLAGS=--xla_force_host_platform_device_count=2``); ``None`` uses one device. A count,
+    not a mesh, so the search pickles and clones as scikit-learn's does.
     """
 
     def fit(self, X, y=None, **params):
@@ -87,7 +91,7 @@ class _BatchedSearch:
         for members in groups:
             start = time.time()
             adapter = _search_plan.adapter_for(members[0].estimator)
-            fitted = adapter.train(members, self.mesh)
+            fitted = adapter.train(members, _models_mesh(self.n_devices, type(self).__name__))
             fit_time = (time.time() - start) / len(members)
             for member, estimator in zip(members, fitted, strict=True):
                 start = time.time()
@@ -131,6 +135,20 @@ class _BatchedSearch:
                 self.feature_names_in_ = self.best_estimator_.feature_names_in_
 
 
+def _models_mesh(n_devices, owner: str):
+    """A :func:`~jaxnet.train.parallel.models_mesh` over the first ``n_devices`` devices
+    (``-1``: all), or ``None`` for one device."""
+    if n_devices is None or n_devices == 1:
+        return None
+    devices = jax.devices()
+    if n_devices != -1 and not 1 <= n_devices <= len(devices):
+        raise ConfigError(
+            f"n_devices must be -1 or between 1 and the {len(devices)} devices, got {n_devices}",
+            (owner,),
+        )
+    return models_mesh(devices if n_devices == -1 else devices[:n_devices])
+
+
 def _subset(data, rows):
     if data is None:
         return None
@@ -155,14 +173,14 @@ class GridSearchCV(_BatchedSearch, model_selection.GridSearchCV):
         pre_dispatch="2*n_jobs",
         error_score=np.nan,
         return_train_score=False,
-        mesh=None,
+        n_devices=None,
     ):
         super().__init__(
             estimator, param_grid, scoring=scoring, n_jobs=n_jobs, refit=refit, cv=cv,
             verbose=verbose, pre_dispatch=pre_dispatch, error_score=error_score,
             return_train_score=return_train_score,
         )  # fmt: skip
-        self.mesh = mesh
+        self.n_devices = n_devices
 
     def _candidates(self):
         return ParameterGrid(self.param_grid)
@@ -187,7 +205,7 @@ class RandomizedSearchCV(_BatchedSearch, model_selection.RandomizedSearchCV):
         random_state=None,
         error_score=np.nan,
         return_train_score=False,
-        mesh=None,
+        n_devices=None,
     ):
         super().__init__(
             estimator, param_distributions, n_iter=n_iter, scoring=scoring, n_jobs=n_jobs,
@@ -195,7 +213,7 @@ class RandomizedSearchCV(_BatchedSearch, model_selection.RandomizedSearchCV):
             random_state=random_state, error_score=error_score,
             return_train_score=return_train_score,
         )  # fmt: skip
-        self.mesh = mesh
+        self.n_devices = n_devices
 
     def _candidates(self):
         return ParameterSampler(
