@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnet.core import apply_with_outputs
 from jaxnet.optim import apply_updates
 
 
@@ -49,7 +50,7 @@ class Training(NamedTuple):
     hyper: Mapping[str, float]
     output: Callable
     signature: Hashable
-    report_scale: float = 1.0  # reported data loss = training data loss * report_scale
+    report: Callable | None = None  # the per-example loss reported (None: ``loss``)
 
 
 def bucket(n: int, minimum: int = 256) -> int:
@@ -95,19 +96,32 @@ def batch_rows(order: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarr
     return rows, weights
 
 
-def objective(training: Training, params, state, hyper, x, y, w, key=None):
+def objective(training: Training, params, state, hyper, x, y, w, key=None, with_outputs=False):
     """``(total, (reported, new_state))`` of one weighted batch: the mean data loss plus the
     scaled penalty.
 
-    ``reported`` is the loss scikit-learn reports (``report_scale`` times the data loss plus the
-    same penalty); ``total`` is what the gradient descends. With a ``key`` the model runs in
+    ``reported`` is the loss scikit-learn reports (``training.report``'s mean plus the same
+    penalty); ``total`` is what the gradient descends. With a ``key`` the model runs in
     training mode (dropout, batch statistics).
     """
-    outputs, new_state = training.model.apply(params, state, x, key=key, train=key is not None)
+    train = key is not None
+    if with_outputs:  # every layer's output too, for a diagnostics probe
+        outputs, new_state, layer_outputs = apply_with_outputs(
+            training.model, params, state, x, key=key, train=train
+        )
+    else:
+        outputs, new_state = training.model.apply(params, state, x, key=key, train=train)
     n = jnp.maximum(jnp.sum(w), 1.0)
     data = jnp.sum(w * training.loss(outputs, y)) / n
     penalty = hyper["alpha"] * training.penalty(params) / n
-    return data + penalty, (data * training.report_scale + penalty, new_state)
+    if training.report is not None:
+        reported = jnp.sum(w * training.report(outputs, y)) / n
+        reported = jax.lax.stop_gradient(reported)
+    else:
+        reported = data
+    if with_outputs:
+        return data + penalty, (reported + penalty, new_state, layer_outputs, data)
+    return data + penalty, (reported + penalty, new_state)
 
 
 class Programs(NamedTuple):
@@ -124,11 +138,16 @@ class Programs(NamedTuple):
 _PROGRAMS: dict[Hashable, Programs] = {}
 
 
-def programs(training: Training) -> Programs:
-    """The compiled programs of ``training``'s structure (built once per signature)."""
-    found = _PROGRAMS.get(training.signature)
+def programs(training: Training, probe: Callable | None = None) -> Programs:
+    """The compiled programs of ``training``'s structure (built once per signature).
+
+    With ``probe`` (a :class:`~jaxnet.diagnostics.GradientMonitor`'s), ``epoch`` also returns
+    the probe's statistics of the epoch's first step, stacked on a leading axis of 1.
+    """
+    key = (training.signature, probe is not None)
+    found = _PROGRAMS.get(key)
     if found is None:
-        found = _PROGRAMS[training.signature] = _build(training)
+        found = _PROGRAMS[key] = _build(training, probe)
     return found
 
 
@@ -136,8 +155,11 @@ def _where(keep, new, old):
     return jax.tree.map(lambda a, b: jnp.where(keep, a, b), new, old)
 
 
-def _build(training: Training) -> Programs:
+def _build(training: Training, probe: Callable | None = None) -> Programs:
     grad_fn = jax.value_and_grad(functools.partial(objective, training), has_aux=True)
+    probed_grad_fn = jax.value_and_grad(
+        functools.partial(objective, training, with_outputs=True), has_aux=True
+    )
 
     @jax.jit
     def epoch(params, state, opt_state, hyper, x, y, rows, weights, key):
@@ -155,9 +177,28 @@ def _build(training: Training) -> Programs:
             keep = jnp.sum(w) > 0  # a padding batch changes nothing
             return _where(keep, new, old), reported * jnp.sum(w)
 
+        def probed_step(carry, item):
+            old = carry
+            params, state, opt_state = carry
+            index, w, i = item
+            xb, yb = jnp.take(x, index, axis=0), jnp.take(y, index, axis=0)
+            step_key = jax.random.fold_in(key, i)
+            (_, (reported, state, outputs, data)), grads = probed_grad_fn(
+                params, state, hyper, xb, yb, w, step_key
+            )
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            stats = probe(grads=grads, params=params, updates=updates, outputs=outputs, loss=data)
+            new = (apply_updates(params, updates), state, opt_state)
+            return _where(jnp.sum(w) > 0, new, old), reported * jnp.sum(w), stats
+
         items = (rows, weights, jnp.arange(rows.shape[0]))
-        carry, losses = jax.lax.scan(step, (params, state, opt_state), items)
-        return *carry, jnp.sum(losses)
+        carry = (params, state, opt_state)
+        if probe is None:
+            carry, losses = jax.lax.scan(step, carry, items)
+            return *carry, jnp.sum(losses)
+        carry, first, stats = probed_step(carry, jax.tree.map(lambda a: a[0], items))
+        carry, losses = jax.lax.scan(step, carry, jax.tree.map(lambda a: a[1:], items))
+        return *carry, first + jnp.sum(losses), jax.tree.map(lambda a: a[None], stats)
 
     @jax.jit
     def predict(params, state, x):

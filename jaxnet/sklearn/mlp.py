@@ -19,6 +19,7 @@ True
 
 from __future__ import annotations
 
+import types
 import warnings
 
 import jax
@@ -64,6 +65,32 @@ def _poisson_loss(outputs, y):
     return jnp.sum(jnp.exp(outputs) - y * outputs + const, axis=-1)
 
 
+# scikit-learn clips probabilities to [eps, 1 - eps] (float64's eps) in the loss it reports
+_LOG_EPS, _LOG_1M_EPS = float(np.log(np.finfo(np.float64).eps)), -float(np.finfo(np.float64).eps)
+
+
+def _reported_softmax_loss(outputs, y):
+    log_p = jnp.clip(jax.nn.log_softmax(outputs, axis=-1), _LOG_EPS, _LOG_1M_EPS)
+    return -jnp.sum(y * log_p, axis=-1)
+
+
+def _reported_logistic_loss(outputs, y):
+    log_p = jnp.clip(jax.nn.log_sigmoid(outputs), _LOG_EPS, _LOG_1M_EPS)
+    log_q = jnp.clip(jax.nn.log_sigmoid(-outputs), _LOG_EPS, _LOG_1M_EPS)
+    return -jnp.sum(y * log_p + (1 - y) * log_q, axis=-1)
+
+
+def _reported_squared_loss(outputs, y):
+    return _squared_loss(outputs, y) / y.shape[-1]  # scikit-learn's mean over the outputs
+
+
+# the loss scikit-learn reports (loss_, loss_curve_) where it differs from the one descended
+_REPORTED = {
+    "softmax": _reported_softmax_loss,
+    "logistic": _reported_logistic_loss,
+    "identity": _reported_squared_loss,
+}
+
 # out_activation_ -> (per-example loss of the outputs, outputs -> predictions)
 _OUTPUTS = {
     "softmax": (_softmax_loss, lambda z: jax.nn.softmax(z, axis=-1)),
@@ -87,7 +114,13 @@ def mlp_optimizer(solver: str, nesterov: bool):
         return lambda h: optim.adam(
             h["learning_rate"], b1=h["beta_1"], b2=h["beta_2"], eps=h["epsilon"]
         )
-    return lambda h: optim.sgd(h["learning_rate"], momentum=h["momentum"], nesterov=nesterov)
+    # scikit-learn's form: the velocity holds learning-rate-scaled steps (v = mu v - lr g), so
+    # the learning rate multiplies before the momentum trace; equal to optim.sgd while the rate
+    # is constant, and scikit-learn's own when invscaling or adaptive change it.
+    return lambda h: optim.chain(
+        optim.scale_by_learning_rate(h["learning_rate"]),
+        optim.trace(decay=h["momentum"], nesterov=nesterov),
+    )
 
 
 def _dense_names(params) -> list[str]:
@@ -128,7 +161,6 @@ class _BaseMLP(BaseEstimator):
             "momentum": self.momentum,
         }
         signature = ("mlp", hidden, self.activation, n_outputs, out, solver, nesterov)
-        report_scale = 1.0 / n_outputs if out == "identity" else 1.0
         return Training(
             model,
             loss,
@@ -137,7 +169,7 @@ class _BaseMLP(BaseEstimator):
             hyper,
             output,
             signature,
-            report_scale,
+            _REPORTED.get(out),
         )
 
     # ----- parameters <-> scikit-learn's coefs_/intercepts_
@@ -179,6 +211,16 @@ class _BaseMLP(BaseEstimator):
 
     def _epoch_key(self):
         return jax.random.key(0)  # an MLP has no randomness inside the step
+
+    def _monitor(self, training):
+        """A :class:`~jaxnet.diagnostics.GradientMonitor` when ``diagnostics=True``."""
+        if not self.diagnostics:
+            return None
+        from jaxnet.diagnostics import GradientMonitor
+
+        monitor = GradientMonitor(training.model, every=1, verbose=bool(self.verbose))
+        monitor.reset()
+        return monitor
 
     def _validate_X_y(self, X, y, reset, **options):
         return validate_data(
@@ -277,6 +319,7 @@ class _BaseMLP(BaseEstimator):
             best_params = params
         n = X.shape[0]
         sample_idx = np.arange(n, dtype=int)
+        self.n_iter_ = 0  # this call's epochs, as scikit-learn counts them
         if self.batch_size == "auto":
             batch_size = min(200, n)
         else:
@@ -289,18 +332,23 @@ class _BaseMLP(BaseEstimator):
             batch_size = int(np.clip(self.batch_size, 1, n))
         xp = _fitting.pad_rows(X, _fitting.bucket(n), d_pad)
         yp = _fitting.pad_rows(y.astype(np.float32), _fitting.bucket(n))
-        epoch = _fitting.programs(training).epoch
+        monitor = self._monitor(training)
+        epoch = _fitting.programs(training, monitor and monitor.probe).epoch
+        loop = types.SimpleNamespace(train_state=None, stop_training=False)
         for _ in range(self.max_iter):
             key = self._epoch_key()
             if self.shuffle:
                 sample_idx = shuffle(sample_idx, random_state=rng)
             rows, weights = _fitting.batch_rows(sample_idx, batch_size)
             hyper["learning_rate"] = self._learning_rate
-            params, state, opt_state, loss_sum = epoch(
+            params, state, opt_state, loss_sum, *probes = epoch(
                 params, state, opt_state, _fitting.as_hyper(hyper), xp, yp, rows, weights, key
             )
             self.n_iter_ += 1
             self.loss_ = float(loss_sum) / n
+            if monitor is not None:
+                monitor.on_probe(self.n_iter_ - 1, np.array([self.t_]), probes[0])
+                monitor.on_epoch_end(self.n_iter_ - 1, {"loss": self.loss_}, loop)
             self.t_ += n
             self.loss_curve_.append(self.loss_)
             if self.verbose:
@@ -350,6 +398,9 @@ class _BaseMLP(BaseEstimator):
                     ConvergenceWarning,
                     stacklevel=3,
                 )
+        if monitor is not None:
+            monitor.on_train_end(loop)
+            self.diagnostics_ = list(monitor.findings)
         self._opt_state = jax.tree.map(np.asarray, opt_state)
         self._store(best_params if early_stopping else params, X.dtype, state)
 
@@ -417,10 +468,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier: ``sklearn.neural_network.MLPClassifier``'s parameters,
     attributes and methods, trained with jaxnet (see the module docstring).
 
-    Binary, multiclass (softmax) and multilabel (one logistic unit per label) targets.
+    Binary, multiclass (softmax) and multilabel (one logistic unit per label) targets. One
+    parameter more than scikit-learn's: ``diagnostics=True`` runs a
+    :class:`~jaxnet.diagnostics.GradientMonitor` probe on each epoch's first step (stochastic
+    solvers) and leaves its findings in ``diagnostics_``.
     """
 
-    _parameter_constraints: dict = dict(_SkMLPClassifier._parameter_constraints)
+    _parameter_constraints: dict = {
+        **_SkMLPClassifier._parameter_constraints,
+        "diagnostics": ["boolean"],
+    }
 
     def __init__(
         self,
@@ -448,7 +505,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        diagnostics=False,
     ):
+        self.diagnostics = diagnostics
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -550,9 +609,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor: ``sklearn.neural_network.MLPRegressor``'s parameters,
-    attributes and methods (``loss="squared_error"`` or ``"poisson"``), trained with jaxnet."""
+    attributes and methods (``loss="squared_error"`` or ``"poisson"``), trained with jaxnet; and
+    ``diagnostics`` as :class:`MLPClassifier`'s."""
 
-    _parameter_constraints: dict = dict(_SkMLPRegressor._parameter_constraints)
+    _parameter_constraints: dict = {
+        **_SkMLPRegressor._parameter_constraints,
+        "diagnostics": ["boolean"],
+    }
 
     def __init__(
         self,
@@ -581,7 +644,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        diagnostics=False,
     ):
+        self.diagnostics = diagnostics
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation

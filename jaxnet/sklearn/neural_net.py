@@ -89,6 +89,7 @@ class _BaseNeuralNet(_BaseMLP):
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "diagnostics": ["boolean"],
     }
 
     def __init__(
@@ -113,6 +114,7 @@ class _BaseNeuralNet(_BaseMLP):
         warm_start=False,
         verbose=False,
         max_fun=15000,
+        diagnostics=False,
     ):
         self.model = model
         self.loss = loss
@@ -133,6 +135,7 @@ class _BaseNeuralNet(_BaseMLP):
         self.warm_start = warm_start
         self.verbose = verbose
         self.max_fun = max_fun
+        self.diagnostics = diagnostics
 
     # ----- nested parameters (skorch's convention): optimizer__<arg>, model__<arg>
     def _nested(self, prefix: str) -> dict:
@@ -255,7 +258,7 @@ class _BaseNeuralNet(_BaseMLP):
         self.state_ = jax.tree.map(np.asarray, state)
 
     def _epoch_key(self):
-        return jax.random.fold_in(jax.random.wrap_key_data(self._key_data), self.n_iter_)
+        return jax.random.fold_in(jax.random.wrap_key_data(self._key_data), self.t_)
 
     def _params(self, training: Training, n_features_padded=None):
         to_device = jax.tree.map(jnp.asarray, (self.params_, self.state_))
@@ -304,6 +307,9 @@ class NeuralNetClassifier(ClassifierMixin, _BaseNeuralNet):
         early_stopping, validation_fraction, warm_start, verbose, max_fun: as in
         :class:`~jaxnet.sklearn.MLPClassifier` (``alpha``: L2 on the kernels, default 0).
       head: append ``Dense(n_classes)`` (``Dense(1)`` for binary) to ``model``.
+      optimizer_options, model_options: the nested ``optimizer__<arg>`` and ``model__<arg>``
+        parameters (see the module).
+      diagnostics: as :class:`~jaxnet.sklearn.MLPClassifier`'s.
 
     Fitted: ``params_``, ``state_`` (the model's pytrees), ``classes_``, ``loss_``,
     ``loss_curve_``, ``n_iter_``, ``t_``, ``n_outputs_``, ``out_activation_`` and the early
