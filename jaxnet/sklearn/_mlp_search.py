@@ -231,8 +231,11 @@ def train_mlps(members, mesh=None) -> list:
         e._learning_rate = e._learning_rate_init()
     active = np.ones(n_models, bool)
     global_rows = [m.train + offsets[id(m.x)] for m in members]
-    n_batches = max(_fitting.bucket(-(-p.n // p.batch_size), 1) for p in prepared)
-    batch_pad = _fitting.bucket(first.batch_size)
+    # The batches of fit's epoch without its power-of-two padding (which lets one program serve
+    # many data sizes; here every model has its own rows anyway): the same examples and weights,
+    # up to 40% fewer padded rows computed (digits, batch 200: 8 x 200 rows, not 8 x 256).
+    n_batches = max(-(-p.n // p.batch_size) for p in prepared)
+    batch_pad = max(p.batch_size for p in prepared)
     for _ in range(max(e.max_iter for e in est)):
         rows = np.zeros((padded, n_batches, batch_pad), np.int32)
         weights = np.zeros((padded, n_batches, batch_pad), np.float32)
@@ -242,8 +245,9 @@ def train_mlps(members, mesh=None) -> list:
             if est[m].shuffle:
                 sample_idx[m] = _shuffled(sample_idx[m], p.rng)
             r, w = _fitting.batch_rows(sample_idx[m], p.batch_size)
-            rows[m, : r.shape[0], : r.shape[1]] = global_rows[m][r]
-            weights[m, : w.shape[0], : w.shape[1]] = w
+            used = (-(-p.n // p.batch_size), p.batch_size)
+            rows[m, : used[0], : used[1]] = global_rows[m][r[: used[0], : used[1]]]
+            weights[m, : used[0], : used[1]] = w[: used[0], : used[1]]
         lr_now = np.array([e._learning_rate for e in est])
         live = np.r_[active, np.zeros(padded - n_models, bool)]
         args = jax.device_put((hyper_of(lr_now), rows, weights, live), model_sharding)
