@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from sklearn import model_selection
 from sklearn.datasets import load_digits
+from sklearn.exceptions import FitFailedWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -145,3 +146,26 @@ def test_more_devices_than_there_are_is_a_clear_error(digits):
     search = GridSearchCV(MLPClassifier(max_iter=1), {"alpha": [1e-4]}, cv=2, n_devices=1000)
     with pytest.raises(ConfigError, match="GridSearchCV: n_devices must be -1 or between 1"):
         search.fit(x, y)
+
+
+def test_a_diverging_cell_is_a_failed_fit_as_in_scikit_learn(digits):
+    x, y = digits
+    estimator = MLPClassifier(hidden_layer_sizes=(8,), max_iter=6, batch_size=50, solver="sgd")
+    grid = {"learning_rate_init": [1e-2, 1e12], "random_state": [0]}  # 1e12: weights overflow
+    reference = model_selection.GridSearchCV(estimator, grid, cv=2, refit=False)
+    ours = GridSearchCV(estimator, grid, cv=2, refit=False)
+    with pytest.warns(FitFailedWarning, match="fits failed"):
+        _quiet_except_fit_failures(lambda: reference.fit(x, y))
+    with pytest.warns(FitFailedWarning, match="fits failed"):
+        _quiet_except_fit_failures(lambda: ours.fit(x, y))
+    np.testing.assert_array_equal(
+        ours.cv_results_["mean_test_score"], reference.cv_results_["mean_test_score"]
+    )
+    assert np.isnan(ours.cv_results_["mean_test_score"][1])
+
+
+def _quiet_except_fit_failures(fn):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("always", FitFailedWarning)
+        return fn()

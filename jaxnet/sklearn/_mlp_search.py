@@ -264,7 +264,18 @@ def train_mlps(members, mesh=None) -> list:
     for m, p in enumerate(prepared):
         est[m]._store(model_slice(params, m), p.dtype, model_slice(state, m))
         est[m]._opt_state = model_slice(opt_state, m)
-    return est
+    return [e if _finite(e) else FIT_ERROR for e in est]
+
+
+# What ``fit`` raises for non-finite weights; the search records it as that cell's failed fit.
+FIT_ERROR = (
+    "ValueError: Solver produced non-finite parameter weights. The input data may contain large "
+    "values and need to be preprocessed."
+)
+
+
+def _finite(estimator) -> bool:
+    return all(np.isfinite(w).all() for w in [*estimator.coefs_, *estimator.intercepts_])
 
 
 def _after_epoch(estimator, loss: float, n: int) -> bool:

@@ -38,7 +38,7 @@ import numpy as np
 from sklearn import model_selection
 from sklearn.base import clone, is_classifier
 from sklearn.model_selection import ParameterGrid, ParameterSampler
-from sklearn.model_selection._validation import _score
+from sklearn.model_selection._validation import _score, _warn_or_raise_about_fit_failures
 from sklearn.pipeline import Pipeline
 from sklearn.utils import indexable
 from sklearn.utils.validation import _num_samples
@@ -73,6 +73,7 @@ class _BatchedSearch:
         scorers, refit_metric = self._get_scorers()
         self.n_splits_ = len(splits)
         out = self._train_and_score(groups, candidates, splits, scorers, X_checked, y_checked)
+        _warn_or_raise_about_fit_failures(out, self.error_score)
         first = out[0]["test_scores"]
         self.multimetric_ = isinstance(first, dict)
         if callable(self.scoring) and self.multimetric_:
@@ -94,6 +95,13 @@ class _BatchedSearch:
             fitted = adapter.train(members, _models_mesh(self.n_devices, type(self).__name__))
             fit_time = (time.time() - start) / len(members)
             for member, estimator in zip(members, fitted, strict=True):
+                if isinstance(estimator, str):  # the fit failed, as the estimator's would
+                    entry = _failed(estimator, scorers, self.error_score, self.return_train_score)
+                    out[member.candidate * len(splits) + member.split] = entry | {
+                        "n_test_samples": len(splits[member.split][1]),
+                        "fit_time": fit_time,
+                    }
+                    continue
                 start = time.time()
                 if member.preprocessing is not None:
                     final_name = self.estimator.steps[-1][0]
@@ -133,6 +141,17 @@ class _BatchedSearch:
             self.refit_time_ = time.time() - start
             if hasattr(self.best_estimator_, "feature_names_in_"):
                 self.feature_names_in_ = self.best_estimator_.feature_names_in_
+
+
+def _failed(message: str, scorers, error_score, train_scores: bool) -> dict:
+    """scikit-learn's record of a fit that raised ``message``: ``error_score`` for every metric
+    (or the error itself with ``error_score="raise"``)."""
+    if error_score == "raise":
+        raise ValueError(message)
+    names = getattr(scorers, "_scorers", None)
+    scores = {name: error_score for name in names} if names else error_score
+    entry = {"fit_error": message, "test_scores": scores, "score_time": 0.0}
+    return entry | ({"train_scores": scores} if train_scores else {})
 
 
 def _models_mesh(n_devices, owner: str):
