@@ -2,16 +2,18 @@
 
 Drop-ins for scikit-learn's classes of the same names (same constructor, ``cv_results_`` keys,
 ``best_params_``, ``best_score_``, ``best_estimator_``, ``refit``, ``scoring``, any ``cv``
-splitter). When the estimator is one of jaxnet's scikit-learn estimators (or a ``Pipeline``
-ending in one), every (candidate x fold) becomes one model of
-:func:`jaxnet.train.search.fit_rows`: candidates that differ only in numeric hyper-parameters
-(learning rate, ``alpha``, momentum, betas, epsilon, ``random_state``) and every fold train in
-**one compiled program**, each model on its fold's rows with its own early stopping; a
-structural parameter (layer sizes, activation, solver, batch size) starts another group. A
-``Pipeline``'s preprocessing is fitted per fold on the host (once per distinct setting).
-Anything the engine does not cover (another estimator, ``solver="lbfgs"``, ``early_stopping``,
-``warm_start``, multi-output targets, ``fit`` parameters) runs cell by cell exactly as
-scikit-learn's own search does.
+splitter; plus ``n_devices``). When the estimator is jaxnet's ``MLPClassifier`` or
+``MLPRegressor`` (or a ``Pipeline`` ending in one), every (candidate x fold) becomes one model on
+a vmapped axis of the estimator's own epoch program (:mod:`jaxnet.sklearn._mlp_search`):
+candidates that differ only in numeric hyper-parameters (learning rate, ``alpha``, momentum,
+betas, epsilon, ``random_state``, ``tol``, ...) and every fold train in **one compiled
+program**, each model on its fold's rows with its own stopping rule; a structural parameter
+(layer sizes, activation, solver, batch size) starts another group
+(:mod:`jaxnet.sklearn._search_plan`). A ``Pipeline``'s preprocessing is fitted per fold on the
+host (once per distinct setting). Anything else (another estimator, ``NeuralNetClassifier``
+included; ``solver="lbfgs"``, ``early_stopping``, ``warm_start``, sparse or multilabel inputs, a
+fold that lacks a class, ``fit`` parameters) runs cell by cell exactly as scikit-learn's own
+search does.
 
 The scores are the same as scikit-learn's search running the estimator cell by cell (a test
 checks every ``mean_test_score`` to 1e-4 and the same ``best_params_``).
