@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
-def _figure_class():
+def figure_class():
+    """matplotlib's ``Figure`` class (no pyplot, no GUI), or an error saying how to install it."""
     try:
         from matplotlib.figure import Figure
     except ImportError as error:
@@ -65,7 +66,7 @@ def plot_history(
 
     Returns the ``matplotlib.figure.Figure`` (no pyplot state is touched, so it works headless).
     """
-    Figure = _figure_class()
+    Figure = figure_class()
     logs = _as_dict(history)
     names = list(names) if names is not None else curve_names(logs)
     if not names:

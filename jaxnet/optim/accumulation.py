@@ -101,20 +101,20 @@ def ema_value(opt_state: Any, decay: float, debias: bool = True) -> Any:
     Raises:
       OptimizerError: no :class:`EmaState` in ``opt_state``.
     """
-    found = _find_state(opt_state, EmaState)
+    found = find_state(opt_state, EmaState)
     if found is None:
         raise OptimizerError("no EmaState in the optimizer state", ("ema_value",))
     return bias_corrected(found.ema, decay, found.count) if debias else found.ema
 
 
-def _find_state(tree: Any, kind: type) -> Any:
+def find_state(tree: Any, kind: type) -> Any:
     """The first instance of ``kind`` in ``tree``, depth first, or ``None``."""
     if isinstance(tree, kind):
         return tree
     children = tree.values() if isinstance(tree, dict) else tree
     if isinstance(tree, (tuple, list, dict)):
         for child in children:
-            found = _find_state(child, kind)
+            found = find_state(child, kind)
             if found is not None:
                 return found
     return None

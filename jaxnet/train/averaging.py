@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from jaxnet import optim
 from jaxnet.errors import OptimizerError, check_range
-from jaxnet.optim.accumulation import _find_state
+from jaxnet.optim.accumulation import find_state
 from jaxnet.optim.base import NO_PARAMS_MSG
 from jaxnet.optim.transforms import DECAY
 from jaxnet.train.callbacks import Callback, Loop
@@ -94,7 +94,7 @@ class SwapEMAWeights(Callback):
 
     def on_train_end(self, loop: Loop) -> None:
         ts = loop.train_state
-        if int(_find_state(ts.opt_state, optim.EmaState).count) > 0:  # an update was averaged
+        if int(find_state(ts.opt_state, optim.EmaState).count) > 0:  # an update was averaged
             loop.train_state = ts._replace(params=ema_params(ts.opt_state, self.decay))
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from jaxnet import optim
 from jaxnet.errors import ConfigError, check_range
 from jaxnet.objective import make_loss
-from jaxnet.plots import _figure_class
+from jaxnet.plots import figure_class
 from jaxnet.train.data import output_shape, place, prepare
 from jaxnet.train.many import fit_many
 from jaxnet.train.step import create_train_state
@@ -33,7 +33,7 @@ from jaxnet.train.step import create_train_state
 
 def _figure():
 
-    return _figure_class()(figsize=(5.6, 3.8), layout="constrained")
+    return figure_class()(figsize=(5.6, 3.8), layout="constrained")
 
 
 def _save(figure, path):
