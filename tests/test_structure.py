@@ -143,3 +143,19 @@ def test_the_description_imports_no_layer_module_and_no_layer_imports_it(name):
         assert "jaxnet.description" not in graph[name]
     assert not any("jaxnet.description" in graph[m] for m in layer_modules)
     assert graph["jaxnet.registry"] <= {"jaxnet.errors"}
+
+
+def test_no_module_imports_another_modules_private_names():
+    found = []
+    for name, path in MODULES.items():
+        package = name.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom) or not (node.module or "").startswith("jaxnet"):
+                continue
+            for alias in node.names:
+                submodule = f"{node.module}.{alias.name}"
+                same_package = submodule in MODULES and submodule.startswith(package + ".")
+                private = alias.name.startswith("_") and not alias.name.startswith("__")
+                if private and not same_package:
+                    found.append(f"{name}: from {node.module} import {alias.name}")
+    assert found == []

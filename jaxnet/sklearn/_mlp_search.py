@@ -23,7 +23,7 @@ import scipy.sparse
 from sklearn.utils import check_random_state
 
 from jaxnet.sklearn import _fitting
-from jaxnet.sklearn.mlp import _STOCHASTIC, MLPClassifier, MLPRegressor
+from jaxnet.sklearn.mlp import STOCHASTIC, MLPClassifier, MLPRegressor
 from jaxnet.train import parallel
 from jaxnet.train.many import model_slice
 
@@ -50,7 +50,7 @@ class _Adapter:
         ``None`` when only its own ``fit`` reproduces it (L-BFGS, early stopping on a
         validation split, warm start, sparse input, a fold that lacks a class)."""
         if (
-            estimator.solver not in _STOCHASTIC
+            estimator.solver not in STOCHASTIC
             or estimator.early_stopping
             or estimator.warm_start
             or scipy.sparse.issparse(x)

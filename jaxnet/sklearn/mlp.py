@@ -43,7 +43,7 @@ from jaxnet.regularizers import l2
 from jaxnet.sklearn import _fitting
 from jaxnet.sklearn._fitting import Training
 
-_STOCHASTIC = ("sgd", "adam")
+STOCHASTIC = ("sgd", "adam")
 
 
 def _softmax_loss(outputs, y):
@@ -92,7 +92,7 @@ _REPORTED = {
 }
 
 # out_activation_ -> (per-example loss of the outputs, outputs -> predictions)
-_OUTPUTS = {
+OUTPUTS = {
     "softmax": (_softmax_loss, lambda z: jax.nn.softmax(z, axis=-1)),
     "logistic": (_logistic_loss, jax.nn.sigmoid),
     "identity": (_squared_loss, lambda z: z),
@@ -129,7 +129,7 @@ def _dense_names(params) -> list[str]:
     return sorted(names, key=lambda name: int(name.rsplit("_", 1)[1]))
 
 
-class _BaseMLP(BaseEstimator):
+class BaseMLP(BaseEstimator):
     """The parameters, fit loop and prediction shared by the two MLP estimators."""
 
     def _hidden(self) -> list[int]:
@@ -148,9 +148,9 @@ class _BaseMLP(BaseEstimator):
         n_outputs = self.n_outputs_ if n_outputs is None else n_outputs
         out = self.out_activation_ if out_activation is None else out_activation
         hidden = tuple(self._hidden())
-        loss, output = _OUTPUTS[out]
+        loss, output = OUTPUTS[out]
         model = recipes.mlp(n_outputs, hidden, self.activation, name="mlp")
-        solver = self.solver if self.solver in _STOCHASTIC else "adam"
+        solver = self.solver if self.solver in STOCHASTIC else "adam"
         nesterov = bool(self.nesterovs_momentum)
         hyper = {
             "alpha": self.alpha,
@@ -198,7 +198,7 @@ class _BaseMLP(BaseEstimator):
     _fitted_attribute = "coefs_"
 
     def _stochastic(self) -> bool:
-        return self.solver in _STOCHASTIC
+        return self.solver in STOCHASTIC
 
     def _learning_rate_init(self) -> float:
         return float(self.learning_rate_init)
@@ -464,7 +464,7 @@ class _BaseMLP(BaseEstimator):
         return tags
 
 
-class MLPClassifier(ClassifierMixin, _BaseMLP):
+class MLPClassifier(ClassifierMixin, BaseMLP):
     """Multi-layer perceptron classifier: ``sklearn.neural_network.MLPClassifier``'s parameters,
     attributes and methods, trained with jaxnet (see the module docstring).
 
@@ -607,7 +607,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return tags
 
 
-class MLPRegressor(RegressorMixin, _BaseMLP):
+class MLPRegressor(RegressorMixin, BaseMLP):
     """Multi-layer perceptron regressor: ``sklearn.neural_network.MLPRegressor``'s parameters,
     attributes and methods (``loss="squared_error"`` or ``"poisson"``), trained with jaxnet; and
     ``diagnostics`` as :class:`MLPClassifier`'s."""

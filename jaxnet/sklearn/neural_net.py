@@ -46,7 +46,7 @@ from jaxnet.layers import Dense
 from jaxnet.regularizers import l2
 from jaxnet.sklearn import _fitting
 from jaxnet.sklearn._fitting import Training
-from jaxnet.sklearn.mlp import _OUTPUTS, MLPClassifier, MLPRegressor, _BaseMLP
+from jaxnet.sklearn.mlp import OUTPUTS, BaseMLP, MLPClassifier, MLPRegressor
 
 _PREFIXES = ("model", "optimizer")
 _DESCRIPTION = "__jaxnet_description__"
@@ -66,7 +66,7 @@ def _per_example(loss):
     return per_example
 
 
-class _BaseNeuralNet(_BaseMLP):
+class _BaseNeuralNet(BaseMLP):
     """Parameters and hooks shared by the two ``NeuralNet`` estimators."""
 
     _parameter_constraints: dict = {
@@ -205,7 +205,7 @@ class _BaseNeuralNet(_BaseMLP):
         out = self.out_activation_ if out_activation is None else out_activation
         body = self._body()
         model = serial(body, Dense(n_outputs), name="net") if self.head else body
-        canonical, output = _OUTPUTS[out]
+        canonical, output = OUTPUTS[out]
         loss = canonical if self.loss is None else _per_example(losses.get(self.loss))
         name = "adam" if self.optimizer == "lbfgs" else self.optimizer
         options = self._nested("optimizer")
