@@ -30,6 +30,12 @@ SESSION_ENV = {
     "JAX_COMPILATION_CACHE_DIR": str(SESSION_DIR / "xla"),
     "JAXNET_DATA_DIR": str(SESSION_DIR / "datasets"),
     "MPLCONFIGDIR": str(SESSION_DIR / "matplotlib"),  # its font cache
+    # Test speed only: LLVM's expensive passes cost compile time (most of a test's time on a
+    # CPU) and save run time that tests do not need. Programs compared in a test are compiled
+    # alike; subprocesses inherit it.
+    "XLA_FLAGS": " ".join(
+        [os.environ.get("XLA_FLAGS", ""), "--xla_llvm_disable_expensive_passes=true"]
+    ).strip(),
 }
 for _folder in ("home", "xla", "datasets", "matplotlib"):
     (SESSION_DIR / _folder).mkdir()
