@@ -21,13 +21,20 @@ import shutil
 import tempfile
 from pathlib import Path
 
-SESSION_DIR = Path(tempfile.mkdtemp(prefix="jaxnet-tests-"))
+# One folder for the whole run: pytest-xdist's workers inherit it from the controller (which
+# made it first and removes it at the end), so they share one compilation cache too.
+_INHERITED = os.environ.get("JAXNET_TEST_SESSION_DIR")
+SESSION_DIR = Path(_INHERITED or tempfile.mkdtemp(prefix="jaxnet-tests-"))
 SESSION_ENV = {
+    "JAXNET_TEST_SESSION_DIR": str(SESSION_DIR),
     "HOME": str(SESSION_DIR / "home"),
     "XDG_CACHE_HOME": str(SESSION_DIR / "home" / ".cache"),
     "XDG_CONFIG_HOME": str(SESSION_DIR / "home" / ".config"),
     "JAXNET_CACHE_DIR": str(SESSION_DIR / "xla"),
     "JAX_COMPILATION_CACHE_DIR": str(SESSION_DIR / "xla"),
+    # Every program goes into the run's cache, so a program that two test processes compile
+    # (the same model in two workers or subprocesses) is compiled once.
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
     "JAXNET_DATA_DIR": str(SESSION_DIR / "datasets"),
     "MPLCONFIGDIR": str(SESSION_DIR / "matplotlib"),  # its font cache
     # Test speed only: LLVM's expensive passes cost compile time (most of a test's time on a
@@ -35,12 +42,15 @@ SESSION_ENV = {
     # alike; subprocesses inherit it.
     "XLA_FLAGS": " ".join(
         [os.environ.get("XLA_FLAGS", ""), "--xla_llvm_disable_expensive_passes=true"]
-    ).strip(),
+    ).strip()
+    if not _INHERITED
+    else os.environ.get("XLA_FLAGS", ""),
 }
-for _folder in ("home", "xla", "datasets", "matplotlib"):
-    (SESSION_DIR / _folder).mkdir()
+if not _INHERITED:
+    for _folder in ("home", "xla", "datasets", "matplotlib"):
+        (SESSION_DIR / _folder).mkdir()
+    atexit.register(shutil.rmtree, SESSION_DIR, ignore_errors=True)
 os.environ.update(SESSION_ENV)
-atexit.register(shutil.rmtree, SESSION_DIR, ignore_errors=True)
 
 import jax  # noqa: E402 - after the environment above
 import jax.numpy as jnp  # noqa: E402
