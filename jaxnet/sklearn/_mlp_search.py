@@ -285,20 +285,8 @@ def _after_epoch(estimator, loss: float, n: int) -> bool:
     e.loss_ = loss
     e.t_ += n
     e.loss_curve_.append(loss)
-    if e.loss_ > e.best_loss_ - e.tol:
-        e._no_improvement_count += 1
-    else:
-        e._no_improvement_count = 0
-    e.best_loss_ = min(e.best_loss_, e.loss_)
-    if e._schedule() == "invscaling":
-        e._learning_rate = e._learning_rate_init() / (e.t_ + 1) ** e.power_t
-    if e._no_improvement_count > e.n_iter_no_change:
-        adaptive = e._schedule() == "adaptive"
-        if not adaptive or e._learning_rate <= 1e-6:
-            return True
-        e._learning_rate /= 5.0
-        e._no_improvement_count = 0
-    return e.n_iter_ >= e.max_iter
+    e._track_training_loss()
+    return e._adjust_learning_rate() == "stop" or e.n_iter_ >= e.max_iter
 
 
 ADAPTERS = {MLPClassifier: _Adapter, MLPRegressor: _Adapter}

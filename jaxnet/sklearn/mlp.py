@@ -203,6 +203,28 @@ class BaseMLP(BaseEstimator):
     def _learning_rate_init(self) -> float:
         return float(self.learning_rate_init)
 
+    def _count_no_improvement(self, worse: bool) -> None:
+        self._no_improvement_count = self._no_improvement_count + 1 if worse else 0
+
+    def _track_training_loss(self) -> None:
+        """scikit-learn's rule without early stopping: an epoch improves when its loss beats the
+        best by more than ``tol``."""
+        self._count_no_improvement(self.loss_ > self.best_loss_ - self.tol)
+        self.best_loss_ = min(self.best_loss_, self.loss_)
+
+    def _adjust_learning_rate(self) -> str | None:
+        """After an epoch: invscaling's rate; after more than ``n_iter_no_change`` epochs without
+        improvement, ``"stop"``, or (``"adaptive"`` above 1e-6) ``"divided"`` by 5."""
+        if self._schedule() == "invscaling":
+            self._learning_rate = self._learning_rate_init() / (self.t_ + 1) ** self.power_t
+        if self._no_improvement_count <= self.n_iter_no_change:
+            return None
+        if self._schedule() != "adaptive" or self._learning_rate <= 1e-6:
+            return "stop"
+        self._learning_rate /= 5.0
+        self._no_improvement_count = 0
+        return "divided"
+
     def _schedule(self) -> str:
         return self.learning_rate if self.solver == "sgd" else "constant"
 
@@ -359,36 +381,25 @@ class BaseMLP(BaseEstimator):
                 self.validation_scores_.append(score)
                 if self.verbose:
                     print(f"Validation score: {score:f}")
-                if score < self.best_validation_score_ + self.tol:
-                    self._no_improvement_count += 1
-                else:
-                    self._no_improvement_count = 0
+                self._count_no_improvement(score < self.best_validation_score_ + self.tol)
                 if score > self.best_validation_score_:
                     self.best_validation_score_ = score
                     best_params = params
             else:
-                if self.loss_ > self.best_loss_ - self.tol:
-                    self._no_improvement_count += 1
-                else:
-                    self._no_improvement_count = 0
-                self.best_loss_ = min(self.best_loss_, self.loss_)
-            if self._schedule() == "invscaling":
-                self._learning_rate = self._learning_rate_init() / (self.t_ + 1) ** self.power_t
-            if self._no_improvement_count > self.n_iter_no_change:
+                self._track_training_loss()
+            outcome = self._adjust_learning_rate()
+            if outcome is not None:
                 what = "Validation score" if early_stopping else "Training loss"
                 msg = (
                     f"{what} did not improve more than tol={self.tol:f} for "
                     f"{self.n_iter_no_change} consecutive epochs."
                 )
-                adaptive = self._schedule() == "adaptive"
-                if not adaptive or self._learning_rate <= 1e-6:
+                if outcome == "stop":
                     if self.verbose:
                         print(msg + " Stopping.")
                     break
-                self._learning_rate /= 5.0
                 if self.verbose:
                     print(msg + f" Setting learning rate to {self._learning_rate:f}")
-                self._no_improvement_count = 0
             if incremental:
                 break
             if self.n_iter_ == self.max_iter:
