@@ -2,18 +2,17 @@
 initial weights, losses, learning-rate schedules, stopping and early stopping."""
 
 import pickle
-import warnings
 
 import numpy as np
 import pytest
 
 pytest.importorskip("sklearn")
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 from sklearn import neural_network  # noqa: E402
 from sklearn.base import clone  # noqa: E402
 from sklearn.compose import ColumnTransformer  # noqa: E402
 from sklearn.datasets import load_diabetes, load_digits, load_iris  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
@@ -21,13 +20,6 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from jaxnet.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 HIDDEN = (8,)  # one structure for most tests: its programs compile once
-
-
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
 
 
 @pytest.fixture(scope="module")

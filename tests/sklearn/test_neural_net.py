@@ -3,29 +3,21 @@
 import pickle
 import subprocess
 import sys
-import warnings
 
 import jax
 import numpy as np
 import pytest
 
 pytest.importorskip("sklearn")
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import load_digits, load_iris  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from jaxnet import Activation, Conv2D, Dense, Flatten, recipes, serial  # noqa: E402
 from jaxnet.sklearn import MLPClassifier, NeuralNetClassifier, NeuralNetRegressor  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
 
 
 @pytest.fixture(scope="module")
