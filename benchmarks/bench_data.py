@@ -223,13 +223,15 @@ if parallel.is_main_process():
 """
 
 
+TWO_CPU_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+
+
 def bench_processes(epochs, quick):
     n = 12_800 if quick else 60_000
     with tempfile.TemporaryDirectory() as folder:
         script = Path(folder) / "train.py"
         script.write_text(PROCESS_SCRIPT)
-        env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
-                   JAX_PLATFORMS="cpu")  # fmt: skip
+        env = dict(os.environ, **TWO_CPU_DEVICES)
         one = [sys.executable, str(script), str(n), str(epochs), f"{folder}/one.json"]
         subprocess.run(one, env=env, check=True, capture_output=True)
         two = [sys.executable, "-m", "jaxnet.launch", "--processes", "2", "--cpu-devices", "1",
@@ -283,8 +285,7 @@ def bench_orders(epochs, quick):
     with tempfile.TemporaryDirectory() as folder:
         script = Path(folder) / "train.py"
         script.write_text(ORDERS_SCRIPT)
-        env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
-                   JAX_PLATFORMS="cpu")  # fmt: skip
+        env = dict(os.environ, **TWO_CPU_DEVICES)
         command = [sys.executable, str(script), str(n), str(epochs), str(ROUNDS), f"{folder}/r"]
         subprocess.run(command, env=env, check=True, capture_output=True)
         result = json.loads(Path(f"{folder}/r").read_text())
