@@ -145,10 +145,8 @@ class Preemption(Callback):
         self.install()
 
     def on_chunk_end(self, epoch, steps_done, train_state, step_logs, loop: Loop) -> None:
-        if len(step_logs) > 1:  # the host stays at most one chunk ahead of the device (which
-            # still has this chunk to run), so a stop is acted on within a chunk or two, not
-            # after every chunk of the epoch that the host has dispatched already
-            jax.block_until_ready(step_logs[-2])
+        # (The feed keeps the host at most one chunk ahead of the device, so a stop is acted on
+        # within a chunk or two, not after every chunk of the epoch: see _Feed.run_chunks.)
         signum = self.agreed()
         if signum is None or steps_done >= loop.steps_per_epoch:
             return  # (at the epoch's last chunk: the epoch's end saves and stops)
