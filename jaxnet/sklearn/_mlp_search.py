@@ -98,33 +98,9 @@ def prepare(member) -> Prepared:
     rng = check_random_state(estimator.random_state)
     estimator._initialize(y, layer_units, X.dtype, rng)
     training = estimator._training()
-    params, state = _numpy_params(estimator, training, estimator._feature_padding(X.shape[1]))
+    params, state = estimator._params(training, estimator._feature_padding(X.shape[1]))
     n = X.shape[0]
     return Prepared(estimator, training, params, state, n, _batch_size(estimator, n), rng, X.dtype)
-
-
-_TEMPLATES: dict = {}
-
-
-def _numpy_params(estimator, training, d_pad):
-    """``estimator._params(training, d_pad)`` as NumPy arrays: the same padded weights, the
-    layer structure traced once per (signature, width) instead of once per model."""
-    key = (training.signature, d_pad)
-    if key not in _TEMPLATES:
-        _TEMPLATES[key] = jax.tree.map(np.asarray, estimator._params(training, d_pad))
-    params, state = _TEMPLATES[key]
-    layers = [name for name, p in params.items() if p]  # the Dense layers, in order
-    layers.sort(key=lambda name: int(name.rsplit("_", 1)[1]))
-    out = {name: dict(p) for name, p in params.items()}
-    for i, (name, coef, intercept) in enumerate(
-        zip(layers, estimator.coefs_, estimator.intercepts_, strict=True)
-    ):
-        rows = d_pad if i == 0 else coef.shape[0]
-        out[name] = {
-            "w": _fitting.pad_rows(np.asarray(coef), rows),
-            "b": np.asarray(intercept, np.float32),
-        }
-    return out, state
 
 
 def _shuffled(sample_idx, rng):

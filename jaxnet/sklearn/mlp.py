@@ -129,6 +129,21 @@ def _dense_names(params) -> list[str]:
     return sorted(names, key=lambda name: int(name.rsplit("_", 1)[1]))
 
 
+_STRUCTURES: dict = {}
+
+
+def _structure(training: Training, n_features_padded: int) -> tuple[list[str], list[str]]:
+    """The names of ``training.model``'s layers and of its Dense layers, in order (traced once
+    per structure and width: a prediction does not trace the model again)."""
+    key = (training.signature, n_features_padded)
+    if key not in _STRUCTURES:
+        shapes, _ = jax.eval_shape(
+            lambda: init_model(training.model, jax.random.key(0), (n_features_padded,))
+        )
+        _STRUCTURES[key] = (list(shapes), _dense_names(shapes))
+    return _STRUCTURES[key]
+
+
 class BaseMLP(BaseEstimator):
     """The parameters, fit loop and prediction shared by the two MLP estimators."""
 
@@ -174,16 +189,17 @@ class BaseMLP(BaseEstimator):
 
     # ----- parameters <-> scikit-learn's coefs_/intercepts_
     def _params(self, training: Training, n_features_padded: int):
-        shapes, _ = jax.eval_shape(
-            lambda: init_model(training.model, jax.random.key(0), (n_features_padded,))
-        )
-        params = {name: {} for name in shapes}
-        names = _dense_names(shapes)
-        for name, coef, intercept in zip(names, self.coefs_, self.intercepts_, strict=True):
-            rows = n_features_padded if name == names[0] else coef.shape[0]
-            w = _fitting.pad_rows(np.asarray(coef), rows)
-            params[name] = {"w": jnp.asarray(w), "b": jnp.asarray(intercept, jnp.float32)}
-        return params, {name: {} for name in shapes}
+        """``(params, state)`` of ``training.model`` holding ``coefs_``/``intercepts_`` (NumPy
+        float32; the first kernel's rows padded to ``n_features_padded``)."""
+        names, dense = _structure(training, n_features_padded)
+        params = {name: {} for name in names}
+        for name, coef, intercept in zip(dense, self.coefs_, self.intercepts_, strict=True):
+            rows = n_features_padded if name == dense[0] else coef.shape[0]
+            params[name] = {
+                "w": _fitting.pad_rows(np.asarray(coef), rows),
+                "b": np.asarray(intercept, np.float32),
+            }
+        return params, {name: {} for name in names}
 
     def _store(self, params, dtype, state=None):
         n_features = self.n_features_in_
@@ -319,7 +335,8 @@ class BaseMLP(BaseEstimator):
             raise ValueError("partial_fit does not support early_stopping=True")
         training = self._training()
         d_pad = self._feature_padding(X.shape[1])
-        params, state = self._params(training, d_pad)
+        # on the device: the epoch gets its own outputs back, one compiled entry for both
+        params, state = jax.tree.map(jnp.asarray, self._params(training, d_pad))
         hyper = dict(training.hyper)
         if not incremental or self._opt_state is None:
             self._opt_state = training.optimizer(_fitting.as_hyper(hyper)).init(params)
