@@ -1,6 +1,7 @@
 """Preemption: SIGTERM during fit saves at the next chunk boundary, stops, resumes bit for bit."""
 
 import functools
+import io
 import json
 import os
 import signal
@@ -35,9 +36,9 @@ def _data(n=160):
     return x, ((x[:, 0] > 0).astype(np.int32) + (x[:, 1] > 0)).astype(np.int32)
 
 
-def _fit(**options):
+def _fit(*data, **options):
     options = {"epochs": 3, "batch_size": 16, "metrics": RECIPE.metrics, "verbose": 0} | options
-    return jaxnet.fit(*ARGS, *_data(), **options)
+    return jaxnet.fit(*ARGS, *(data or _data()), **options)
 
 
 class SignalAt:
@@ -147,14 +148,136 @@ def test_ctrl_c_on_a_terminal_asks_once_then_interrupts(monkeypatch):
     assert signal.getsignal(signal.SIGINT) is before
 
 
-def test_a_handler_left_by_a_failed_fit_is_replaced_not_stacked():
+class Source:
+    """A random-access source (``source[indices] -> (x, y)``) that runs ``actions[n]`` (sends a
+    signal, raises) on its ``n``-th read, as a scheduler or a failing disk would."""
+
+    def __init__(self, x, y, actions):
+        self.x, self.y, self.actions, self.reads = x, y, actions, 0
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, indices):
+        self.reads += 1
+        self.actions.get(self.reads, lambda: None)()
+        return self.x[indices], self.y[indices]
+
+
+class Raise:
+    """A callback that raises ``error`` after the first chunk."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def on_chunk_end(self, epoch, steps_done, train_state, step_logs, loop):
+        raise self.error
+
+
+def _raise(error):
+    def action():
+        raise error
+
+    return action
+
+
+MANY = {"seeds": (0, 1), "grid": {"learning_rate": [1e-2, 3e-2]}, "batch_size": 16,
+        "metrics": RECIPE.metrics}  # fmt: skip
+
+
+def _fit_many(x, y=None, **options):
+    def optimizer(learning_rate):
+        return optim.adam(learning_rate)
+
+    return jaxnet.fit_many(RECIPE.model, RECIPE.loss, optimizer, x, y, **(MANY | options))
+
+
+def _failing_source():
+    return Source(*_data(), {4: _raise(OSError("disk"))})  # the 3rd chunk of the first epoch
+
+
+FAILURES = {  # what ends training with an exception, and where it comes from
+    "a callback's error": lambda: _fit(callbacks=[Raise(RuntimeError("boom"))], **CHUNKED),
+    "a KeyboardInterrupt": lambda: _fit(callbacks=[Raise(KeyboardInterrupt())], **CHUNKED),
+    "the data's error": lambda: _fit(_failing_source(), None, **CHUNKED),
+    "fit_many's data error": lambda: _fit_many(_failing_source(), epochs=2, verbose=0, **CHUNKED),
+}
+
+
+@pytest.mark.parametrize("failure", FAILURES)
+def test_training_that_raises_puts_the_previous_signal_handler_back(failure):
+    def previous(signum, frame):  # the application's own handler, installed before training
+        raise AssertionError("not called")
+
+    original = signal.signal(signal.SIGTERM, previous)
+    try:
+        with pytest.raises((RuntimeError, KeyboardInterrupt, OSError)):
+            FAILURES[failure]()
+        assert signal.getsignal(signal.SIGTERM) is previous
+    finally:
+        signal.signal(signal.SIGTERM, original)
+
+
+class SignalOnPrint(io.StringIO):
+    """Standard output that sends this process SIGTERM when ``fit_many`` prints the line of
+    epoch ``epoch`` (1-based), i.e. once that epoch has ended."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def write(self, text):
+        if text.startswith(f"epoch {self.epoch}/"):
+            os.kill(os.getpid(), signal.SIGTERM)
+        return super().write(text)
+
+
+@functools.cache
+def _many_reference():
+    """fit_many trained for 2 epochs, uninterrupted (every model; arrays in memory)."""
+    return _fit_many(*_data(), epochs=2, verbose=0)
+
+
+def _assert_same_models(a, b):
+    leaves_a = jax.tree.leaves((a.params, a.state, a.opt_state, a.step))
+    leaves_b = jax.tree.leaves((b.params, b.state, b.opt_state, b.step))
+    for left, right in zip(leaves_a, leaves_b, strict=True):
+        np.testing.assert_array_equal(left, right)
+
+
+def test_sigterm_during_fit_many_stops_at_the_epoch_boundary_and_returns_that_state(monkeypatch):
+    reference = _many_reference()
     before = signal.getsignal(signal.SIGTERM)
-    left = Preemption()
-    left.install()  # and never restored, as when fit raised
-    component = Preemption()
-    component.install()
-    component.restore()
+    monkeypatch.setattr(sys, "stdout", SignalOnPrint(epoch=2))
+    with pytest.warns(RuntimeWarning, match=r"fit_many: SIGTERM received: stopped training at "
+                      r"the start of epoch 3 \(step 20\).*keeps no checkpoints"):  # fmt: skip
+        result = _fit_many(*_data(), epochs=6, verbose=1)
     assert signal.getsignal(signal.SIGTERM) is before
+    _assert_same_models(result.train_state, reference.train_state)  # after 2 of the 6 epochs
+    assert result.history.keys() == reference.history.keys()
+    for name, values in reference.history.items():
+        np.testing.assert_array_equal(result.history[name], values)
+    assert result.best == reference.best and len(result.epoch_seconds) == 2
+
+
+def test_sigterm_during_fit_many_on_a_source_stops_at_the_next_chunk_boundary():
+    reference = _many_reference()  # (a source trains exactly as the arrays: test_sources)
+    x, y = _data()
+    # Read 1 is the first batch (shapes); an epoch is 5 reads of 2 batches each. Read 9, the
+    # 3rd chunk of epoch 2, is read while the 2nd trains: the next boundary is 4 steps in.
+    source = Source(x, y, {9: lambda: os.kill(os.getpid(), signal.SIGTERM)})
+    with pytest.warns(RuntimeWarning, match=r"fit_many: SIGTERM received: stopped training at "
+                      r"epoch 2, 4 steps into it \(step 14\)"):  # fmt: skip
+        result = _fit_many(source, epochs=3, verbose=0, **CHUNKED)
+    assert source.reads == 9  # no chunk was read after the stop
+    np.testing.assert_array_equal(result.train_state.step, [14] * 4)  # every model
+    for name in ("loss", "accuracy"):  # the whole epochs only: the first
+        np.testing.assert_array_equal(result.history[name], reference.history[name][:1])
+    first_epoch = _fit_many(*_data(), epochs=1, verbose=0).train_state
+    end_state = reference.train_state
+    leaves = [jax.tree.leaves(s.params) for s in (result.train_state, first_epoch, end_state)]
+    for stopped, start, end in zip(*leaves, strict=True):  # strictly between the two epochs' ends
+        assert not np.array_equal(stopped, start) and not np.array_equal(stopped, end)
 
 
 PROCESS_SCRIPT = textwrap.dedent(
