@@ -293,7 +293,7 @@ PROCESS_SCRIPT = textwrap.dedent(
 
     directory, data, how = sys.argv[1], sys.argv[2], sys.argv[3]
     x, y = np.load(data + "/x.npy"), np.load(data + "/y.npy")
-    recipe = recipes.classifier_mlp(3, hidden=(16,))
+    recipe = recipes.classifier_mlp(3, hidden=(16,), dropout=0.1)  # dropout: the keys matter
 
     class SignalProcess1:  # process 1 is signalled (by the test: SIGTERM) or dies (SIGKILL)
         def on_chunk_end(self, epoch, steps_done, train_state, step_logs, loop):
@@ -301,12 +301,24 @@ PROCESS_SCRIPT = textwrap.dedent(
                 if how == "SIGKILL":
                     os.kill(os.getpid(), signal.SIGKILL)
                 print("READY", os.getpid(), flush=True)
-                time.sleep(3)  # the test's signal arrives now; process 0 waits at the boundary
+                for _ in range(3000):  # the test's SIGTERM arrives; process 0 waits meanwhile
+                    if os.path.exists(directory + "-sent"):  # (written once it was sent)
+                        break
+                    time.sleep(0.01)
 
+    def train(**options):
+        ts, _ = jaxnet.fit(recipe.model, recipe.loss, optim.adam(1e-2), x, y, epochs=3,
+                           batch_size=16, verbose=0, steps_per_execution=2,
+                           mesh=parallel.data_parallel_mesh(), **options)
+        return [np.asarray(a) for a in jax.tree.leaves((ts.params, ts.opt_state, ts.step))]
+
+    if how == "resume":  # the preempted run continued, and the same run never interrupted
+        resumed, uninterrupted = train(checkpoint_dir=directory, resume=True), train()
+        if parallel.is_main_process():
+            np.savez(directory + "-final.npz", *resumed, *uninterrupted)
+        sys.exit()
     try:
-        jaxnet.fit(recipe.model, recipe.loss, optim.adam(1e-2), x, y, epochs=3, batch_size=16,
-                   verbose=0, steps_per_execution=2, checkpoint_dir=directory,
-                   mesh=parallel.data_parallel_mesh(), callbacks=[SignalProcess1()])
+        train(checkpoint_dir=directory, callbacks=[SignalProcess1()])
     except Preempted as stopped:
         with open(f"{directory}-{jax.process_index()}.json", "w") as file:
             json.dump([stopped.epoch, stopped.steps, stopped.step], file)
@@ -315,48 +327,63 @@ PROCESS_SCRIPT = textwrap.dedent(
 )
 
 
-def test_a_sigterm_to_one_process_stops_all_at_the_same_step_with_status_143(tmp_path):
-    x, y = _data()
-    np.save(tmp_path / "x.npy", x)
-    np.save(tmp_path / "y.npy", y)
-    (tmp_path / "train.py").write_text(PROCESS_SCRIPT)
-    directory = tmp_path / "run"
-    command = [sys.executable, "-m", "jaxnet.launch", "--processes", "2", "--cpu-devices", "2",
-               str(tmp_path / "train.py"), str(directory), str(tmp_path), "SIGTERM"]  # fmt: skip
-    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        lines = iter(launcher.stdout.readline, "")
-        pid = next(line.split()[1] for line in lines if line.startswith("READY"))
-        os.kill(int(pid), signal.SIGTERM)  # as a scheduler preempting one machine of a job
-        _, err = launcher.communicate(timeout=120)
-    finally:
-        launcher.kill()
-    assert launcher.returncode == 143, err[-3000:]
-    assert "stopped training at epoch 2, 2 steps into it (step 12)" in err  # process 0's line
-    stops = [json.loads((tmp_path / f"run-{i}.json").read_text()) for i in range(2)]
-    assert stops == [[1, 2, 12], [1, 2, 12]]  # both at the chunk where process 1 got SIGTERM
-    assert CheckpointManager(directory).manifests()[-1].name == "ckpt-000001+000002.json"
-
-
-def test_when_a_process_dies_the_other_stops_with_an_error_within_a_minute(tmp_path):
-    x, y = _data()
-    np.save(tmp_path / "x.npy", x)
-    np.save(tmp_path / "y.npy", y)
-    (tmp_path / "train.py").write_text(PROCESS_SCRIPT)
+def _start_two_processes(tmp_path, how, env=None):
+    """The two processes of a run of PROCESS_SCRIPT (2 CPU devices each), without the launcher,
+    so that each one's exit status can be checked."""
+    if not (tmp_path / "train.py").exists():
+        x, y = _data()
+        np.save(tmp_path / "x.npy", x)
+        np.save(tmp_path / "y.npy", y)
+        (tmp_path / "train.py").write_text(PROCESS_SCRIPT)
     command = [sys.executable, str(tmp_path / "train.py"), str(tmp_path / "run"), str(tmp_path),
-               "SIGKILL"]  # fmt: skip
-    environments = process_environments(2, cpu_devices=2)
-    processes = [
-        subprocess.Popen(command, env=env | {HEARTBEAT_ENV: "5"}, stdout=subprocess.PIPE,
+               how]  # fmt: skip
+    return [
+        subprocess.Popen(command, env=environment | (env or {}), stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
-        for env in environments
+        for environment in process_environments(2, cpu_devices=2)
     ]  # fmt: skip
+
+
+def _wait(processes, timeout=120):
+    """Each process's standard error, once all have exited (killed if they take too long)."""
     try:
-        _, survivor_err = processes[0].communicate(timeout=60)  # not waiting for ever
-        processes[1].communicate(timeout=60)
+        return [process.communicate(timeout=timeout)[1] for process in processes]
     finally:
         for process in processes:
             process.kill()
+
+
+def test_a_sigterm_to_one_process_stops_both_at_one_step_and_a_relaunch_resumes_bit_identically(
+    tmp_path,
+):
+    processes = _start_two_processes(tmp_path, "SIGTERM")
+    try:
+        lines = iter(processes[1].stdout.readline, "")
+        pid = next((line.split()[1] for line in lines if line.startswith("READY")), None)
+        assert pid is not None, "process 1 did not reach the chunk boundary"
+        os.kill(int(pid), signal.SIGTERM)  # as a scheduler preempting one machine of a job
+        (tmp_path / "run-sent").touch()
+    finally:
+        errors = _wait(processes)
+    assert [p.returncode for p in processes] == [143, 143], errors[0][-3000:] + errors[1][-3000:]
+    assert "stopped training at epoch 2, 2 steps into it (step 12)" in errors[0]  # process 0's
+    stops = [json.loads((tmp_path / f"run-{i}.json").read_text()) for i in range(2)]
+    assert stops == [[1, 2, 12], [1, 2, 12]]  # both at the chunk where process 1 got SIGTERM
+    assert CheckpointManager(tmp_path / "run").manifests()[-1].name == "ckpt-000001+000002.json"
+
+    relaunched = _start_two_processes(tmp_path, "resume")
+    errors = _wait(relaunched)
+    assert [p.returncode for p in relaunched] == [0, 0], errors[0][-3000:] + errors[1][-3000:]
+    final = np.load(tmp_path / "run-final.npz")
+    half = len(final.files) // 2  # the resumed run's leaves, then the uninterrupted run's
+    assert half > 3 and int(final[f"arr_{half - 1}"]) == 30  # params, optimizer state, step
+    for i in range(half):
+        np.testing.assert_array_equal(final[f"arr_{i}"], final[f"arr_{half + i}"])
+
+
+def test_when_a_process_dies_the_other_stops_with_an_error_within_a_minute(tmp_path):
+    processes = _start_two_processes(tmp_path, "SIGKILL", env={HEARTBEAT_ENV: "5"})
+    survivor_err, _ = _wait(processes, timeout=60)  # not waiting for ever
     assert processes[1].returncode == -signal.SIGKILL  # it died mid-training
     assert processes[0].returncode != 0
     assert "another task died" in survivor_err, survivor_err[-3000:]
