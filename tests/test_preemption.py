@@ -312,10 +312,16 @@ PROCESS_SCRIPT = textwrap.dedent(
                            mesh=parallel.data_parallel_mesh(), **options)
         return [np.asarray(a) for a in jax.tree.leaves((ts.params, ts.opt_state, ts.step))]
 
+    class Start:  # where a run starts (the checkpoint callback comes first: resumed already)
+        def on_train_begin(self, loop):
+            self.at = [loop.initial_epoch, loop.initial_step, int(loop.train_state.step)]
+
     if how == "resume":  # the preempted run continued, and the same run never interrupted
-        resumed, uninterrupted = train(checkpoint_dir=directory, resume=True), train()
+        start = Start()
+        resumed = train(checkpoint_dir=directory, resume=True, callbacks=[start])
+        uninterrupted = train()
         if parallel.is_main_process():
-            np.savez(directory + "-final.npz", *resumed, *uninterrupted)
+            np.savez(directory + "-final.npz", *resumed, *uninterrupted, start=start.at)
         sys.exit()
     try:
         train(checkpoint_dir=directory, callbacks=[SignalProcess1()])
@@ -375,7 +381,8 @@ def test_a_sigterm_to_one_process_stops_both_at_one_step_and_a_relaunch_resumes_
     errors = _wait(relaunched)
     assert [p.returncode for p in relaunched] == [0, 0], errors[0][-3000:] + errors[1][-3000:]
     final = np.load(tmp_path / "run-final.npz")
-    half = len(final.files) // 2  # the resumed run's leaves, then the uninterrupted run's
+    assert final["start"].tolist() == [1, 2, 12]  # it did resume from the checkpoint
+    half = (len(final.files) - 1) // 2  # the resumed run's leaves, then the uninterrupted run's
     assert half > 3 and int(final[f"arr_{half - 1}"]) == 30  # params, optimizer state, step
     for i in range(half):
         np.testing.assert_array_equal(final[f"arr_{i}"], final[f"arr_{half + i}"])
