@@ -1,6 +1,7 @@
 """Preemption: SIGTERM during fit saves at the next chunk boundary, stops, resumes bit for bit."""
 
 import functools
+import io
 import json
 import os
 import signal
@@ -35,9 +36,9 @@ def _data(n=160):
     return x, ((x[:, 0] > 0).astype(np.int32) + (x[:, 1] > 0)).astype(np.int32)
 
 
-def _fit(**options):
+def _fit(*data, **options):
     options = {"epochs": 3, "batch_size": 16, "metrics": RECIPE.metrics, "verbose": 0} | options
-    return jaxnet.fit(*ARGS, *_data(), **options)
+    return jaxnet.fit(*ARGS, *(data or _data()), **options)
 
 
 class SignalAt:
@@ -147,14 +148,136 @@ def test_ctrl_c_on_a_terminal_asks_once_then_interrupts(monkeypatch):
     assert signal.getsignal(signal.SIGINT) is before
 
 
-def test_a_handler_left_by_a_failed_fit_is_replaced_not_stacked():
+class Source:
+    """A random-access source (``source[indices] -> (x, y)``) that runs ``actions[n]`` (sends a
+    signal, raises) on its ``n``-th read, as a scheduler or a failing disk would."""
+
+    def __init__(self, x, y, actions):
+        self.x, self.y, self.actions, self.reads = x, y, actions, 0
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, indices):
+        self.reads += 1
+        self.actions.get(self.reads, lambda: None)()
+        return self.x[indices], self.y[indices]
+
+
+class Raise:
+    """A callback that raises ``error`` after the first chunk."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def on_chunk_end(self, epoch, steps_done, train_state, step_logs, loop):
+        raise self.error
+
+
+def _raise(error):
+    def action():
+        raise error
+
+    return action
+
+
+MANY = {"seeds": (0, 1), "grid": {"learning_rate": [1e-2, 3e-2]}, "batch_size": 16,
+        "metrics": RECIPE.metrics}  # fmt: skip
+
+
+def _fit_many(x, y=None, **options):
+    def optimizer(learning_rate):
+        return optim.adam(learning_rate)
+
+    return jaxnet.fit_many(RECIPE.model, RECIPE.loss, optimizer, x, y, **(MANY | options))
+
+
+def _failing_source():
+    return Source(*_data(), {4: _raise(OSError("disk"))})  # the 3rd chunk of the first epoch
+
+
+FAILURES = {  # what ends training with an exception, and where it comes from
+    "a callback's error": lambda: _fit(callbacks=[Raise(RuntimeError("boom"))], **CHUNKED),
+    "a KeyboardInterrupt": lambda: _fit(callbacks=[Raise(KeyboardInterrupt())], **CHUNKED),
+    "the data's error": lambda: _fit(_failing_source(), None, **CHUNKED),
+    "fit_many's data error": lambda: _fit_many(_failing_source(), epochs=2, verbose=0, **CHUNKED),
+}
+
+
+@pytest.mark.parametrize("failure", FAILURES)
+def test_training_that_raises_puts_the_previous_signal_handler_back(failure):
+    def previous(signum, frame):  # the application's own handler, installed before training
+        raise AssertionError("not called")
+
+    original = signal.signal(signal.SIGTERM, previous)
+    try:
+        with pytest.raises((RuntimeError, KeyboardInterrupt, OSError)):
+            FAILURES[failure]()
+        assert signal.getsignal(signal.SIGTERM) is previous
+    finally:
+        signal.signal(signal.SIGTERM, original)
+
+
+class SignalOnPrint(io.StringIO):
+    """Standard output that sends this process SIGTERM when ``fit_many`` prints the line of
+    epoch ``epoch`` (1-based), i.e. once that epoch has ended."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def write(self, text):
+        if text.startswith(f"epoch {self.epoch}/"):
+            os.kill(os.getpid(), signal.SIGTERM)
+        return super().write(text)
+
+
+@functools.cache
+def _many_reference():
+    """fit_many trained for 2 epochs, uninterrupted (every model; arrays in memory)."""
+    return _fit_many(*_data(), epochs=2, verbose=0)
+
+
+def _assert_same_models(a, b):
+    leaves_a = jax.tree.leaves((a.params, a.state, a.opt_state, a.step))
+    leaves_b = jax.tree.leaves((b.params, b.state, b.opt_state, b.step))
+    for left, right in zip(leaves_a, leaves_b, strict=True):
+        np.testing.assert_array_equal(left, right)
+
+
+def test_sigterm_during_fit_many_stops_at_the_epoch_boundary_and_returns_that_state(monkeypatch):
+    reference = _many_reference()
     before = signal.getsignal(signal.SIGTERM)
-    left = Preemption()
-    left.install()  # and never restored, as when fit raised
-    component = Preemption()
-    component.install()
-    component.restore()
+    monkeypatch.setattr(sys, "stdout", SignalOnPrint(epoch=2))
+    with pytest.warns(RuntimeWarning, match=r"fit_many: SIGTERM received: stopped training at "
+                      r"the start of epoch 3 \(step 20\).*keeps no checkpoints"):  # fmt: skip
+        result = _fit_many(*_data(), epochs=6, verbose=1)
     assert signal.getsignal(signal.SIGTERM) is before
+    _assert_same_models(result.train_state, reference.train_state)  # after 2 of the 6 epochs
+    assert result.history.keys() == reference.history.keys()
+    for name, values in reference.history.items():
+        np.testing.assert_array_equal(result.history[name], values)
+    assert result.best == reference.best and len(result.epoch_seconds) == 2
+
+
+def test_sigterm_during_fit_many_on_a_source_stops_at_the_next_chunk_boundary():
+    reference = _many_reference()  # (a source trains exactly as the arrays: test_sources)
+    x, y = _data()
+    # Read 1 is the first batch (shapes); an epoch is 5 reads of 2 batches each. Read 9, the
+    # 3rd chunk of epoch 2, is read while the 2nd trains: the next boundary is 4 steps in.
+    source = Source(x, y, {9: lambda: os.kill(os.getpid(), signal.SIGTERM)})
+    with pytest.warns(RuntimeWarning, match=r"fit_many: SIGTERM received: stopped training at "
+                      r"epoch 2, 4 steps into it \(step 14\)"):  # fmt: skip
+        result = _fit_many(source, epochs=3, verbose=0, **CHUNKED)
+    assert source.reads == 9  # no chunk was read after the stop
+    np.testing.assert_array_equal(result.train_state.step, [14] * 4)  # every model
+    for name in ("loss", "accuracy"):  # the whole epochs only: the first
+        np.testing.assert_array_equal(result.history[name], reference.history[name][:1])
+    first_epoch = _fit_many(*_data(), epochs=1, verbose=0).train_state
+    end_state = reference.train_state
+    leaves = [jax.tree.leaves(s.params) for s in (result.train_state, first_epoch, end_state)]
+    for stopped, start, end in zip(*leaves, strict=True):  # strictly between the two epochs' ends
+        assert not np.array_equal(stopped, start) and not np.array_equal(stopped, end)
 
 
 PROCESS_SCRIPT = textwrap.dedent(
@@ -170,7 +293,7 @@ PROCESS_SCRIPT = textwrap.dedent(
 
     directory, data, how = sys.argv[1], sys.argv[2], sys.argv[3]
     x, y = np.load(data + "/x.npy"), np.load(data + "/y.npy")
-    recipe = recipes.classifier_mlp(3, hidden=(16,))
+    recipe = recipes.classifier_mlp(3, hidden=(16,), dropout=0.1)  # dropout: the keys matter
 
     class SignalProcess1:  # process 1 is signalled (by the test: SIGTERM) or dies (SIGKILL)
         def on_chunk_end(self, epoch, steps_done, train_state, step_logs, loop):
@@ -178,12 +301,30 @@ PROCESS_SCRIPT = textwrap.dedent(
                 if how == "SIGKILL":
                     os.kill(os.getpid(), signal.SIGKILL)
                 print("READY", os.getpid(), flush=True)
-                time.sleep(3)  # the test's signal arrives now; process 0 waits at the boundary
+                for _ in range(3000):  # the test's SIGTERM arrives; process 0 waits meanwhile
+                    if os.path.exists(directory + "-sent"):  # (written once it was sent)
+                        break
+                    time.sleep(0.01)
 
+    def train(**options):
+        ts, _ = jaxnet.fit(recipe.model, recipe.loss, optim.adam(1e-2), x, y, epochs=3,
+                           batch_size=16, verbose=0, steps_per_execution=2,
+                           mesh=parallel.data_parallel_mesh(), **options)
+        return [np.asarray(a) for a in jax.tree.leaves((ts.params, ts.opt_state, ts.step))]
+
+    class Start:  # where a run starts (the checkpoint callback comes first: resumed already)
+        def on_train_begin(self, loop):
+            self.at = [loop.initial_epoch, loop.initial_step, int(loop.train_state.step)]
+
+    if how == "resume":  # the preempted run continued, and the same run never interrupted
+        start = Start()
+        resumed = train(checkpoint_dir=directory, resume=True, callbacks=[start])
+        uninterrupted = train()
+        if parallel.is_main_process():
+            np.savez(directory + "-final.npz", *resumed, *uninterrupted, start=start.at)
+        sys.exit()
     try:
-        jaxnet.fit(recipe.model, recipe.loss, optim.adam(1e-2), x, y, epochs=3, batch_size=16,
-                   verbose=0, steps_per_execution=2, checkpoint_dir=directory,
-                   mesh=parallel.data_parallel_mesh(), callbacks=[SignalProcess1()])
+        train(checkpoint_dir=directory, callbacks=[SignalProcess1()])
     except Preempted as stopped:
         with open(f"{directory}-{jax.process_index()}.json", "w") as file:
             json.dump([stopped.epoch, stopped.steps, stopped.step], file)
@@ -192,48 +333,64 @@ PROCESS_SCRIPT = textwrap.dedent(
 )
 
 
-def test_a_sigterm_to_one_process_stops_all_at_the_same_step_with_status_143(tmp_path):
-    x, y = _data()
-    np.save(tmp_path / "x.npy", x)
-    np.save(tmp_path / "y.npy", y)
-    (tmp_path / "train.py").write_text(PROCESS_SCRIPT)
-    directory = tmp_path / "run"
-    command = [sys.executable, "-m", "jaxnet.launch", "--processes", "2", "--cpu-devices", "2",
-               str(tmp_path / "train.py"), str(directory), str(tmp_path), "SIGTERM"]  # fmt: skip
-    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        lines = iter(launcher.stdout.readline, "")
-        pid = next(line.split()[1] for line in lines if line.startswith("READY"))
-        os.kill(int(pid), signal.SIGTERM)  # as a scheduler preempting one machine of a job
-        _, err = launcher.communicate(timeout=120)
-    finally:
-        launcher.kill()
-    assert launcher.returncode == 143, err[-3000:]
-    assert "stopped training at epoch 2, 2 steps into it (step 12)" in err  # process 0's line
-    stops = [json.loads((tmp_path / f"run-{i}.json").read_text()) for i in range(2)]
-    assert stops == [[1, 2, 12], [1, 2, 12]]  # both at the chunk where process 1 got SIGTERM
-    assert CheckpointManager(directory).manifests()[-1].name == "ckpt-000001+000002.json"
-
-
-def test_when_a_process_dies_the_other_stops_with_an_error_within_a_minute(tmp_path):
-    x, y = _data()
-    np.save(tmp_path / "x.npy", x)
-    np.save(tmp_path / "y.npy", y)
-    (tmp_path / "train.py").write_text(PROCESS_SCRIPT)
+def _start_two_processes(tmp_path, how, env=None):
+    """The two processes of a run of PROCESS_SCRIPT (2 CPU devices each), without the launcher,
+    so that each one's exit status can be checked."""
+    if not (tmp_path / "train.py").exists():
+        x, y = _data()
+        np.save(tmp_path / "x.npy", x)
+        np.save(tmp_path / "y.npy", y)
+        (tmp_path / "train.py").write_text(PROCESS_SCRIPT)
     command = [sys.executable, str(tmp_path / "train.py"), str(tmp_path / "run"), str(tmp_path),
-               "SIGKILL"]  # fmt: skip
-    environments = process_environments(2, cpu_devices=2)
-    processes = [
-        subprocess.Popen(command, env=env | {HEARTBEAT_ENV: "5"}, stdout=subprocess.PIPE,
+               how]  # fmt: skip
+    return [
+        subprocess.Popen(command, env=environment | (env or {}), stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
-        for env in environments
+        for environment in process_environments(2, cpu_devices=2)
     ]  # fmt: skip
+
+
+def _wait(processes, timeout=120):
+    """Each process's standard error, once all have exited (killed if they take too long)."""
     try:
-        _, survivor_err = processes[0].communicate(timeout=60)  # not waiting for ever
-        processes[1].communicate(timeout=60)
+        return [process.communicate(timeout=timeout)[1] for process in processes]
     finally:
         for process in processes:
             process.kill()
+
+
+def test_a_sigterm_to_one_process_stops_both_at_one_step_and_a_relaunch_resumes_bit_identically(
+    tmp_path,
+):
+    processes = _start_two_processes(tmp_path, "SIGTERM")
+    try:
+        lines = iter(processes[1].stdout.readline, "")
+        pid = next((line.split()[1] for line in lines if line.startswith("READY")), None)
+        assert pid is not None, "process 1 did not reach the chunk boundary"
+        os.kill(int(pid), signal.SIGTERM)  # as a scheduler preempting one machine of a job
+        (tmp_path / "run-sent").touch()
+    finally:
+        errors = _wait(processes)
+    assert [p.returncode for p in processes] == [143, 143], errors[0][-3000:] + errors[1][-3000:]
+    assert "stopped training at epoch 2, 2 steps into it (step 12)" in errors[0]  # process 0's
+    stops = [json.loads((tmp_path / f"run-{i}.json").read_text()) for i in range(2)]
+    assert stops == [[1, 2, 12], [1, 2, 12]]  # both at the chunk where process 1 got SIGTERM
+    assert CheckpointManager(tmp_path / "run").manifests()[-1].name == "ckpt-000001+000002.json"
+
+    relaunched = _start_two_processes(tmp_path, "resume")
+    errors = _wait(relaunched)
+    assert [p.returncode for p in relaunched] == [0, 0], errors[0][-3000:] + errors[1][-3000:]
+    final = np.load(tmp_path / "run-final.npz")
+    assert final["start"].tolist() == [1, 2, 12]  # it did resume from the checkpoint
+    half = (len(final.files) - 1) // 2  # the resumed run's leaves, then the uninterrupted run's
+    assert half > 3 and int(final[f"arr_{half - 1}"]) == 30  # params, optimizer state, step
+    for i in range(half):
+        np.testing.assert_array_equal(final[f"arr_{i}"], final[f"arr_{half + i}"])
+
+
+def test_when_a_process_dies_the_other_stops_with_an_error_within_a_minute(tmp_path):
+    processes = _start_two_processes(tmp_path, "SIGKILL", env={HEARTBEAT_ENV: "5"})
+    survivor_err, _ = _wait(processes, timeout=60)  # not waiting for ever
     assert processes[1].returncode == -signal.SIGKILL  # it died mid-training
     assert processes[0].returncode != 0
     assert "another task died" in survivor_err, survivor_err[-3000:]

@@ -147,46 +147,50 @@ def fit(
         *checkpoint_callbacks(checkpoint_dir, keep, resume), *([monitor] if monitor else []),
         *callbacks, *ema_callbacks(ema), *default_progress(epochs, verbose),
     ]  # fmt: skip
-    callbacks.append(Preemption(callbacks))  # SIGTERM: save at a chunk boundary and stop
+    preemption = Preemption(callbacks)  # SIGTERM: save at a chunk boundary and stop
+    callbacks.append(preemption)
     loop = Loop(train_state, epochs, History(), feed.n_batches, feed.batch_size)
     loop.run_config = functools.partial(options.run_record, arguments, train_state)
-    call(callbacks, "on_train_begin", loop)
-    loop.train_state = parallel.put(loop.train_state, placement)
-    feed.restore(loop.data_position)
-    if loop.initial_epoch < epochs:
-        if mesh is not None or not feed.compiled_for(loop.train_state):
-            feed.compile(programs, loop.train_state, **probe)
-        loop.history.compile_seconds = feed.wait_compiled()
+    try:  # whatever ends training (an exception too) puts the signal handlers back
+        call(callbacks, "on_train_begin", loop)
+        loop.train_state = parallel.put(loop.train_state, placement)
+        feed.restore(loop.data_position)
+        if loop.initial_epoch < epochs:
+            if mesh is not None or not feed.compiled_for(loop.train_state):
+                feed.compile(programs, loop.train_state, **probe)
+            loop.history.compile_seconds = feed.wait_compiled()
 
-    log_names = ["loss", *named_metrics(metrics)]
-    chunk_hooks = [c for c in callbacks if hasattr(c, "on_chunk_end")]
-    for epoch in range(loop.initial_epoch, epochs):
-        start = time.perf_counter()
-        first_step, prior = loop.resume_point(epoch)
-        on_chunk = chunk_hooks and functools.partial(chunk_end, chunk_hooks, epoch, loop, feed)
-        try:
-            result = feed.run_epoch(loop.train_state, first_step, on_chunk or None, prior)
-        except StopAtChunk:  # a preemption signal, acted on between two chunks
-            break
-        new_state = result.train_state
-        logs, flags = jax.device_get((result.logs, result.flags))  # one transfer for every log
-        logs = {name: float(logs[name]) for name in log_names}
-        if monitor is not None:  # the probed steps' numbers, counted from the first of the run
-            first = int(loop.train_state.step) - first_step
-            probes = jax.device_get(result.probes)
-            monitor.on_probe(epoch, first + np.array(result.probed, int), probes)
-        if not guard_accepts(epoch, logs, loop.train_state, new_state, feed, flags):
-            break
-        loop.train_state, loop.data_position = new_state, feed.position
-        if validate:
-            val_logs = jax.device_get(validate(new_state))
-            logs |= {f"val_{name}": float(val_logs[name]) for name in log_names}
-        logs["time"] = time.perf_counter() - start
-        loop.history.append(logs)
-        call(callbacks, "on_epoch_end", epoch, logs, loop)
-        if loop.stop_training:
-            break
-    call(callbacks, "on_train_end", loop)
+        log_names = ["loss", *named_metrics(metrics)]
+        chunk_hooks = [c for c in callbacks if hasattr(c, "on_chunk_end")]
+        for epoch in range(loop.initial_epoch, epochs):
+            start = time.perf_counter()
+            first_step, prior = loop.resume_point(epoch)
+            on_chunk = chunk_hooks and functools.partial(chunk_end, chunk_hooks, epoch, loop, feed)
+            try:
+                result = feed.run_epoch(loop.train_state, first_step, on_chunk or None, prior)
+            except StopAtChunk:  # a preemption signal, acted on between two chunks
+                break
+            new_state = result.train_state
+            logs, flags = jax.device_get((result.logs, result.flags))  # one transfer for every log
+            logs = {name: float(logs[name]) for name in log_names}
+            if monitor is not None:  # the probed steps' numbers, counted from the first of the run
+                first = int(loop.train_state.step) - first_step
+                probes = jax.device_get(result.probes)
+                monitor.on_probe(epoch, first + np.array(result.probed, int), probes)
+            if not guard_accepts(epoch, logs, loop.train_state, new_state, feed, flags):
+                break
+            loop.train_state, loop.data_position = new_state, feed.position
+            if validate:
+                val_logs = jax.device_get(validate(new_state))
+                logs |= {f"val_{name}": float(val_logs[name]) for name in log_names}
+            logs["time"] = time.perf_counter() - start
+            loop.history.append(logs)
+            call(callbacks, "on_epoch_end", epoch, logs, loop)
+            if loop.stop_training:
+                break
+        call(callbacks, "on_train_end", loop)
+    finally:
+        preemption.restore()
     return loop.train_state, loop.history
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,9 +18,12 @@ from jaxnet.errors import ConfigError, check_range
 from jaxnet.losses import target_kind
 from jaxnet.metrics import check_mode, direction
 from jaxnet.train import options, parallel
+from jaxnet.train.callbacks import Loop, call
 from jaxnet.train.data import output_shape, place, prepare
 from jaxnet.train.evaluate import make_validate
 from jaxnet.train.feed import make_feed
+from jaxnet.train.fit import chunk_end
+from jaxnet.train.preemption import Preemption, StopAtChunk
 from jaxnet.train.sources import as_source
 from jaxnet.train.step import TrainState, create_train_state, make_chunk, make_epoch
 
@@ -104,6 +108,11 @@ def fit_many(
     ``select`` names the logged metric that picks ``best`` (default ``"val_loss"`` when there is
     validation data, else ``"loss"``), minimised or maximised per ``mode`` (``"auto"``: by its
     name, :func:`jaxnet.metrics.direction`).
+
+    A SIGTERM (or a first Ctrl-C on a terminal) stops training at the next epoch boundary (chunk
+    boundary, with a data source) with a warning; ``fit_many`` keeps no checkpoints, so it returns
+    the models' state there and the history of the whole epochs so far
+    (:mod:`jaxnet.train.preemption`).
 
     For example (``result.configs[result.best]`` is then e.g.
     ``{'learning_rate': 0.003, 'seed': 2}``)::
@@ -193,24 +202,45 @@ def fit_many(
 
     history: dict[str, list[np.ndarray]] = {}
     epoch_seconds = []
-    for epoch in range(epochs):
-        start = time.perf_counter()
-        train_state, logs = run_epoch(train_state, epoch)
-        if evaluate is not None:
-            val_logs = evaluate(train_state.params, train_state.state)
-            logs = logs | {f"val_{k}": v for k, v in val_logs.items()}
-        for name, value in logs.items():
-            history.setdefault(name, []).append(np.asarray(value))
-        epoch_seconds.append(time.perf_counter() - start)
-        if verbose:
-            pick = {"min": np.nanmin, "max": np.nanmax}
-            summary = "  ".join(
-                f"{k} {pick[direction(k, default='max')](v[-1]):.4f}" for k, v in history.items()
-            )
-            print(f"epoch {epoch + 1}/{epochs}  best of {len(configs)} models: {summary}")
+    loop = Loop(train_state, epochs, history, 0 if source is None else feed.n_batches)
+    preemption = Preemption(owner="fit_many", unsaved="fit_many keeps no checkpoints")
+    try:  # SIGTERM: stop at the next epoch (or chunk) boundary; the handlers go back however
+        call([preemption], "on_train_begin", loop)
+        for epoch in range(epochs):
+            start = time.perf_counter()
+            on_chunk = None
+            if source is not None:
+                on_chunk = functools.partial(chunk_end, [preemption], epoch, loop, feed)
+            try:
+                train_state, logs = run_epoch(loop.train_state, epoch, on_chunk)
+            except StopAtChunk:  # a preemption signal, acted on between two chunks
+                break
+            loop.train_state = train_state
+            if evaluate is not None:
+                val_logs = evaluate(train_state.params, train_state.state)
+                logs = logs | {f"val_{k}": v for k, v in val_logs.items()}
+            for name, value in logs.items():
+                history.setdefault(name, []).append(np.asarray(value))
+            epoch_seconds.append(time.perf_counter() - start)
+            if verbose:
+                pick = {"min": np.nanmin, "max": np.nanmax}
+                summary = "  ".join(
+                    f"{k} {pick[direction(k, default='max')](v[-1]):.4f}"
+                    for k, v in history.items()
+                )
+                print(f"epoch {epoch + 1}/{epochs}  best of {len(configs)} models: {summary}")
+            call([preemption], "on_epoch_end", epoch, logs, loop)
+            if loop.stop_training:
+                break
+        call([preemption], "on_train_end", loop)
+    finally:
+        preemption.restore()
+    train_state = loop.train_state
 
     history_arrays = {name: np.stack(values) for name, values in history.items()}
     select = select or ("val_loss" if evaluate is not None else "loss")
+    if not history_arrays:  # stopped by a signal during the first epoch: nothing to select by
+        return ManyResult(train_state, {}, configs, 0, compile_seconds, ())
     if select not in history_arrays:
         raise ConfigError(
             f"select={select!r} is not logged; logged: {sorted(history_arrays)}", ("fit_many",)
@@ -229,8 +259,9 @@ def fit_many(
 
 def _array_epochs(model, loss_fn, make_optimizer, batch_size, metrics, penalty, data, data_key,
                   train_state, hparams):  # fmt: skip
-    """``run_epoch(train_state, epoch) -> (train_state, logs)`` for device-resident ``data``:
-    every model's epoch in one compiled, ``vmap``ped program."""
+    """``run_epoch(train_state, epoch, on_chunk=None) -> (train_state, logs)`` for
+    device-resident ``data``: every model's epoch in one compiled, ``vmap``ped program (no chunk
+    boundaries: ``on_chunk`` is never called)."""
     n = data.n
 
     def epoch_one(ts, hp, x, y, order):
@@ -247,15 +278,17 @@ def _array_epochs(model, loss_fn, make_optimizer, batch_size, metrics, penalty, 
 
     compiled = train_epoch.lower(train_state, hparams, data.x, data.y, jnp.int32(0)).compile()
 
-    def run_epoch(ts, epoch):
+    def run_epoch(ts, epoch, on_chunk=None):
+        del on_chunk
         return compiled(ts, hparams, data.x, data.y, jnp.int32(epoch))
 
     return run_epoch
 
 
 def _source_epochs(model, loss_fn, make_optimizer, metrics, penalty, feed, data_key, hparams):
-    """``run_epoch(train_state, epoch) -> (train_state, logs)`` for a data source: its chunks are
-    read once, in the order ``data_key`` gives, and every model trains on each (``vmap``)."""
+    """``run_epoch(train_state, epoch, on_chunk=None) -> (train_state, logs)`` for a data
+    source: its chunks are read once, in the order ``data_key`` gives, and every model trains on
+    each (``vmap``); ``on_chunk(train_state, steps_done, logs)`` after each chunk."""
 
     def chunk_one(ts, hp, x, y, rows):
         chunk = make_chunk(model, loss_fn, make_optimizer(**hp), metrics, penalty=penalty)
@@ -270,9 +303,9 @@ def _source_epochs(model, loss_fn, make_optimizer, metrics, penalty, feed, data_
     def order_of(epoch_index):
         return jax.random.permutation(jax.random.fold_in(data_key, epoch_index), len(feed.source))
 
-    def run_epoch(ts, epoch):
+    def run_epoch(ts, epoch, on_chunk=None):
         order = order_of(jnp.int32(epoch))
-        result = feed.run_chunks(ts, run_chunk=chunk_all, order=order)
+        result = feed.run_chunks(ts, on_chunk=on_chunk, run_chunk=chunk_all, order=order)
         return result.train_state, result.logs
 
     return run_epoch

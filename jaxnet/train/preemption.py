@@ -23,7 +23,13 @@ asks for a graceful stop, a second one interrupts at once (``KeyboardInterrupt``
 Keras and Orbax. Elsewhere (a notebook, a pipe) Ctrl-C keeps its usual meaning. A second SIGTERM
 changes nothing: the first is being acted on. Handlers are installed only from the main thread
 (Python runs signal handlers there); ``fit`` in another thread leaves signals alone. They are
-installed when training begins and the previous ones are put back when it ends.
+installed when training begins and the previous ones are put back however it ends (a return,
+:class:`Preempted`, or an exception from a callback, the data or a Ctrl-C: ``fit`` restores
+them in a ``finally``).
+
+``fit_many`` (:mod:`jaxnet.train.many`) uses the same callback: it keeps no checkpoints, so a
+signal stops it at the next epoch boundary (a chunk boundary when it reads a data source), with
+a warning, and it returns the models' state there and the history of the whole epochs so far.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import numpy as np
 
 from jaxnet.train.callbacks import Callback, Loop
 from jaxnet.train.checkpointing import Checkpoint
+from jaxnet.train.feed import _step
 from jaxnet.train.guard import became_non_finite
 
 
@@ -98,32 +105,35 @@ class Preemption(Callback):
     :class:`~jaxnet.train.checkpointing.Checkpoint` s and stops; restores the handlers on train
     end, then raises :class:`Preempted` if it stopped with a checkpoint saved.
 
+    ``owner`` names the training function in the warning given when nothing was saved, and
+    ``unsaved`` says why.
+
     Attributes: ``requested`` (the signal number this process received, or ``None``),
     ``stopped`` (``(signal, epoch, steps into it, step)`` where training stopped, or ``None``).
     """
 
-    def __init__(self, callbacks=()):
+    def __init__(self, callbacks=(), owner="fit",
+                 unsaved="no checkpoint_dir: nothing saved; pass one to resume later"):  # fmt: skip
+        self.owner, self.unsaved = owner, unsaved
         self.checkpoints = [c for c in callbacks if isinstance(c, Checkpoint)]
         self.requested = self.stopped = None
         self.handlers: dict[int, _Handler] = {}
 
     # -- signals ---------------------------------------------------------------------------------
     def install(self) -> None:
-        """Install the handlers of :func:`handled_signals` (main thread only). A handler left by
-        a ``fit`` that raised is replaced, and the one it replaced is kept as the previous."""
+        """Install the handlers of :func:`handled_signals` (main thread only); :meth:`restore`
+        puts the previous ones back."""
         self.requested = self.stopped = None
         if threading.current_thread() is not threading.main_thread():
             return
         for signum in handled_signals():
-            previous = signal.getsignal(signum)
-            if isinstance(previous, _Handler):  # left by a fit that ended with an exception
-                previous = previous.previous
-            self.handlers[signum] = _Handler(self, previous)
+            self.handlers[signum] = _Handler(self, signal.getsignal(signum))
             signal.signal(signum, self.handlers[signum])
 
     def restore(self) -> None:
         """Put back the handlers that were installed before (the default where the previous one
-        was not installed from Python)."""
+        was not installed from Python). Nothing to do if none is installed: ``fit`` calls it
+        again in a ``finally``."""
         for signum, handler in self.handlers.items():
             if signal.getsignal(signum) is handler:
                 previous = handler.previous
@@ -156,21 +166,21 @@ class Preemption(Callback):
             steps_done = 0  # the guard would refuse this epoch: keep the state it began with
         else:  # no chunk runs after this one, so its buffers stay valid (none is donated)
             loop.train_state = train_state
-        self.stopped = (signum, epoch, steps_done, int(loop.train_state.step))
+        self.stopped = (signum, epoch, steps_done, _step(loop.train_state))
         raise StopAtChunk
 
     def on_epoch_end(self, epoch: int, logs: dict, loop: Loop) -> None:
         signum = self.agreed()
         if signum is not None:
             loop.stop_training = True
-            self.stopped = (signum, epoch + 1, 0, int(loop.train_state.step))
+            self.stopped = (signum, epoch + 1, 0, _step(loop.train_state))
 
     def on_train_end(self, loop: Loop) -> None:
         self.restore()
         if self.stopped is None and self.requested is None:
             return
         signum, epoch, steps, step = self.stopped or (self.requested, loop.epochs, 0, None)
-        step = int(loop.train_state.step) if step is None else step
+        step = _step(loop.train_state) if step is None else step
         name = signal.Signals(signum).name
         where = f"epoch {epoch + 1}, {steps} steps into it (step {step})"
         if epoch >= loop.epochs:
@@ -179,10 +189,10 @@ class Preemption(Callback):
             where = f"the start of epoch {epoch + 1} (step {step})"
         if not self.checkpoints:
             warnings.warn(
-                f"fit: {name} received: stopped training at {where} and returned that state "
-                "(no checkpoint_dir: nothing saved; pass one to resume later)",
+                f"{self.owner}: {name} received: stopped training at {where} and returned that "
+                f"state ({self.unsaved})",
                 RuntimeWarning,
-                stacklevel=4,  # the call of fit
+                stacklevel=4,  # the call of fit (fit -> call -> on_train_end), or of fit_many
             )
             return
         directories = ", ".join(str(c.manager.directory) for c in self.checkpoints)
