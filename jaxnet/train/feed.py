@@ -338,7 +338,7 @@ class ChunkFeed(_Feed):
         """Arguments of each chunk program: ``K`` batches read from the source and put on the
         device, with the rows that cut them into batches. While the epoch's last chunk trains,
         the first chunk of the next epoch is read already (a source that knows its order)."""
-        first_step = _step(train_state) - start
+        first_step = step_count(train_state) - start
         ahead, self.ahead = self.ahead, None
         following, next_order = first_step + self.n_batches, None
         if order is None:
@@ -361,7 +361,7 @@ class ChunkFeed(_Feed):
         if order is None:
             order = self.source.order(train_state, self.batch_size, self.shuffle)
         columns = np.concatenate([np.arange(p * self.b, (p + 1) * self.b) for p in self.local])
-        plan = EpochPlan(_step(train_state) - start, start, self.n_batches, self.k,
+        plan = EpochPlan(step_count(train_state) - start, start, self.n_batches, self.k,
                          self.batch_size, columns, order)  # fmt: skip
         for chunk in self.source.chunks(plan):
             self.positions.append(chunk.position)
@@ -434,7 +434,7 @@ def auto_steps_per_execution(lowered, n_batches: int) -> int | None:
     return next((d for d in range(k, min(2 * k, n_batches - 1) + 1) if n_batches % d == 0), k)
 
 
-def _step(train_state) -> int:
+def step_count(train_state) -> int:
     """The step count (the same for every model of ``fit_many``'s stacked train states)."""
     return int(np.ravel(np.asarray(train_state.step))[0])
 

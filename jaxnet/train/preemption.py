@@ -44,7 +44,7 @@ import numpy as np
 
 from jaxnet.train.callbacks import Callback, Loop
 from jaxnet.train.checkpointing import Checkpoint
-from jaxnet.train.feed import _step
+from jaxnet.train.feed import step_count
 from jaxnet.train.guard import became_non_finite
 
 
@@ -166,21 +166,21 @@ class Preemption(Callback):
             steps_done = 0  # the guard would refuse this epoch: keep the state it began with
         else:  # no chunk runs after this one, so its buffers stay valid (none is donated)
             loop.train_state = train_state
-        self.stopped = (signum, epoch, steps_done, _step(loop.train_state))
+        self.stopped = (signum, epoch, steps_done, step_count(loop.train_state))
         raise StopAtChunk
 
     def on_epoch_end(self, epoch: int, logs: dict, loop: Loop) -> None:
         signum = self.agreed()
         if signum is not None:
             loop.stop_training = True
-            self.stopped = (signum, epoch + 1, 0, _step(loop.train_state))
+            self.stopped = (signum, epoch + 1, 0, step_count(loop.train_state))
 
     def on_train_end(self, loop: Loop) -> None:
         self.restore()
         if self.stopped is None and self.requested is None:
             return
         signum, epoch, steps, step = self.stopped or (self.requested, loop.epochs, 0, None)
-        step = _step(loop.train_state) if step is None else step
+        step = step_count(loop.train_state) if step is None else step
         name = signal.Signals(signum).name
         where = f"epoch {epoch + 1}, {steps} steps into it (step {step})"
         if epoch >= loop.epochs:
