@@ -20,7 +20,7 @@ from jaxnet.train import options, parallel
 from jaxnet.train.data import output_shape, place, prepare
 from jaxnet.train.evaluate import make_validate
 from jaxnet.train.feed import make_feed
-from jaxnet.train.sources import as_source
+from jaxnet.train.sources import RandomAccess, as_source
 from jaxnet.train.step import TrainState, create_train_state, make_chunk, make_epoch
 
 
@@ -270,8 +270,8 @@ def _source_epochs(model, loss_fn, make_optimizer, metrics, penalty, feed, data_
     def order_of(epoch_index):
         return jax.random.permutation(jax.random.fold_in(data_key, epoch_index), len(feed.source))
 
-    def run_epoch(ts, epoch):
-        order = order_of(jnp.int32(epoch))
+    def run_epoch(ts, epoch):  # (a stream has its own order)
+        order = order_of(jnp.int32(epoch)) if isinstance(feed.source, RandomAccess) else None
         result = feed.run_chunks(ts, run_chunk=chunk_all, order=order)
         return result.train_state, result.logs
 
