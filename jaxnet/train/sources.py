@@ -241,26 +241,33 @@ class Stream:
             group.append((step, self._same_shapes(batch, step)))
             batch = None
             if len(group) == plan.k or i == plan.n_batches - 1:
-                yield self._joined(group)  # (which empties group: nothing held while waiting)
+                yield self._chunk(group)  # (which empties group: nothing held while waiting)
 
-    def _joined(self, group: list) -> Chunk:
+    def _chunk(self, group: list) -> Chunk:
         """The ``(step, (x, y))`` batches of ``group`` as one :class:`Chunk`; ``group`` is
         emptied."""
         group_steps, batches = zip(*group, strict=True)
         group.clear()
-        x, y = jax.tree.map(lambda *a: np.concatenate(a), *batches)
-        return Chunk(list(group_steps), x, y, self.state())
+        return Chunk(list(group_steps), *_joined(list(batches)), self.state())
 
     def in_order(self, batch_size: int):
-        """One epoch's batches, batch by batch."""
+        """One epoch's batches, joined into chunks as :meth:`RandomAccess.in_order` reads them
+        (one program call and one piece of the outputs per chunk, not per batch)."""
         del batch_size
-        iterator = self.epoch()
+        iterator, group, k = self.epoch(), [], None
         for i in range(self.steps_per_epoch):
             batch = next(iterator, None)
             if batch is None:
                 raise DataError(f"the stream ended after {i} of steps={self.steps_per_epoch} "
                                 "batches", ("data",))  # fmt: skip
-            yield batch[0], batch[1]
+            group.append(jax.tree.map(np.asarray, (batch[0], batch[1])))
+            batch = None
+            if k is None:  # batches per chunk, from the first
+                rows = len(jax.tree.leaves(group[0])[0])
+                examples = min(CHUNK_EXAMPLES, CHUNK_BYTES * rows // batch_bytes(group[0]))
+                k = max(1, examples // rows)
+            if len(group) == k or i == self.steps_per_epoch - 1:
+                yield _joined(group)
 
     def _same_shapes(self, batch, step: int):
         """``batch`` as NumPy ``(x, y)``, refused unless shaped like the first batch."""
@@ -314,6 +321,14 @@ def as_source(x, y, steps_per_epoch: int | None = None, owner: str = "fit"):
 
 CHUNK_BYTES = 64 * 2**20  # default memory budget of one chunk of batches (two are alive at once)
 CHUNK_EXAMPLES = 8192  # examples read at once when a source is read in order (predict, evaluate)
+
+
+def _joined(batches: list):
+    """A list of ``(x, y)`` batches joined on the leading axis (NumPy); the list is emptied, so
+    a generator that yields the result holds no batch while it waits."""
+    joined = jax.tree.map(lambda *a: np.concatenate(a), *batches)
+    batches.clear()
+    return joined
 
 
 def batch_bytes(batch) -> int:
