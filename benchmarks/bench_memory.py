@@ -7,11 +7,12 @@ sources): the memory-mapped arrays themselves, a random-access object (``source[
 chunks of the automatic 64 MiB budget (``--chunk-mib`` sets another). A figure is the peak of
 ``RssAnon`` above its value just before the call (sampled every millisecond from a thread), net of
 what the function must return or keep (``predict``: its outputs, ``n x 1`` float32; ``evaluate``:
-the predictions and targets it scores at once, 8 bytes an example). Every program is compiled
-first on a small file, and sizes are rounded to whole chunks so no other program is needed. The
-in-memory baseline is the same call on ``--baseline-mib`` of arrays in memory (net of the arrays
-themselves). Files go to ``--out`` (a temporary folder by default) and are deleted at the end
-unless ``--keep``::
+the predictions and targets it scores at once, 8 bytes an example). The chunk programs are
+compiled first on a small file (sizes are rounded to whole chunks, so no other chunk length
+occurs), and each size is run once before the measured call, which compiles what depends on the
+size (the shuffle of ``n`` rows; ``--cold`` measures that first call instead). The in-memory
+baseline is the same call, also run twice, on ``--baseline-mib`` of arrays in memory. Files go to
+``--out`` (a temporary folder by default) and are deleted at the end unless ``--keep``::
 
     python benchmarks/bench_memory.py --sizes 64 256
     python benchmarks/bench_memory.py --sizes 200 1000 4000 --out /tmp/jaxnet-mem
@@ -47,6 +48,7 @@ def main() -> None:
     parser.add_argument("--baseline-mib", type=int, default=16, help="in-memory arrays (MiB)")
     parser.add_argument("--out", default=None, help="folder for the .npy files")
     parser.add_argument("--keep", action="store_true", help="keep the .npy files")
+    parser.add_argument("--cold", action="store_true", help="measure each size's first call")
     args = parser.parse_args()
     out = Path(args.out or tempfile.mkdtemp(prefix="jaxnet-memory-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -87,9 +89,11 @@ def run(args, out: Path) -> None:
         print(f"| {function} | in memory, {memory[0].nbytes / MiB:.0f} MiB |"
               f" {baseline / MiB:.0f} |" + " |" * (len(files) + 1), flush=True)  # fmt: skip
         for source in args.sources:
-            probe.measure(w, function, source, *small)  # compiles every program
+            probe.measure(w, function, source, *small)  # compiles the chunk programs
             peaks = []
             for x, y in files.values():
+                if not args.cold:  # compiles what depends on the size (the shuffle of n rows)
+                    probe.measure(w, function, source, x, y)
                 start = time.perf_counter()
                 peaks.append(probe.measure(w, function, source, x, y))
                 seconds = time.perf_counter() - start
