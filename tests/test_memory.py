@@ -50,10 +50,12 @@ def trim() -> None:
         pass
 
 
-def fixed_mmap_threshold(nbytes: int = 2**17) -> None:
-    """glibc's malloc: every block of ``nbytes`` or more in its own mapping, returned to the
-    system when freed (by default the threshold follows the largest block freed, up to 32 MiB,
-    and freed chunks then stay in the heap, so a peak would depend on the order of frees)."""
+def fixed_mmap_threshold(nbytes: int = 2**20) -> None:
+    """glibc's malloc: every block of ``nbytes`` or more (a chunk's arrays) in its own mapping,
+    returned to the system when freed. By default the threshold follows the largest block freed,
+    up to 32 MiB, and freed chunks then stay in the heap, so a peak would depend on the order of
+    frees. (It stays set for the rest of the process: blocks of 1 MiB or more are rare in tests.)
+    """
     try:
         ctypes.CDLL("libc.so.6").mallopt(-3, nbytes)  # M_MMAP_THRESHOLD
     except (OSError, AttributeError):

@@ -319,7 +319,7 @@ def as_source(x, y, steps_per_epoch: int | None = None, owner: str = "fit"):
     )
 
 
-CHUNK_BYTES = 64 * 2**20  # default memory budget of one chunk of batches (two are alive at once)
+CHUNK_BYTES = 64 * 2**20  # default memory budget of a chunk (a few are alive: docs/data.md)
 CHUNK_EXAMPLES = 8192  # examples read at once when a source is read in order (predict, evaluate)
 
 
