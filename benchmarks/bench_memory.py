@@ -2,7 +2,8 @@
 
 Each function runs over memory-mapped data of each size read four ways (``tests/test_memory.py``'s
 sources): the memory-mapped arrays themselves, a random-access object (``source[indices] ->
-(x, y)``), a Grain ``MapDataset`` of ``(x, y)`` records and a generator of batches. The model is
+(x, y)``), a Grain ``MapDataset`` of ``(x, y)`` records and a generator of batches
+(``--sources grain-stream`` adds Grain's threaded ``IterDataset``, slow here). The model is
 ``Dense(32) -> Dense(1)`` on 1024 float32 features, batch 512, one epoch (``fit_many``: 3 models),
 chunks of the automatic 64 MiB budget (``--chunk-mib`` sets another). A figure is the peak of
 ``RssAnon`` above its value just before the call (sampled every millisecond from a thread), net of
@@ -16,6 +17,7 @@ baseline is the same call, also run twice, on ``--baseline-mib`` of arrays in me
 
     python benchmarks/bench_memory.py --sizes 64 256
     python benchmarks/bench_memory.py --sizes 200 1000 4000 --out /tmp/jaxnet-mem
+    python benchmarks/bench_memory.py --sizes 200 1000 --sources grain-stream
 """
 
 import argparse
@@ -39,8 +41,9 @@ MiB = 2**20
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 256], help="MiB of data")
-    parser.add_argument("--functions", nargs="+", default=list(probe.FUNCTIONS))
-    parser.add_argument("--sources", nargs="+", default=list(probe.SOURCES))
+    parser.add_argument("--functions", nargs="+", default=list(probe.FUNCTIONS),
+                        choices=list(probe.FUNCTIONS))  # fmt: skip
+    parser.add_argument("--sources", nargs="+", default=probe.TESTED, choices=list(probe.SOURCES))
     parser.add_argument("--features", type=int, default=1024)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--chunk-mib", type=int, default=sources.CHUNK_BYTES // MiB,
