@@ -4,9 +4,9 @@ random-access object, a Grain ``MapDataset`` or a generator does not grow with t
 
 The process's own memory is ``RssAnon`` (``/proc/self/status``): a memory map's pages are file
 pages and do not count there. It is sampled from a thread while a function runs, against the value
-just before (the C heap's free pages handed back first). Each size is run twice and the second run
-measured: the first compiles the programs for that size. ``benchmarks/bench_memory.py`` measures
-the same workloads at sizes up to gigabytes.
+just before (the C heap's free pages handed back first). Each function first runs once at each
+size, which compiles what is kept between calls for that size (the shuffle of ``n`` rows).
+``benchmarks/bench_memory.py`` measures the same workloads at sizes up to gigabytes.
 """
 
 import ctypes
@@ -233,15 +233,18 @@ def baselines():
 @pytest.mark.parametrize("source", TESTED)
 @pytest.mark.parametrize("function", list(FUNCTIONS))
 def test_peak_memory_does_not_grow_with_the_data(files, model, baselines, function, source):
-    if function not in baselines:
-        arrays = tuple(np.array(a[: STEPS * BATCH]) for a in files[8])
+    if function not in baselines:  # once per function, whatever the source:
+        for megabytes in (8, 48):  # compiles what is kept between calls for each size
+            measure(model, function, "memmap", *files[megabytes])  # (the shuffle of n rows)
         # ("memmap" passes x and y as they are: here arrays in memory.)
+        arrays = tuple(np.array(a[: STEPS * BATCH]) for a in files[8])
         measure(model, function, "memmap", *arrays)  # compiles the in-memory programs
         baselines[function] = measure(model, function, "memmap", *arrays)
-    growth = {}
-    for megabytes in (8, 48, 8, 48):  # the first run of each size compiles its programs
-        growth[megabytes] = measure(model, function, source, *files[megabytes])
-    # 40 MiB more data (20 more chunks) cost at most three chunks more (noise): a few chunks are
-    # in memory whatever the data set's size. (Read ahead whole, the data would cost 40 MiB more.)
-    assert growth[48] - growth[8] < 3 * CHUNK_BYTES, growth
+    growth = {
+        megabytes: measure(model, function, source, *files[megabytes]) for megabytes in (8, 48)
+    }
+    # 40 MiB more data (20 more chunks) cost less than 5 chunks more (measured: 2.5 at most; each
+    # call compiles its programs, which varies by a few MiB): a few chunks are in memory whatever
+    # the data set's size. (Read ahead whole, the data would cost 40 MiB more.)
+    assert growth[48] - growth[8] < 5 * CHUNK_BYTES, growth
     assert growth[48] < baselines[function] + 8 * CHUNK_BYTES, (growth, baselines)
