@@ -11,8 +11,9 @@ import jaxnet
 from jaxnet import optim, recipes
 from jaxnet.checkpoint import CheckpointManager
 from jaxnet.errors import ConfigError, DataError
-from jaxnet.train import Checkpoint
+from jaxnet.train import Checkpoint, sources
 from jaxnet.train.feed import auto_steps_per_execution
+from jaxnet.train.many import model_slice
 
 RECIPE = recipes.classifier_mlp(3, hidden=(16,), dropout=0.1)  # dropout: the step keys matter
 ARGS = (RECIPE.model, RECIPE.loss, optim.adam(1e-2))
@@ -208,6 +209,58 @@ def test_fit_many_reads_a_source_once_for_all_models_with_the_same_results(tmp_p
         np.testing.assert_array_equal(arrays.history[name], mapped.history[name])
     with pytest.raises(ConfigError, match="shared data_seed"):
         jaxnet.fit_many(RECIPE.model, RECIPE.loss, optimizer, xm, ym, data_seed=None, **options)
+
+
+class Batches:
+    """A re-iterable stream (as a Grain ``IterDataset`` or a ``DataLoader`` is)."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+
+def test_fit_many_trains_on_a_stream_as_fit_trains_each_model_on_it():
+    x, y = _data(192)
+    batches = Batches([(x[i : i + 16], y[i : i + 16]) for i in range(0, 192, 16)])
+    options = {"epochs": 2, "batch_size": 16, "steps_per_epoch": 12, "steps_per_execution": 4,
+               "verbose": 0}  # fmt: skip
+    many = jaxnet.fit_many(*ARGS, batches, None, seeds=(0, 1), **options)
+    for m, seed in enumerate((0, 1)):
+        ts, history = jaxnet.fit(*ARGS, batches, None, seed=seed, **options)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+                     model_slice(many.train_state.params, m), ts.params)  # fmt: skip
+        np.testing.assert_allclose(many.history["loss"][:, m], history["loss"], rtol=1e-5)
+
+
+def test_predict_and_evaluate_join_a_stream_into_chunks_and_equal_the_arrays(monkeypatch):
+    monkeypatch.setattr(sources, "CHUNK_EXAMPLES", 48)  # 3 batches a chunk: 5 chunks, 1 partial
+    x, y = _data()
+    ts = _reference(validation_split=0.2)[0]
+    batches = Batches([(x[i : i + 16], y[i : i + 16]) for i in range(0, 200, 16)])  # 13: 12 + 8
+    chunks = list(sources.Stream(batches, 13).in_order(16))
+    assert [len(c[0]) for c in chunks] == [48, 48, 48, 48, 8]
+    np.testing.assert_array_equal(np.concatenate([c[1] for c in chunks]), y)
+    np.testing.assert_allclose(
+        jaxnet.predict(RECIPE.model, ts.params, ts.state, batches, steps=13),
+        jaxnet.predict(RECIPE.model, ts.params, ts.state, x), rtol=1e-6, atol=1e-6,
+    )  # fmt: skip
+    streamed = jaxnet.evaluate(RECIPE.model, ts.params, ts.state, batches, None, RECIPE.loss,
+                               RECIPE.metrics, steps=13)  # fmt: skip
+    arrays = jaxnet.evaluate(RECIPE.model, ts.params, ts.state, x, y, RECIPE.loss, RECIPE.metrics)
+    assert streamed.keys() == arrays.keys()
+    np.testing.assert_allclose(list(streamed.values()), list(arrays.values()), rtol=1e-6)
+
+
+def test_in_order_reading_keeps_a_chunk_within_the_byte_budget(monkeypatch):
+    monkeypatch.setattr(sources, "CHUNK_BYTES", 64 * 1024)
+    x, y = np.zeros((1000, 256), np.float32), np.zeros(1000, np.float32)
+    # An example is 1024 + 4 bytes: 63 fit in 64 KiB, rounded down to 3 batches of 16.
+    sizes = [len(xs) for xs, _ in sources.RandomAccess(x, y).in_order(batch_size=16)]
+    assert sizes == [48] * 20 + [40]
+    # A batch larger than the budget is still read whole.
+    assert {len(xs) for xs, _ in sources.RandomAccess(x, y).in_order(batch_size=100)} == {100}
 
 
 def test_a_grain_stream_killed_mid_epoch_resumes_at_its_iterator_position(tmp_path):

@@ -82,12 +82,29 @@ def predict(model: Layer | Recipe, params, state, x, *, batch_size: int = 256,
         x = to_numpy(x, "x")
         check_model_params("predict", model, params, state, x)
         return compiled(params, state, x)
-    chunks = []
-    for xs, _ in read_in_order(source, batch_size):
-        if not chunks:
-            check_model_params("predict", model, params, state, xs)
-        chunks.append(compiled(params, state, xs))
+
+    def run(xs):  # (checked once per model and signature)
+        check_model_params("predict", model, params, state, xs)
+        return compiled(params, state, xs)
+
+    chunks = [outputs for outputs, _ in predicted(source, batch_size, run)]
     return jax.tree.map(lambda *a: jnp.concatenate(a), *chunks)
+
+
+def predicted(source, batch_size: int, run: Callable):
+    """``(run(x), y)`` for each chunk of ``source``, read in order
+    (:func:`~jaxnet.train.sources.read_in_order`). A chunk is read while the one before runs,
+    and sent to the device once that one has finished. Device work is dispatched
+    asynchronously: without the wait the host would read the whole source ahead of the device,
+    every chunk's inputs alive at once. So at most two chunks of inputs are in memory: the one
+    running (on the device) and the next (on the host)."""
+    before, chunks = None, read_in_order(source, batch_size)
+    while (chunk := next(chunks, None)) is not None:  # read while the one before runs
+        if before is not None:
+            jax.block_until_ready(before)
+        before, ys = run(chunk[0]), chunk[1]
+        chunk = None  # (the inputs go once sent, not after the next read)
+        yield before, ys
 
 
 _CHECKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -190,8 +207,9 @@ def make_validate(model: Layer, loss_fn: Callable, metrics, data, batch_size: in
 
     def validate(params, state):
         predictions, targets = [], []
-        for xs, ys in read_in_order(source, batch_size):
-            predictions.append(predict_fn(params, state, put(xs, sharding)))
+        run = lambda xs: predict_fn(params, state, put(xs, sharding))  # noqa: E731
+        for outputs, ys in predicted(source, batch_size, run):
+            predictions.append(outputs)
             targets.append(ys)
         predictions = jax.tree.map(lambda *a: jnp.concatenate(a, axis=axis), *predictions)
         out_shape = predictions.shape[axis + 1 :]

@@ -35,9 +35,8 @@ from jaxnet.train import step as steps
 from jaxnet.train.arrays import to_numpy
 from jaxnet.train.data import Data, checked, match_targets, place, prepare
 from jaxnet.train.guard import finite_flags
-from jaxnet.train.sources import EpochPlan, as_source
+from jaxnet.train.sources import CHUNK_BYTES, EpochPlan, as_source, batch_bytes
 
-CHUNK_BYTES = 64 * 2**20  # default memory budget of one chunk of batches (two are alive at once)
 CHUNK_SECONDS = 0.5  # an automatic chunk takes at least this long: a chunk boundary is then cheap
 LONG_EPOCH_SECONDS = 1.0  # epochs estimated to take longer are run in chunks (progress shown)
 # A fast device's rate, so estimates err towards short steps (and so towards fewer chunks).
@@ -293,7 +292,7 @@ class ChunkFeed(_Feed):
         super().__init__(n_batches, batch_size, steps_per_execution, shuffle, targets)
         self.source, self.validation = source, validation_data
         self.sample = (to_numpy(x, "x"), to_numpy(y, "y"))
-        self.k = self.k or max(1, min(n_batches, CHUNK_BYTES // _nbytes(self.sample)))
+        self.k = self.k or max(1, min(n_batches, CHUNK_BYTES // batch_bytes(self.sample)))
         self.out_shape = None  # the model's per-example outputs (set by place)
         self.local, self.b = [0], batch_size  # this process's devices, rows per device (place)
         self.ahead = None  # the next epoch's first chunk, read while this epoch's last trains
@@ -365,7 +364,9 @@ class ChunkFeed(_Feed):
                          self.batch_size, columns, order)  # fmt: skip
         for chunk in self.source.chunks(plan):
             self.positions.append(chunk.position)
-            yield self._put(self._checked(chunk.x, chunk.y, chunk.steps))
+            placed = self._put(self._checked(chunk.x, chunk.y, chunk.steps))
+            chunk = None  # the host's copy goes once on the device, not after the next read
+            yield placed
 
     def _checked(self, x, y, steps):
         """``K`` joined batches checked like in-memory data at once; a problem names the step
@@ -452,10 +453,6 @@ def _on_cpu() -> bool:
 def _spec(x):
     r"""One example of ``x`` (a batch of one) as ``jax.ShapeDtypeStruct``\s."""
     return jax.tree.map(lambda a: jax.ShapeDtypeStruct((1, *a.shape[1:]), a.dtype), x)
-
-
-def _nbytes(batch) -> int:
-    return max(1, sum(a.nbytes for a in jax.tree.leaves(batch)))
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))

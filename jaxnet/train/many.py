@@ -24,7 +24,7 @@ from jaxnet.train.evaluate import make_validate
 from jaxnet.train.feed import make_feed
 from jaxnet.train.fit import chunk_end
 from jaxnet.train.preemption import Preemption, StopAtChunk
-from jaxnet.train.sources import as_source
+from jaxnet.train.sources import RandomAccess, as_source
 from jaxnet.train.step import TrainState, create_train_state, make_chunk, make_epoch
 
 
@@ -303,8 +303,8 @@ def _source_epochs(model, loss_fn, make_optimizer, metrics, penalty, feed, data_
     def order_of(epoch_index):
         return jax.random.permutation(jax.random.fold_in(data_key, epoch_index), len(feed.source))
 
-    def run_epoch(ts, epoch, on_chunk=None):
-        order = order_of(jnp.int32(epoch))
+    def run_epoch(ts, epoch, on_chunk=None):  # (a stream has its own order)
+        order = order_of(jnp.int32(epoch)) if isinstance(feed.source, RandomAccess) else None
         result = feed.run_chunks(ts, on_chunk=on_chunk, run_chunk=chunk_all, order=order)
         return result.train_state, result.logs
 

@@ -124,12 +124,18 @@ class RandomAccess:
         rows = rows.reshape(plan.n_batches, plan.batch_size)
         for i in range(plan.start, plan.n_batches, plan.k):
             group = range(i, min(i + plan.k, plan.n_batches))
-            x, y = self.take(rows[i : group.stop, plan.columns].reshape(-1))
-            yield Chunk([plan.first_step + j for j in group], x, y)
+            # (no local name holds the chunk while the generator waits: it is freed once used)
+            yield Chunk(
+                [plan.first_step + j for j in group],
+                *self.take(rows[i : group.stop, plan.columns].reshape(-1)),
+            )
 
     def in_order(self, batch_size: int):
-        """Every example in order, :data:`CHUNK_EXAMPLES` (rounded to whole batches) at a time."""
-        size = max(batch_size, CHUNK_EXAMPLES // batch_size * batch_size)
+        """Every example in order, :data:`CHUNK_EXAMPLES` at a time, or fewer where that many
+        would take more than :data:`CHUNK_BYTES` (rounded to whole batches, at least one)."""
+        example = batch_bytes(self.take(np.arange(1)))
+        size = min(CHUNK_EXAMPLES, CHUNK_BYTES // example) // batch_size * batch_size
+        size = max(batch_size, size)
         for start in range(0, len(self), size):
             yield self.take(np.arange(start, min(start + size, len(self))))
 
@@ -233,22 +239,35 @@ class Stream:
                 raise DataError(f"the stream ended after {i} of steps_per_epoch="
                                 f"{plan.n_batches} batches (step {step})", ("data",))  # fmt: skip
             group.append((step, self._same_shapes(batch, step)))
+            batch = None
             if len(group) == plan.k or i == plan.n_batches - 1:
-                group_steps, batches = zip(*group, strict=True)
-                x, y = jax.tree.map(lambda *a: np.concatenate(a), *batches)
-                yield Chunk(list(group_steps), x, y, self.state())
-                group = []
+                yield self._chunk(group)  # (which empties group: nothing held while waiting)
+
+    def _chunk(self, group: list) -> Chunk:
+        """The ``(step, (x, y))`` batches of ``group`` as one :class:`Chunk`; ``group`` is
+        emptied."""
+        group_steps, batches = zip(*group, strict=True)
+        group.clear()
+        return Chunk(list(group_steps), *_joined(list(batches)), self.state())
 
     def in_order(self, batch_size: int):
-        """One epoch's batches, batch by batch."""
+        """One epoch's batches, joined into chunks as :meth:`RandomAccess.in_order` reads them
+        (one program call and one piece of the outputs per chunk, not per batch)."""
         del batch_size
-        iterator = self.epoch()
+        iterator, group, k = self.epoch(), [], None
         for i in range(self.steps_per_epoch):
             batch = next(iterator, None)
             if batch is None:
                 raise DataError(f"the stream ended after {i} of steps={self.steps_per_epoch} "
                                 "batches", ("data",))  # fmt: skip
-            yield batch[0], batch[1]
+            group.append(jax.tree.map(np.asarray, (batch[0], batch[1])))
+            batch = None
+            if k is None:  # batches per chunk, from the first
+                rows = len(jax.tree.leaves(group[0])[0])
+                examples = min(CHUNK_EXAMPLES, CHUNK_BYTES * rows // batch_bytes(group[0]))
+                k = max(1, examples // rows)
+            if len(group) == k or i == self.steps_per_epoch - 1:
+                yield _joined(group)
 
     def _same_shapes(self, batch, step: int):
         """``batch`` as NumPy ``(x, y)``, refused unless shaped like the first batch."""
@@ -300,7 +319,21 @@ def as_source(x, y, steps_per_epoch: int | None = None, owner: str = "fit"):
     )
 
 
+CHUNK_BYTES = 64 * 2**20  # default memory budget of a chunk (a few are alive: docs/data.md)
 CHUNK_EXAMPLES = 8192  # examples read at once when a source is read in order (predict, evaluate)
+
+
+def _joined(batches: list):
+    """A list of ``(x, y)`` batches joined on the leading axis (NumPy); the list is emptied, so
+    a generator that yields the result holds no batch while it waits."""
+    joined = jax.tree.map(lambda *a: np.concatenate(a), *batches)
+    batches.clear()
+    return joined
+
+
+def batch_bytes(batch) -> int:
+    """Bytes of the arrays in ``batch`` (at least 1)."""
+    return max(1, sum(np.asarray(a).nbytes for a in jax.tree.leaves(batch)))
 
 
 def inputs_source(x, steps: int | None = None):
@@ -313,5 +346,8 @@ def inputs_source(x, steps: int | None = None):
 def read_in_order(source, batch_size: int = 256):
     """The whole source in its own order, as NumPy ``(x, y)`` chunks (streams: one epoch):
     :meth:`RandomAccess.in_order` or :meth:`Stream.in_order`."""
-    for x, y in source.in_order(batch_size):
-        yield to_numpy(x, "x"), to_numpy(y, "y")
+    yield from map(_as_numpy, source.in_order(batch_size))  # (holds no chunk between reads)
+
+
+def _as_numpy(chunk):
+    return to_numpy(chunk[0], "x"), to_numpy(chunk[1], "y")
