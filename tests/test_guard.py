@@ -106,3 +106,20 @@ def test_became_non_finite_ignores_leaves_that_start_non_finite():
 def test_a_finite_run_is_untouched():
     ts, history, messages = run(optim.sgd(0.05), batch_size=8)
     assert messages == [] and history.epochs == 3 and all_finite(ts)
+
+
+def test_a_state_leaf_that_starts_infinite_does_not_stop_training():
+    # e.g. a plateau rule's "best loss so far" starts at inf: the leaf is not finite at any epoch's
+    # start, so it is left alone, and training goes on equal to the same run without that leaf.
+    def remember(updates, state, params=None):
+        return updates, state
+
+    with_inf = optim.chain(
+        optim.sgd(0.05), optim.GradientTransformation(lambda p: {"best": jnp.inf}, remember)
+    )
+    ts, history, messages = run(with_inf, batch_size=8)
+    plain, plain_history, _ = run(optim.chain(optim.sgd(0.05)), batch_size=8)
+    assert messages == [] and history.epochs == 3
+    assert float(ts.opt_state[1]["best"]) == np.inf
+    assert history["loss"] == plain_history["loss"]
+    chex.assert_trees_all_equal(ts.params, plain.params)
