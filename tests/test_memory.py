@@ -230,12 +230,11 @@ def baselines():
     return {}
 
 
-# Every function over memory-mapped arrays, and every other kind of source under fit and predict
-# (the two ways a source is read: in shuffled chunks and in order); benchmarks/bench_memory.py
-# measures all sixteen pairs at sizes up to gigabytes.
-PAIRS = [(function, "memmap") for function in FUNCTIONS] + [
-    (function, source) for function in ("fit", "predict") for source in TESTED[1:]
-]
+# Every function over memory-mapped arrays, every other kind of source under fit (chunks in a
+# shuffled order), and a generator under predict (a stream's batches joined into chunks in order);
+# benchmarks/bench_memory.py measures all sixteen pairs at sizes up to gigabytes.
+PAIRS = [(function, "memmap") for function in FUNCTIONS]
+PAIRS += [("fit", source) for source in TESTED[1:]] + [("predict", "generator")]
 
 
 @pytest.mark.parametrize(("function", "source"), PAIRS)

@@ -58,7 +58,8 @@ def test_two_processes_train_like_one_process_with_all_the_devices(tmp_path):
     np.save(tmp_path / "y.npy", ((x[:, 0] > 0).astype(np.int32) + (x[:, 1] > 0)).astype(np.int32))
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+    flags = os.environ.get("XLA_FLAGS", "")  # the suite's own compile flags stay
+    env = dict(os.environ, XLA_FLAGS=f"{flags} --xla_force_host_platform_device_count=4",
                JAX_PLATFORMS="cpu")  # fmt: skip
     single = subprocess.Popen(
         [sys.executable, str(script), str(tmp_path / "one.json"), str(tmp_path)],

@@ -291,8 +291,11 @@ MESH_SCRIPT = textwrap.dedent(
 
 def run_on_four_cpu_devices(script: str, *args) -> dict:
     """Run ``script`` in a fresh Python with 4 simulated CPU devices; its last line as JSON."""
+    flags = os.environ.get("XLA_FLAGS", "")  # the suite's own compile flags stay
     env = dict(
-        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
+        os.environ,
+        XLA_FLAGS=f"{flags} --xla_force_host_platform_device_count=4",
+        JAX_PLATFORMS="cpu",
     )
     out = subprocess.run(
         [sys.executable, "-c", script, *map(str, args)],
