@@ -134,8 +134,7 @@ class RandomAccess:
         """Every example in order, :data:`CHUNK_EXAMPLES` at a time, or fewer where that many
         would take more than :data:`CHUNK_BYTES` (rounded to whole batches, at least one)."""
         example = batch_bytes(self.take(np.arange(1)))
-        size = min(CHUNK_EXAMPLES, CHUNK_BYTES // example) // batch_size * batch_size
-        size = max(batch_size, size)
+        size = _in_order_batches(example * batch_size, batch_size) * batch_size
         for start in range(0, len(self), size):
             yield self.take(np.arange(start, min(start + size, len(self))))
 
@@ -264,8 +263,7 @@ class Stream:
             batch = None
             if k is None:  # batches per chunk, from the first
                 rows = len(jax.tree.leaves(group[0])[0])
-                examples = min(CHUNK_EXAMPLES, CHUNK_BYTES * rows // batch_bytes(group[0]))
-                k = max(1, examples // rows)
+                k = _in_order_batches(batch_bytes(group[0]), rows)
             if len(group) == k or i == self.steps_per_epoch - 1:
                 yield _joined(group)
 
@@ -329,6 +327,13 @@ def _joined(batches: list):
     joined = jax.tree.map(lambda *a: np.concatenate(a), *batches)
     batches.clear()
     return joined
+
+
+def _in_order_batches(nbytes: int, rows: int) -> int:
+    """Batches of ``rows`` examples (``nbytes`` each batch) per chunk when a source is read in
+    order: :data:`CHUNK_EXAMPLES` examples, or fewer where they would take more than
+    :data:`CHUNK_BYTES`; at least one batch."""
+    return max(1, min(CHUNK_EXAMPLES, CHUNK_BYTES * rows // nbytes) // rows)
 
 
 def batch_bytes(batch) -> int:
