@@ -7,8 +7,10 @@ import jax
 import numpy as np
 
 import jaxnet
+from jaxnet.layers import conv, pooling
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+import bench_paths  # noqa: E402
 import suite  # noqa: E402
 from peers import jaxnet_model  # noqa: E402
 from peers.spec import Workload, flops_per_step, weight_uses  # noqa: E402
@@ -55,3 +57,33 @@ def test_one_tiny_workload_runs_for_jaxnet_and_makes_a_table():
     assert np.isclose(row["gflops"], row["steps_per_s"] * flops_per_step(workload) / 1e9)
     table = suite.steady_table(rows)
     assert "jaxnet jit(make_epoch)" in table and "skipped" in table
+
+
+def test_bench_paths_off_forms_compute_what_the_fast_paths_compute():
+    """bench_paths.py times each fast path against a plain form: they must be the same function."""
+    rng = np.random.default_rng(1)
+    x = jax.numpy.asarray(rng.normal(size=(3, 8, 6, 4)), jax.numpy.float32)
+    w = jax.numpy.asarray(rng.normal(size=(3, 3, 2, 6)), jax.numpy.float32)
+    args = ((2, 1), ((1, 1), (0, 2)), (1, 2), 2)
+
+    def conv_loss(f):
+        return lambda x, w: jax.numpy.sum(jax.numpy.sin(f(x, w, *args)))
+
+    fast = jax.grad(conv_loss(conv.convolve), argnums=(0, 1))(x, w)
+    plain = jax.grad(conv_loss(bench_paths._plain_convolve), argnums=(0, 1))(x, w)
+    for a, b in zip(fast, plain, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    for kind in ("max", "avg"):
+
+        def pooled(f, kind=kind):
+            return jax.value_and_grad(lambda x: jax.numpy.sum(f(kind, x, (2, 3)) ** 2))(x)
+
+        (fast_value, fast_grad), (value, grad) = map(
+            pooled, (pooling._tiled, bench_paths._plain_tiled)
+        )
+        np.testing.assert_allclose(fast_value, value, rtol=1e-5)
+        np.testing.assert_allclose(fast_grad, grad, rtol=1e-5, atol=1e-6)
+    key = jax.random.key(3)
+    with jax.threefry_partitionable(True):  # jax's default, which the benchmark runs with
+        plain = jax.jit(lambda k: jax.random.bernoulli(k, 0.7, (5, 9)))(key)
+    np.testing.assert_array_equal(bench_paths.dropout.bernoulli(key, 0.7, (5, 9)), plain)

@@ -23,7 +23,7 @@ PEERS = {  # module name -> row label
     "stax": "jax.example_libraries.stax + optax",
     "keras": "Keras 3 (JAX backend)",
     "sklearn": "scikit-learn MLPClassifier",
-    "torch": "PyTorch eager (CPU)",
+    "torch": "PyTorch eager",
 }
 
 
