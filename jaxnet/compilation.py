@@ -44,6 +44,12 @@ def run_once(fn, *args):
     return jax.jit(fn).lower(*args).compile(compiler_options=run_once_options())(*args)
 
 
+def jit_rarely_run(fn):
+    """``jax.jit(fn)`` whose programs compile with :func:`run_once_options`: for a program that
+    runs now and then beside the hot one (``fit``'s gradient probe of a cheap step)."""
+    return jax.jit(fn, compiler_options=run_once_options() or None)
+
+
 class Compiling:
     """A lowered program compiling on a worker thread; calling it waits for the compile, then runs.
 

@@ -87,3 +87,13 @@ def test_same_types_compares_structure_shapes_dtypes_and_weak_types():
     assert not same_types(tree, {"w": jnp.ones((2, 3), jnp.bfloat16), "n": jnp.int32(0)})
     assert not same_types(tree, {"w": jnp.ones((2, 3)), "n": jnp.asarray(0)})  # weakly typed
     assert not same_types(tree, [jnp.ones((2, 3)), jnp.int32(0)])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 12345, 2**31 - 1, 2**31, -3])
+def test_fit_keys_from_seeds_are_jax_random_keys(seed):
+    from jaxnet.train.fit import as_key
+
+    key, expected = as_key(seed), jax.random.key(seed)
+    assert key.dtype == expected.dtype
+    np.testing.assert_array_equal(jax.random.key_data(key), jax.random.key_data(expected))
+    np.testing.assert_array_equal(jax.random.normal(key, (4,)), jax.random.normal(expected, (4,)))

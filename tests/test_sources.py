@@ -12,7 +12,7 @@ from jaxnet import optim, recipes
 from jaxnet.checkpoint import CheckpointManager
 from jaxnet.errors import ConfigError, DataError
 from jaxnet.train import Checkpoint, sources
-from jaxnet.train.feed import auto_steps_per_execution
+from jaxnet.train.feed import auto_steps_per_execution, step_seconds
 from jaxnet.train.many import model_slice
 
 RECIPE = recipes.classifier_mlp(3, hidden=(16,), dropout=0.1)  # dropout: the step keys matter
@@ -176,16 +176,19 @@ class _Lowered:
 
 def test_long_in_memory_epochs_are_cut_into_chunks_of_about_half_a_second():
     rate = jax.default_backend() == "cpu" and 2e11
-    assert auto_steps_per_execution(_Lowered(1e6), 1000) is None  # 5 ms at a fast rate: fused
-    k = auto_steps_per_execution(_Lowered(rate * 0.004), 1000)  # 4 s an epoch at a fast rate
-    assert k == 125  # 125 x 4 ms = 0.5 s per chunk
-    assert auto_steps_per_execution(_Lowered(rate * 0.1), 100) == 5  # 5 x 0.1 s
-    assert auto_steps_per_execution(_Lowered(rate * 0.4), 100) == 2  # 0.4 s steps: 2 a chunk
+
+    def steps(flops, n_batches):  # steps per chunk for steps of these FLOPs (cost analysis)
+        return auto_steps_per_execution(step_seconds(_Lowered(flops)), n_batches)
+
+    assert steps(1e6, 1000) is None  # 5 ms at a fast rate: fused
+    assert steps(rate * 0.004, 1000) == 125  # 4 s an epoch: 125 x 4 ms = 0.5 s per chunk
+    assert steps(rate * 0.1, 100) == 5  # 5 x 0.1 s
+    assert steps(rate * 0.4, 100) == 2  # 0.4 s steps: 2 a chunk
     # The smallest length of at least 0.5 s that divides the epoch (no shorter last chunk to
     # compile), when there is one up to twice as long:
-    assert auto_steps_per_execution(_Lowered(rate * 0.002), 600) == 300  # 250 -> 2 x 300
-    assert auto_steps_per_execution(_Lowered(rate * 0.014), 234) == 39  # 36 -> 6 x 39
-    assert auto_steps_per_execution(_Lowered(rate * 0.004), 251) == 125  # prime: 125, 125, 1
+    assert steps(rate * 0.002, 600) == 300  # 250 -> 2 x 300
+    assert steps(rate * 0.014, 234) == 39  # 36 -> 6 x 39
+    assert steps(rate * 0.004, 251) == 125  # prime: 125, 125, 1
 
 
 def test_fit_many_reads_a_source_once_for_all_models_with_the_same_results(tmp_path):

@@ -14,6 +14,16 @@ Both live the same life — built from the data, ``place(out_shape, mesh)``, ``c
 same :class:`EpochResult`. The chunks of an epoch are the same steps on the same batches as the
 fused program: the parameters are bit-identical, and so are the epoch's logs (the mean of the
 same per-step values). A source produces its own chunks; the feed never asks which kind it has.
+
+A probe (``fit``'s :class:`~jaxnet.diagnostics.GradientMonitor`) runs inside the programs, on the
+first step of every ``every`` steps. One exception, for compile time: on the CPU, when the fused
+epoch has at most ``every`` steps (so only its first is probed) and a step is cheap
+(:data:`PROBE_APART_SECONDS`), the probe is a program of its own, run after the epoch on the
+epoch's starting state and first batch (:func:`first_step_probe`) and compiled for speed of
+compiling (:func:`~jaxnet.compilation.jit_rarely_run`). The epoch program is then the one ``fit``
+runs without a monitor (the same bits); inside it, the probed step's second copy of forward,
+backward and update cost half as much again to compile as the whole epoch, more than the
+separate program's recomputed step costs a short run.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnet.compilation import Compiling, same_types
+from jaxnet.compilation import Compiling, jit_rarely_run, run_once_options, same_types
 from jaxnet.errors import ConfigError, DataError
 from jaxnet.train import parallel
 from jaxnet.train import step as steps
@@ -41,6 +51,9 @@ CHUNK_SECONDS = 0.5  # an automatic chunk takes at least this long: a chunk boun
 LONG_EPOCH_SECONDS = 1.0  # epochs estimated to take longer are run in chunks (progress shown)
 # A fast device's rate, so estimates err towards short steps (and so towards fewer chunks).
 FAST_FLOPS = {"cpu": 2e11, "gpu": 1e14, "cuda": 1e14, "rocm": 1e14, "tpu": 2e14}
+# A fused epoch's probe is a program of its own when a step is estimated to take less than this
+# (at FAST_FLOPS): its recomputed step then costs a run less than the compile it saves.
+PROBE_APART_SECONDS = 5e-4
 
 
 def make_feed(x, y, *, batch_size: int, validation_data=None, validation_split=None,
@@ -127,8 +140,10 @@ class _Feed:
         """Whether :meth:`compile` was given train states of ``train_state``'s types."""
         return self.compiled_types is not None and same_types(train_state, self.compiled_types)
 
-    def wait_compiled(self) -> float:
-        """Seconds spent compiling (lowering, and compiling where it started), once done."""
+    def wait_compiled(self, train_state=None) -> float:
+        """Seconds spent compiling (lowering, and compiling where it started), once done.
+        ``train_state``: the one the first epoch starts from (a probe apart compiles on it
+        meanwhile)."""
         return self.compile_seconds
 
     def run_epoch(self, train_state, start=0, on_chunk=None, prior=None) -> EpochResult:
@@ -196,6 +211,8 @@ class ArrayFeed(_Feed):
         super().__init__(data.n // batch_size, batch_size, steps_per_execution, shuffle, targets)
         self.data = data
         self.run_fused = None  # the fused epoch (compiling), when the epoch is one program
+        self.probe_first = None  # its first step's probe, when apart (see the module)
+        self.first_rows = None  # the type of the rows of the fused epoch's first batch
 
     @property
     def input_shape(self):
@@ -239,24 +256,47 @@ class ArrayFeed(_Feed):
 
     def compile(self, programs: Programs, train_state, **options) -> None:
         super().compile(programs, train_state, **options)
+        self.probe_first = None
         if self.k is None:  # the fused epoch, or chunks when it would run long
-            order = "per_device" if self.split_data else "global"
-            epoch = programs.epoch(self.batch_size, self.shuffle, mesh=self.mesh,
-                                   shard_order=order, **options)  # fmt: skip
-
-            def checked(ts, x, y):  # the guard's checks of both states, in the same program
-                new, logs, probes = epoch(ts, x, y)
-                return new, logs, probes, (finite_flags(ts), finite_flags(new))
-
             start = time.perf_counter()
-            lowered = jax.jit(checked).lower(train_state, self.data.x, self.data.y)
-            self.k = auto_steps_per_execution(lowered, self.n_batches)
+            probe = {k: options.pop(k) for k in ("probe", "probe_every") if k in options}
+            lowered = self._lower_fused(programs, train_state, options)
+            seconds = step_seconds(lowered)
+            self.k = auto_steps_per_execution(seconds, self.n_batches)
+            if self.k is None and probe.get("probe") is not None:
+                if self.n_batches <= probe.get("probe_every", 1) and probe_apart(seconds):
+                    chunk = programs.chunk(probe=probe["probe"], mesh=self.mesh,
+                                           split_data=self.split_data)  # fmt: skip
+                    self.probe_first = jit_rarely_run(first_step_probe(chunk))
+                else:
+                    lowered = self._lower_fused(programs, train_state, {**options, **probe})
             self.compile_seconds += time.perf_counter() - start
             if self.k is None:  # compiles on a worker thread while fit initialises
-                self.run_fused = Compiling(lowered)
+                self.run_fused, self.first_rows = Compiling(lowered), lowered.out_info[-1]
 
-    def wait_compiled(self) -> float:
+    def _lower_fused(self, programs: Programs, train_state, options: dict):
+        """The fused epoch, lowered: the epoch with the guard's flags of the states before and
+        after, and the rows of its first batch (for a probe apart)."""
+        order = "per_device" if self.split_data else "global"
+        epoch = programs.epoch(self.batch_size, self.shuffle, mesh=self.mesh,
+                               shard_order=order, **options)  # fmt: skip
+        n, shards = self.data.n, parallel.data_shards(self.mesh, order)
+
+        def checked(ts, x, y):
+            new, logs, probes = epoch(ts, x, y)
+            # (the epoch computes the same rows: XLA computes them once)
+            first = steps.sharded_epoch_rows(ts, n, shards, self.batch_size, self.shuffle)[:1]
+            return new, logs, probes, (finite_flags(ts), finite_flags(new)), first
+
+        return jax.jit(checked).lower(train_state, self.data.x, self.data.y)
+
+    def wait_compiled(self, train_state=None) -> float:
         if self.k is None:
+            if self.probe_first is not None and train_state is not None and self.mesh is None:
+                # Compiled here, while the epoch's compile ends on its worker (a run on dummy
+                # rows; with a mesh the rows' placement is the epoch's, so it compiles at once).
+                rows = jnp.zeros(self.first_rows.shape, self.first_rows.dtype)
+                self.probe_first(train_state, self.data.x, self.data.y, rows)
             self.run_fused.result()
             return self.compile_seconds + self.run_fused.seconds
         return self.compile_seconds
@@ -266,7 +306,10 @@ class ArrayFeed(_Feed):
         when the epoch is one program and starts at its beginning, else chunk by chunk."""
         if self.run_fused is None or start:
             return self.run_chunks(train_state, start, on_chunk, prior)
-        new_state, logs, probes, flags = self.run_fused(train_state, self.data.x, self.data.y)
+        new_state, logs, probes, flags, first = self.run_fused(train_state, self.data.x,
+                                                               self.data.y)  # fmt: skip
+        if self.probe_first is not None:  # its first step, probed apart (see the module)
+            probes = self.probe_first(train_state, self.data.x, self.data.y, first)
         probed = steps.probed_steps(self.n_batches, self.every) if probes is not None else []
         return EpochResult(new_state, logs, probes, probed, flags)
 
@@ -410,25 +453,50 @@ class ChunkFeed(_Feed):
         return (*parallel.from_local_blocks(blocks, self.mesh), rows)
 
 
-def auto_steps_per_execution(lowered, n_batches: int) -> int | None:
-    """Steps per chunk for an in-memory epoch: ``None`` (one fused program) unless the epoch is
-    estimated to run longer than :data:`LONG_EPOCH_SECONDS`, then enough steps for a chunk of
-    at least :data:`CHUNK_SECONDS`, preferably a divisor of ``n_batches``.
+def first_step_probe(chunk):
+    """``probe(train_state, x, y, rows) -> probes``: what the chunk program ``chunk`` (built with
+    a probe) reports for its first step on these arguments, ``rows[:1]``, without training (the
+    rest of its work is dead code to XLA)."""
 
-    The estimate is the step's FLOPs (XLA's cost analysis counts a loop body once: one step) at
-    a fast device's rate (:data:`FAST_FLOPS`), so it errs towards fewer, longer chunks: the
+    def probe(train_state, x, y, rows):
+        return chunk(train_state, x, y, rows[:1])[2]
+
+    return probe
+
+
+def step_seconds(lowered) -> float | None:
+    """A training step's seconds on a fast device (:data:`FAST_FLOPS`) from the FLOPs of XLA's
+    cost analysis of a lowered epoch or chunk (it counts a loop body once: one step); ``None``
+    on a backend without cost analysis."""
+    try:
+        flops = float(lowered.cost_analysis().get("flops", 0.0))
+    except Exception:  # noqa: BLE001 - a backend without cost analysis
+        return None
+    return flops / FAST_FLOPS.get(jax.default_backend(), 1e14)
+
+
+def probe_apart(seconds: float | None) -> bool:
+    """Whether the probe of a fused epoch whose step takes ``seconds`` (:func:`step_seconds`) is
+    a program of its own: on a backend that compiles such programs for speed of compiling (the
+    CPU), for a step estimated under :data:`PROBE_APART_SECONDS`."""
+    return bool(run_once_options()) and seconds is not None and seconds < PROBE_APART_SECONDS
+
+
+def auto_steps_per_execution(seconds: float | None, n_batches: int) -> int | None:
+    """Steps per chunk for an in-memory epoch whose step takes ``seconds``: ``None`` (one fused
+    program) unless the epoch is estimated to run longer than :data:`LONG_EPOCH_SECONDS`, then
+    enough steps for a chunk of at least :data:`CHUNK_SECONDS`, preferably a divisor of
+    ``n_batches``.
+
+    The estimate (:func:`step_seconds`) is the step's FLOPs at a fast device's rate
+    (:data:`FAST_FLOPS`), so it errs towards fewer, longer chunks: the
     progress bar moves about every half second on such a device (every 2 s on one 4x slower),
     and a chunk boundary (a dispatch and the host's look at the chunk's logs, about 1 ms on a
     CPU) costs well under 1% of a chunk that long.
     """
-    try:
-        flops = float(lowered.cost_analysis().get("flops", 0.0))
-    except Exception:  # noqa: BLE001 - a backend without cost analysis: keep the fused epoch
-        return None
-    step_seconds = flops / FAST_FLOPS.get(jax.default_backend(), 1e14)
-    if step_seconds * n_batches <= LONG_EPOCH_SECONDS:
-        return None
-    k = max(1, math.ceil(CHUNK_SECONDS / max(step_seconds, 1e-9)))
+    if seconds is None or seconds * n_batches <= LONG_EPOCH_SECONDS:
+        return None  # (without cost analysis: the fused epoch)
+    k = max(1, math.ceil(CHUNK_SECONDS / max(seconds, 1e-9)))
     if k >= n_batches:
         return None
     # A length that divides the epoch (up to twice as long) spares compiling a shorter last chunk.

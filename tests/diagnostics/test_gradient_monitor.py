@@ -90,6 +90,47 @@ def test_probe_every_step_matches_a_direct_step(digits):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5), first, logs["probe"])
 
 
+@pytest.mark.parametrize("apart", [True, False])
+def test_a_monitor_probing_each_epochs_first_step_changes_no_bit_of_training(
+    digits, apart, monkeypatch
+):
+    """An epoch of at most ``every`` steps is probed at its first step: by a program of its own
+    for a cheap step, else inside the epoch. Either way training is bit for bit the unmonitored
+    one (its parameters; and its logged losses too when the probe is apart), and the probe is
+    what a probed step sees on the epoch's first (shuffled) batch."""
+    from jaxnet.train import feed
+
+    if not apart:  # no step is cheap enough: the probe stays inside the epoch
+        monkeypatch.setattr(feed, "PROBE_APART_SECONDS", 0.0)
+    x, y = digits
+    model = jaxnet.serial(jaxnet.Dense(16, kernel_init="he_normal"), jaxnet.activations.Relu(),
+                          jaxnet.Dense(10))  # fmt: skip
+    optimizer = jaxnet.optim.adam(1e-2)
+    ts0 = create_train_state(model, optimizer, (64,), jax.random.key(3))
+    loss = losses.sparse_categorical_cross_entropy
+    run = dict(epochs=3, batch_size=32, train_state=ts0, verbose=0)
+    monitor = GradientMonitor(model, every=10, verbose=False)  # 10 steps an epoch
+    monitored, monitored_history = jaxnet.fit(model, loss, optimizer, x, y, monitor=monitor, **run)
+    plain, plain_history = jaxnet.fit(model, loss, optimizer, x, y, **run)
+    jax.tree.map(np.testing.assert_array_equal, monitored.params, plain.params)
+    if apart:  # the very program fit runs without a monitor
+        assert monitored_history["loss"] == plain_history["loss"]
+    else:  # the probed step's loss is computed in a copy of the step, which XLA fuses its own way
+        np.testing.assert_allclose(monitored_history["loss"], plain_history["loss"], rtol=1e-6)
+    np.testing.assert_array_equal(monitor.history["step"], [0, 10, 20])
+
+    from jaxnet.diagnostics.stats import make_probe
+    from jaxnet.train.step import epoch_order, step_key
+
+    rows = np.asarray(epoch_order(ts0, len(x), 32))[:32]
+    step = jaxnet.make_train_step(model, loss, optimizer, probe=make_probe(model))
+    *_, logs = step(ts0.params, ts0.state, ts0.opt_state, (x[rows], y[rows]), step_key(ts0))
+    direct = logs["probe"]["layers"]
+    for layer, stats in monitor.history["layers"].items():
+        for name, values in stats.items():
+            np.testing.assert_allclose(values[0], direct[layer][name], rtol=1e-5, atol=1e-7)
+
+
 def _nan_gradient_layer(threshold: float):
     """Identity forward; gives its counter ``c`` gradient -1 until ``c > threshold``, then NaN.
 
