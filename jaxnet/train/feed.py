@@ -140,10 +140,8 @@ class _Feed:
         """Whether :meth:`compile` was given train states of ``train_state``'s types."""
         return self.compiled_types is not None and same_types(train_state, self.compiled_types)
 
-    def wait_compiled(self, train_state=None) -> float:
-        """Seconds spent compiling (lowering, and compiling where it started), once done.
-        ``train_state``: the one the first epoch starts from (a probe apart compiles on it
-        meanwhile)."""
+    def wait_compiled(self) -> float:
+        """Seconds spent compiling (lowering, and compiling where it started), once done."""
         return self.compile_seconds
 
     def run_epoch(self, train_state, start=0, on_chunk=None, prior=None) -> EpochResult:
@@ -212,7 +210,6 @@ class ArrayFeed(_Feed):
         self.data = data
         self.run_fused = None  # the fused epoch (compiling), when the epoch is one program
         self.probe_first = None  # its first step's probe, when apart (see the module)
-        self.first_rows = None  # the type of the rows of the fused epoch's first batch
 
     @property
     def input_shape(self):
@@ -272,7 +269,7 @@ class ArrayFeed(_Feed):
                     lowered = self._lower_fused(programs, train_state, {**options, **probe})
             self.compile_seconds += time.perf_counter() - start
             if self.k is None:  # compiles on a worker thread while fit initialises
-                self.run_fused, self.first_rows = Compiling(lowered), lowered.out_info[-1]
+                self.run_fused = Compiling(lowered)
 
     def _lower_fused(self, programs: Programs, train_state, options: dict):
         """The fused epoch, lowered: the epoch with the guard's flags of the states before and
@@ -290,13 +287,8 @@ class ArrayFeed(_Feed):
 
         return jax.jit(checked).lower(train_state, self.data.x, self.data.y)
 
-    def wait_compiled(self, train_state=None) -> float:
+    def wait_compiled(self) -> float:
         if self.k is None:
-            if self.probe_first is not None and train_state is not None and self.mesh is None:
-                # Compiled here, while the epoch's compile ends on its worker (a run on dummy
-                # rows; with a mesh the rows' placement is the epoch's, so it compiles at once).
-                rows = jnp.zeros(self.first_rows.shape, self.first_rows.dtype)
-                self.probe_first(train_state, self.data.x, self.data.y, rows)
             self.run_fused.result()
             return self.compile_seconds + self.run_fused.seconds
         return self.compile_seconds

@@ -165,7 +165,7 @@ def fit(
         if loop.initial_epoch < epochs:
             if mesh is not None or not feed.compiled_for(loop.train_state):
                 feed.compile(programs, loop.train_state, **probe)
-            loop.history.compile_seconds = feed.wait_compiled(loop.train_state)
+            loop.history.compile_seconds = feed.wait_compiled()
 
         log_names = ["loss", *named_metrics(metrics)]
         chunk_hooks = [c for c in callbacks if hasattr(c, "on_chunk_end")]
