@@ -23,7 +23,7 @@ epoch's starting state and first batch (:func:`first_step_probe`) and compiled f
 compiling (:func:`~jaxnet.compilation.jit_rarely_run`). The epoch program is then the one ``fit``
 runs without a monitor (the same bits); inside it, the probed step's second copy of forward,
 backward and update cost half as much again to compile as the whole epoch, more than the
-separate program's recomputed step costs a short run.
+separate program's recomputed step costs a short run (docs/scale.md#cold-start).
 """
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ LONG_EPOCH_SECONDS = 1.0  # epochs estimated to take longer are run in chunks (p
 # A fast device's rate, so estimates err towards short steps (and so towards fewer chunks).
 FAST_FLOPS = {"cpu": 2e11, "gpu": 1e14, "cuda": 1e14, "rocm": 1e14, "tpu": 2e14}
 # A fused epoch's probe is a program of its own when a step is estimated to take less than this
-# at FAST_FLOPS (the digits MLP's 16 us; not the small CNN's 60 us, nor the GRU's 35 us, where
-# the cost analysis counts its 20-step loop once): its recomputed step, about 0.4 ms an epoch at
-# -O0 there, then costs a run of up to hundreds of epochs less than the compile it saves.
+# at FAST_FLOPS: the digits MLP's 16 us, not the small CNN's 60 us, nor the GRU's 35 us (the cost
+# analysis counts its 20-step loop once). Its recomputed step at -O0 costs 0.4-1 ms an epoch
+# there, where the probe inside the epoch cost 0.1-0.2 ms: short runs gain, long ones pay.
 PROBE_APART_SECONDS = 2.5e-5
 
 
