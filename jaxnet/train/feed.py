@@ -17,13 +17,14 @@ same per-step values). A source produces its own chunks; the feed never asks whi
 
 A probe (``fit``'s :class:`~jaxnet.diagnostics.GradientMonitor`) runs inside the programs, on the
 first step of every ``every`` steps. One exception, for compile time: on the CPU, when the fused
-epoch has at most ``every`` steps (so only its first is probed) and a step is cheap
-(:data:`PROBE_APART_SECONDS`), the probe is a program of its own, run after the epoch on the
-epoch's starting state and first batch (:func:`first_step_probe`) and compiled for speed of
-compiling (:func:`~jaxnet.compilation.jit_rarely_run`). The epoch program is then the one ``fit``
-runs without a monitor (the same bits); inside it, the probed step's second copy of forward,
-backward and update cost half as much again to compile as the whole epoch, more than the
-separate program's recomputed step costs a short run (docs/scale.md#cold-start).
+epoch has at most ``every`` steps (so only its first is probed), a step is cheap
+(:data:`PROBE_APART_SECONDS`) and the run short (:data:`PROBE_APART_EPOCHS`), the probe is a
+program of its own, run after the epoch on the epoch's starting state and first batch
+(:func:`first_step_probe`) and compiled for speed of compiling
+(:func:`~jaxnet.compilation.jit_rarely_run`). The epoch program is then the one ``fit`` runs
+without a monitor (the same bits); inside it, the probed step's second copy of forward, backward
+and update cost half as much again to compile as the whole epoch, more than the separate
+program's recomputed step costs a short run (docs/scale.md#cold-start).
 """
 
 from __future__ import annotations
@@ -54,8 +55,11 @@ FAST_FLOPS = {"cpu": 2e11, "gpu": 1e14, "cuda": 1e14, "rocm": 1e14, "tpu": 2e14}
 # A fused epoch's probe is a program of its own when a step is estimated to take less than this
 # at FAST_FLOPS: the digits MLP's 16 us, not the small CNN's 60 us, nor the GRU's 35 us (the cost
 # analysis counts its 20-step loop once). Its recomputed step at -O0 costs 0.4-1 ms an epoch
-# there, where the probe inside the epoch cost 0.1-0.2 ms: short runs gain, long ones pay.
+# there, where the probe inside the epoch cost 0.1-0.2 ms: short runs gain, long ones would pay,
+# so runs of more than PROBE_APART_EPOCHS keep the probe inside (0.8 ms x 150 ~ 0.1 s, a third
+# of what the probe apart saves a cold start).
 PROBE_APART_SECONDS = 2.5e-5
+PROBE_APART_EPOCHS = 150
 
 
 def make_feed(x, y, *, batch_size: int, validation_data=None, validation_split=None,
@@ -125,10 +129,10 @@ class _Feed:
         self.compiled_types = None  # the train state (or its shapes) the programs were built for
         self.compile_seconds = 0.0
 
-    def compile(self, programs: Programs, train_state, **options) -> None:
+    def compile(self, programs: Programs, train_state, epochs=None, **options) -> None:
         """Build (and where the shapes are known, start compiling) the programs for this data;
         ``train_state`` may be its shapes (``jax.ShapeDtypeStruct`` leaves, see
-        :meth:`compiled_for`)."""
+        :meth:`compiled_for`); ``epochs``: how many the run has at most (for a probe apart)."""
         start = time.perf_counter()
         self.programs, self.every = programs, options.get("probe_every", 1)
         self.compiled_types = train_state
@@ -253,7 +257,7 @@ class ArrayFeed(_Feed):
             raise DataError(f"{self.data.n} examples split over {devices} devices leave less than "
                             f"a batch of {self.batch_size} per step", ("fit",))  # fmt: skip
 
-    def compile(self, programs: Programs, train_state, **options) -> None:
+    def compile(self, programs: Programs, train_state, epochs=None, **options) -> None:
         super().compile(programs, train_state, **options)
         self.probe_first = None
         if self.k is None:  # the fused epoch, or chunks when it would run long
@@ -263,7 +267,8 @@ class ArrayFeed(_Feed):
             seconds = step_seconds(lowered)
             self.k = auto_steps_per_execution(seconds, self.n_batches)
             if self.k is None and probe.get("probe") is not None:
-                if self.n_batches <= probe.get("probe_every", 1) and probe_apart(seconds):
+                every = probe.get("probe_every", 1)
+                if self.n_batches <= every and probe_apart(seconds, epochs):
                     chunk = programs.chunk(probe=probe["probe"], mesh=self.mesh,
                                            split_data=self.split_data)  # fmt: skip
                     self.probe_first = jit_rarely_run(first_step_probe(chunk))
@@ -469,11 +474,14 @@ def step_seconds(lowered) -> float | None:
     return flops / FAST_FLOPS.get(jax.default_backend(), 1e14)
 
 
-def probe_apart(seconds: float | None) -> bool:
+def probe_apart(seconds: float | None, epochs: int | None = None) -> bool:
     """Whether the probe of a fused epoch whose step takes ``seconds`` (:func:`step_seconds`) is
     a program of its own: on a backend that compiles such programs for speed of compiling (the
-    CPU), for a step estimated under :data:`PROBE_APART_SECONDS`."""
-    return bool(run_once_options()) and seconds is not None and seconds < PROBE_APART_SECONDS
+    CPU), for a step estimated under :data:`PROBE_APART_SECONDS`, in a run of at most
+    :data:`PROBE_APART_EPOCHS` epochs (``None``: not known, taken as short)."""
+    cheap = seconds is not None and seconds < PROBE_APART_SECONDS
+    short = epochs is None or epochs <= PROBE_APART_EPOCHS
+    return bool(run_once_options()) and cheap and short
 
 
 def auto_steps_per_execution(seconds: float | None, n_batches: int) -> int | None:

@@ -143,7 +143,7 @@ def fit(
                         compute_dtype=compute_dtype)  # fmt: skip
     probe = {} if monitor is None else {"probe": monitor.probe, "probe_every": monitor.every}
     if mesh is None:  # lowered now; it compiles on a worker thread during the initialisation
-        feed.compile(programs, shapes, **probe)
+        feed.compile(programs, shapes, epochs, **probe)
     validate = feed.validation is not None and evaluating(
         make_validate(model, loss_fn, metrics, feed.validation, sharding=placement,
                       ahead=mesh is None and ema is None and (shapes.params, shapes.state)), ema
@@ -164,7 +164,7 @@ def fit(
         feed.restore(loop.data_position)
         if loop.initial_epoch < epochs:
             if mesh is not None or not feed.compiled_for(loop.train_state):
-                feed.compile(programs, loop.train_state, **probe)
+                feed.compile(programs, loop.train_state, epochs, **probe)
             loop.history.compile_seconds = feed.wait_compiled()
 
         log_names = ["loss", *named_metrics(metrics)]

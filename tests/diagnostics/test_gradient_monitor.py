@@ -131,6 +131,17 @@ def test_a_monitor_probing_each_epochs_first_step_changes_no_bit_of_training(
             np.testing.assert_allclose(values[0], direct[layer][name], rtol=1e-5, atol=1e-7)
 
 
+def test_the_probe_is_apart_only_for_a_cheap_step_in_a_short_run_on_the_cpu():
+    from jaxnet.train.feed import PROBE_APART_EPOCHS, PROBE_APART_SECONDS, probe_apart
+
+    cpu = jax.default_backend() == "cpu"
+    assert probe_apart(PROBE_APART_SECONDS / 2, 50) == cpu
+    assert probe_apart(PROBE_APART_SECONDS / 2, None) == cpu  # (epochs not known: short)
+    assert not probe_apart(PROBE_APART_SECONDS * 2, 50)  # an expensive step
+    assert not probe_apart(PROBE_APART_SECONDS / 2, PROBE_APART_EPOCHS + 1)  # a long run
+    assert not probe_apart(None, 50)  # no cost analysis
+
+
 def _nan_gradient_layer(threshold: float):
     """Identity forward; gives its counter ``c`` gradient -1 until ``c > threshold``, then NaN.
 
