@@ -263,12 +263,17 @@ class ArrayFeed(_Feed):
         if self.k is None:  # the fused epoch, or chunks when it would run long
             start = time.perf_counter()
             probe = {k: options.pop(k) for k in ("probe", "probe_every") if k in options}
-            lowered = self._lower_fused(programs, train_state, options)
+            # Could the probe be apart (a short epoch, a short run, the CPU)? Then the plain epoch
+            # is lowered first, and its cost analysis says whether the step is cheap enough.
+            apart = (probe.get("probe") is not None and probe_apart(0.0, epochs)
+                     and self.n_batches <= probe.get("probe_every", 1))  # fmt: skip
+            lowered = self._lower_fused(
+                programs, train_state, options if apart else {**options, **probe}
+            )
             seconds = step_seconds(lowered)
             self.k = auto_steps_per_execution(seconds, self.n_batches)
-            if self.k is None and probe.get("probe") is not None:
-                every = probe.get("probe_every", 1)
-                if self.n_batches <= every and probe_apart(seconds, epochs):
+            if self.k is None and apart:
+                if probe_apart(seconds, epochs):
                     chunk = programs.chunk(probe=probe["probe"], mesh=self.mesh,
                                            split_data=self.split_data)  # fmt: skip
                     self.probe_first = jit_rarely_run(first_step_probe(chunk))
