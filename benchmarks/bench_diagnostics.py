@@ -175,10 +175,9 @@ def main(rounds: int = 30, only: str = "a,b,c,e", cadences=None, e2e: int = 0) -
             runs, epochs_ = end_to_end(chosen[key], e2e)
             plain, probed = (float(np.median(runs[k])) for k in ("no monitor", "monitor"))
             e_plain, e_probed = (1e3 * float(np.median(epochs_[k])) for k in runs)
-            pairs = ((plain, probed, "{:.2f}"), (e_plain, e_probed, "{:.2f}"))
             cells = [key]
-            for a, b, form in pairs:
-                cells += [form.format(a), form.format(b), f"{100 * (b / a - 1):+.0f}%"]
+            for a, b in ((plain, probed), (e_plain, e_probed)):
+                cells += [f"{a:.2f}", f"{b:.2f}", f"{100 * (b / a - 1):+.0f}%"]
             print("| " + " | ".join(cells) + " |")
     print(f"\n{load()} (end)")
 

@@ -263,10 +263,11 @@ class ArrayFeed(_Feed):
         if self.k is None:  # the fused epoch, or chunks when it would run long
             start = time.perf_counter()
             probe = {k: options.pop(k) for k in ("probe", "probe_every") if k in options}
-            # Could the probe be apart (a short epoch, a short run, the CPU)? Then the plain epoch
-            # is lowered first, and its cost analysis says whether the step is cheap enough.
-            apart = (probe.get("probe") is not None and probe_apart(0.0, epochs)
-                     and self.n_batches <= probe.get("probe_every", 1))  # fmt: skip
+            # Could the probe be apart (a short epoch, a short run, the CPU; the step's cost is
+            # not known yet)? Then the plain epoch is lowered first, and its cost analysis says
+            # whether the step is cheap enough.
+            apart = (probe.get("probe") is not None and self.n_batches <= self.every
+                     and probe_apart(0.0, epochs))  # fmt: skip
             lowered = self._lower_fused(
                 programs, train_state, options if apart else {**options, **probe}
             )
