@@ -18,38 +18,53 @@ temporary directory, so an example that writes ``"runs/mlp"`` writes there.
 import atexit
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 # One folder for the whole run: pytest-xdist's workers inherit it from the controller (which
 # made it first and removes it at the end), so they share one compilation cache too.
 _INHERITED = os.environ.get("JAXNET_TEST_SESSION_DIR")
+
+
+def _test_speed_xla_flags() -> str:
+    """Test speed only: compiling is most of a test's time on a CPU, and these flags make XLA:CPU
+    compile fast rather than emit fast code, which tests of small models do not need. LLVM at
+    -O0 cuts the suite's CPU time by ~13%; XLA's older elemental emitters instead of its MLIR
+    fusion emitters, on one codegen thread, halve what is left (the suite: 805 -> 398 CPU
+    seconds). They change how fast the code runs and may move a float's last bit (an FMA
+    contracted or not), not what it computes: programs compared in a test are compiled alike,
+    subprocesses inherit the flags, and users' programs keep XLA's defaults. A flag that this
+    jaxlib's XLA does not know (an unknown flag in ``XLA_FLAGS`` aborts every process) is left
+    out: a jaxlib without it runs the suite slower rather than not at all."""
+    flags = ["--xla_backend_optimization_level=0", "--xla_llvm_disable_expensive_passes=true"]
+    newer = ["--xla_cpu_use_fusion_emitters=false", "--xla_cpu_parallel_codegen_split_count=1"]
+    probe = subprocess.run(
+        [sys.executable, "-c", "import jax; jax.devices()"],
+        env={**os.environ, "XLA_FLAGS": " ".join(newer), "JAX_PLATFORMS": "cpu"},
+        capture_output=True,
+    )  # fmt: skip
+    known = newer if probe.returncode == 0 else []
+    return " ".join([os.environ.get("XLA_FLAGS", ""), *flags, *known]).strip()
+
+
 SESSION_DIR = Path(_INHERITED or tempfile.mkdtemp(prefix="jaxnet-tests-"))
 SESSION_ENV = {
+    "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") if _INHERITED else _test_speed_xla_flags(),
     "JAXNET_TEST_SESSION_DIR": str(SESSION_DIR),
     "HOME": str(SESSION_DIR / "home"),
     "XDG_CACHE_HOME": str(SESSION_DIR / "home" / ".cache"),
     "XDG_CONFIG_HOME": str(SESSION_DIR / "home" / ".config"),
     "JAXNET_CACHE_DIR": str(SESSION_DIR / "xla"),
     "JAX_COMPILATION_CACHE_DIR": str(SESSION_DIR / "xla"),
-    # Every program goes into the run's cache, so a program that two test processes compile
-    # (the same model in two workers or subprocesses) is compiled once.
-    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    # A program that took over 0.1 s to compile goes into the run's cache, so one that two test
+    # processes compile (the same model in two workers or subprocesses) is compiled once. (Every
+    # program: the suite took 230 s instead of 212; reading a small one back costs as much as
+    # compiling it, and writing it costs more.)
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.1",
     "JAXNET_DATA_DIR": str(SESSION_DIR / "datasets"),
     "MPLCONFIGDIR": str(SESSION_DIR / "matplotlib"),  # its font cache
-    # Test speed only: LLVM's optimisation costs compile time (most of a test's time on a CPU:
-    # -O0 cuts the suite's CPU time by about 13%) and saves run time that tests of small models
-    # do not need; it changes how fast the code runs, not what it computes. Programs compared in
-    # a test are compiled alike; subprocesses inherit it. Users' programs keep XLA's defaults.
-    "XLA_FLAGS": " ".join(
-        [
-            os.environ.get("XLA_FLAGS", ""),
-            "--xla_backend_optimization_level=0",
-            "--xla_llvm_disable_expensive_passes=true",
-        ]
-    ).strip()
-    if not _INHERITED
-    else os.environ.get("XLA_FLAGS", ""),
 }
 if not _INHERITED:
     for _folder in ("home", "xla", "datasets", "matplotlib"):
