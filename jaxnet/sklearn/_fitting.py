@@ -58,6 +58,15 @@ def bucket(n: int, minimum: int = 256) -> int:
     return max(minimum, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
 
 
+def batch_bucket(n: int, minimum: int = 1) -> int:
+    """The smallest ``2**k`` or ``3 * 2**(k-1)`` ``>= max(n, minimum)``: the padded number of
+    batches of an epoch, or of rows of a batch (at most a third of a padded step is padding, and
+    few sizes: programs are shared)."""
+    n = max(n, minimum, 1)
+    power = 1 << max(0, math.ceil(math.log2(n)))
+    return power * 3 // 4 if power >= 4 and power * 3 // 4 >= n else power
+
+
 def bucket_features(n_features: int) -> int:
     """The padded width of ``n_features`` columns (at least 32: small tables share programs)."""
     return bucket(n_features, 32)
@@ -65,7 +74,7 @@ def bucket_features(n_features: int) -> int:
 
 def as_hyper(values: Mapping[str, float]) -> dict[str, jax.Array]:
     """Hyper-parameters as float32 scalars (one compiled program for every value)."""
-    return {k: jnp.asarray(v, jnp.float32) for k, v in values.items()}
+    return {k: np.asarray(v, np.float32) for k, v in values.items()}
 
 
 def pad_rows(a: np.ndarray, rows: int, columns: int | None = None) -> np.ndarray:
@@ -76,16 +85,18 @@ def pad_rows(a: np.ndarray, rows: int, columns: int | None = None) -> np.ndarray
     return out
 
 
-def batch_rows(order: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+def batch_rows(
+    order: np.ndarray, batch_size: int, min_width: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
     """The epoch's batches as padded index rows and weights, ``(n_batches, batch)`` each.
 
     ``order`` visits the examples; consecutive runs of ``batch_size`` make the batches and the
-    last may be shorter (scikit-learn's ``gen_batches``). Batches and rows are padded to
-    :func:`bucket` sizes with weight 0, which the step skips.
+    last may be shorter (scikit-learn's ``gen_batches``). The batches and their rows (at least
+    ``min_width``) are padded to :func:`batch_bucket` sizes with weight 0, which the step skips.
     """
     n = len(order)
     n_batches = -(-n // batch_size)
-    rows = np.zeros((bucket(n_batches, 1), bucket(batch_size)), np.int32)
+    rows = np.zeros((batch_bucket(n_batches), batch_bucket(batch_size, min_width)), np.int32)
     weights = np.zeros(rows.shape, np.float32)
     flat = np.zeros(n_batches * batch_size, np.int32)
     flat[:n] = order

@@ -70,7 +70,7 @@ class _Adapter:
         return (
             type(estimator), hidden, estimator.activation, estimator.solver,
             bool(estimator.nesterovs_momentum), getattr(estimator, "loss", None), n_outputs,
-            np.shape(x)[1], _fitting.bucket(batch_size),
+            np.shape(x)[1], _fitting.batch_bucket(batch_size, 32),
         )  # fmt: skip
 
     @staticmethod

@@ -38,10 +38,12 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_targ
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from jaxnet import optim, recipes
+from jaxnet.compilation import run_once
 from jaxnet.core import init_model
 from jaxnet.regularizers import l2
 from jaxnet.sklearn import _fitting
 from jaxnet.sklearn._fitting import Training
+from jaxnet.train.fit import as_key
 
 STOCHASTIC = ("sgd", "adam")
 
@@ -248,7 +250,7 @@ class BaseMLP(BaseEstimator):
         return _fitting.bucket_features(n_features)
 
     def _epoch_key(self):
-        return jax.random.key(0)  # an MLP has no randomness inside the step
+        return as_key(0)  # an MLP has no randomness inside the step
 
     def _monitor(self, training):
         """A :class:`~jaxnet.diagnostics.GradientMonitor` when ``diagnostics=True``."""
@@ -336,10 +338,11 @@ class BaseMLP(BaseEstimator):
         training = self._training()
         d_pad = self._feature_padding(X.shape[1])
         # on the device: the epoch gets its own outputs back, one compiled entry for both
-        params, state = jax.tree.map(jnp.asarray, self._params(training, d_pad))
+        params, state = jax.device_put(self._params(training, d_pad))
         hyper = dict(training.hyper)
         if not incremental or self._opt_state is None:
-            self._opt_state = training.optimizer(_fitting.as_hyper(hyper)).init(params)
+            init = lambda p, h: training.optimizer(h).init(p)  # noqa: E731
+            self._opt_state = run_once(init, params, _fitting.as_hyper(hyper))
             self._learning_rate = self._learning_rate_init()
         opt_state = self._opt_state
         early_stopping = self.early_stopping
@@ -359,8 +362,9 @@ class BaseMLP(BaseEstimator):
         n = X.shape[0]
         sample_idx = np.arange(n, dtype=int)
         self.n_iter_ = 0  # this call's epochs, as scikit-learn counts them
+        min_width = 32  # "auto" (at most 200 rows): one program for every n, refits included
         if self.batch_size == "auto":
-            batch_size = min(200, n)
+            batch_size, min_width = min(200, n), 256
         else:
             if self.batch_size > n:
                 warnings.warn(
@@ -378,7 +382,7 @@ class BaseMLP(BaseEstimator):
             key = self._epoch_key()
             if self.shuffle:
                 sample_idx = shuffle(sample_idx, random_state=rng)
-            rows, weights = _fitting.batch_rows(sample_idx, batch_size)
+            rows, weights = _fitting.batch_rows(sample_idx, batch_size, min_width)
             hyper["learning_rate"] = self._learning_rate
             params, state, opt_state, loss_sum, *probes = epoch(
                 params, state, opt_state, _fitting.as_hyper(hyper), xp, yp, rows, weights, key

@@ -208,6 +208,23 @@ def test_bad_parameters_raise_at_fit(iris):
         MLPClassifier(solver="lbfgs").partial_fit  # noqa: B018
 
 
+def test_at_most_a_third_of_an_epochs_padded_batches_is_padding():
+    """Explicit batch sizes: the steps and their rows padded to 2**k or 3 * 2**(k-1) (digits'
+    1437 rows in batches of 32: 45 batches -> 48 x 32, not 64 x 256)."""
+    from jaxnet.sklearn import _fitting
+
+    order = np.random.default_rng(0).permutation(1437)
+    rows, weights = _fitting.batch_rows(order, 32)
+    assert rows.shape == weights.shape == (48, 32)
+    np.testing.assert_array_equal(np.sort(rows[weights > 0]), np.arange(1437))
+    np.testing.assert_array_equal(rows[:44].ravel(), order[: 44 * 32])  # in order, 32 a batch
+    assert weights[44].sum() == 1437 - 44 * 32 and weights[45:].sum() == 0
+    for n in range(1, 2000):
+        padded = _fitting.batch_bucket(n)
+        assert n <= padded and (padded - n) <= padded / 3, n
+    assert _fitting.batch_rows(order[:150], 150, min_width=256)[0].shape == (1, 256)
+
+
 def test_refits_reuse_the_compiled_epoch(iris):
     """Other sample counts, feature counts (up to 32) and numeric hyper-parameters of the same
     structure run the same compiled epoch program."""
