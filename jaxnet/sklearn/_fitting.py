@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnet.compilation import jit_rarely_run
 from jaxnet.core import apply_with_outputs
 from jaxnet.optim import apply_updates
 
@@ -144,6 +145,8 @@ class Programs(NamedTuple):
     # (params, state, hyper, x, y, w, max_iter, max_fun, tol) -> (params, reported loss,
     # iterations, function evaluations)
     lbfgs: Callable
+    # (params, hyper) -> the optimizer's initial state (compiled for speed of compiling)
+    init_optimizer: Callable
 
 
 _PROGRAMS: dict[Hashable, Programs] = {}
@@ -224,7 +227,8 @@ def _build(training: Training, probe: Callable | None = None) -> Programs:
     def lbfgs(params, state, hyper, x, y, w, max_iter, max_fun, tol):
         return _minimise_lbfgs(training, params, state, hyper, x, y, w, max_iter, max_fun, tol)
 
-    return Programs(epoch, predict, value_and_grad, lbfgs)
+    init_optimizer = jit_rarely_run(lambda params, hyper: training.optimizer(hyper).init(params))
+    return Programs(epoch, predict, value_and_grad, lbfgs, init_optimizer)
 
 
 def _minimise_lbfgs(training, params, state, hyper, x, y, w, max_iter, max_fun, tol):

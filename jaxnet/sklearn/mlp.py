@@ -38,7 +38,6 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_targ
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from jaxnet import optim, recipes
-from jaxnet.compilation import run_once
 from jaxnet.core import init_model
 from jaxnet.regularizers import l2
 from jaxnet.sklearn import _fitting
@@ -341,8 +340,8 @@ class BaseMLP(BaseEstimator):
         params, state = jax.device_put(self._params(training, d_pad))
         hyper = dict(training.hyper)
         if not incremental or self._opt_state is None:
-            init = lambda p, h: training.optimizer(h).init(p)  # noqa: E731
-            self._opt_state = run_once(init, params, _fitting.as_hyper(hyper))
+            init_optimizer = _fitting.programs(training).init_optimizer
+            self._opt_state = init_optimizer(params, _fitting.as_hyper(hyper))
             self._learning_rate = self._learning_rate_init()
         opt_state = self._opt_state
         early_stopping = self.early_stopping
