@@ -227,12 +227,13 @@ def test_at_most_a_third_of_an_epochs_padded_batches_is_padding():
 
 def test_refits_reuse_the_compiled_epoch(iris):
     """Other sample counts, feature counts (up to 32) and numeric hyper-parameters of the same
-    structure run the same compiled epoch program."""
+    structure run the same compiled epoch (and optimizer initialisation) program."""
     from jaxnet.sklearn import _fitting
 
     X, y = iris
     first = MLPClassifier(hidden_layer_sizes=(5,), max_iter=2, random_state=0).fit(X, y)
-    epoch = _fitting.programs(first._training()).epoch
+    programs = _fitting.programs(first._training())
     MLPClassifier(hidden_layer_sizes=(5,), max_iter=2, learning_rate_init=0.1, alpha=1.0,
                   beta_1=0.5, random_state=1).fit(X[::2, :3], y[::2])  # fmt: skip
-    assert epoch._cache_size() == 1
+    assert programs.epoch._cache_size() == 1
+    assert programs.init_optimizer._cache_size() == 1  # the optimizer state's program too
