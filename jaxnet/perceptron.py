@@ -32,6 +32,7 @@ from jaxnet import registry
 from jaxnet.activations import step
 from jaxnet.core import Layer, constructor_info
 from jaxnet.errors import DataError, ShapeError, check_int, check_range
+from jaxnet.random import permutation
 
 
 def predict(w, b, x):
@@ -90,7 +91,7 @@ def _train(x, y, w, b, epochs, lr, key):
         if key is None:
             order = jnp.arange(x.shape[0])
         else:
-            order = jax.random.permutation(jax.random.fold_in(key, epoch_index), x.shape[0])
+            order = permutation(jax.random.fold_in(key, epoch_index), x.shape[0])
         carry, mistakes = jax.lax.scan(example, carry, (x[order], y[order]))
         return carry, jnp.sum(mistakes).astype(jnp.int32)
 

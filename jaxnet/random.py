@@ -80,3 +80,14 @@ def normal(key, shape, dtype=jnp.float32) -> jax.Array:
     low = np.nextafter(np.float32(-1.0), np.float32(0.0))
     u = uniform(key, shape, low, 1.0)
     return (jnp.float32(np.sqrt(2.0)) * jax.lax.erf_inv(u)).astype(dtype)
+
+
+def permutation(key, n: int) -> jax.Array:
+    """``jax.random.permutation(key, n)``: ``arange(n)`` sorted by 32 random bits per element,
+    in as many rounds as ``jax.random`` takes (one up to 1625 elements), each round's bits drawn
+    by :func:`random_bits` from the next split of ``key``."""
+    x = jnp.arange(n)
+    for _ in range(int(np.ceil(3 * np.log(max(1, n)) / np.log(np.iinfo(np.uint32).max)))):
+        key, subkey = jax.random.split(key)
+        _, x = jax.lax.sort_key_val(random_bits(subkey, (n,)), x)
+    return x

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jaxnet.errors import ConfigError
-from jaxnet.random import bernoulli, normal, random_bits, threefry2x32, uniform
+from jaxnet.random import bernoulli, normal, permutation, random_bits, threefry2x32, uniform
 
 SHAPES = [(7,), (32, 256), (2, 3, 5)]
 
@@ -48,6 +48,18 @@ def test_same_numbers_as_jax_random(shape):
         expected = jax.jit(theirs)(key)
     for a, b in zip(jax.jit(ours)(key), expected, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("n", [1, 2, 1437, 1625, 1626, 5000])  # 1626 up: two rounds of sorting
+def test_permutation_is_jax_randoms(n):
+    """The same order as ``jax.random.permutation`` (the shuffle of every epoch), compiled."""
+    with jax.threefry_partitionable(True):  # jax's default (conftest turns it off for speed)
+        for seed in (0, 7):
+            key = jax.random.fold_in(jax.random.key(seed), 3)
+            expected = jax.jit(jax.random.permutation, static_argnums=1)(key, n)
+            ours = jax.jit(permutation, static_argnums=1)(key, n)
+            assert ours.dtype == expected.dtype
+            np.testing.assert_array_equal(ours, expected)
 
 
 def test_exact_under_vmap_and_jit(key):

@@ -78,7 +78,7 @@ def test_fit_many_equals_training_each_model_alone(model):
         epoch = jax.jit(jaxnet.make_epoch(model, LOSS, opt, 16))
         losses_m = []
         for e in range(2):
-            order = jax.random.permutation(jax.random.fold_in(jax.random.key(0), e), len(x))
+            order = jaxnet.random.permutation(jax.random.fold_in(jax.random.key(0), e), len(x))
             ts, logs, _ = epoch(ts, x, y, order)
             losses_m.append(float(logs["loss"]))
         jax.tree.map(
@@ -174,7 +174,7 @@ def test_mixed_precision_keeps_float32_master_weights_and_learns():
         optim.adam(1e-2),
         x,
         y,
-        epochs=15,
+        epochs=30,
         batch_size=32,
         verbose=0,
         compute_dtype=jnp.bfloat16,

@@ -74,7 +74,8 @@ def test_fused_epoch_equals_the_same_steps_one_by_one(key):
     assert int(ts.step) == 4  # 70 // 16 full batches, remainder dropped
 
     step = jaxnet.make_train_step(model, losses.sparse_categorical_cross_entropy, opt)
-    order = np.asarray(jax.random.permutation(jaxnet.train.step.shuffle_key(ts0, 0), 70))
+    # (jax.random.permutation's order: tests/test_random.py)
+    order = np.asarray(jaxnet.random.permutation(jaxnet.train.step.shuffle_key(ts0, 0), 70))
     params, state, opt_state, step_losses = ts0.params, ts0.state, ts0.opt_state, []
     for i in range(4):
         idx = order[i * 16 : (i + 1) * 16]

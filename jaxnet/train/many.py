@@ -17,6 +17,7 @@ from jaxnet.core import Layer
 from jaxnet.errors import ConfigError, check_range
 from jaxnet.losses import target_kind
 from jaxnet.metrics import check_mode, direction
+from jaxnet.random import permutation
 from jaxnet.train import options, parallel
 from jaxnet.train.callbacks import Loop, call
 from jaxnet.train.data import output_shape, place, prepare
@@ -273,7 +274,7 @@ def _array_epochs(model, loss_fn, make_optimizer, batch_size, metrics, penalty, 
     def train_epoch(ts, hp, x, y, epoch_index):
         order = None  # each model's own, from its train state, as in fit
         if data_key is not None:
-            order = jax.random.permutation(jax.random.fold_in(data_key, epoch_index), n)
+            order = permutation(jax.random.fold_in(data_key, epoch_index), n)
         return jax.vmap(epoch_one, in_axes=(0, 0, None, None, None))(ts, hp, x, y, order)
 
     compiled = train_epoch.lower(train_state, hparams, data.x, data.y, jnp.int32(0)).compile()
@@ -301,7 +302,7 @@ def _source_epochs(model, loss_fn, make_optimizer, metrics, penalty, feed, data_
 
     @jax.jit
     def order_of(epoch_index):
-        return jax.random.permutation(jax.random.fold_in(data_key, epoch_index), len(feed.source))
+        return permutation(jax.random.fold_in(data_key, epoch_index), len(feed.source))
 
     def run_epoch(ts, epoch, on_chunk=None):  # (a stream has its own order)
         order = order_of(jnp.int32(epoch)) if isinstance(feed.source, RandomAccess) else None

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from jaxnet.core import Layer, init_model
 from jaxnet.objective import make_loss
 from jaxnet.optim import apply_updates
+from jaxnet.random import permutation
 from jaxnet.train import parallel
 
 
@@ -291,7 +292,7 @@ def epoch_order(ts: TrainState, n: int, batch_size: int, shuffle: bool = True):
     """The order in which the epoch that starts at step ``ts.step`` visits ``n`` examples."""
     if not shuffle:
         return jnp.arange(n)
-    return jax.random.permutation(shuffle_key(ts, ts.step // (n // batch_size)), n)
+    return permutation(shuffle_key(ts, ts.step // (n // batch_size)), n)
 
 
 def sharded_epoch_rows(ts: TrainState, n: int, shards: int, batch_size: int, shuffle=True):
@@ -305,7 +306,7 @@ def sharded_epoch_rows(ts: TrainState, n: int, shards: int, batch_size: int, shu
     n_batches = n_local // b
     key = shuffle_key(ts, ts.step // n_batches)
     if shuffle:
-        orders = jax.vmap(lambda s: jax.random.permutation(jax.random.fold_in(key, s), n_local))(
+        orders = jax.vmap(lambda s: permutation(jax.random.fold_in(key, s), n_local))(
             jnp.arange(shards)
         )
     else:
