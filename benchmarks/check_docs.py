@@ -12,6 +12,7 @@ re-run the example, then update the document in the same commit). Takes a few mi
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -123,7 +124,10 @@ def run(claim: Claim, cache: dict) -> str:
     if key not in cache:
         with tempfile.TemporaryDirectory() as out:
             command = [sys.executable, *(part.format(out=out) for part in claim.command)]
-            result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+            # the examples' compilation cache (the demo turns it on) stays in the temporary folder
+            env = dict(os.environ, JAXNET_CACHE_DIR=os.path.join(out, "xla"))
+            result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                                    timeout=900)  # fmt: skip
         cache[key] = result.stdout + result.stderr
         if result.returncode:
             raise RuntimeError(f"{' '.join(claim.command)} failed:\n{cache[key][-2000:]}")
