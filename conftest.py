@@ -40,12 +40,15 @@ def _test_speed_xla_flags() -> str:
     out: a jaxlib without it runs the suite slower rather than not at all."""
     flags = ["--xla_backend_optimization_level=0", "--xla_llvm_disable_expensive_passes=true"]
     newer = ["--xla_cpu_use_fusion_emitters=false", "--xla_cpu_parallel_codegen_split_count=1"]
-    probe = subprocess.run(
-        [sys.executable, "-c", "import jax; jax.devices()"],
-        env={**os.environ, "XLA_FLAGS": " ".join(newer), "JAX_PLATFORMS": "cpu"},
-        capture_output=True,
-    )  # fmt: skip
-    known = newer if probe.returncode == 0 else []
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", "import jax; jax.devices()"],
+            env={**os.environ, "XLA_FLAGS": " ".join(newer), "JAX_PLATFORMS": "cpu"},
+            capture_output=True, timeout=120,
+        )  # fmt: skip
+        known = newer if probe.returncode == 0 else []
+    except subprocess.TimeoutExpired:
+        known = []
     return " ".join([os.environ.get("XLA_FLAGS", ""), *flags, *known]).strip()
 
 
