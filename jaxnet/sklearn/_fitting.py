@@ -73,8 +73,9 @@ def bucket_features(n_features: int) -> int:
     return bucket(n_features, 32)
 
 
-def as_hyper(values: Mapping[str, float]) -> dict[str, jax.Array]:
-    """Hyper-parameters as float32 scalars (one compiled program for every value)."""
+def as_hyper(values: Mapping[str, float]) -> dict[str, np.ndarray]:
+    """Hyper-parameters as float32 scalars (one compiled program for every value; NumPy, so
+    making them compiles nothing)."""
     return {k: np.asarray(v, np.float32) for k, v in values.items()}
 
 
