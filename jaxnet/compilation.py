@@ -57,7 +57,7 @@ def elemental_emitters() -> dict:
 
 def run_once(fn, *args):
     """``fn(*args)`` compiled as one program with :func:`run_once_options` (e.g. a model's init)."""
-    return jax.jit(fn).lower(*args).compile(compiler_options=run_once_options())(*args)
+    return jit_rarely_run(fn)(*args)
 
 
 def jit_rarely_run(fn):
