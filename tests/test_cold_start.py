@@ -66,7 +66,7 @@ def test_fit_compiles_each_program_once(fitted):
     *_, compiled = fitted
     assert compiled.count("jit(checked)") == 1  # the epoch (compiled ahead, not again)
     assert compiled.count("jit(evaluate)") == 1  # the validation (compiled ahead, not again)
-    assert "jit(finite_flags)" not in compiled  # the guard's flags are the epoch program's
+    assert "jit(_leaves_went_non_finite)" not in compiled  # a finite run: the epoch program looks
 
 
 def test_compiling_runs_the_program_and_reraises_its_error():

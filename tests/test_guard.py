@@ -13,7 +13,7 @@ from jaxnet.core import serial
 from jaxnet.layers import Dense
 from jaxnet.train.callbacks import Callback
 from jaxnet.train.fit import fit
-from jaxnet.train.guard import became_non_finite
+from jaxnet.train.guard import became_non_finite, went_non_finite
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(32, 3)).astype(np.float32)
@@ -91,16 +91,37 @@ def test_optimizer_state_overflowing_under_finite_loss_and_params_is_caught():
     assert len(messages) == 1 and "made the train state non-finite (opt_state/0/nu" in messages[0]
 
 
-def test_became_non_finite_ignores_leaves_that_start_non_finite():
-    before = {"a": jnp.ones(2), "best": jnp.inf, "step": jnp.int32(1), "b": jnp.ones(3)}
+def test_became_non_finite_ignores_entries_that_start_non_finite():
+    before = {"a": jnp.ones(2), "best": jnp.inf, "step": jnp.int32(1), "b": jnp.ones(3),
+              "c": jnp.array([jnp.inf, 1.0])}  # fmt: skip
     after = {
         "a": jnp.array([1.0, jnp.nan]),
         "best": jnp.inf,
         "step": jnp.int32(2),
         "b": before["b"],
+        "c": jnp.array([jnp.inf, 2.0]),
     }
     assert became_non_finite(before, after) == ["a"]
     assert became_non_finite(before, before) == []
+    # an entry of a leaf that already held a non-finite one
+    assert became_non_finite(before, {**after, "c": jnp.array([1.0, -jnp.inf])}) == ["a", "c"]
+
+
+def test_went_non_finite_is_one_flag_for_every_entry_of_every_leaf():
+    before = {"w": jnp.ones((2, 3)), "best": jnp.array([jnp.inf, 0.0]), "step": jnp.int32(0),
+              "h": jnp.ones(4, jnp.bfloat16), "z": jnp.ones(2, jnp.complex64)}  # fmt: skip
+    for leaf, index, value in [("w", (1, 2), jnp.nan), ("best", 1, jnp.inf), ("h", 3, -jnp.inf),
+                               ("best", 0, jnp.nan), ("z", 1, complex(0, jnp.inf))]:  # fmt: skip
+        after = {**before, leaf: before[leaf].at[index].set(value)}
+        expected = bool(np.isfinite(np.asarray(before[leaf], np.complex64)[index]))
+        assert bool(jax.jit(went_non_finite)(before, after)) is expected, (leaf, index)
+        assert became_non_finite(before, after, went_non_finite(before, after)) == (
+            [leaf] if expected else []
+        )
+    assert not went_non_finite(before, before)
+    big = {"w": jnp.float32(3e38), "h": jnp.float16(6e4)}  # the largest finite values stay finite
+    assert not went_non_finite(big, big) and went_non_finite(big, {**big, "h": jnp.float16(jnp.inf)})
+    assert not went_non_finite({"step": jnp.int32(0)}, {"step": jnp.int32(1)})
 
 
 def test_a_finite_run_is_untouched():

@@ -45,7 +45,7 @@ from jaxnet.train import parallel
 from jaxnet.train import step as steps
 from jaxnet.train.arrays import to_numpy
 from jaxnet.train.data import Data, checked, match_targets, place, prepare
-from jaxnet.train.guard import finite_flags
+from jaxnet.train.guard import went_non_finite
 from jaxnet.train.sources import CHUNK_BYTES, EpochPlan, as_source, batch_bytes
 
 CHUNK_SECONDS = 0.5  # an automatic chunk takes at least this long: a chunk boundary is then cheap
@@ -82,14 +82,15 @@ def make_feed(x, y, *, batch_size: int, validation_data=None, validation_split=N
 class EpochResult(NamedTuple):
     """What every feed's epoch returns: the new train state, the epoch's ``logs`` (means of the
     per-step values), the probe's results at the ``probed`` steps (positions in the epoch;
-    ``probes`` is ``None`` without a probe) and the non-finite guard's ``flags`` ``(finite
-    before, finite after)`` where a fused epoch computed them, else ``None``."""
+    ``probes`` is ``None`` without a probe) and the non-finite guard's ``broke``
+    (:func:`~jaxnet.train.guard.went_non_finite`) where a fused epoch computed it, else
+    ``None``."""
 
     train_state: Any
     logs: Any
     probes: Any = None
     probed: tuple = ()
-    flags: Any = None
+    broke: Any = None
 
 
 class Programs:
@@ -285,8 +286,8 @@ class ArrayFeed(_Feed):
                 self.run_fused = Compiling(lowered)
 
     def _lower_fused(self, programs: Programs, train_state, options: dict):
-        """The fused epoch, lowered: the epoch with the guard's flags of the states before and
-        after, and the rows of its first batch (for a probe apart)."""
+        """The fused epoch, lowered: the epoch with the guard's look at the states before and
+        after (:func:`went_non_finite`), and the rows of its first batch (for a probe apart)."""
         order = "per_device" if self.split_data else "global"
         epoch = programs.epoch(self.batch_size, self.shuffle, mesh=self.mesh,
                                shard_order=order, **options)  # fmt: skip
@@ -296,7 +297,7 @@ class ArrayFeed(_Feed):
             new, logs, probes = epoch(ts, x, y)
             # (the epoch computes the same rows: XLA computes them once)
             first = steps.sharded_epoch_rows(ts, n, shards, self.batch_size, self.shuffle)[:1]
-            return new, logs, probes, (finite_flags(ts), finite_flags(new)), first
+            return new, logs, probes, went_non_finite(ts, new), first
 
         return jax.jit(checked).lower(train_state, self.data.x, self.data.y)
 
@@ -307,16 +308,16 @@ class ArrayFeed(_Feed):
         return self.compile_seconds
 
     def run_epoch(self, train_state, start=0, on_chunk=None, prior=None) -> EpochResult:
-        """One epoch: the fused program (with the guard's flags of the states before and after)
+        """One epoch: the fused program (with the guard's look at the states before and after)
         when the epoch is one program and starts at its beginning, else chunk by chunk."""
         if self.run_fused is None or start:
             return self.run_chunks(train_state, start, on_chunk, prior)
-        new_state, logs, probes, flags, first = self.run_fused(train_state, self.data.x,
+        new_state, logs, probes, broke, first = self.run_fused(train_state, self.data.x,
                                                                self.data.y)  # fmt: skip
         if self.probe_first is not None:  # its first step, probed apart (see the module)
             probes = self.probe_first(train_state, self.data.x, self.data.y, first)
         probed = steps.probed_steps(self.n_batches, self.every) if probes is not None else []
-        return EpochResult(new_state, logs, probes, probed, flags)
+        return EpochResult(new_state, logs, probes, probed, broke)
 
     def chunks(self, train_state, start: int, order=None):
         """Arguments of each chunk program: the data and ``K`` rows of the epoch's order."""

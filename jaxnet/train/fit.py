@@ -178,13 +178,13 @@ def fit(
             except StopAtChunk:  # a preemption signal, acted on between two chunks
                 break
             new_state = result.train_state
-            logs, flags = jax.device_get((result.logs, result.flags))  # one transfer for every log
+            logs, broke = jax.device_get((result.logs, result.broke))  # one transfer for every log
             logs = {name: float(logs[name]) for name in log_names}
             if monitor is not None:  # the probed steps' numbers, counted from the first of the run
                 first = int(loop.train_state.step) - first_step
                 probes = jax.device_get(result.probes)
                 monitor.on_probe(epoch, first + np.array(result.probed, int), probes)
-            if not guard_accepts(epoch, logs, loop.train_state, new_state, feed, flags):
+            if not guard_accepts(epoch, logs, loop.train_state, new_state, feed, broke):
                 break
             loop.train_state, loop.data_position = new_state, feed.position
             if validate:

@@ -2,10 +2,12 @@
 accepted.
 
 ``fit`` asks :func:`guard_accepts` before it takes an epoch's new train state. Two things are
-checked: the epoch's logs, and every floating-point leaf of the new train state (params, layer
+checked: the epoch's logs, and every floating-point entry of the new train state (params, layer
 state, optimizer state) that was finite when the epoch began. The second matters because a step's
 loss is computed *before* its update: an update that overflows the parameters (full-batch SGD at
-a huge learning rate) leaves the epoch's loss finite. A finite epoch costs one small reduction.
+a huge learning rate) leaves the epoch's loss finite. A finite epoch costs one reduction over the
+whole state, inside the epoch's program (one reduction, not one per leaf: each is a kernel to
+compile).
 A rejected one is re-run once with a per-step probe to say where it first broke — the step, the
 first layer with a non-finite output, gradient or updated parameter, or only the loss — and
 ``fit`` stops with the state it had when the epoch began, which is always finite.
@@ -24,15 +26,15 @@ from jaxnet.core import path_string
 from jaxnet.optim import apply_updates
 
 
-def guard_accepts(epoch: int, logs: dict, train_state, new_state, feed, flags=None) -> bool:
-    """``True`` if every value in ``logs`` is finite and no leaf of ``new_state`` went
-    non-finite during the epoch that started at ``train_state`` (``flags``: those leaves'
-    :func:`nonfinite_flags`, when the epoch program computed them already). Otherwise warn where
+def guard_accepts(epoch: int, logs: dict, train_state, new_state, feed, broke=None) -> bool:
+    """``True`` if every value in ``logs`` is finite and no entry of ``new_state`` went
+    non-finite during the epoch that started at ``train_state`` (``broke``: their
+    :func:`went_non_finite`, when the epoch program computed it already). Otherwise warn where
     the epoch first broke (re-run once with :func:`finite_probe` on every step, by
     ``feed.probe_epoch``, see :mod:`jaxnet.train.feed`) and return ``False``; ``fit`` then keeps
     ``train_state``.
     """
-    broken = became_non_finite(train_state, new_state, flags)
+    broken = became_non_finite(train_state, new_state, broke)
     bad_logs = {k: v for k, v in logs.items() if not np.isfinite(v)}
     if not broken and not bad_logs:
         return True
@@ -56,16 +58,14 @@ def guard_accepts(epoch: int, logs: dict, train_state, new_state, feed, flags=No
     return False
 
 
-def became_non_finite(before, after, flags=None) -> list[str]:
-    """Paths of the floating-point leaves of ``after`` that are not all finite although the same
-    leaf of ``before`` was (a leaf that starts non-finite, e.g. an optimizer's ``inf`` "best value
-    so far", is left alone). ``flags``: :func:`nonfinite_flags`, or :func:`finite_flags` of
-    ``before`` and ``after``, if already computed."""
-    if flags is None:
-        flags = _nonfinite_flags(before, after)
-    elif isinstance(flags, tuple):
-        flags = np.asarray(flags[0]) & ~np.asarray(flags[1])
-    flags = np.asarray(flags)
+def became_non_finite(before, after, broke=None) -> list[str]:
+    """Paths of the floating-point leaves of ``after`` with an entry that is not finite although
+    the same entry of ``before`` was (an entry that starts non-finite, e.g. an optimizer's
+    ``inf`` "best value so far", is left alone). ``broke``: :func:`went_non_finite` of the two,
+    if already computed (``False`` answers without looking at the leaves)."""
+    if broke is not None and not np.asarray(broke):
+        return []
+    flags = np.asarray(_leaves_went_non_finite(before, after))
     if not flags.any():
         return []
     leaves = jax.tree_util.tree_flatten_with_path(after)[0]
@@ -73,20 +73,35 @@ def became_non_finite(before, after, flags=None) -> list[str]:
     return [path_string(path) for (path, _), bad in zip(floating, flags, strict=True) if bad]
 
 
-def finite_flags(tree):
-    """One flag per floating-point leaf of ``tree``: all its entries are finite (traceable: the
-    fused epoch computes it for the state it returns, in the same program)."""
-    flags = [jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree)
-             if jnp.issubdtype(a.dtype, jnp.inexact)]  # fmt: skip
-    return jnp.stack(flags) if flags else jnp.zeros((0,), bool)
+def _floating(tree) -> list:
+    return [a for a in jax.tree.leaves(tree) if jnp.issubdtype(jnp.result_type(a), jnp.inexact)]
 
 
-def nonfinite_flags(before, after):
-    """One flag per floating-point leaf: finite in ``before``, not in ``after``."""
-    return finite_flags(before) & ~finite_flags(after)
+def went_non_finite(before, after):
+    """Whether an entry of a floating-point leaf of ``after`` is not finite although it was in
+    ``before`` (a bool scalar; traceable: the fused epoch computes it for the state it returns,
+    in the same program). Every leaf joins one vector (in the leaves' widest type, which keeps
+    finiteness), so XLA compiles one reduction, not one per leaf."""
+    def parts(tree):  # real vectors (a complex leaf's real and imaginary parts)
+        leaves = [[a.real, a.imag] if jnp.iscomplexobj(a) else [a] for a in _floating(tree)]
+        return [part.ravel() for pair in leaves for part in pair]
+
+    if not parts(after):
+        return jnp.zeros((), bool)
+    dtype = max((a.dtype for a in parts(after)), key=lambda d: jnp.finfo(d).max)
+
+    def joined(tree):
+        return jnp.concatenate([a.astype(dtype) for a in parts(tree)])
+
+    return (jnp.isfinite(joined(before)) & ~jnp.isfinite(joined(after))).any()
 
 
-_nonfinite_flags = jax.jit(nonfinite_flags)
+@jax.jit
+def _leaves_went_non_finite(before, after):
+    """One flag per floating-point leaf: :func:`went_non_finite` of that leaf alone."""
+    pairs = zip(_floating(before), _floating(after), strict=True)
+    newly = [(jnp.isfinite(b) & ~jnp.isfinite(a)).any() for b, a in pairs]
+    return jnp.stack(newly) if newly else jnp.zeros((0,), bool)
 
 
 def _some(paths: list[str]) -> str:
