@@ -267,23 +267,25 @@ class ArrayFeed(_Feed):
             # Could the probe be apart (a short epoch, a short run, the CPU; the step's cost is
             # not known yet)? Then the plain epoch is lowered first, and its cost analysis says
             # whether the step is cheap enough.
-            apart = (probe.get("probe") is not None and self.n_batches <= self.every
+            could = (probe.get("probe") is not None and self.n_batches <= self.every
                      and probe_apart(0.0, epochs))  # fmt: skip
             lowered = self._lower_fused(
-                programs, train_state, options if apart else {**options, **probe}
+                programs, train_state, options if could else {**options, **probe}
             )
             seconds = step_seconds(lowered)
             self.k = auto_steps_per_execution(seconds, self.n_batches)
-            if self.k is None and apart:
-                if probe_apart(seconds, epochs):
-                    chunk = programs.chunk(probe=probe["probe"], mesh=self.mesh,
-                                           split_data=self.split_data)  # fmt: skip
-                    self.probe_first = jit_rarely_run(first_step_probe(chunk))
-                else:
-                    lowered = self._lower_fused(programs, train_state, {**options, **probe})
-            self.compile_seconds += time.perf_counter() - start
+            apart = self.k is None and could and probe_apart(seconds, epochs)
+            if self.k is None and could and not apart:
+                lowered = self._lower_fused(programs, train_state, {**options, **probe})
             if self.k is None:  # compiles on a worker thread while fit initialises
                 self.run_fused = Compiling(lowered)
+            if apart:  # lowered for the epoch's first rows; compiles on the other worker
+                chunk = programs.chunk(probe=probe["probe"], mesh=self.mesh,
+                                       split_data=self.split_data)  # fmt: skip
+                first_rows = lowered.out_info[-1]
+                self.probe_first = Compiling(jit_rarely_run(first_step_probe(chunk)).lower(
+                    train_state, self.data.x, self.data.y, first_rows))  # fmt: skip
+            self.compile_seconds += time.perf_counter() - start
 
     def _lower_fused(self, programs: Programs, train_state, options: dict):
         """The fused epoch, lowered: the epoch with the guard's look at the states before and
