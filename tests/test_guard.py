@@ -120,7 +120,8 @@ def test_went_non_finite_is_one_flag_for_every_entry_of_every_leaf():
         )
     assert not went_non_finite(before, before)
     big = {"w": jnp.float32(3e38), "h": jnp.float16(6e4)}  # the largest finite values stay finite
-    assert not went_non_finite(big, big) and went_non_finite(big, {**big, "h": jnp.float16(jnp.inf)})
+    assert not went_non_finite(big, big)
+    assert went_non_finite(big, {**big, "h": jnp.float16(jnp.inf)})
     assert not went_non_finite({"step": jnp.int32(0)}, {"step": jnp.int32(1)})
 
 
