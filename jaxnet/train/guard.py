@@ -82,6 +82,7 @@ def went_non_finite(before, after):
     ``before`` (a bool scalar; traceable: the fused epoch computes it for the state it returns,
     in the same program). Every leaf joins one vector (in the leaves' widest type, which keeps
     finiteness), so XLA compiles one reduction, not one per leaf."""
+
     def parts(tree):  # real vectors (a complex leaf's real and imaginary parts)
         leaves = [[a.real, a.imag] if jnp.iscomplexobj(a) else [a] for a in _floating(tree)]
         return [part.ravel() for pair in leaves for part in pair]
