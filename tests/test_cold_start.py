@@ -1,10 +1,12 @@
 """Cold start: ``fit`` compiles its epoch and validation programs on a worker thread while the
 initialisation compiles and runs (jaxnet.compilation.Compiling); the results stay bit-identical."""
 
+import gc
 import logging
 import os
 import subprocess
 import sys
+import weakref
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +15,7 @@ import pytest
 
 import jaxnet
 from jaxnet import losses, optim
-from jaxnet.compilation import Compiling, run_once, same_types
+from jaxnet.compilation import Compiling, collector_spares_older_objects, run_once, same_types
 from jaxnet.train.step import create_train_state, make_epoch
 
 LOSS = losses.sparse_categorical_cross_entropy
@@ -134,3 +136,46 @@ def test_run_once_compiles_with_the_elemental_emitters_and_the_same_bits(tmp_pat
     env = dict(os.environ, XLA_FLAGS="", JAX_PLATFORMS="cpu")
     out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.split() == ["ok"], out.stderr[-3000:]
+
+
+class Node:
+    """An object in a reference cycle: only the cycle collector frees it."""
+
+    def __init__(self):
+        self.me = self
+
+
+def test_the_collector_spares_older_objects_inside_and_gets_them_back_after():
+    if gc.get_freeze_count():
+        pytest.skip("this process froze objects itself")
+    old = Node()
+    older = weakref.ref(old)
+    with collector_spares_older_objects():
+        assert gc.get_freeze_count() > 0
+        young = weakref.ref(Node())  # made inside: collected as usual
+        del old
+        gc.collect()
+        assert older() is not None and young() is None
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert older() is None  # the collector's again: nothing leaks
+
+
+def test_a_program_that_froze_objects_keeps_them_frozen():
+    if gc.get_freeze_count():
+        pytest.skip("this process froze objects itself")
+    old = Node()
+    older = weakref.ref(old)
+    gc.freeze()
+    try:
+        del old
+        x, y = problem(32)
+        jaxnet.fit(jaxnet.Dense(3), LOSS, optim.sgd(0.1), x, y, epochs=1, verbose=0)
+        gc.collect()
+        assert gc.get_freeze_count() > 0 and older() is not None  # still frozen
+    finally:
+        gc.unfreeze()
+    gc.collect()
+    assert older() is None
+    jaxnet.fit(jaxnet.Dense(3), LOSS, optim.sgd(0.1), x, y, epochs=1, verbose=0)
+    assert gc.get_freeze_count() == 0

@@ -38,6 +38,7 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_targ
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from jaxnet import optim, recipes
+from jaxnet.compilation import collector_spares_older_objects
 from jaxnet.core import init_model
 from jaxnet.regularizers import l2
 from jaxnet.sklearn import _fitting
@@ -307,6 +308,7 @@ class BaseMLP(BaseEstimator):
                 self.best_validation_score_ = None
         self._opt_state = None
 
+    @collector_spares_older_objects()
     def _fit(self, X, y, incremental=False):
         self._hidden()  # raises on sizes <= 0, as scikit-learn does before anything else
         fitted = hasattr(self, self._fitted_attribute)

@@ -45,6 +45,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import indexable
 from sklearn.utils.validation import _num_samples
 
+from jaxnet.compilation import collector_spares_older_objects
 from jaxnet.errors import ConfigError
 from jaxnet.sklearn import _search_plan
 from jaxnet.train.parallel import models_mesh
@@ -59,6 +60,7 @@ class _BatchedSearch:
     not a mesh, so the search pickles and clones as scikit-learn's does.
     """
 
+    @collector_spares_older_objects()
     def fit(self, X, y=None, **params):
         """Run fit with all sets of parameters (one program per structural group)."""
         X_checked, y_checked = indexable(X, y)

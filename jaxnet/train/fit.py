@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 import jax
 import numpy as np
 
-from jaxnet.compilation import run_once
+from jaxnet.compilation import collector_spares_older_objects, run_once
 from jaxnet.core import Layer
 from jaxnet.errors import ConfigError
 from jaxnet.losses import target_kind
@@ -72,6 +72,7 @@ def as_key(seed):
 @options.documented(
     validation_data="``(x_val, y_val)`` scored after every epoch; or ``validation_split``.",
 )
+@collector_spares_older_objects()
 def fit(
     model: Layer,
     loss_fn: Callable,

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnet.compilation import run_once_options
+from jaxnet.compilation import collector_spares_older_objects, run_once_options
 from jaxnet.core import Layer
 from jaxnet.errors import ConfigError, check_range
 from jaxnet.losses import target_kind
@@ -59,6 +59,7 @@ def grid_configs(seeds: Sequence[int], grid: Mapping[str, Sequence] | None) -> l
     return [{**cell, "seed": int(seed)} for cell in cells for seed in seeds]
 
 
+@collector_spares_older_objects()
 def fit_many(
     model: Layer,
     loss_fn: Callable,
