@@ -1,5 +1,6 @@
-"""Compile-time helpers: a persistent compilation cache, fast compiles for run-once code, and
-compiling on a worker thread while the caller goes on."""
+"""Compile-time helpers: a persistent compilation cache, fast compiles for run-once code,
+compiling on a worker thread while the caller goes on, and keeping Python's cycle collector off
+the import-time objects while a training call starts up."""
 
 from __future__ import annotations
 
