@@ -69,12 +69,16 @@ def became_non_finite(before, after, broke=None) -> list[str]:
     if not flags.any():
         return []
     leaves = jax.tree_util.tree_flatten_with_path(after)[0]
-    floating = [(p, a) for p, a in leaves if jnp.issubdtype(jnp.result_type(a), jnp.inexact)]
-    return [path_string(path) for (path, _), bad in zip(floating, flags, strict=True) if bad]
+    paths = [path for path, a in leaves if _is_floating(a)]
+    return [path_string(path) for path, bad in zip(paths, flags, strict=True) if bad]
+
+
+def _is_floating(a) -> bool:
+    return jnp.issubdtype(jnp.result_type(a), jnp.inexact)
 
 
 def _floating(tree) -> list:
-    return [a for a in jax.tree.leaves(tree) if jnp.issubdtype(jnp.result_type(a), jnp.inexact)]
+    return [a for a in jax.tree.leaves(tree) if _is_floating(a)]
 
 
 def went_non_finite(before, after):
@@ -87,12 +91,13 @@ def went_non_finite(before, after):
         leaves = [[a.real, a.imag] if jnp.iscomplexobj(a) else [a] for a in _floating(tree)]
         return [part.ravel() for pair in leaves for part in pair]
 
-    if not parts(after):
+    before, after = parts(before), parts(after)
+    if not after:
         return jnp.zeros((), bool)
-    dtype = max((a.dtype for a in parts(after)), key=lambda d: jnp.finfo(d).max)
+    dtype = max((a.dtype for a in after), key=lambda d: jnp.finfo(d).max)
 
-    def joined(tree):
-        return jnp.concatenate([a.astype(dtype) for a in parts(tree)])
+    def joined(vectors):
+        return jnp.concatenate([a.astype(dtype) for a in vectors])
 
     return (jnp.isfinite(joined(before)) & ~jnp.isfinite(joined(after))).any()
 
