@@ -97,6 +97,27 @@ class Compiling:
         return self.result()(*args)
 
 
+_AHEAD: dict = {}
+
+
+def compiled_ahead(jitted, *args) -> Compiling:
+    """``jitted`` (a ``jax.jit`` function) lowered for ``args`` (arrays, or
+    ``jax.ShapeDtypeStruct`` trees with their shardings) and compiling on a worker thread
+    (:class:`Compiling`); kept per function and argument types, as ``jax.jit`` keeps its own, so
+    a later call for the same types finds it compiled. Call it with arguments of those types.
+
+    For a program that waits on set-up work that does not change its types (an optimizer's
+    initial state, the rest of a batch of models): lowered first, it compiles meanwhile.
+    """
+    leaves, structure = jax.tree.flatten(args)
+    types = tuple((tuple(a.shape), a.dtype, bool(getattr(a, "weak_type", False)),
+                   getattr(a, "sharding", None)) for a in leaves)  # fmt: skip
+    key = (jitted, structure, types)
+    if key not in _AHEAD:
+        _AHEAD[key] = Compiling(jitted.lower(*args))
+    return _AHEAD[key]
+
+
 @contextlib.contextmanager
 def collector_spares_older_objects():
     """While inside (a ``with`` block or a decorated call), Python's cycle collector leaves alone

@@ -1,3 +1,5 @@
+import logging
+
 import jax
 import pytest
 
@@ -14,3 +16,25 @@ jax.config.update("jax_threefry_partitionable", False)
 @pytest.fixture
 def key():
     return jax.random.key(0)
+
+
+@pytest.fixture
+def compile_log():
+    """The names of the programs XLA compiles during the test (``"jit(epoch)"``, ...)."""
+    compiled = []
+    handler = logging.Handler()
+
+    def emit(record):
+        message = record.getMessage()
+        if message.startswith("Finished XLA compilation"):
+            compiled.append(message.split()[4])
+
+    handler.emit = emit
+    logger = logging.getLogger("jax")
+    logger.addHandler(handler)
+    jax.config.update("jax_log_compiles", True)
+    try:
+        yield compiled
+    finally:
+        jax.config.update("jax_log_compiles", False)
+        logger.removeHandler(handler)

@@ -2,12 +2,10 @@
 running the same estimator cell by cell."""
 
 import json
-import logging
 import sys
 import warnings
 from pathlib import Path
 
-import jax
 import numpy as np
 import pytest
 from sklearn import model_selection
@@ -122,26 +120,16 @@ def test_structural_parameters_start_new_groups_numeric_ones_do_not(digits):
     assert _search_plan.plan_search(early, candidates[:1], x, y, splits) is None
 
 
-def test_the_search_compiles_whole_programs_once_nothing_op_by_op(digits):
+def test_the_search_compiles_whole_programs_once_nothing_op_by_op(digits, compile_log):
     x, y = digits
     # a hidden size no other test uses: programs made op by op for its shapes would show here
     estimator = MLPClassifier(hidden_layer_sizes=(13,), max_iter=2, batch_size=50, random_state=0)
     grid = {"learning_rate_init": [1e-3, 1e-2], "alpha": [1e-4, 1e-2]}
-    records = []
-    handler = logging.Handler()
-    handler.emit = lambda record: records.append(record.getMessage())
-    logging.getLogger("jax").addHandler(handler)
-    jax.config.update("jax_log_compiles", True)
-    try:
-        for _ in range(2):  # the second search finds its programs compiled
-            _quiet(lambda: GridSearchCV(estimator, grid, cv=2, refit=False).fit(x, y))
-    finally:
-        jax.config.update("jax_log_compiles", False)
-        logging.getLogger("jax").removeHandler(handler)
-    compiled = [m.split()[4] for m in records if m.startswith("Finished XLA compilation")]
-    assert compiled.count("jit(run)") == 1, compiled  # the epoch of all eight models
+    for _ in range(2):  # the second search finds its programs compiled
+        _quiet(lambda: GridSearchCV(estimator, grid, cv=2, refit=False).fit(x, y))
+    assert compile_log.count("jit(run)") == 1, compile_log  # the epoch of all eight models
     op_by_op = {"jit(broadcast_in_dim)", "jit(convert_element_type)", "jit(_multi_slice)"}
-    assert not op_by_op & set(compiled), compiled
+    assert not op_by_op & set(compile_log), compile_log
 
 
 def test_other_estimators_take_scikit_learns_path(digits):

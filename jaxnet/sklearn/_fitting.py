@@ -87,6 +87,11 @@ def pad_rows(a: np.ndarray, rows: int, columns: int | None = None) -> np.ndarray
     return out
 
 
+def batches_shape(n: int, batch_size: int, min_width: int = 32) -> tuple[int, int]:
+    """The shape of :func:`batch_rows`' rows and weights for ``n`` examples."""
+    return batch_bucket(-(-n // batch_size)), batch_bucket(batch_size, min_width)
+
+
 def batch_rows(
     order: np.ndarray, batch_size: int, min_width: int = 32
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -96,9 +101,8 @@ def batch_rows(
     last may be shorter (scikit-learn's ``gen_batches``). The batches and their rows (at least
     ``min_width``) are padded to :func:`batch_bucket` sizes with weight 0, which the step skips.
     """
-    n = len(order)
-    n_batches = -(-n // batch_size)
-    rows = np.zeros((batch_bucket(n_batches), batch_bucket(batch_size, min_width)), np.int32)
+    n, n_batches = len(order), -(-len(order) // batch_size)
+    rows = np.zeros(batches_shape(n, batch_size, min_width), np.int32)
     weights = np.zeros(rows.shape, np.float32)
     flat = np.zeros(n_batches * batch_size, np.int32)
     flat[:n] = order

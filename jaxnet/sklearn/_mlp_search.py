@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse
 from sklearn.utils import check_random_state
 
-from jaxnet.compilation import Compiling, run_once_options
+from jaxnet.compilation import compiled_ahead, run_once_options
 from jaxnet.sklearn import _fitting
 from jaxnet.sklearn.mlp import STOCHASTIC, MLPClassifier, MLPRegressor
 from jaxnet.train import parallel
@@ -152,17 +152,6 @@ def _epoch_program(training):
     return run
 
 
-def _compiled_epoch(training, types):
-    """:func:`_epoch_program` compiled for arguments of ``types`` (``jax.ShapeDtypeStruct``
-    trees, shardings included), on a worker thread (:class:`~jaxnet.compilation.Compiling`):
-    calling it waits for the compile. Kept per structure and types, like ``jax.jit``'s own."""
-    leaves, structure = jax.tree.flatten(types)
-    key = ("compiled", training.signature, structure, tuple(leaves))
-    if key not in _PROGRAMS:
-        _PROGRAMS[key] = Compiling(_epoch_program(training).lower(*types))
-    return _PROGRAMS[key]
-
-
 def _init_optimizers(training, sharding=None):
     """``init(params, hyper)``: the optimizer state of every model (a leading model axis),
     placed with ``sharding``; compiled for speed of compiling (it runs once)."""
@@ -215,14 +204,14 @@ def train_mlps(members, mesh=None) -> list:
     opt_type = jax.tree.map(lambda t: typed(t.shape, t.dtype, model_sharding),
                             jax.eval_shape(init_optimizers, params_type, hyper_type))  # fmt: skip
     key = jax.device_put(first.estimator._epoch_key(), replicated)
-    run = _compiled_epoch(training, (
-        (params_type, state_type, opt_type), hyper_type,
+    run = compiled_ahead(  # compiles on a worker thread while the other models are set up
+        _epoch_program(training), (params_type, state_type, opt_type), hyper_type,
         typed((sum(len(b) for b in blocks), d_pad), np.float32, replicated),
         typed((len(blocks) * len(y_block), y_block.shape[1]), np.float32, replicated),
         typed((padded, n_batches, batch_pad), np.int32, model_sharding),
         typed((padded, n_batches, batch_pad), np.float32, model_sharding),
         typed((padded,), np.bool_, model_sharding), typed(key.shape, key.dtype, replicated),
-    ))  # fmt: skip
+    )  # fmt: skip
 
     prepared = [first, *(prepare(m) for m in members[1:])]
     x_all = _fitting.pad_rows(np.concatenate([np.asarray(b, np.float32) for b in blocks]),

@@ -38,7 +38,7 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_targ
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from jaxnet import optim, recipes
-from jaxnet.compilation import collector_spares_older_objects
+from jaxnet.compilation import collector_spares_older_objects, compiled_ahead
 from jaxnet.core import init_model
 from jaxnet.regularizers import l2
 from jaxnet.sklearn import _fitting
@@ -341,11 +341,10 @@ class BaseMLP(BaseEstimator):
         # on the device: the epoch gets its own outputs back, one compiled entry for both
         params, state = jax.device_put(self._params(training, d_pad))
         hyper = dict(training.hyper)
-        if not incremental or self._opt_state is None:
-            init_optimizer = _fitting.programs(training).init_optimizer
-            self._opt_state = init_optimizer(params, _fitting.as_hyper(hyper))
-            self._learning_rate = self._learning_rate_init()
-        opt_state = self._opt_state
+        init_optimizer = _fitting.programs(training).init_optimizer
+        fresh = not incremental or self._opt_state is None
+        opt_state = (jax.eval_shape(init_optimizer, params, _fitting.as_hyper(hyper)) if fresh
+                     else self._opt_state)  # fmt: skip
         early_stopping = self.early_stopping
         if early_stopping:
             stratify = y if isinstance(self, ClassifierMixin) and self.n_outputs_ == 1 else None
@@ -377,10 +376,18 @@ class BaseMLP(BaseEstimator):
         xp = _fitting.pad_rows(X, _fitting.bucket(n), d_pad)
         yp = _fitting.pad_rows(y.astype(np.float32), _fitting.bucket(n))
         monitor = self._monitor(training)
-        epoch = _fitting.programs(training, monitor and monitor.probe).epoch
+        key = self._epoch_key()
+        batches = jax.ShapeDtypeStruct(_fitting.batches_shape(n, batch_size, min_width), np.int32)
+        epoch = compiled_ahead(  # compiles on a worker thread while the optimizer's state is made
+            _fitting.programs(training, monitor and monitor.probe).epoch, params, state,
+            opt_state, _fitting.as_hyper(hyper), xp, yp, batches, batches.update(dtype=np.float32),
+            key,
+        )  # fmt: skip
+        if fresh:
+            opt_state = self._opt_state = init_optimizer(params, _fitting.as_hyper(hyper))
+            self._learning_rate = self._learning_rate_init()
         loop = types.SimpleNamespace(train_state=None, stop_training=False)
         for _ in range(self.max_iter):
-            key = self._epoch_key()
             if self.shuffle:
                 sample_idx = shuffle(sample_idx, random_state=rng)
             rows, weights = _fitting.batch_rows(sample_idx, batch_size, min_width)
