@@ -376,18 +376,18 @@ class BaseMLP(BaseEstimator):
         xp = _fitting.pad_rows(X, _fitting.bucket(n), d_pad)
         yp = _fitting.pad_rows(y.astype(np.float32), _fitting.bucket(n))
         monitor = self._monitor(training)
-        key = self._epoch_key()
         batches = jax.ShapeDtypeStruct(_fitting.batches_shape(n, batch_size, min_width), np.int32)
         epoch = compiled_ahead(  # compiles on a worker thread while the optimizer's state is made
             _fitting.programs(training, monitor and monitor.probe).epoch, params, state,
             opt_state, _fitting.as_hyper(hyper), xp, yp, batches, batches.update(dtype=np.float32),
-            key,
+            jax.eval_shape(self._epoch_key),  # (the key's type: each epoch has its own key)
         )  # fmt: skip
         if fresh:
             opt_state = self._opt_state = init_optimizer(params, _fitting.as_hyper(hyper))
             self._learning_rate = self._learning_rate_init()
         loop = types.SimpleNamespace(train_state=None, stop_training=False)
         for _ in range(self.max_iter):
+            key = self._epoch_key()
             if self.shuffle:
                 sample_idx = shuffle(sample_idx, random_state=rng)
             rows, weights = _fitting.batch_rows(sample_idx, batch_size, min_width)

@@ -16,7 +16,7 @@ from sklearn.datasets import load_digits, load_iris  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from jaxnet import Activation, Conv2D, Dense, Flatten, recipes, serial  # noqa: E402
+from jaxnet import Activation, Conv2D, Dense, Dropout, Flatten, recipes, serial  # noqa: E402
 from jaxnet.sklearn import MLPClassifier, NeuralNetClassifier, NeuralNetRegressor  # noqa: E402
 
 
@@ -55,6 +55,20 @@ def test_momentum_sgd_equals_a_numpy_loop():
         w, b = w - 0.1 * vw, b - 0.1 * vb
     np.testing.assert_allclose(net.params_["w"].ravel(), w, rtol=1e-5)
     np.testing.assert_allclose(net.params_["b"], [b], rtol=1e-5)
+
+
+def test_each_epoch_draws_its_own_dropout_key(iris):
+    """fit's epochs equal as many partial_fit calls: each epoch's key is folded from the
+    examples seen so far (``t_``), not fixed for the run."""
+    X, y = iris
+    body = serial(Dense(16), Activation("relu"), Dropout(0.5))
+    options = dict(learning_rate=0.01, batch_size=50, shuffle=False, tol=0.0, random_state=0)
+    fitted = NeuralNetClassifier(body, max_iter=3, **options).fit(X, y)
+    stepped = NeuralNetClassifier(body, **options)
+    for _ in range(3):
+        stepped.partial_fit(X, y, classes=np.unique(y))
+    assert fitted.t_ == stepped.t_ == 3 * len(X)
+    jax.tree.map(np.testing.assert_array_equal, fitted.params_, stepped.params_)
 
 
 def test_nested_parameters_get_set_clone(iris):
