@@ -1,7 +1,15 @@
-"""Batched inference: ``predict`` and ``evaluate``, each one compiled program."""
+"""Batched inference: ``predict`` and ``evaluate``.
+
+``predict`` runs in-memory arrays a batch at a time through one compiled program per batch
+shape (:func:`batch_program`; the last batch padded with zeros, the padding dropped), so inputs
+of any size from ``batch_size`` up share one program; sources, and ``evaluate``, run one
+:func:`make_predict` program per chunk or data set. Every example's outputs are the same bits
+either way (tested).
+"""
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Callable
 
@@ -28,6 +36,7 @@ from jaxnet.train.sources import RandomAccess, Stream, as_source, inputs_source,
 from jaxnet.train.step import named_metrics
 
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_FINISHES: dict = {}
 
 
 def make_predict(model: Layer, batch_size: int = 256, finish: Callable | None = None) -> Callable:
@@ -59,9 +68,47 @@ def make_predict(model: Layer, batch_size: int = 256, finish: Callable | None = 
     return jax.jit(predict)
 
 
+def batch_program(model: Layer) -> Callable:
+    """``predict_batch(params, state, xb)``: one batch's outputs in inference mode; one
+    ``jax.jit`` per model."""
+    cache = _COMPILED.setdefault(model.apply, {})
+    if "batch" not in cache:
+
+        def predict_batch(params, state, xb):
+            return model.apply(params, state, xb, train=False)[0]
+
+        cache["batch"] = jax.jit(predict_batch)
+    return cache["batch"]
+
+
+def finish_program(finish: Callable) -> Callable:
+    """``finish`` (:mod:`jaxnet.outputs`) as a program of its own, applied to all of a data
+    set's outputs at once as :func:`make_predict` applies it (softmax's bits depend on how many
+    rows it sees)."""
+    if finish not in _FINISHES:
+        _FINISHES[finish] = jax.jit(lambda outputs: finish(outputs))
+    return _FINISHES[finish]
+
+
+def in_batches(x, batch_size: int) -> list:
+    """``x`` (a pytree of NumPy arrays) as batches of ``min(batch_size, n)`` rows, the last padded
+    with zeros as :func:`make_predict` pads it (views of ``x`` but for the last)."""
+    n = jax.tree.leaves(x)[0].shape[0]
+    size = min(batch_size, n)
+
+    def rows(a, start):
+        b = a[start : start + size]
+        if len(b) < size:
+            b = np.concatenate([b, np.zeros((size - len(b), *b.shape[1:]), b.dtype)])
+        return b
+
+    return [jax.tree.map(functools.partial(rows, start=s), x) for s in range(0, n, size)]
+
+
 def predict(model: Layer | Recipe, params, state, x, *, batch_size: int = 256,
             steps: int | None = None, output: str | None = None):  # fmt: skip
-    """Model outputs for ``x`` (inference mode, batched). Compiled once per model and batch size.
+    """Model outputs for ``x`` (inference mode, ``batch_size`` examples at a time). Compiled once
+    per model and batch shape: ``x`` of any size from ``batch_size`` up runs the same program.
 
     ``x`` may also be a :mod:`~jaxnet.train.sources` source (a memory-mapped array, a
     random-access source, or a stream of ``(x, y)`` batches with ``steps``): it is read in
@@ -73,15 +120,20 @@ def predict(model: Layer | Recipe, params, state, x, *, batch_size: int = 256,
     """
     model, finish = resolve(model, output)
     options.check("predict", model=model, batch_size=batch_size, steps_per_epoch=steps)
-    cache = _COMPILED.setdefault(model.apply, {})
-    if (batch_size, finish) not in cache:
-        cache[batch_size, finish] = make_predict(model, batch_size, finish)
-    compiled = cache[batch_size, finish]
     source = inputs_source(x, steps)
     if source is None:
         x = to_numpy(x, "x")
         check_model_params("predict", model, params, state, x)
-        return compiled(params, state, x)
+        run, n = batch_program(model), jax.tree.leaves(x)[0].shape[0]
+        outputs = [run(params, state, xb) for xb in in_batches(x, batch_size)]  # dispatched
+        if len(outputs) > 1:  # joined on the host: no program per data-set size
+            joined = jax.tree.map(lambda *a: np.concatenate(a)[:n], *jax.device_get(outputs))
+            outputs = [jax.tree.map(jnp.asarray, joined)]
+        return outputs[0] if finish is None else finish_program(finish)(outputs[0])
+    cache = _COMPILED.setdefault(model.apply, {})
+    if (batch_size, finish) not in cache:
+        cache[batch_size, finish] = make_predict(model, batch_size, finish)
+    compiled = cache[batch_size, finish]
 
     def run(xs):  # (checked once per model and signature)
         check_model_params("predict", model, params, state, xs)
