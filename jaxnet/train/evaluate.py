@@ -68,17 +68,18 @@ def make_predict(model: Layer, batch_size: int = 256, finish: Callable | None = 
     return jax.jit(predict)
 
 
-def batch_program(model: Layer) -> Callable:
-    """``predict_batch(params, state, xb)``: one batch's outputs in inference mode; one
-    ``jax.jit`` per model."""
+def batch_program(model: Layer, finish: Callable | None = None) -> Callable:
+    """``predict_batch(params, state, xb)``: one batch's outputs in inference mode (``finish``
+    applied); one ``jax.jit`` per model and ``finish``."""
     cache = _COMPILED.setdefault(model.apply, {})
-    if "batch" not in cache:
+    if ("batch", finish) not in cache:
 
         def predict_batch(params, state, xb):
-            return model.apply(params, state, xb, train=False)[0]
+            outputs = model.apply(params, state, xb, train=False)[0]
+            return outputs if finish is None else finish(outputs)
 
-        cache["batch"] = jax.jit(predict_batch)
-    return cache["batch"]
+        cache["batch", finish] = jax.jit(predict_batch)
+    return cache["batch", finish]
 
 
 def finish_program(finish: Callable) -> Callable:
@@ -124,12 +125,13 @@ def predict(model: Layer | Recipe, params, state, x, *, batch_size: int = 256,
     if source is None:
         x = to_numpy(x, "x")
         check_model_params("predict", model, params, state, x)
+        batches = in_batches(x, batch_size)
+        if len(batches) == 1:  # all of x, unpadded: one call (serving one example, say)
+            return batch_program(model, finish)(params, state, batches[0])
         run, n = batch_program(model), jax.tree.leaves(x)[0].shape[0]
-        outputs = [run(params, state, xb) for xb in in_batches(x, batch_size)]  # dispatched
-        if len(outputs) > 1:  # joined on the host: no program per data-set size
-            joined = jax.tree.map(lambda *a: np.concatenate(a)[:n], *jax.device_get(outputs))
-            outputs = [jax.tree.map(jnp.asarray, joined)]
-        return outputs[0] if finish is None else finish_program(finish)(outputs[0])
+        outputs = jax.device_get([run(params, state, xb) for xb in batches])  # all dispatched
+        joined = jax.tree.map(lambda *a: jnp.asarray(np.concatenate(a)[:n]), *outputs)
+        return joined if finish is None else finish_program(finish)(joined)
     cache = _COMPILED.setdefault(model.apply, {})
     if (batch_size, finish) not in cache:
         cache[batch_size, finish] = make_predict(model, batch_size, finish)
