@@ -67,7 +67,8 @@ def test_fit_equals_its_unchanged_building_blocks_bit_for_bit(fitted):
 def test_fit_compiles_each_program_once(fitted):
     *_, compiled = fitted
     assert compiled.count("jit(checked)") == 1  # the epoch (compiled ahead, not again)
-    assert compiled.count("jit(evaluate)") == 1  # the validation (compiled ahead, not again)
+    assert compiled.count("jit(predict_batch)") == 1  # the validation's batches (compiled ahead,
+    assert compiled.count("jit(scored)") == 1  # and its scoring: not again)
     assert "jit(_leaves_went_non_finite)" not in compiled  # a finite run: the epoch program looks
 
 

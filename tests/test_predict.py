@@ -1,14 +1,15 @@
-"""``predict`` on arrays: one program per batch shape, the same bits as one program over the
-whole data set (``make_predict``, which ``evaluate`` and sources use)."""
+"""``predict``, ``evaluate`` and ``fit``'s validation on arrays: one program per batch shape
+(and one scoring the joined outputs), the same bits as one program over the whole data set
+(``make_predict``/``make_evaluate``, which sources and ``fit_many`` use)."""
 
 import jax
 import numpy as np
 import pytest
 
 import jaxnet
-from jaxnet import activations
+from jaxnet import activations, losses, metrics
 from jaxnet.outputs import resolve
-from jaxnet.train.evaluate import make_predict
+from jaxnet.train.evaluate import make_evaluate, make_predict
 
 MODELS = {
     "mlp, batch norm, dropout": (
@@ -81,3 +82,22 @@ def test_inputs_of_any_size_from_the_batch_size_up_share_one_program(compile_log
             make_predict(model, 37)(params, state, x),
         )
     assert compile_log.count("jit(predict_batch)") == 1, compile_log
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_evaluate_equals_one_program_over_the_whole_set_bit_for_bit(name):
+    make, shape = MODELS[name]
+    model = make()
+    params, state = _params(model, shape)
+    loss, scores = losses.sparse_categorical_cross_entropy, [metrics.accuracy]
+    if name == "softmax inside":  # probabilities out: the cross-entropy of one-hot targets
+        loss = losses.categorical_cross_entropy
+    whole = make_evaluate(model, loss, scores, 64)
+    for n in (1, 64, 300):
+        x = np.random.default_rng(n).normal(size=(n, *shape)).astype(np.float32)
+        y = np.random.default_rng(n + 1).integers(0, 3 if name != "softmax inside" else 10, n)
+        if name == "softmax inside":
+            y = np.eye(10, dtype=np.float32)[y]
+        want = jax.device_get(whole(params, state, x, y))
+        got = jaxnet.evaluate(model, params, state, x, y, loss, scores, batch_size=64)
+        assert got == {k: float(v) for k, v in want.items()}, (name, n)
