@@ -1,10 +1,11 @@
 """Batched inference: ``predict`` and ``evaluate``.
 
-``predict`` runs in-memory arrays a batch at a time through one compiled program per batch
-shape (:func:`batch_program`; the last batch padded with zeros, the padding dropped), so inputs
-of any size from ``batch_size`` up share one program; sources, and ``evaluate``, run one
-:func:`make_predict` program per chunk or data set. Every example's outputs are the same bits
-either way (tested).
+On in-memory arrays (one device, one model), ``predict``, ``evaluate`` and ``fit``'s validation
+run a batch at a time through one program per batch shape (:func:`batch_program`; the last batch
+padded with zeros, the padding dropped), so inputs of any size from ``batch_size`` up share one
+program; the outputs are joined (and scored in one program, for ``evaluate``). Sources,
+``fit_many`` and meshes run one :func:`make_predict`/:func:`make_evaluate` program per chunk or
+data set. Every example's outputs, and the scores, are the same bits either way (tested).
 """
 
 from __future__ import annotations
