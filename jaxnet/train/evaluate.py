@@ -110,7 +110,8 @@ def in_batches(x, batch_size: int) -> list:
 def predict(model: Layer | Recipe, params, state, x, *, batch_size: int = 256,
             steps: int | None = None, output: str | None = None):  # fmt: skip
     """Model outputs for ``x`` (inference mode, ``batch_size`` examples at a time). Compiled once
-    per model and batch shape: ``x`` of any size from ``batch_size`` up runs the same program.
+    per model and batch shape: ``x`` of any size from ``batch_size`` up runs the same program (a
+    recipe's ``output``, e.g. the softmax, is a small program of its own per size).
 
     ``x`` may also be a :mod:`~jaxnet.train.sources` source (a memory-mapped array, a
     random-access source, or a stream of ``(x, y)`` batches with ``steps``): it is read in
