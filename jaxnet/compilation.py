@@ -10,6 +10,7 @@ import functools
 import gc
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -97,25 +98,23 @@ class Compiling:
         return self.result()(*args)
 
 
-_AHEAD: dict = {}
+def compiled_ahead(jitted, *args) -> Callable:
+    """``jitted`` (a ``jax.jit`` function) with its program for arguments like ``args`` (arrays,
+    or ``jax.ShapeDtypeStruct`` trees with their shardings) compiling now on a worker thread
+    (:class:`Compiling`). The returned function waits for that compile, then calls ``jitted``,
+    which finds the program compiled (JAX keeps a lowered program's executable): ``jitted``'s own
+    cache then serves every later call. A failed compile is raised by the call.
 
-
-def compiled_ahead(jitted, *args) -> Compiling:
-    """``jitted`` (a ``jax.jit`` function) lowered for ``args`` (arrays, or
-    ``jax.ShapeDtypeStruct`` trees with their shardings) and compiling on a worker thread
-    (:class:`Compiling`); kept per function and argument types, as ``jax.jit`` keeps its own, so
-    a later call for the same types finds it compiled. Call it with arguments of those types.
-
-    For a program that waits on set-up work that does not change its types (an optimizer's
-    initial state, the rest of a batch of models): lowered first, it compiles meanwhile.
+    For a program that waits on set-up work that does not change its types (an initial state,
+    the rest of a batch of models): lowered first, it compiles meanwhile.
     """
-    leaves, structure = jax.tree.flatten(args)
-    types = tuple((tuple(a.shape), a.dtype, bool(getattr(a, "weak_type", False)),
-                   getattr(a, "sharding", None)) for a in leaves)  # fmt: skip
-    key = (jitted, structure, types)
-    if key not in _AHEAD:
-        _AHEAD[key] = Compiling(jitted.lower(*args))
-    return _AHEAD[key]
+    compiling = Compiling(jitted.lower(*args))
+
+    def call(*arguments):
+        compiling.future.exception()
+        return jitted(*arguments)
+
+    return call
 
 
 @contextlib.contextmanager

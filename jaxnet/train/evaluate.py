@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnet.compilation import Compiling
+from jaxnet.compilation import compiled_ahead
 from jaxnet.core import Layer
 from jaxnet.errors import DataError, check_int
 from jaxnet.losses import target_kind
@@ -245,14 +245,11 @@ def _validate_in_batches(model: Layer, score: Callable, data, batch_size: int, a
     def scored(outputs, y):
         return score(jax.tree.map(lambda *a: jnp.concatenate(a)[:n], *outputs), y)
 
-    compiling = []
-    if ahead:  # the calls then find the programs compiled, instead of compiling them
+    if ahead:
         outputs = (jax.eval_shape(run, *ahead, batches[0]),) * len(batches)
-        compiling = [Compiling(run.lower(*ahead, batches[0])), Compiling(scored.lower(outputs, y))]
+        run, scored = compiled_ahead(run, *ahead, batches[0]), compiled_ahead(scored, outputs, y)
 
     def validate(params, state):
-        while compiling:
-            compiling.pop().future.exception()
         return scored(tuple(run(params, state, b) for b in batches), y)
 
     return validate
@@ -266,7 +263,7 @@ def make_validate(model: Layer, loss_fn: Callable, metrics, data, batch_size: in
     collected chunk by chunk (each placed with ``sharding``) and then scored at once. Compiles
     once, runs every epoch. ``many``: params and state carry a leading model axis (``fit_many``).
     ``ahead``: ``(params, state)`` shapes (:func:`jax.eval_shape`) to start compiling the program
-    for arrays now, on a worker thread (:class:`~jaxnet.compilation.Compiling`); the first call
+    for arrays now, on a worker thread (:func:`~jaxnet.compilation.compiled_ahead`); the first call
     waits for it.
     """
 
@@ -275,11 +272,10 @@ def make_validate(model: Layer, loss_fn: Callable, metrics, data, batch_size: in
         return _validate_in_batches(model, make_score(loss_fn, metrics), data, batch_size, ahead)
     if source is None:
         evaluate_fn = make_evaluate(model, loss_fn, metrics, batch_size, many=many)
-        compiling = ahead and Compiling(evaluate_fn.lower(*ahead, *data))
+        if ahead:
+            evaluate_fn = compiled_ahead(evaluate_fn, *ahead, *data)
 
         def validate_arrays(params, state):
-            if compiling:  # the call then finds the program compiled, instead of compiling it
-                compiling.future.exception()
             return evaluate_fn(params, state, *data)
 
         return validate_arrays
