@@ -75,6 +75,7 @@ def test_inputs_of_any_size_from_the_batch_size_up_share_one_program(compile_log
     model = jaxnet.serial(jaxnet.Dense(9), activations.Tanh(), jaxnet.Dense(2))  # (shapes no
     params, state = jaxnet.init_model(model, jax.random.key(0), (11,))  # other test compiles)
     rng = np.random.default_rng(0)
+    compile_log.clear()  # (the initialisation's programs: from here on, the predictions')
     for n in (37, 100, 250, 37):
         x = rng.normal(size=(n, 11)).astype(np.float32)
         np.testing.assert_array_equal(
@@ -82,6 +83,8 @@ def test_inputs_of_any_size_from_the_batch_size_up_share_one_program(compile_log
             make_predict(model, 37)(params, state, x),
         )
     assert compile_log.count("jit(predict_batch)") == 1, compile_log
+    # and nothing else per size (the reference, make_predict, compiles jit(predict) per size)
+    assert [c for c in compile_log if c != "jit(predict)"] == ["jit(predict_batch)"], compile_log
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

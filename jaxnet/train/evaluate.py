@@ -132,7 +132,7 @@ def predict(model: Layer | Recipe, params, state, x, *, batch_size: int = 256,
             return batch_program(model, finish)(params, state, batches[0])
         run, n = batch_program(model), jax.tree.leaves(x)[0].shape[0]
         outputs = jax.device_get([run(params, state, xb) for xb in batches])  # all dispatched
-        joined = jax.tree.map(lambda *a: jnp.asarray(np.concatenate(a)[:n]), *outputs)
+        joined = jax.device_put(jax.tree.map(lambda *a: np.concatenate(a)[:n], *outputs))
         return joined if finish is None else finish_program(finish)(joined)
     cache = _COMPILED.setdefault(model.apply, {})
     if (batch_size, finish) not in cache:
