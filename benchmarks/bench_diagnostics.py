@@ -33,6 +33,7 @@ import jax
 import numpy as np
 
 import jaxnet
+from jaxnet.compilation import clear_programs
 from jaxnet.diagnostics import GradientMonitor, make_probe
 from jaxnet.train.step import create_train_state, make_epoch
 
@@ -128,6 +129,7 @@ def end_to_end(workload, epochs: int, repeats: int = 3) -> tuple[dict, dict]:
     times, epoch_times = {"no monitor": [], "monitor": []}, {"no monitor": [], "monitor": []}
     for _ in range(repeats):
         for name in times:
+            clear_programs()  # from scratch: not the programs the run before compiled
             start = time.perf_counter()
             model = jaxnet_model.model(workload)
             monitor = GradientMonitor(model, verbose=False) if name == "monitor" else None

@@ -1,6 +1,8 @@
-"""Compile-time helpers: a persistent compilation cache, fast compiles for run-once code,
-compiling on a worker thread while the caller goes on, and keeping Python's cycle collector off
-the import-time objects while a training call starts up."""
+"""Compile-time helpers: a persistent compilation cache, the programs this process compiled
+(kept by what they compile, so a second ``fit`` of the same architecture and shapes compiles
+nothing), fast compiles for run-once code, compiling on a worker thread while the caller goes on,
+and keeping Python's cycle collector off the import-time objects while a training call starts
+up."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import contextlib
 import functools
 import gc
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -60,8 +63,9 @@ def elemental_emitters() -> dict:
 
 
 def run_once(fn, *args):
-    """``fn(*args)`` compiled as one program with :func:`run_once_options` (e.g. a model's init)."""
-    return jit_rarely_run(fn)(*args)
+    """``fn(*args)`` compiled as one program with :func:`run_once_options` (e.g. a model's init),
+    or the same program compiled before in this process (:func:`compile_cached`)."""
+    return compile_cached(jax.jit(fn).lower(*args), run_once_options())(*args)
 
 
 def jit_rarely_run(fn):
@@ -81,12 +85,14 @@ class Compiling:
 
     def __init__(self, lowered):
         self.lowered, self.seconds = lowered, 0.0
+        self.compiled_here = False  # compiled from this lowering (not found compiled before)
         self.future = _WORKERS.submit(self._compile, lowered)
 
     def _compile(self, lowered):
         start = time.perf_counter()
         try:
-            return lowered.compile()
+            compiled, self.compiled_here = _compile_or_find(lowered)
+            return compiled
         finally:
             self.seconds = time.perf_counter() - start
 
@@ -101,20 +107,107 @@ class Compiling:
 def compiled_ahead(jitted, *args) -> Callable:
     """``jitted`` (a ``jax.jit`` function) with its program for arguments like ``args`` (arrays,
     or ``jax.ShapeDtypeStruct`` trees with their shardings) compiling now on a worker thread
-    (:class:`Compiling`). The returned function waits for that compile, then calls ``jitted``,
-    which finds the program compiled (JAX keeps a lowered program's executable): ``jitted``'s own
-    cache then serves every later call. A failed compile is raised by the call.
+    (:class:`Compiling`). The returned function, called with arguments of those types, waits for
+    that compile and runs the program. A failed compile is raised by the call.
 
     For a program that waits on set-up work that does not change its types (an initial state,
-    the rest of a batch of models): lowered first, it compiles meanwhile.
+    the rest of a batch of models): lowered first, it compiles meanwhile. Where the program was
+    compiled now, ``jitted`` finds it compiled too (JAX keeps a lowered program's executable),
+    so its own later calls (``predict`` after ``fit``'s validation, say) compile nothing.
     """
     compiling = Compiling(jitted.lower(*args))
 
     def call(*arguments):
-        compiling.future.exception()
-        return jitted(*arguments)
+        compiled = compiling.result()
+        return (jitted if compiling.compiled_here else compiled)(*arguments)
 
     return call
+
+
+def compile_cached(lowered, options: dict | None = None):
+    """``lowered.compile(options)``, or the executable this process compiled before for the same
+    program (:func:`program_key`): ``fit`` builds its functions anew each call, so without this a
+    second ``fit`` of the same architecture and shapes (another learning rate, seed or model
+    object) would compile its programs again. The newest :data:`PROGRAMS_KEPT` are kept;
+    :func:`clear_programs` forgets them. Concurrent compiles of one program compile it once.
+    """
+    return _compile_or_find(lowered, options)[0]
+
+
+def _compile_or_find(lowered, options: dict | None = None):
+    """``(compiled, whether it was compiled from lowered now)`` for :func:`compile_cached`."""
+    key = program_key(lowered, options)
+    if key is None:
+        return lowered.compile(options), True
+    with _PROGRAMS_LOCK:
+        future = _PROGRAMS.pop(key, None)
+        owner = future is None
+        _PROGRAMS[key] = future = concurrent.futures.Future() if owner else future  # the newest
+        while len(_PROGRAMS) > PROGRAMS_KEPT:
+            del _PROGRAMS[next(iter(_PROGRAMS))]
+    if not owner:
+        return future.result(), False
+    try:
+        future.set_result(lowered.compile(options))
+    except BaseException as error:
+        with _PROGRAMS_LOCK:
+            if _PROGRAMS.get(key) is future:
+                del _PROGRAMS[key]
+        future.set_exception(error)
+    return future.result(), True
+
+
+def program_key(lowered, options: dict | None = None):
+    """What tells ``lowered``'s executable apart from every other in this process, or ``None``
+    when that cannot be told (then it is compiled every time): its StableHLO text, its argument
+    and result trees, and what JAX keeps beside the text (argument and result types and
+    placement, the arguments it kept, devices, donation, compile options) — read from JAX's
+    lowering object, whose fields are not public API: where they are missing or not what they
+    were, nothing is kept. Programs with host callbacks, effects, constants passed as arguments
+    or shape variables are never kept.
+    """
+    try:
+        lowering = lowered._lowering
+        args = lowering.compile_args
+        if (lowering.const_args or args["host_callbacks"] or args["keepalive"]
+                or args["ordered_effects"] or args["unordered_effects"]
+                or args["pgle_profiler"] is not None or args["mut"] is not None
+                or args["shape_poly_state"].uses_dim_vars):  # fmt: skip
+            return None
+        beside = tuple(
+            (name, _hashable(value)) for name, value in sorted(args.items())
+            if name not in _NOT_KEYED
+        )  # fmt: skip
+        key = (lowered.as_text(), lowered.in_tree, lowered.out_tree, beside,
+               tuple(lowering._device_list), lowering._compiler_options_kvs,
+               lowering._donated_invars, lowering._platforms,
+               tuple(sorted((options or {}).items())))  # fmt: skip
+        hash(key)
+    except (AttributeError, KeyError, TypeError):
+        return None
+    return key
+
+
+def clear_programs() -> None:
+    """Forget the programs kept by :func:`compile_cached` (their memory goes with the last use)."""
+    with _PROGRAMS_LOCK:
+        _PROGRAMS.clear()
+
+
+def _hashable(value):
+    if isinstance(value, set | frozenset):
+        return frozenset(value)
+    if isinstance(value, list | tuple):
+        return tuple(_hashable(v) for v in value)
+    return value
+
+
+# compile_args fields checked above, or kept by the executable for error messages only
+_NOT_KEYED = frozenset({"host_callbacks", "keepalive", "ordered_effects", "unordered_effects",
+                        "pgle_profiler", "mut", "shape_poly_state", "all_args_info"})  # fmt: skip
+PROGRAMS_KEPT = 32  # compiled programs kept by compile_cached (the newest)
+_PROGRAMS: dict = {}  # program_key -> Future of its compiled program, oldest first
+_PROGRAMS_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager

@@ -20,7 +20,12 @@ def key():
 
 @pytest.fixture
 def compile_log():
-    """The names of the programs XLA compiles during the test (``"jit(epoch)"``, ...)."""
+    """The names of the programs XLA compiles during the test (``"jit(epoch)"``, ...), counted
+    from a process that has compiled nothing before (``clear_programs``: no earlier test's
+    programs are found compiled)."""
+    from jaxnet.compilation import clear_programs
+
+    clear_programs()
     compiled = []
     handler = logging.Handler()
 

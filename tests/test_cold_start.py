@@ -15,7 +15,15 @@ import pytest
 
 import jaxnet
 from jaxnet import losses, optim
-from jaxnet.compilation import Compiling, collector_spares_older_objects, run_once, same_types
+from jaxnet.compilation import (
+    Compiling,
+    clear_programs,
+    collector_spares_older_objects,
+    compile_cached,
+    program_key,
+    run_once,
+    same_types,
+)
 from jaxnet.train.step import create_train_state, make_epoch
 
 LOSS = losses.sparse_categorical_cross_entropy
@@ -30,6 +38,7 @@ def problem(n=100, seed=0):
 @pytest.fixture(scope="module")
 def fitted():
     """One fit with validation data, with every program it compiled logged."""
+    clear_programs()  # (no earlier test's programs found compiled)
     x, y = problem()
     x_val, y_val = problem(40, seed=1)
     model = jaxnet.serial(jaxnet.Dense(16), jaxnet.activations.Relu(), jaxnet.Dense(3))
@@ -79,11 +88,81 @@ def test_compiling_runs_the_program_and_reraises_its_error():
     assert double.seconds > 0
 
     class Broken:
-        def compile(self):
+        def compile(self, compiler_options=None):  # (jax.stages.Lowered.compile)
             raise RuntimeError("no compiler")
 
     with pytest.raises(RuntimeError, match="no compiler"):
         Compiling(Broken()).result()
+
+
+def test_a_second_fit_compiles_nothing_and_equals_a_first_fit_bit_for_bit(compile_log):
+    x, y = problem()
+    x_val, y_val = problem(40, seed=1)
+
+    def run(learning_rate=1e-2):  # a new model and optimizer each time, as a script builds them
+        model = jaxnet.serial(jaxnet.Dense(16), jaxnet.activations.Relu(), jaxnet.Dense(3))
+        ts, history = jaxnet.fit(model, LOSS, optim.adam(learning_rate), x, y, epochs=3,
+                                 batch_size=16, seed=7, validation_data=(x_val, y_val),
+                                 verbose=0)  # fmt: skip
+        return ts._replace(key=jax.random.key_data(ts.key)), history
+
+    first, history = run()
+    assert {"jit(checked)", "jit(create_train_state)"} <= set(compile_log), compile_log
+    compile_log.clear()
+    second, again = run()
+    assert compile_log == [], compile_log
+    jax.tree.map(np.testing.assert_array_equal, second, first)
+    for name in ("loss", "val_loss"):
+        assert again[name] == history[name]
+    # another learning rate: the epoch reads it from the optimizer's state, which the
+    # initialisation writes (its program holds the number): only that one compiles
+    other, _ = run(learning_rate=3e-2)
+    assert compile_log == ["jit(create_train_state)"], compile_log
+    assert not np.array_equal(other.params["dense_0"]["w"], first.params["dense_0"]["w"])
+
+
+def test_programs_that_one_text_could_mean_are_told_apart():
+    clear_programs()
+    a, b = jnp.arange(3.0), jnp.arange(3.0) + 10
+    # unused arguments are dropped from the text: both lower to "return %arg0"
+    first = jax.jit(lambda p, q: p).lower(a, b)
+    second = jax.jit(lambda p, q: q).lower(a, b)
+    assert first.as_text() == second.as_text()
+    np.testing.assert_array_equal(compile_cached(first)(a, b), a)
+    np.testing.assert_array_equal(compile_cached(second)(a, b), b)
+    # a weakly typed argument, other compile options: other programs
+    double = jax.jit(lambda p: 2 * p)
+    assert program_key(double.lower(1.0)) != program_key(double.lower(jnp.float32(1.0)))
+    lowered = double.lower(a)
+    assert program_key(lowered) != program_key(lowered, {"xla_backend_optimization_level": 0})
+    assert program_key(lowered) == program_key(double.lower(a + 1))  # (values are not types)
+
+
+def test_programs_with_host_callbacks_are_not_kept():
+    seen = []
+    noted = jax.jit(lambda p: (jax.debug.callback(seen.append, p), 2 * p)[1])
+    assert program_key(noted.lower(jnp.arange(3.0))) is None
+    compile_cached(noted.lower(jnp.arange(3.0)))(jnp.arange(3.0))
+    jax.effects_barrier()
+    assert len(seen) == 1
+
+
+def test_the_newest_programs_are_kept(monkeypatch, compile_log):
+    import jaxnet.compilation as compilation
+
+    monkeypatch.setattr(compilation, "PROGRAMS_KEPT", 2)
+
+    def lowered(k):  # a new function each time: nothing cached by jax.jit itself
+        return jax.jit(lambda p: p + k).lower(1.0)
+
+    for k in range(3):
+        compile_cached(lowered(k))
+    assert len(compilation._PROGRAMS) == 2
+    compile_log.clear()
+    compile_cached(lowered(2))  # kept
+    assert compile_log == []
+    compile_cached(lowered(0))  # the oldest: forgotten, compiled again
+    assert len(compile_log) == 1
 
 
 def test_same_types_compares_structure_shapes_dtypes_and_weak_types():
