@@ -146,7 +146,8 @@ import json
 print("RESULT " + json.dumps({{"imported": imported, "seconds": seconds,
                               "accuracy": {accuracy},
                               "compile": globals().get("compile_seconds"),
-                              "run": globals().get("run_seconds")}}))
+                              "run": globals().get("run_seconds"),
+                              "fits": globals().get("fit_seconds")}}))
 """
 
 

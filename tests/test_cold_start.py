@@ -121,6 +121,25 @@ def test_a_second_fit_compiles_nothing_and_equals_a_first_fit_bit_for_bit(compil
     assert not np.array_equal(other.params["dense_0"]["w"], first.params["dense_0"]["w"])
 
 
+def test_a_second_fit_many_compiles_nothing_and_equals_the_first(compile_log):
+    x, y = problem()
+
+    def run():
+        model = jaxnet.serial(jaxnet.Dense(16), jaxnet.activations.Relu(), jaxnet.Dense(3))
+        result = jaxnet.fit_many(model, LOSS, lambda learning_rate: optim.adam(learning_rate),
+                                 x, y, seeds=[1, 2], grid={"learning_rate": [1e-2, 3e-2]},
+                                 epochs=2, batch_size=16, verbose=0)  # fmt: skip
+        return result.train_state.params, result.history
+
+    params, history = run()
+    assert {"jit(train_epoch)", "jit(init_one)"} <= set(compile_log), compile_log
+    compile_log.clear()
+    again, history_again = run()
+    assert compile_log == [], compile_log
+    jax.tree.map(np.testing.assert_array_equal, again, params)
+    np.testing.assert_array_equal(history_again["loss"], history["loss"])
+
+
 def test_programs_that_one_text_could_mean_are_told_apart():
     clear_programs()
     a, b = jnp.arange(3.0), jnp.arange(3.0) + 10

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnet.compilation import collector_spares_older_objects, run_once_options
+from jaxnet.compilation import collector_spares_older_objects, compile_cached, run_once_options
 from jaxnet.core import Layer
 from jaxnet.errors import ConfigError, check_range
 from jaxnet.losses import target_kind
@@ -178,7 +178,7 @@ def fit_many(
         return create_train_state(model, make_optimizer(**hp), input_shape, key)
 
     init_all = jax.jit(jax.vmap(init_one)).lower(keys, hparams)
-    train_state = init_all.compile(compiler_options=run_once_options())(keys, hparams)
+    train_state = compile_cached(init_all, run_once_options())(keys, hparams)
     one_params, one_state = model_slice((train_state.params, train_state.state), 0)
     data_key = None if data_seed is None else jax.random.key(data_seed)
     start = time.perf_counter()
@@ -278,7 +278,7 @@ def _array_epochs(model, loss_fn, make_optimizer, batch_size, metrics, penalty, 
             order = permutation(jax.random.fold_in(data_key, epoch_index), n)
         return jax.vmap(epoch_one, in_axes=(0, 0, None, None, None))(ts, hp, x, y, order)
 
-    compiled = train_epoch.lower(train_state, hparams, data.x, data.y, jnp.int32(0)).compile()
+    compiled = compile_cached(train_epoch.lower(train_state, hparams, data.x, data.y, jnp.int32(0)))
 
     def run_epoch(ts, epoch, on_chunk=None):
         del on_chunk
