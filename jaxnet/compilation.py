@@ -178,7 +178,8 @@ def program_key(lowered, options: dict | None = None):
             (name, _hashable(value)) for name, value in sorted(args.items())
             if name not in _NOT_KEYED
         )  # fmt: skip
-        key = (lowered.as_text(), lowered.in_tree, lowered.out_tree, beside,
+        arguments = tuple(jax.tree.leaves(lowered.in_avals))  # (with the unused ones)
+        key = (lowered.as_text(), lowered.in_tree, arguments, lowered.out_tree, beside,
                tuple(lowering._device_list), lowering._compiler_options_kvs,
                lowering._donated_invars, lowering._platforms,
                tuple(sorted((options or {}).items())))  # fmt: skip

@@ -76,6 +76,7 @@ def test_fit_equals_its_unchanged_building_blocks_bit_for_bit(fitted):
 def test_fit_compiles_each_program_once(fitted):
     *_, compiled = fitted
     assert compiled.count("jit(checked)") == 1  # the epoch (compiled ahead, not again)
+    assert compiled.count("jit(epoch_order)") == 1  # its shuffled order, a program apart
     assert compiled.count("jit(predict_batch)") == 1  # the validation's batches (compiled ahead,
     assert compiled.count("jit(scored)") == 1  # and its scoring: not again)
     assert "jit(_leaves_went_non_finite)" not in compiled  # a finite run: the epoch program looks
@@ -149,6 +150,9 @@ def test_programs_that_one_text_could_mean_are_told_apart():
     assert first.as_text() == second.as_text()
     np.testing.assert_array_equal(compile_cached(first)(a, b), a)
     np.testing.assert_array_equal(compile_cached(second)(a, b), b)
+    # an unused argument of another shape (calls check every argument's type): another program
+    head = jax.jit(lambda pair: pair[0] + 1)
+    assert program_key(head.lower((a, a))) != program_key(head.lower((a, a[:2])))
     # a weakly typed argument, other compile options: other programs
     double = jax.jit(lambda p: 2 * p)
     assert program_key(double.lower(1.0)) != program_key(double.lower(jnp.float32(1.0)))
