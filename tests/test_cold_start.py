@@ -96,6 +96,21 @@ def test_compiling_runs_the_program_and_reraises_its_error():
         Compiling(Broken()).result()
 
 
+def test_epochs_ordered_ahead_equal_epochs_ordered_when_they_start():
+    # fit computes each epoch's order beside the epoch before; fits of one epoch each, every
+    # one continuing from the last, compute it when their epoch starts
+    x, y = problem()
+    model = jaxnet.serial(jaxnet.Dense(16), jaxnet.activations.Relu(), jaxnet.Dense(3))
+    common = dict(batch_size=16, seed=3, verbose=0)
+    ahead, history = jaxnet.fit(model, LOSS, optim.sgd(0.1), x, y, epochs=4, **common)
+    ts = None
+    for epoch in range(4):
+        ts, one = jaxnet.fit(model, LOSS, optim.sgd(0.1), x, y, epochs=1, train_state=ts,
+                             **common)  # fmt: skip
+        assert one["loss"] == [history["loss"][epoch]]
+    jax.tree.map(np.testing.assert_array_equal, ahead.params, ts.params)
+
+
 def test_a_second_fit_compiles_nothing_and_equals_a_first_fit_bit_for_bit(compile_log):
     x, y = problem()
     x_val, y_val = problem(40, seed=1)

@@ -218,6 +218,7 @@ class ArrayFeed(_Feed):
         self.run_fused = None  # the fused epoch (compiling), when the epoch is one program
         self.probe_first = None  # its first step's probe, when apart (see the module)
         self.order_of = None  # the epoch's order, a program apart (one device)
+        self.next_order = self.next_order_for = None  # the next epoch's, and the state it is for
 
     @property
     def input_shape(self):
@@ -313,6 +314,19 @@ class ArrayFeed(_Feed):
         order = self.order_of.lowered.out_info
         return jax.jit(checked).lower(train_state, self.data.x, self.data.y, order)
 
+    def _order(self, train_state):
+        """The order of the epoch that starts at ``train_state``: computed beside the epoch
+        before when ``train_state`` is that epoch's result (:meth:`_order_next`), else now."""
+        if train_state is self.next_order_for:
+            return self.next_order
+        return self.order_of(train_state.key, train_state.step, np.int32(0))
+
+    def _order_next(self, train_state, new_state) -> None:
+        """Start the order of the epoch after the one that started at ``train_state`` (and
+        ended at ``new_state``): dispatched after that epoch, it runs beside it."""
+        self.next_order = self.order_of(train_state.key, train_state.step, np.int32(1))
+        self.next_order_for = new_state
+
     def wait_compiled(self) -> float:
         if self.k is None:
             self.run_fused.result()
@@ -326,8 +340,10 @@ class ArrayFeed(_Feed):
             return self.run_chunks(train_state, start, on_chunk, prior)
         data = (self.data.x, self.data.y)
         if self.order_of is not None:
-            data = (*data, self.order_of(train_state))
+            data = (*data, self._order(train_state))
         new_state, logs, probes, broke, first = self.run_fused(train_state, *data)
+        if self.order_of is not None:
+            self._order_next(train_state, new_state)
         if self.probe_first is not None:  # its first step, probed apart (see the module)
             probes = self.probe_first(train_state, self.data.x, self.data.y, first)
         probed = steps.probed_steps(self.n_batches, self.every) if probes is not None else []
@@ -547,14 +563,21 @@ def _spec(x):
 
 
 def epoch_order_program(train_state, n: int, batch_size: int, shuffle: bool):
-    """``order_of(train_state)``: the order of the epoch that starts at ``train_state``
-    (:func:`~jaxnet.train.step.epoch_order`) as a program of its own, compiled for speed of
-    compiling on a worker thread. Integer work only (a hash and a sort): the same bits however
-    it compiles. Its small kernels (the key's derivation, Threefry's rounds, the sort) added
-    ~0.2 s to the digits epoch's compile; apart they compile in ~0.06 s, and the program runs in
-    ~0.25 ms an epoch (1437 rows, a 2-core CPU)."""
-    order = functools.partial(steps.epoch_order, n=n, batch_size=batch_size, shuffle=shuffle)
-    return Compiling(jit_rarely_run(order).lower(train_state))
+    """``order_of(key, step, ahead)``: the order of the epoch ``ahead`` epochs after the one
+    that starts at ``step`` (:func:`~jaxnet.train.step.epoch_order`), as a program of its own,
+    compiled for speed of compiling on a worker thread (``train_state``: the types of ``key`` and
+    ``step``). Integer work only (a hash and a sort): the same bits however it compiles. Its
+    small kernels (the key's derivation, Threefry's rounds, the sort) added ~0.2 s to the digits
+    epoch's compile; apart they compile in ~0.06 s. It runs in ~0.25 ms (1437 rows, a 2-core
+    CPU), beside the epoch before when ``ahead=1``.
+    """
+    n_batches = n // batch_size
+
+    def epoch_order(key, step, ahead):
+        return steps.order_of_epoch(key, step // n_batches + ahead, n, shuffle)
+
+    ahead = jax.ShapeDtypeStruct((), np.int32)
+    return Compiling(jit_rarely_run(epoch_order).lower(train_state.key, train_state.step, ahead))
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))

@@ -290,9 +290,15 @@ def make_epoch(
 
 def epoch_order(ts: TrainState, n: int, batch_size: int, shuffle: bool = True):
     """The order in which the epoch that starts at step ``ts.step`` visits ``n`` examples."""
+    return order_of_epoch(ts.key, ts.step // (n // batch_size), n, shuffle)
+
+
+def order_of_epoch(key, epoch, n: int, shuffle: bool = True):
+    """The order in which epoch ``epoch`` of the run with key ``key`` visits ``n`` examples (a
+    permutation by :func:`shuffle_key`, or ``arange(n)`` without ``shuffle``)."""
     if not shuffle:
         return jnp.arange(n)
-    return permutation(shuffle_key(ts, ts.step // (n // batch_size)), n)
+    return permutation(jax.random.fold_in(jax.random.fold_in(key, 1), epoch), n)
 
 
 def sharded_epoch_rows(ts: TrainState, n: int, shards: int, batch_size: int, shuffle=True):
