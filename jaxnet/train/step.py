@@ -37,7 +37,12 @@ def step_key(ts: TrainState):
 
 def shuffle_key(ts: TrainState, epoch):
     """The key that shuffles the data in ``epoch``."""
-    return jax.random.fold_in(jax.random.fold_in(ts.key, 1), epoch)
+    return run_shuffle_key(ts.key, epoch)
+
+
+def run_shuffle_key(key, epoch):
+    """The key that shuffles the data in ``epoch`` of the run whose key is ``key``."""
+    return jax.random.fold_in(jax.random.fold_in(key, 1), epoch)
 
 
 def create_train_state(model: Layer, optimizer, input_shape, key) -> TrainState:
@@ -295,10 +300,10 @@ def epoch_order(ts: TrainState, n: int, batch_size: int, shuffle: bool = True):
 
 def order_of_epoch(key, epoch, n: int, shuffle: bool = True):
     """The order in which epoch ``epoch`` of the run with key ``key`` visits ``n`` examples (a
-    permutation by :func:`shuffle_key`, or ``arange(n)`` without ``shuffle``)."""
+    permutation by :func:`run_shuffle_key`, or ``arange(n)`` without ``shuffle``)."""
     if not shuffle:
         return jnp.arange(n)
-    return permutation(jax.random.fold_in(jax.random.fold_in(key, 1), epoch), n)
+    return permutation(run_shuffle_key(key, epoch), n)
 
 
 def sharded_epoch_rows(ts: TrainState, n: int, shards: int, batch_size: int, shuffle=True):
