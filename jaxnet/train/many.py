@@ -9,7 +9,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxnet.compilation import collector_spares_older_objects, compile_cached, run_once_options
@@ -156,8 +155,9 @@ def fit_many(
             make_optimizer(**cell)
         except TypeError as error:
             raise ConfigError(f"optimizer(**{cell}) failed: {error}", ("fit_many",)) from None
-    hparams = {name: jnp.asarray([c[name] for c in configs], jnp.float32) for name in grid or {}}
-    keys = jax.vmap(jax.random.key)(jnp.asarray([c["seed"] for c in configs], jnp.uint32))
+    # NumPy, made into keys inside the initialisation: nothing compiles op by op on the way
+    hparams = {name: np.asarray([c[name] for c in configs], np.float32) for name in grid or {}}
+    seeds = np.asarray([c["seed"] for c in configs], np.uint32)
 
     source = as_source(x, y, steps_per_epoch, "fit_many")
     if source is None:
@@ -174,13 +174,15 @@ def fit_many(
                          targets=target_kind(loss_fn))  # fmt: skip
         input_shape = feed.input_shape
 
-    def init_one(key, hp):
-        return create_train_state(model, make_optimizer(**hp), input_shape, key)
+    def init_one(seed, hp):
+        return create_train_state(model, make_optimizer(**hp), input_shape, jax.random.key(seed))
 
-    init_all = jax.jit(jax.vmap(init_one)).lower(keys, hparams)
-    train_state = compile_cached(init_all, run_once_options())(keys, hparams)
-    one_params, one_state = model_slice((train_state.params, train_state.state), 0)
-    data_key = None if data_seed is None else jax.random.key(data_seed)
+    init_all = jax.jit(jax.vmap(init_one)).lower(seeds, hparams)
+    train_state = compile_cached(init_all, run_once_options())(seeds, hparams)
+    one_params, one_state = jax.tree.map(  # one model's shapes
+        lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype),
+        (train_state.params, train_state.state),
+    )
     start = time.perf_counter()
     if source is None:
         placement = None if mesh is None else parallel.replicated(mesh)
@@ -190,12 +192,12 @@ def fit_many(
             placed = jax.device_put((train_state, hparams), parallel.model_sharded(mesh))
             train_state, hparams = placed
         run_epoch = _array_epochs(model, loss_fn, make_optimizer, batch_size, metrics, penalty,
-                                  data, data_key, train_state, hparams)  # fmt: skip
+                                  data, data_seed, train_state, hparams)  # fmt: skip
         validation = data.validation
     else:
         feed.place(output_shape(model, one_params, one_state, feed.input_spec))
         run_epoch = _source_epochs(model, loss_fn, make_optimizer, metrics, penalty, feed,
-                                   data_key, hparams)  # fmt: skip
+                                   data_seed, hparams)  # fmt: skip
         validation = feed.validation
     compile_seconds = time.perf_counter() - start
     evaluate = None
@@ -259,7 +261,7 @@ def fit_many(
     )
 
 
-def _array_epochs(model, loss_fn, make_optimizer, batch_size, metrics, penalty, data, data_key,
+def _array_epochs(model, loss_fn, make_optimizer, batch_size, metrics, penalty, data, data_seed,
                   train_state, hparams):  # fmt: skip
     """``run_epoch(train_state, epoch, on_chunk=None) -> (train_state, logs)`` for
     device-resident ``data``: every model's epoch in one compiled, ``vmap``ped program (no chunk
@@ -274,22 +276,22 @@ def _array_epochs(model, loss_fn, make_optimizer, batch_size, metrics, penalty, 
     @jax.jit
     def train_epoch(ts, hp, x, y, epoch_index):
         order = None  # each model's own, from its train state, as in fit
-        if data_key is not None:
-            order = permutation(jax.random.fold_in(data_key, epoch_index), n)
+        if data_seed is not None:  # (the key made in the program: nothing compiles op by op)
+            order = permutation(jax.random.fold_in(jax.random.key(data_seed), epoch_index), n)
         return jax.vmap(epoch_one, in_axes=(0, 0, None, None, None))(ts, hp, x, y, order)
 
-    compiled = compile_cached(train_epoch.lower(train_state, hparams, data.x, data.y, jnp.int32(0)))
+    compiled = compile_cached(train_epoch.lower(train_state, hparams, data.x, data.y, np.int32(0)))
 
     def run_epoch(ts, epoch, on_chunk=None):
         del on_chunk
-        return compiled(ts, hparams, data.x, data.y, jnp.int32(epoch))
+        return compiled(ts, hparams, data.x, data.y, np.int32(epoch))
 
     return run_epoch
 
 
-def _source_epochs(model, loss_fn, make_optimizer, metrics, penalty, feed, data_key, hparams):
+def _source_epochs(model, loss_fn, make_optimizer, metrics, penalty, feed, data_seed, hparams):
     """``run_epoch(train_state, epoch, on_chunk=None) -> (train_state, logs)`` for a data
-    source: its chunks are read once, in the order ``data_key`` gives, and every model trains on
+    source: its chunks are read once, in the order ``data_seed`` gives, and every model trains on
     each (``vmap``); ``on_chunk(train_state, steps_done, logs)`` after each chunk."""
 
     def chunk_one(ts, hp, x, y, rows):
@@ -303,10 +305,12 @@ def _source_epochs(model, loss_fn, make_optimizer, metrics, penalty, feed, data_
 
     @jax.jit
     def order_of(epoch_index):
-        return permutation(jax.random.fold_in(data_key, epoch_index), len(feed.source))
+        return permutation(
+            jax.random.fold_in(jax.random.key(data_seed), epoch_index), len(feed.source)
+        )
 
     def run_epoch(ts, epoch, on_chunk=None):  # (a stream has its own order)
-        order = order_of(jnp.int32(epoch)) if isinstance(feed.source, RandomAccess) else None
+        order = order_of(np.int32(epoch)) if isinstance(feed.source, RandomAccess) else None
         result = feed.run_chunks(ts, on_chunk=on_chunk, run_chunk=chunk_all, order=order)
         return result.train_state, result.logs
 
