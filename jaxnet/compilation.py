@@ -10,6 +10,7 @@ import concurrent.futures
 import contextlib
 import functools
 import gc
+import hashlib
 import os
 import threading
 import time
@@ -159,12 +160,12 @@ def _compile_or_find(lowered, options: dict | None = None):
 
 def program_key(lowered, options: dict | None = None):
     """What tells ``lowered``'s executable apart from every other in this process, or ``None``
-    when that cannot be told (then it is compiled every time): its StableHLO text, its argument
-    and result trees, and what JAX keeps beside the text (argument and result types and
-    placement, the arguments it kept, devices, donation, compile options) — read from JAX's
-    lowering object, whose fields are not public API: where they are missing or not what they
-    were, nothing is kept. Programs with host callbacks, effects, constants passed as arguments
-    or shape variables are never kept.
+    when that cannot be told (then it is compiled every time): its StableHLO text (a SHA-256 of
+    it, constants printed in full), its argument and result trees, and what JAX keeps beside the
+    text (argument and result types and placement, the arguments it kept, devices, donation,
+    compile options) — read from JAX's lowering object, whose fields are not public API: where
+    they are missing or not what they were, nothing is kept. Programs with host callbacks,
+    effects, constants passed as arguments or shape variables are never kept.
     """
     try:
         lowering = lowered._lowering
@@ -179,7 +180,8 @@ def program_key(lowered, options: dict | None = None):
             if name not in _NOT_KEYED
         )  # fmt: skip
         arguments = tuple(jax.tree.leaves(lowered.in_avals))  # (with the unused ones)
-        key = (lowered.as_text(), lowered.in_tree, arguments, lowered.out_tree, beside,
+        text = hashlib.sha256(lowered.as_text().encode()).digest()  # (constants in full)
+        key = (text, lowered.in_tree, arguments, lowered.out_tree, beside,
                tuple(lowering._device_list), lowering._compiler_options_kvs,
                lowering._donated_invars, lowering._platforms,
                tuple(sorted((options or {}).items())))  # fmt: skip

@@ -177,6 +177,11 @@ def test_programs_that_one_text_could_mean_are_told_apart():
     lowered = double.lower(a)
     assert program_key(lowered) != program_key(lowered, {"xla_backend_optimization_level": 0})
     assert program_key(lowered) == program_key(double.lower(a + 1))  # (values are not types)
+    # constants in the program, however large, are part of what it is
+    big = np.arange(10_000, dtype=np.float32)
+    plus = [jax.jit(lambda p, c=c: p + c).lower(jnp.zeros(10_000)) for c in (big, big.copy())]
+    plus.append(jax.jit(lambda p: p + 2 * big).lower(jnp.zeros(10_000)))
+    assert program_key(plus[0]) == program_key(plus[1]) != program_key(plus[2])
 
 
 def test_programs_with_host_callbacks_are_not_kept():
