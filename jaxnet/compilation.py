@@ -163,7 +163,8 @@ def program_key(lowered, options: dict | None = None):
     when that cannot be told (then it is compiled every time): its StableHLO text (a SHA-256 of
     it, constants printed in full), its argument and result trees, and what JAX keeps beside the
     text (argument and result types and placement, the arguments it kept, devices, donation,
-    compile options) — read from JAX's lowering object, whose fields are not public API: where
+    compile options and the ``jax.config`` options read when compiling) — read from JAX's
+    lowering object, whose fields are not public API: where
     they are missing or not what they were, nothing is kept. Programs with host callbacks,
     effects, constants passed as arguments or shape variables are never kept.
     """
@@ -184,7 +185,8 @@ def program_key(lowered, options: dict | None = None):
         key = (text, lowered.in_tree, arguments, lowered.out_tree, beside,
                tuple(lowering._device_list), lowering._compiler_options_kvs,
                lowering._donated_invars, lowering._platforms,
-               tuple(sorted((options or {}).items())))  # fmt: skip
+               tuple(sorted((options or {}).items())),
+               tuple(jax.config.values.get(name) for name in _COMPILE_CONFIG))  # fmt: skip
         hash(key)
     except (AttributeError, KeyError, TypeError):
         return None
@@ -208,6 +210,9 @@ def _hashable(value):
 # compile_args fields checked above, or kept by the executable for error messages only
 _NOT_KEYED = frozenset({"host_callbacks", "keepalive", "ordered_effects", "unordered_effects",
                         "pgle_profiler", "mut", "shape_poly_state", "all_args_info"})  # fmt: skip
+# jax.config options JAX reads when it compiles (not in the lowered program)
+_COMPILE_CONFIG = ("jax_exec_time_optimization_effort", "jax_memory_fitting_effort",
+                   "jax_compiler_enable_remat_pass", "jax_enable_pgle")  # fmt: skip
 PROGRAMS_KEPT = 32  # compiled programs kept by compile_cached (the newest)
 _PROGRAMS: dict = {}  # program_key -> Future of its compiled program, oldest first
 _PROGRAMS_LOCK = threading.Lock()

@@ -176,6 +176,11 @@ def test_programs_that_one_text_could_mean_are_told_apart():
     assert program_key(double.lower(1.0)) != program_key(double.lower(jnp.float32(1.0)))
     lowered = double.lower(a)
     assert program_key(lowered) != program_key(lowered, {"xla_backend_optimization_level": 0})
+    jax.config.update("jax_exec_time_optimization_effort", 0.5)  # (read when compiling)
+    try:
+        assert program_key(double.lower(a)) != program_key(lowered)
+    finally:
+        jax.config.update("jax_exec_time_optimization_effort", 0.0)
     assert program_key(lowered) == program_key(double.lower(a + 1))  # (values are not types)
     # constants in the program, however large, are part of what it is
     big = np.arange(10_000, dtype=np.float32)
