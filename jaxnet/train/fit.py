@@ -23,7 +23,12 @@ from jaxnet.train.feed import Programs, make_feed
 from jaxnet.train.guard import guard_accepts
 from jaxnet.train.logging import default_progress
 from jaxnet.train.preemption import Preemption, StopAtChunk
-from jaxnet.train.step import TrainState, create_train_state, named_metrics
+from jaxnet.train.step import (
+    TrainState,
+    create_train_state,
+    model_train_state,
+    named_metrics,
+)
 
 
 class History:
@@ -149,8 +154,8 @@ def fit(
         make_validate(model, loss_fn, metrics, feed.validation, sharding=placement,
                       ahead=mesh is None and ema is None and (shapes.params, shapes.state)), ema
     )  # fmt: skip
-    if train_state is None:  # one program, compiled for speed of compiling: it runs once
-        train_state = run_once(init, key)
+    if train_state is None:  # compiled for speed of compiling: they run once
+        train_state = initial_state(model, optimizer, feed.input_shape, key)
     callbacks = [
         *checkpoint_callbacks(checkpoint_dir, keep, resume), *([monitor] if monitor else []),
         *callbacks, *ema_callbacks(ema), *default_progress(epochs, verbose),
@@ -200,6 +205,17 @@ def fit(
     finally:
         preemption.restore()
     return loop.train_state, loop.history
+
+
+def initial_state(model, optimizer, input_shape, key) -> TrainState:
+    """:func:`~jaxnet.train.step.create_train_state` as two run-once programs: the model's, kept
+    for the next ``fit`` of this architecture (:func:`~jaxnet.compilation.compile_cached`), and
+    the optimizer's, small, which holds its hyper-parameters (another learning rate compiles only
+    this one again). The same bits as one program."""
+    params, state, step, train_key = run_once(
+        functools.partial(model_train_state, model, input_shape), key
+    )
+    return TrainState(params, state, run_once(optimizer.init, params), step, train_key)
 
 
 def chunk_end(callbacks, epoch: int, loop: Loop, feed, train_state, steps_done: int, step_logs):

@@ -47,9 +47,16 @@ def run_shuffle_key(key, epoch):
 
 def create_train_state(model: Layer, optimizer, input_shape, key) -> TrainState:
     """Initialise params/state from ``key`` and the optimizer state from the params."""
+    params, state, step, train_key = model_train_state(model, input_shape, key)
+    return TrainState(params, state, optimizer.init(params), step, train_key)
+
+
+def model_train_state(model: Layer, input_shape, key):
+    """``(params, state, step, key)`` of :func:`create_train_state`: everything but the optimizer
+    state (``fit`` compiles the two parts apart: the optimizer's holds its hyper-parameters)."""
     init_key, train_key = jax.random.split(key)
     params, state = init_model(model, init_key, input_shape)
-    return TrainState(params, state, optimizer.init(params), jnp.zeros((), jnp.int32), train_key)
+    return params, state, jnp.zeros((), jnp.int32), train_key
 
 
 def named_metrics(metrics) -> dict[str, Callable]:
