@@ -66,7 +66,7 @@ def elemental_emitters() -> dict:
 def run_once(fn, *args):
     """``fn(*args)`` compiled as one program with :func:`run_once_options` (e.g. a model's init),
     or the same program compiled before in this process (:func:`compile_cached`)."""
-    return compile_cached(jax.jit(fn).lower(*args), run_once_options())(*args)
+    return compile_cached(jit_rarely_run(fn).lower(*args))(*args)
 
 
 def jit_rarely_run(fn):
@@ -125,21 +125,22 @@ def compiled_ahead(jitted, *args) -> Callable:
     return call
 
 
-def compile_cached(lowered, options: dict | None = None):
-    """``lowered.compile(options)``, or the executable this process compiled before for the same
-    program (:func:`program_key`): ``fit`` builds its functions anew each call, so without this a
-    second ``fit`` of the same architecture and shapes (another learning rate, seed or model
-    object) would compile its programs again. The newest :data:`PROGRAMS_KEPT` are kept;
-    :func:`clear_programs` forgets them. Concurrent compiles of one program compile it once.
+def compile_cached(lowered):
+    """``lowered.compile()``, or the executable this process compiled before for the same
+    program (:func:`program_key`; compile options come with the ``jax.jit``): ``fit`` builds its
+    functions anew each call, so without this a second ``fit`` of the same architecture and
+    shapes (another seed or model object) would compile its programs again. The newest
+    :data:`PROGRAMS_KEPT` are kept; :func:`clear_programs` forgets them. Concurrent compiles of
+    one program compile it once.
     """
-    return _compile_or_find(lowered, options)[0]
+    return _compile_or_find(lowered)[0]
 
 
-def _compile_or_find(lowered, options: dict | None = None):
+def _compile_or_find(lowered):
     """``(compiled, whether it was compiled from lowered now)`` for :func:`compile_cached`."""
-    key = program_key(lowered, options)
+    key = program_key(lowered)
     if key is None:
-        return lowered.compile(options), True
+        return lowered.compile(), True
     with _PROGRAMS_LOCK:
         future = _PROGRAMS.pop(key, None)
         owner = future is None
@@ -149,7 +150,7 @@ def _compile_or_find(lowered, options: dict | None = None):
     if not owner:
         return future.result(), False
     try:
-        future.set_result(lowered.compile(options))
+        future.set_result(lowered.compile())
     except BaseException as error:
         with _PROGRAMS_LOCK:
             if _PROGRAMS.get(key) is future:
@@ -158,15 +159,15 @@ def _compile_or_find(lowered, options: dict | None = None):
     return future.result(), True
 
 
-def program_key(lowered, options: dict | None = None):
+def program_key(lowered):
     """What tells ``lowered``'s executable apart from every other in this process, or ``None``
     when that cannot be told (then it is compiled every time): its StableHLO text (a SHA-256 of
     it, constants printed in full), its argument and result trees, and what JAX keeps beside the
-    text (argument and result types and placement, the arguments it kept, devices, donation,
-    compile options and the ``jax.config`` options read when compiling) — read from JAX's
-    lowering object, whose fields are not public API: where
-    they are missing or not what they were, nothing is kept. Programs with host callbacks,
-    effects, constants passed as arguments or shape variables are never kept.
+    text (argument and result types and placement, the arguments it kept, devices, donation, the
+    ``jax.jit``'s compile options and the ``jax.config`` options read when compiling) — read from
+    JAX's lowering object, whose fields are not public API: where they are missing or not what
+    they were, nothing is kept. Programs with host callbacks, effects, constants passed as
+    arguments or shape variables are never kept.
     """
     try:
         lowering = lowered._lowering
@@ -185,7 +186,6 @@ def program_key(lowered, options: dict | None = None):
         key = (text, lowered.in_tree, arguments, lowered.out_tree, beside,
                tuple(lowering._device_list), lowering._compiler_options_kvs,
                lowering._donated_invars, lowering._platforms,
-               tuple(sorted((options or {}).items())),
                tuple(jax.config.values.get(name) for name in _COMPILE_CONFIG))  # fmt: skip
         hash(key)
     except (AttributeError, KeyError, TypeError):

@@ -175,7 +175,8 @@ def test_programs_that_one_text_could_mean_are_told_apart():
     double = jax.jit(lambda p: 2 * p)
     assert program_key(double.lower(1.0)) != program_key(double.lower(jnp.float32(1.0)))
     lowered = double.lower(a)
-    assert program_key(lowered) != program_key(lowered, {"xla_backend_optimization_level": 0})
+    at_o0 = jax.jit(lambda p: 2 * p, compiler_options={"xla_backend_optimization_level": 0})
+    assert program_key(lowered) != program_key(at_o0.lower(a))
     before = program_key(lowered)
     jax.config.update("jax_exec_time_optimization_effort", 0.5)  # (read when compiling)
     try:

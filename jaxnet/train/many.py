@@ -11,7 +11,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from jaxnet.compilation import collector_spares_older_objects, compile_cached, run_once_options
+from jaxnet.compilation import collector_spares_older_objects, compile_cached, jit_rarely_run
 from jaxnet.core import Layer
 from jaxnet.errors import ConfigError, check_range
 from jaxnet.losses import target_kind
@@ -177,8 +177,8 @@ def fit_many(
     def init_one(seed, hp):
         return create_train_state(model, make_optimizer(**hp), input_shape, jax.random.key(seed))
 
-    init_all = jax.jit(jax.vmap(init_one)).lower(seeds, hparams)
-    train_state = compile_cached(init_all, run_once_options())(seeds, hparams)
+    init_all = jit_rarely_run(jax.vmap(init_one)).lower(seeds, hparams)
+    train_state = compile_cached(init_all)(seeds, hparams)
     one_params, one_state = jax.tree.map(  # one model's shapes
         lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype),
         (train_state.params, train_state.state),
