@@ -14,6 +14,10 @@ every backend.
 >>> noise = normal(key, (2, 3))                 # == jax.random.normal(key, (2, 3))
 >>> keep.dtype, noise.dtype
 (dtype('bool'), dtype('float32'))
+
+The same hash runs on NumPy arrays: :func:`host_permutation` is :func:`permutation` computed on
+the host from a Threefry key's data (:func:`key_words`), with no program to compile (``fit``
+orders each epoch with it).
 """
 
 from __future__ import annotations
@@ -30,16 +34,17 @@ _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 
 
 def threefry2x32(k0, k1, x0, x1):
-    """The Threefry-2x32 block cipher, 20 rounds, on ``uint32`` arrays: ``(y0, y1)``."""
-    keys = (k0, k1, k0 ^ k1 ^ jnp.uint32(0x1BD11BDA))
+    """The Threefry-2x32 block cipher, 20 rounds, on ``uint32`` arrays (JAX's or NumPy's):
+    ``(y0, y1)``."""
+    keys = (k0, k1, k0 ^ k1 ^ np.uint32(0x1BD11BDA))
     x0, x1 = x0 + keys[0], x1 + keys[1]
     for i in range(5):
         for r in _ROTATIONS[i % 2]:
             x0 = x0 + x1
-            x1 = (x1 << jnp.uint32(r)) | (x1 >> jnp.uint32(32 - r))
+            x1 = (x1 << np.uint32(r)) | (x1 >> np.uint32(32 - r))
             x1 = x1 ^ x0
         x0 = x0 + keys[(i + 1) % 3]
-        x1 = x1 + keys[(i + 2) % 3] + jnp.uint32(i + 1)
+        x1 = x1 + keys[(i + 2) % 3] + np.uint32(i + 1)
     return x0, x1
 
 
@@ -87,7 +92,56 @@ def permutation(key, n: int) -> jax.Array:
     in as many rounds as ``jax.random`` takes (one up to 1625 elements), each round's bits drawn
     by :func:`random_bits` from the next split of ``key``."""
     x = jnp.arange(n)
-    for _ in range(int(np.ceil(3 * np.log(max(1, n)) / np.log(np.iinfo(np.uint32).max)))):
+    for _ in range(_sort_rounds(n)):
         key, subkey = jax.random.split(key)
         _, x = jax.lax.sort_key_val(random_bits(subkey, (n,)), x)
     return x
+
+
+# -- the same numbers on the host ----------------------------------------------------------------
+def key_words(key) -> np.ndarray | None:
+    """The ``(2,)`` ``uint32`` data of a Threefry key (a typed key, or a raw
+    ``jax.random.PRNGKey`` while Threefry is the default), on the host; ``None`` for another
+    kind of key."""
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if str(jax.random.key_impl(key)) != "threefry2x32" or key.shape:
+            return None
+        return np.asarray(jax.random.key_data(key))
+    if jax.config.jax_default_prng_impl != "threefry2x32" or np.shape(key) != (2,):
+        return None
+    return np.asarray(key, np.uint32)
+
+
+def host_fold_in(words: np.ndarray, data: int) -> np.ndarray:
+    """``jax.random.fold_in`` on a Threefry key's data (``int`` data, taken modulo ``2**32``)."""
+    y0, y1 = threefry2x32(words[0], words[1], np.zeros(1, np.uint32),
+                          np.array([data % 2**32], np.uint32))  # fmt: skip
+    return np.concatenate([y0, y1])
+
+
+def host_split(words: np.ndarray, num: int = 2) -> np.ndarray:
+    """``jax.random.split`` on a Threefry key's data: ``(num, 2)`` key data, as the current
+    ``jax_threefry_partitionable`` setting splits."""
+    if jax.config.jax_threefry_partitionable:
+        index = np.arange(num, dtype=np.uint32)
+        return np.stack(threefry2x32(words[0], words[1], np.zeros_like(index), index), axis=1)
+    counts = np.arange(2 * num, dtype=np.uint32)
+    y0, y1 = threefry2x32(words[0], words[1], counts[:num], counts[num:])
+    return np.concatenate([y0, y1]).reshape(num, 2)
+
+
+def host_permutation(words: np.ndarray, n: int) -> np.ndarray:
+    """:func:`permutation` of ``n`` (``int32``) for the Threefry key whose data is ``words``,
+    computed by NumPy: the same order (a stable sort, as ``jax.lax.sort_key_val``'s)."""
+    x = np.arange(n, dtype=np.int32)
+    for _ in range(_sort_rounds(n)):
+        words, subkey = host_split(words)
+        index = np.arange(n, dtype=np.uint32)
+        high, low = threefry2x32(subkey[0], subkey[1], np.zeros_like(index), index)
+        x = x[np.argsort(high ^ low, kind="stable")]
+    return x
+
+
+def _sort_rounds(n: int) -> int:
+    """How many sorts by 32 random bits ``jax.random.permutation`` takes for ``n`` elements."""
+    return int(np.ceil(3 * np.log(max(1, n)) / np.log(np.iinfo(np.uint32).max)))

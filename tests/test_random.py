@@ -7,7 +7,18 @@ import numpy as np
 import pytest
 
 from jaxnet.errors import ConfigError
-from jaxnet.random import bernoulli, normal, permutation, random_bits, threefry2x32, uniform
+from jaxnet.random import (
+    bernoulli,
+    host_fold_in,
+    host_permutation,
+    host_split,
+    key_words,
+    normal,
+    permutation,
+    random_bits,
+    threefry2x32,
+    uniform,
+)
 
 SHAPES = [(7,), (32, 256), (2, 3, 5)]
 
@@ -60,6 +71,34 @@ def test_permutation_is_jax_randoms(n):
             ours = jax.jit(permutation, static_argnums=1)(key, n)
             assert ours.dtype == expected.dtype
             np.testing.assert_array_equal(ours, expected)
+
+
+@pytest.mark.parametrize("partitionable", [True, False])
+def test_host_twins_compute_jax_randoms_numbers(partitionable):
+    """NumPy's fold_in, split and permutation on a Threefry key's data: jax.random's numbers
+    under either ``jax_threefry_partitionable`` (it changes how a key splits)."""
+    with jax.threefry_partitionable(partitionable):
+        for seed in (0, 7):
+            key = jax.random.fold_in(jax.random.key(seed), 3)
+            words = key_words(key)
+            assert words.dtype == np.uint32 and words.shape == (2,)
+            for data in (0, 1, 12345, 2**31 - 1):
+                expected = jax.random.key_data(jax.random.fold_in(key, data))
+                np.testing.assert_array_equal(host_fold_in(words, data), expected)
+            expected = jax.random.key_data(jax.random.split(key, 3))
+            np.testing.assert_array_equal(host_split(words, 3), expected)
+            for n in (1, 2, 1437, 1626, 100_000):  # 1626 up: two sorts; 100k: ties in the bits
+                ours = host_permutation(words, n)
+                assert ours.dtype == np.int32
+                np.testing.assert_array_equal(ours, jax.jit(permutation, static_argnums=1)(key, n))
+
+
+def test_key_words_of_each_kind_of_key():
+    key = jax.random.key(4)
+    np.testing.assert_array_equal(key_words(key), jax.random.key_data(key))
+    np.testing.assert_array_equal(key_words(jax.random.PRNGKey(4)), jax.random.key_data(key))
+    assert key_words(jax.random.key(4, impl="rbg")) is None  # another hash: not computed here
+    assert key_words(jax.random.split(key, 2)) is None  # not one key
 
 
 def test_exact_under_vmap_and_jit(key):

@@ -41,6 +41,7 @@ import numpy as np
 
 from jaxnet.compilation import Compiling, jit_rarely_run, run_once_options, same_types
 from jaxnet.errors import ConfigError, DataError
+from jaxnet.random import key_words
 from jaxnet.train import parallel
 from jaxnet.train import step as steps
 from jaxnet.train.arrays import to_numpy
@@ -217,8 +218,7 @@ class ArrayFeed(_Feed):
         self.data = data
         self.run_fused = None  # the fused epoch (compiling), when the epoch is one program
         self.probe_first = None  # its first step's probe, when apart (see the module)
-        self.order_of = None  # the epoch's order, a program apart (one device)
-        self.next_order = self.next_order_for = None  # the next epoch's, and the state it is for
+        self.orders = None  # the epochs' orders, computed apart (one device): EpochOrders
 
     @property
     def input_shape(self):
@@ -262,7 +262,7 @@ class ArrayFeed(_Feed):
 
     def compile(self, programs: Programs, train_state, epochs=None, **options) -> None:
         super().compile(programs, train_state, **options)
-        self.probe_first = self.order_of = None
+        self.probe_first = self.orders = None
         if self.k is None:  # the fused epoch, or chunks when it would run long
             start = time.perf_counter()
             probe = {k: options.pop(k) for k in ("probe", "probe_every") if k in options}
@@ -292,8 +292,8 @@ class ArrayFeed(_Feed):
     def _lower_fused(self, programs: Programs, train_state, options: dict):
         """The fused epoch, lowered: the epoch with the guard's look at the states before and
         after (:func:`went_non_finite`), and the rows of its first batch (for a probe apart). On
-        one device it takes the epoch's order as an argument, from :func:`epoch_order_program`
-        (``self.order_of``)."""
+        one device it takes the epoch's order as an argument (:class:`EpochOrders`,
+        ``self.orders``)."""
         order = "per_device" if self.split_data else "global"
         epoch = programs.epoch(self.batch_size, self.shuffle, mesh=self.mesh,
                                shard_order=order, **options)  # fmt: skip
@@ -309,23 +309,8 @@ class ArrayFeed(_Feed):
 
         if self.mesh is not None:
             return jax.jit(checked).lower(train_state, self.data.x, self.data.y)
-        if self.order_of is None:  # one device: the order comes from a program apart
-            self.order_of = epoch_order_program(train_state, n, self.batch_size, self.shuffle)
-        order = self.order_of.lowered.out_info
-        return jax.jit(checked).lower(train_state, self.data.x, self.data.y, order)
-
-    def _order(self, train_state):
-        """The order of the epoch that starts at ``train_state``: computed beside the epoch
-        before when ``train_state`` is that epoch's result (:meth:`_order_next`), else now."""
-        if train_state is self.next_order_for:
-            return self.next_order
-        return self.order_of(train_state.key, train_state.step, np.int32(0))
-
-    def _order_next(self, train_state, new_state) -> None:
-        """Start the order of the epoch after the one that started at ``train_state`` (and
-        ended at ``new_state``): dispatched after that epoch, it runs beside it."""
-        self.next_order = self.order_of(train_state.key, train_state.step, np.int32(1))
-        self.next_order_for = new_state
+        self.orders = EpochOrders(n, self.batch_size, self.shuffle)  # one device: an argument
+        return jax.jit(checked).lower(train_state, self.data.x, self.data.y, self.orders.type)
 
     def wait_compiled(self) -> float:
         if self.k is None:
@@ -339,11 +324,11 @@ class ArrayFeed(_Feed):
         if self.run_fused is None or start:
             return self.run_chunks(train_state, start, on_chunk, prior)
         data = (self.data.x, self.data.y)
-        if self.order_of is not None:
-            data = (*data, self._order(train_state))
+        if self.orders is not None:
+            data = (*data, self.orders.of(train_state))
         new_state, logs, probes, broke, first = self.run_fused(train_state, *data)
-        if self.order_of is not None:
-            self._order_next(train_state, new_state)
+        if self.orders is not None:  # the next epoch's, while the device trains this one
+            self.orders.ahead(new_state)
         if self.probe_first is not None:  # its first step, probed apart (see the module)
             probes = self.probe_first(train_state, self.data.x, self.data.y, first)
         probed = steps.probed_steps(self.n_batches, self.every) if probes is not None else []
@@ -562,22 +547,42 @@ def _spec(x):
     return jax.tree.map(lambda a: jax.ShapeDtypeStruct((1, *a.shape[1:]), a.dtype), x)
 
 
-def epoch_order_program(train_state, n: int, batch_size: int, shuffle: bool):
-    """``order_of(key, step, ahead)``: the order of the epoch ``ahead`` epochs after the one
-    that starts at ``step`` (:func:`~jaxnet.train.step.epoch_order`), as a program of its own,
-    compiled for speed of compiling on a worker thread (``train_state``: the types of ``key`` and
-    ``step``). Integer work only (a hash and a sort): the same bits however it compiles. Its
-    small kernels (the key's derivation, Threefry's rounds, the sort) added ~0.2 s to the digits
-    epoch's compile; apart they compile in ~0.06 s. It runs in ~0.25 ms (1437 rows, a 2-core
-    CPU), beside the epoch before when ``ahead=1``.
-    """
-    n_batches = n // batch_size
+class EpochOrders:
+    """The order of each epoch on one device, an argument of the fused epoch (it was ~15 of the
+    digits epoch's ~90 kernels: ~0.2 s of its compile). With a Threefry run key (the default),
+    NumPy computes it on the host (:func:`~jaxnet.train.step.host_order_of_epoch`: the same
+    numbers, nothing to compile; ~0.3 ms for 1437 rows), the next epoch's while the device
+    trains the one before; with another kind of key a small program computes it when its epoch
+    starts."""
 
-    def epoch_order(key, step, ahead):
-        return steps.order_of_epoch(key, step // n_batches + ahead, n, shuffle)
+    def __init__(self, n: int, batch_size: int, shuffle: bool):
+        self.n, self.n_batches, self.shuffle = n, n // batch_size, shuffle
+        self.type = jax.ShapeDtypeStruct((n,), np.int32)
+        self.words = self.epoch = None  # the run key's data, the epoch of the last order
+        self.next = self.next_for = None  # the next epoch's order, and the state it starts at
 
-    ahead = jax.ShapeDtypeStruct((), np.int32)
-    return Compiling(jit_rarely_run(epoch_order).lower(train_state.key, train_state.step, ahead))
+    def of(self, train_state) -> np.ndarray | jax.Array:
+        """The order of the epoch that starts at ``train_state``: the one computed ahead when
+        ``train_state`` is the state it was computed for (:meth:`ahead`), else computed now."""
+        if train_state is self.next_for:
+            self.epoch += 1
+            return self.next
+        self.words = key_words(train_state.key)
+        self.epoch = int(train_state.step) // self.n_batches
+        if self.words is None:
+            return _device_order(train_state.key, np.int32(self.epoch), self.n, self.shuffle)
+        return steps.host_order_of_epoch(self.words, self.epoch, self.n, self.shuffle)
+
+    def ahead(self, next_state) -> None:
+        """Compute now the order of the next epoch, which starts at ``next_state``."""
+        if self.words is not None:
+            self.next = steps.host_order_of_epoch(self.words, self.epoch + 1, self.n, self.shuffle)
+            self.next_for = next_state
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _device_order(key, epoch, n: int, shuffle: bool):
+    return steps.order_of_epoch(key, epoch, n, shuffle).astype(jnp.int32)
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))

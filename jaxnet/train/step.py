@@ -7,11 +7,12 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxnet.core import Layer, init_model
 from jaxnet.objective import make_loss
 from jaxnet.optim import apply_updates
-from jaxnet.random import permutation
+from jaxnet.random import host_fold_in, host_permutation, permutation
 from jaxnet.train import parallel
 
 
@@ -311,6 +312,15 @@ def order_of_epoch(key, epoch, n: int, shuffle: bool = True):
     if not shuffle:
         return jnp.arange(n)
     return permutation(run_shuffle_key(key, epoch), n)
+
+
+def host_order_of_epoch(words, epoch: int, n: int, shuffle: bool = True) -> np.ndarray:
+    """:func:`order_of_epoch` computed by NumPy on the host from the run key's data ``words``
+    (a Threefry key's, :func:`~jaxnet.random.key_words`): the same ``int32`` order, no
+    program."""
+    if not shuffle:
+        return np.arange(n, dtype=np.int32)
+    return host_permutation(host_fold_in(host_fold_in(words, 1), epoch), n)
 
 
 def sharded_epoch_rows(ts: TrainState, n: int, shards: int, batch_size: int, shuffle=True):
