@@ -553,36 +553,31 @@ class EpochOrders:
     NumPy computes it on the host (:func:`~jaxnet.train.step.host_order_of_epoch`: the same
     numbers, nothing to compile; ~0.3 ms for 1437 rows), the next epoch's while the device
     trains the one before; with another kind of key a small program computes it when its epoch
-    starts."""
+    starts (:func:`~jaxnet.train.step.epoch_order_on_host`)."""
 
     def __init__(self, n: int, batch_size: int, shuffle: bool):
-        self.n, self.n_batches, self.shuffle = n, n // batch_size, shuffle
+        self.n, self.batch_size, self.shuffle = n, batch_size, shuffle
         self.type = jax.ShapeDtypeStruct((n,), np.int32)
         self.words = self.epoch = None  # the run key's data, the epoch of the last order
         self.next = self.next_for = None  # the next epoch's order, and the state it starts at
 
-    def of(self, train_state) -> np.ndarray | jax.Array:
+    def of(self, train_state) -> np.ndarray:
         """The order of the epoch that starts at ``train_state``: the one computed ahead when
         ``train_state`` is the state it was computed for (:meth:`ahead`), else computed now."""
         if train_state is self.next_for:
             self.epoch += 1
             return self.next
-        self.words = key_words(train_state.key)
-        self.epoch = int(train_state.step) // self.n_batches
-        if self.words is None:
-            return _device_order(train_state.key, np.int32(self.epoch), self.n, self.shuffle)
-        return steps.host_order_of_epoch(self.words, self.epoch, self.n, self.shuffle)
+        self.words = key_words(train_state.key) if self.shuffle else None
+        self.epoch = int(train_state.step) // (self.n // self.batch_size)
+        return steps.epoch_order_on_host(train_state, self.n, self.batch_size, self.shuffle)
 
     def ahead(self, next_state) -> None:
-        """Compute now the order of the next epoch, which starts at ``next_state``."""
-        if self.words is not None:
-            self.next = steps.host_order_of_epoch(self.words, self.epoch + 1, self.n, self.shuffle)
-            self.next_for = next_state
-
-
-@functools.partial(jax.jit, static_argnums=(2, 3))
-def _device_order(key, epoch, n: int, shuffle: bool):
-    return steps.order_of_epoch(key, epoch, n, shuffle).astype(jnp.int32)
+        """Compute now the order of the next epoch, which starts at ``next_state`` (not for a
+        key of another kind: its program would wait for the epoch the device is training)."""
+        if self.shuffle and self.words is None:
+            return
+        self.next = steps.host_order_of_epoch(self.words, self.epoch + 1, self.n, self.shuffle)
+        self.next_for = next_state
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))

@@ -22,7 +22,6 @@ a stream's order is its own.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import numbers
 from collections.abc import Iterable, Mapping
@@ -115,7 +114,7 @@ class RandomAccess:
 
     def order(self, train_state, batch_size: int, shuffle: bool):
         """The examples in the order of ``train_state``'s epoch (the in-memory path's order)."""
-        return _order(train_state, len(self), batch_size, shuffle)
+        return steps.epoch_order_on_host(train_state, len(self), batch_size, shuffle)
 
     def chunks(self, plan: EpochPlan):
         """The epoch's chunks (:class:`Chunk`): ``k`` batches read at once (one ``take`` of their
@@ -156,11 +155,6 @@ def validation_count(n: int, fraction: float, owner: str = "data") -> int:
             (owner,),
         )
     return n_tail
-
-
-@functools.partial(jax.jit, static_argnums=(1, 2, 3))
-def _order(train_state, n: int, batch_size: int, shuffle: bool):
-    return steps.epoch_order(train_state, n, batch_size, shuffle)
 
 
 class Stream:

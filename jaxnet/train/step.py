@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -12,7 +13,7 @@ import numpy as np
 from jaxnet.core import Layer, init_model
 from jaxnet.objective import make_loss
 from jaxnet.optim import apply_updates
-from jaxnet.random import host_fold_in, host_permutation, permutation
+from jaxnet.random import host_fold_in, host_permutation, key_words, permutation
 from jaxnet.train import parallel
 
 
@@ -321,6 +322,21 @@ def host_order_of_epoch(words, epoch: int, n: int, shuffle: bool = True) -> np.n
     if not shuffle:
         return np.arange(n, dtype=np.int32)
     return host_permutation(host_fold_in(host_fold_in(words, 1), epoch), n)
+
+
+def epoch_order_on_host(ts: TrainState, n: int, batch_size: int, shuffle: bool = True):
+    """:func:`epoch_order` as an ``int32`` NumPy array: computed by NumPy for a Threefry run
+    key (:func:`host_order_of_epoch`), by a small jitted program for a key of another kind."""
+    epoch = int(ts.step) // (n // batch_size)
+    words = key_words(ts.key) if shuffle else None
+    if shuffle and words is None:
+        return np.asarray(_order_program(ts.key, np.int32(epoch), n))
+    return host_order_of_epoch(words, epoch, n, shuffle)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _order_program(key, epoch, n: int):
+    return permutation(run_shuffle_key(key, epoch), n).astype(jnp.int32)
 
 
 def sharded_epoch_rows(ts: TrainState, n: int, shards: int, batch_size: int, shuffle=True):
