@@ -24,6 +24,8 @@ from jaxnet.compilation import (
     run_once,
     same_types,
 )
+from jaxnet.random import permutation
+from jaxnet.train.many import data_orders
 from jaxnet.train.step import create_train_state, make_epoch
 
 LOSS = losses.sparse_categorical_cross_entropy
@@ -156,11 +158,12 @@ def test_a_second_fit_compiles_nothing_and_equals_a_first_fit_bit_for_bit(compil
 def test_a_second_fit_many_compiles_nothing_and_equals_the_first(compile_log):
     x, y = problem()
 
-    def run():
+    def run(data_seed=0):
         model = jaxnet.serial(jaxnet.Dense(16), jaxnet.activations.Relu(), jaxnet.Dense(3))
         result = jaxnet.fit_many(model, LOSS, lambda learning_rate: optim.adam(learning_rate),
                                  x, y, seeds=[1, 2], grid={"learning_rate": [1e-2, 3e-2]},
-                                 epochs=2, batch_size=16, verbose=0)  # fmt: skip
+                                 epochs=2, batch_size=16, data_seed=data_seed,
+                                 verbose=0)  # fmt: skip
         return result.train_state.params, result.history
 
     params, history = run()
@@ -173,6 +176,22 @@ def test_a_second_fit_many_compiles_nothing_and_equals_the_first(compile_log):
     assert compile_log == [], compile_log
     jax.tree.map(np.testing.assert_array_equal, again, params)
     np.testing.assert_array_equal(history_again["loss"], history["loss"])
+    other, _ = run(data_seed=5)  # the data's order is an argument (NumPy's): nothing compiles
+    assert compile_log == [], compile_log
+    assert not np.array_equal(other["dense_0"]["w"], params["dense_0"]["w"])
+
+
+@pytest.mark.parametrize("data_seed", [0, 5, 2**31 + 3])  # the last: a key computed, not wrapped
+def test_fit_many_orders_its_epochs_as_jax_random_would(data_seed):
+    for partitionable in (True, False):  # (jax's default; the suite's, see conftest)
+        with jax.threefry_partitionable(partitionable):
+            order = data_orders(data_seed, 1437)
+            for epoch in (0, 1, 40):
+                key = jax.random.fold_in(jax.random.key(data_seed), epoch)
+                ours = jax.jit(permutation, static_argnums=1)(key, 1437)  # (in the program)
+                np.testing.assert_array_equal(order(epoch), ours)
+                if partitionable:  # where jaxnet.random's bits are jax.random's
+                    np.testing.assert_array_equal(order(epoch), jax.random.permutation(key, 1437))
 
 
 def test_programs_that_one_text_could_mean_are_told_apart():

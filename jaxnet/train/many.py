@@ -16,13 +16,13 @@ from jaxnet.core import Layer
 from jaxnet.errors import ConfigError, check_range
 from jaxnet.losses import target_kind
 from jaxnet.metrics import check_mode, direction
-from jaxnet.random import permutation
+from jaxnet.random import host_fold_in, host_permutation, key_words, permutation
 from jaxnet.train import options, parallel
 from jaxnet.train.callbacks import Loop, call
 from jaxnet.train.data import output_shape, place, prepare
 from jaxnet.train.evaluate import make_validate
 from jaxnet.train.feed import make_feed
-from jaxnet.train.fit import chunk_end
+from jaxnet.train.fit import as_key, chunk_end
 from jaxnet.train.preemption import Preemption, StopAtChunk
 from jaxnet.train.sources import RandomAccess, as_source
 from jaxnet.train.step import TrainState, create_train_state, make_chunk, make_epoch
@@ -274,17 +274,16 @@ def _array_epochs(model, loss_fn, make_optimizer, batch_size, metrics, penalty, 
         return epoch(ts, x, y, order)[:2]
 
     @jax.jit
-    def train_epoch(ts, hp, x, y, epoch_index):
-        order = None  # each model's own, from its train state, as in fit
-        if data_seed is not None:  # (the key made in the program: nothing compiles op by op)
-            order = permutation(jax.random.fold_in(jax.random.key(data_seed), epoch_index), n)
+    def train_epoch(ts, hp, x, y, order):  # order None: each model's own, as in fit
         return jax.vmap(epoch_one, in_axes=(0, 0, None, None, None))(ts, hp, x, y, order)
 
-    compiled = compile_cached(train_epoch.lower(train_state, hparams, data.x, data.y, np.int32(0)))
+    orders = None if data_seed is None else data_orders(data_seed, n)
+    order_type = None if orders is None else jax.ShapeDtypeStruct((n,), np.int32)
+    compiled = compile_cached(train_epoch.lower(train_state, hparams, data.x, data.y, order_type))
 
     def run_epoch(ts, epoch, on_chunk=None):
         del on_chunk
-        return compiled(ts, hparams, data.x, data.y, np.int32(epoch))
+        return compiled(ts, hparams, data.x, data.y, None if orders is None else orders(epoch))
 
     return run_epoch
 
@@ -303,15 +302,25 @@ def _source_epochs(model, loss_fn, make_optimizer, metrics, penalty, feed, data_
         ts, logs = jax.vmap(chunk_one, in_axes=(0, 0, None, None, None))(ts, hparams, x, y, rows)
         return ts, jax.tree.map(lambda a: a.T, logs), None  # logs (steps, models)
 
-    @jax.jit
-    def order_of(epoch_index):
-        return permutation(
-            jax.random.fold_in(jax.random.key(data_seed), epoch_index), len(feed.source)
-        )
+    random_access = isinstance(feed.source, RandomAccess)  # (a stream has its own order)
+    orders = data_orders(data_seed, len(feed.source)) if random_access else None
 
-    def run_epoch(ts, epoch, on_chunk=None):  # (a stream has its own order)
-        order = order_of(np.int32(epoch)) if isinstance(feed.source, RandomAccess) else None
+    def run_epoch(ts, epoch, on_chunk=None):
+        order = orders(epoch) if random_access else None
         result = feed.run_chunks(ts, on_chunk=on_chunk, run_chunk=chunk_all, order=order)
         return result.train_state, result.logs
 
     return run_epoch
+
+
+def data_orders(data_seed: int, n: int) -> Callable[[int], np.ndarray]:
+    """``order(epoch)``: the ``int32`` order of ``n`` examples every model sees in ``epoch``,
+    ``permutation(fold_in(key(data_seed), epoch), n)``: computed by NumPy for a Threefry key
+    (:func:`~jaxnet.random.host_permutation`, the same numbers; nothing to compile), by a small
+    program for a key of another kind."""
+    key = as_key(data_seed)
+    words = key_words(key)
+    if words is None:
+        program = jax.jit(lambda epoch: permutation(jax.random.fold_in(key, epoch), n))
+        return lambda epoch: np.asarray(program(np.int32(epoch)), np.int32)
+    return lambda epoch: host_permutation(host_fold_in(words, epoch), n)
