@@ -564,8 +564,8 @@ class EpochOrders:
     def of(self, train_state) -> np.ndarray:
         """The order of the epoch that starts at ``train_state``: the one computed ahead when
         ``train_state`` is the state it was computed for (:meth:`ahead`), else computed now."""
-        if train_state is self.next_for:
-            self.epoch += 1
+        if train_state is self.next_for:  # (used once: a second call computes it again)
+            self.next_for, self.epoch = None, self.epoch + 1
             return self.next
         self.words = key_words(train_state.key) if self.shuffle else None
         self.epoch = int(train_state.step) // (self.n // self.batch_size)
