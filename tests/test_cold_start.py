@@ -26,7 +26,7 @@ from jaxnet.compilation import (
 )
 from jaxnet.random import permutation
 from jaxnet.train.many import data_orders
-from jaxnet.train.step import create_train_state, make_epoch
+from jaxnet.train.step import create_train_state, make_epoch, take_rows
 
 LOSS = losses.sparse_categorical_cross_entropy
 
@@ -347,3 +347,11 @@ def test_a_program_that_froze_objects_keeps_them_frozen():
     assert older() is None
     jaxnet.fit(jaxnet.Dense(3), LOSS, optim.sgd(0.1), x, y, epochs=1, verbose=0)
     assert gc.get_freeze_count() == 0
+
+
+def test_take_rows_gathers_the_rows_jnp_take_gathers():
+    # the inputs' gather of every step: XLA's plain gather (no out-of-range fill to compile)
+    a = np.arange(40.0, dtype=np.float32).reshape(10, 4)
+    index = np.array([9, 0, 3, 3, 7], np.int32)
+    np.testing.assert_array_equal(take_rows(jnp.asarray(a), index), a[index])
+    np.testing.assert_array_equal(jax.jit(take_rows)(a, index), jnp.take(a, index, axis=0))

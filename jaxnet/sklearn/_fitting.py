@@ -39,6 +39,7 @@ import numpy as np
 from jaxnet.compilation import jit_rarely_run
 from jaxnet.core import apply_with_outputs
 from jaxnet.optim import apply_updates
+from jaxnet.train.step import take_rows
 
 
 class Training(NamedTuple):
@@ -188,7 +189,7 @@ def _build(training: Training, probe: Callable | None = None) -> Programs:
             old = carry
             params, state, opt_state = carry
             index, w, i = item
-            xb, yb = jnp.take(x, index, axis=0), jnp.take(y, index, axis=0)
+            xb, yb = take_rows(x, index), jnp.take(y, index, axis=0)
             step_key = jax.random.fold_in(key, i)
             (_, (reported, state)), grads = grad_fn(params, state, hyper, xb, yb, w, step_key)
             updates, opt_state = optimizer.update(grads, opt_state, params)
@@ -200,7 +201,7 @@ def _build(training: Training, probe: Callable | None = None) -> Programs:
             old = carry
             params, state, opt_state = carry
             index, w, i = item
-            xb, yb = jnp.take(x, index, axis=0), jnp.take(y, index, axis=0)
+            xb, yb = take_rows(x, index), jnp.take(y, index, axis=0)
             step_key = jax.random.fold_in(key, i)
             (_, (reported, state, outputs, data)), grads = probed_grad_fn(
                 params, state, hyper, xb, yb, w, step_key

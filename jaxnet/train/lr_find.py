@@ -28,7 +28,7 @@ from jaxnet.objective import make_loss
 from jaxnet.plots import figure_class
 from jaxnet.train.data import output_shape, place, prepare
 from jaxnet.train.many import fit_many
-from jaxnet.train.step import create_train_state
+from jaxnet.train.step import create_train_state, take_rows
 
 
 def _figure():
@@ -326,7 +326,8 @@ def lr_sweep(
     def step(carry, item):
         params, state, opt_state, i = carry
         index, rate = item
-        batch = jax.tree.map(lambda a: jnp.take(a, index, axis=0), (data.x, data.y))
+        x = jax.tree.map(lambda a: take_rows(a, index), data.x)
+        batch = x, jax.tree.map(lambda a: jnp.take(a, index, axis=0), data.y)
         step_key = jax.random.fold_in(key, i)
         grads, (_, state, loss, _) = jax.grad(objective, has_aux=True)(
             params, state, *batch, step_key

@@ -242,8 +242,10 @@ def make_chunk(
         step_options.setdefault("batch_sharding", parallel.batch_sharded(mesh))
     run = make_steps(model, loss_fn, optimizer, metrics, **step_options)
 
-    def take(data, index):
-        return jax.tree.map(lambda a: jnp.take(a, index, axis=0), data)
+    def take(data, index):  # (the targets' rows as jnp.take gathers them: see take_rows)
+        x, y = data
+        targets = jax.tree.map(lambda a: jnp.take(a, index, axis=0), y)
+        return jax.tree.map(lambda a: take_rows(a, index), x), targets
 
     if mesh is not None:
         spec = jax.sharding.PartitionSpec(parallel.DATA_AXIS)
@@ -357,6 +359,15 @@ def sharded_epoch_rows(ts: TrainState, n: int, shards: int, batch_size: int, shu
         orders = jnp.tile(jnp.arange(n_local), (shards, 1))
     blocks = orders[:, : n_batches * b].reshape(shards, n_batches, b)
     return blocks.transpose(1, 0, 2).reshape(n_batches, shards * b)
+
+
+def take_rows(a, index):
+    """``a[index]`` along the first axis, for row indices in range (a shuffled order's): XLA's
+    plain gather. ``jnp.take``'s default fills out-of-range rows with NaN, whose checks make the
+    inputs' gather kernel ~5x longer to compile (~0.06 s of the digits epoch's compile); the rows
+    are the same. (The targets keep ``jnp.take``: XLA fuses their gather into the loss, and a
+    plain one there fuses the loss's arithmetic differently: other bits.)"""
+    return jnp.take(a, index, axis=0, mode="clip")
 
 
 def epoch_rows(order, batch_size: int):
