@@ -22,6 +22,7 @@ orders each epoch with it).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -140,6 +141,16 @@ def host_permutation(words: np.ndarray, n: int) -> np.ndarray:
         high, low = threefry2x32(subkey[0], subkey[1], np.zeros_like(index), index)
         x = x[np.argsort(high ^ low, kind="stable")]
     return x
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def folded_permutation(key, data, n: int) -> jax.Array:
+    """:func:`permutation` of ``n`` (``int32``) for ``key`` folded with each of ``data`` (an
+    ``int32`` vector) in turn: the program behind an epoch's order for a key of another kind
+    than Threefry's, whose order NumPy computes (:func:`host_permutation`)."""
+    for value in data:
+        key = jax.random.fold_in(key, value)
+    return permutation(key, n).astype(jnp.int32)
 
 
 def _sort_rounds(n: int) -> int:

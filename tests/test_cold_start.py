@@ -355,3 +355,14 @@ def test_take_rows_gathers_the_rows_jnp_take_gathers():
     index = np.array([9, 0, 3, 3, 7], np.int32)
     np.testing.assert_array_equal(take_rows(jnp.asarray(a), index), a[index])
     np.testing.assert_array_equal(jax.jit(take_rows)(a, index), jnp.take(a, index, axis=0))
+
+
+def test_fit_many_orders_for_a_key_of_another_kind_come_from_a_program():
+    jax.config.update("jax_default_prng_impl", "rbg")
+    try:
+        order = data_orders(5, 300)
+        key = jax.random.fold_in(jax.random.key(5), 4)  # an RBG key: no NumPy twin
+        np.testing.assert_array_equal(order(4), jax.jit(permutation, static_argnums=1)(key, 300))
+        assert order(4).dtype == np.int32
+    finally:
+        jax.config.update("jax_default_prng_impl", "threefry2x32")

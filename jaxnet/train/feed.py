@@ -553,7 +553,7 @@ class EpochOrders:
     NumPy computes it on the host (:func:`~jaxnet.train.step.host_order_of_epoch`: the same
     numbers, nothing to compile; ~0.3 ms for 1437 rows), the next epoch's while the device
     trains the one before; with another kind of key a small program computes it when its epoch
-    starts (:func:`~jaxnet.train.step.epoch_order_on_host`)."""
+    starts."""
 
     def __init__(self, n: int, batch_size: int, shuffle: bool):
         self.n, self.batch_size, self.shuffle = n, batch_size, shuffle
@@ -569,7 +569,8 @@ class EpochOrders:
             return self.next
         self.words = key_words(train_state.key) if self.shuffle else None
         self.epoch = int(train_state.step) // (self.n // self.batch_size)
-        return steps.epoch_order_on_host(train_state, self.n, self.batch_size, self.shuffle)
+        return steps.host_order_of_epoch(self.words, self.epoch, self.n, self.shuffle,
+                                         train_state.key)  # fmt: skip
 
     def ahead(self, next_state) -> None:
         """Compute now the order of the next epoch, which starts at ``next_state`` (not for a

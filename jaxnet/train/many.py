@@ -16,7 +16,7 @@ from jaxnet.core import Layer
 from jaxnet.errors import ConfigError, check_range
 from jaxnet.losses import target_kind
 from jaxnet.metrics import check_mode, direction
-from jaxnet.random import host_fold_in, host_permutation, key_words, permutation
+from jaxnet.random import folded_permutation, host_fold_in, host_permutation, key_words
 from jaxnet.train import options, parallel
 from jaxnet.train.callbacks import Loop, call
 from jaxnet.train.data import output_shape, place, prepare
@@ -321,6 +321,5 @@ def data_orders(data_seed: int, n: int) -> Callable[[int], np.ndarray]:
     key = as_key(data_seed)
     words = key_words(key)
     if words is None:
-        program = jax.jit(lambda epoch: permutation(jax.random.fold_in(key, epoch), n))
-        return lambda epoch: np.asarray(program(np.int32(epoch)), np.int32)
+        return lambda epoch: np.asarray(folded_permutation(key, np.array([epoch], np.int32), n))
     return lambda epoch: host_permutation(host_fold_in(words, epoch), n)

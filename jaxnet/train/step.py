@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -13,7 +12,13 @@ import numpy as np
 from jaxnet.core import Layer, init_model
 from jaxnet.objective import make_loss
 from jaxnet.optim import apply_updates
-from jaxnet.random import host_fold_in, host_permutation, key_words, permutation
+from jaxnet.random import (
+    folded_permutation,
+    host_fold_in,
+    host_permutation,
+    key_words,
+    permutation,
+)
 from jaxnet.train import parallel
 
 
@@ -317,28 +322,21 @@ def order_of_epoch(key, epoch, n: int, shuffle: bool = True):
     return permutation(run_shuffle_key(key, epoch), n)
 
 
-def host_order_of_epoch(words, epoch: int, n: int, shuffle: bool = True) -> np.ndarray:
-    """:func:`order_of_epoch` computed by NumPy on the host from the run key's data ``words``
-    (a Threefry key's, :func:`~jaxnet.random.key_words`): the same ``int32`` order, no
-    program."""
+def host_order_of_epoch(words, epoch: int, n: int, shuffle: bool = True, key=None):
+    """:func:`order_of_epoch` as an ``int32`` NumPy array, computed by NumPy from the run key's
+    data ``words`` (a Threefry key's, :func:`~jaxnet.random.key_words`): the same order, no
+    program. ``words=None`` (a key of another kind): from ``key`` by a small jitted program."""
     if not shuffle:
         return np.arange(n, dtype=np.int32)
+    if words is None:
+        return np.asarray(folded_permutation(key, np.array([1, epoch], np.int32), n))
     return host_permutation(host_fold_in(host_fold_in(words, 1), epoch), n)
 
 
 def epoch_order_on_host(ts: TrainState, n: int, batch_size: int, shuffle: bool = True):
-    """:func:`epoch_order` as an ``int32`` NumPy array: computed by NumPy for a Threefry run
-    key (:func:`host_order_of_epoch`), by a small jitted program for a key of another kind."""
-    epoch = int(ts.step) // (n // batch_size)
+    """:func:`epoch_order` as an ``int32`` NumPy array (:func:`host_order_of_epoch`)."""
     words = key_words(ts.key) if shuffle else None
-    if shuffle and words is None:
-        return np.asarray(_order_program(ts.key, np.int32(epoch), n))
-    return host_order_of_epoch(words, epoch, n, shuffle)
-
-
-@functools.partial(jax.jit, static_argnums=2)
-def _order_program(key, epoch, n: int):
-    return permutation(run_shuffle_key(key, epoch), n).astype(jnp.int32)
+    return host_order_of_epoch(words, int(ts.step) // (n // batch_size), n, shuffle, ts.key)
 
 
 def sharded_epoch_rows(ts: TrainState, n: int, shards: int, batch_size: int, shuffle=True):
