@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import jax
 
-from jaxnet import registry
+from jaxnet import random, registry
 from jaxnet.errors import ArgumentTypeError, JaxnetError, rescope
 
 Params = Any  # nested dict of arrays
@@ -139,7 +139,7 @@ def init_child(owner: str, child_name: str, index: int, child: Layer, key, input
     """``child.init(fold_in(key, index), input_shape)``; an error inside it is re-labelled
     ``owner/child_name/...``. Returns ``(output_shape, params, state)``."""
     try:
-        return child.init(jax.random.fold_in(key, index), input_shape)
+        return child.init(random.fold_in(key, index), input_shape)
     except JaxnetError as error:
         raise rescope(error, owner, child_name) from None
 

@@ -32,6 +32,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from jaxnet import random
 from jaxnet.core import Unrecorded
 from jaxnet.errors import ConfigError
 
@@ -69,9 +70,9 @@ def variance_scaling(scale: float, mode: str, distribution: str, name: str | Non
         variance = scale / max(fan, 1.0)
         if distribution == "uniform":
             limit = math.sqrt(3.0 * variance)
-            return jax.random.uniform(key, shape, dtype, -limit, limit)
+            return _uniform(key, shape, dtype, -limit, limit)
         std = math.sqrt(variance) / _TRUNCATED_STD
-        return std * jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype)
+        return std * _truncated_normal(key, -2.0, 2.0, shape, dtype)
 
     init.__name__ = name or f"variance_scaling({scale}, {mode!r}, {distribution!r})"
     return init
@@ -85,6 +86,30 @@ lecun_normal = variance_scaling(1.0, "fan_in", "truncated_normal", "lecun_normal
 lecun_uniform = variance_scaling(1.0, "fan_in", "uniform", "lecun_uniform")
 xavier_normal, xavier_uniform = glorot_normal, glorot_uniform
 kaiming_normal, kaiming_uniform = he_normal, he_uniform
+
+
+# The draws: ``jax.random``'s, where a host key's float32 numbers come from bits that NumPy drew
+# (the same numbers; :func:`jaxnet.random.init_on_host`).
+def _uniform(key, shape, dtype, minval, maxval):
+    if _on_host(key, dtype):
+        return random.uniform_from_bits(random.drawn_bits(key, shape), minval, maxval)
+    return jax.random.uniform(random.jax_key(key), shape, dtype, minval, maxval)
+
+
+def _truncated_normal(key, lower, upper, shape, dtype):
+    if _on_host(key, dtype):
+        return random.truncated_normal_from_bits(random.drawn_bits(key, shape), lower, upper)
+    return jax.random.truncated_normal(random.jax_key(key), lower, upper, shape, dtype)
+
+
+def _normal(key, shape, dtype):
+    if _on_host(key, dtype):
+        return random.normal_from_bits(random.drawn_bits(key, shape))
+    return jax.random.normal(random.jax_key(key), shape, dtype)
+
+
+def _on_host(key, dtype) -> bool:
+    return isinstance(key, random.HostKey) and jnp.dtype(dtype) == jnp.float32
 
 
 def constant(value: float) -> Initializer:
@@ -114,7 +139,7 @@ def normal(stddev: float = 0.05) -> Initializer:
     """Plain ``N(0, stddev^2)``: the 'unit variance' initialisation the textbook warns about."""
 
     def init(key, shape, dtype=jnp.float32):
-        return stddev * jax.random.normal(key, shape, dtype)
+        return stddev * _normal(key, shape, dtype)
 
     init.__name__ = f"normal({stddev})"
     return init
@@ -131,7 +156,7 @@ def orthogonal(gain: float = 1.0) -> Initializer:
         if len(shape) < 2:
             raise ConfigError(f"orthogonal needs a shape of rank >= 2, got {shape}", ("init",))
         rows, cols = math.prod(shape[:-1]), shape[-1]
-        a = jax.random.normal(key, (max(rows, cols), min(rows, cols)), jnp.float32)
+        a = _normal(key, (max(rows, cols), min(rows, cols)), jnp.float32)
         q, r = jnp.linalg.qr(a)
         q = q * jnp.sign(jnp.diagonal(r))  # make the distribution uniform (Mezzadri, 2007)
         q = q if rows >= cols else q.T

@@ -22,12 +22,17 @@ orders each epoch with it).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+import threading
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from jaxnet.errors import ConfigError
 
@@ -69,10 +74,7 @@ def random_bits(key, shape) -> jax.Array:
 
 def uniform(key, shape, minval=0.0, maxval=1.0) -> jax.Array:
     """float32 uniform in ``[minval, maxval)``, in steps of ``2**-23`` of the range."""
-    mantissa = (random_bits(key, shape) >> 9) | jnp.uint32(0x3F800000)
-    unit = jax.lax.bitcast_convert_type(mantissa, jnp.float32) - jnp.float32(1.0)
-    minval, maxval = jnp.float32(minval), jnp.float32(maxval)
-    return jnp.maximum(minval, unit * (maxval - minval) + minval)
+    return uniform_from_bits(random_bits(key, shape), minval, maxval)
 
 
 def bernoulli(key, p: float, shape) -> jax.Array:
@@ -83,9 +85,40 @@ def bernoulli(key, p: float, shape) -> jax.Array:
 def normal(key, shape, dtype=jnp.float32) -> jax.Array:
     """Standard normal samples ``sqrt(2) erfinv(u)``, ``u`` uniform in ``(-1, 1)``; computed in
     float32 (equal to ``jax.random.normal`` there) and cast to ``dtype``."""
-    low = np.nextafter(np.float32(-1.0), np.float32(0.0))
-    u = uniform(key, shape, low, 1.0)
-    return (jnp.float32(np.sqrt(2.0)) * jax.lax.erf_inv(u)).astype(dtype)
+    return normal_from_bits(random_bits(key, shape)).astype(dtype)
+
+
+# -- float32 numbers from their bits, as jax.random makes them ------------------------------------
+def uniform_from_bits(bits, minval=0.0, maxval=1.0) -> jax.Array:
+    """``jax.random.uniform``'s float32 numbers in ``[minval, maxval)`` from their ``uint32``
+    ``bits`` (the same operations: the same numbers for the same bits)."""
+    f32 = np.float32
+    minval = lax.broadcast_to_rank(lax.convert_element_type(minval, f32), np.ndim(bits))
+    maxval = lax.broadcast_to_rank(lax.convert_element_type(maxval, f32), np.ndim(bits))
+    mantissa = lax.shift_right_logical(bits, jnp.array(9, np.uint32))
+    mantissa = lax.bitwise_or(mantissa, jnp.asarray(np.array(1.0, f32).view(np.uint32)))
+    floats = lax.bitcast_convert_type(mantissa, f32) - jnp.array(1.0, f32)
+    return lax.max(minval, lax.reshape(floats * (maxval - minval) + minval, np.shape(bits)))
+
+
+def normal_from_bits(bits) -> jax.Array:
+    """``jax.random.normal``'s float32 numbers from their ``uint32`` ``bits``."""
+    f32 = np.float32
+    low = np.nextafter(np.array(-1.0, f32), np.array(0.0, f32), dtype=f32)
+    u = uniform_from_bits(bits, low, np.array(1.0, f32))
+    return lax.mul(np.array(np.sqrt(2), f32), lax.erf_inv(u))
+
+
+def truncated_normal_from_bits(bits, lower: float, upper: float) -> jax.Array:
+    """``jax.random.truncated_normal``'s float32 numbers in ``(lower, upper)`` from their
+    ``uint32`` ``bits``."""
+    f32 = np.float32
+    sqrt2 = np.array(np.sqrt(2), f32)
+    lower, upper = lax.convert_element_type(lower, f32), lax.convert_element_type(upper, f32)
+    u = uniform_from_bits(bits, lax.erf(lower / sqrt2), lax.erf(upper / sqrt2))
+    out = sqrt2 * lax.erf_inv(u)
+    return jnp.clip(out, lax.nextafter(lower, np.array(np.inf, f32)),
+                    lax.nextafter(upper, np.array(-np.inf, f32)))  # fmt: skip
 
 
 def permutation(key, n: int) -> jax.Array:
@@ -137,10 +170,35 @@ def host_permutation(words: np.ndarray, n: int) -> np.ndarray:
     x = np.arange(n, dtype=np.int32)
     for _ in range(_sort_rounds(n)):
         words, subkey = host_split(words)
-        index = np.arange(n, dtype=np.uint32)
-        high, low = threefry2x32(subkey[0], subkey[1], np.zeros_like(index), index)
-        x = x[np.argsort(high ^ low, kind="stable")]
+        x = x[np.argsort(host_bits(subkey, (n,)), kind="stable")]
     return x
+
+
+def host_bits(words: np.ndarray, shape) -> np.ndarray:
+    """:func:`random_bits` of ``shape`` for the Threefry key whose data is ``words``, computed by
+    NumPy (each element's row-major index hashed: ``jax_threefry_partitionable``'s bits)."""
+    index = np.arange(_size(shape), dtype=np.uint32)
+    high, low = threefry2x32(words[0], words[1], np.zeros_like(index), index)
+    return (high ^ low).reshape(shape)
+
+
+def host_jax_bits(words: np.ndarray, shape) -> np.ndarray:
+    """``jax.random.bits(key, shape, jnp.uint32)`` for the Threefry key whose data is ``words``,
+    computed by NumPy, as the current ``jax_threefry_partitionable`` setting draws them."""
+    if jax.config.jax_threefry_partitionable:
+        return host_bits(words, shape)
+    n = _size(shape)  # the other scheme hashes the counts' first half with their second
+    counts = np.zeros(n + n % 2, np.uint32)
+    counts[:n] = np.arange(n, dtype=np.uint32)
+    y0, y1 = threefry2x32(words[0], words[1], *np.split(counts, 2))
+    return np.concatenate([y0, y1])[:n].reshape(shape)
+
+
+def _size(shape) -> int:
+    n = math.prod(int(d) for d in shape)
+    if n >= 2**32:
+        raise ConfigError(f"at most 2**32 - 1 random numbers per key, asked for {tuple(shape)}")
+    return n
 
 
 @functools.partial(jax.jit, static_argnums=2)
@@ -156,3 +214,94 @@ def folded_permutation(key, data, n: int) -> jax.Array:
 def _sort_rounds(n: int) -> int:
     """How many sorts by 32 random bits ``jax.random.permutation`` takes for ``n`` elements."""
     return int(np.ceil(3 * np.log(max(1, n)) / np.log(np.iinfo(np.uint32).max)))
+
+
+# -- an initialisation whose random bits come from the host --------------------------------------
+class HostKey(NamedTuple):
+    """A Threefry key's data (``(2,)`` ``uint32``) on the host, handed to a model's ``init`` by
+    :func:`init_on_host`: :func:`split` and :func:`fold_in` derive keys from it with NumPy, and
+    jaxnet's initializers take their numbers' bits from :func:`drawn_bits`."""
+
+    words: np.ndarray
+
+
+def split(key, num: int = 2):
+    """``jax.random.split(key, num)``; of a :class:`HostKey`, a tuple of ``num`` host keys."""
+    if isinstance(key, HostKey):
+        return tuple(HostKey(words) for words in host_split(key.words, num))
+    return jax.random.split(key, num)
+
+
+def fold_in(key, data: int):
+    """``jax.random.fold_in(key, data)``; of a :class:`HostKey`, a host key."""
+    if isinstance(key, HostKey):
+        return HostKey(host_fold_in(key.words, data))
+    return jax.random.fold_in(key, data)
+
+
+def jax_key(key):
+    """``key`` as a JAX key: a :class:`HostKey`'s data wrapped as a Threefry key (the same
+    numbers from ``jax.random``)."""
+    if isinstance(key, HostKey):
+        return jax.random.wrap_key_data(jnp.asarray(key.words), impl="threefry2x32")
+    return key
+
+
+def key_like(words: np.ndarray, key):
+    """A key with data ``words`` of ``key``'s kind: typed, or a raw ``uint32`` array."""
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return jax.random.wrap_key_data(words, impl=jax.random.key_impl(key))
+    return jnp.asarray(words, jnp.uint32)
+
+
+_SUPPLY = threading.local()  # .draw(words, shape) -> bits, inside init_on_host
+
+
+def drawn_bits(key: HostKey, shape) -> jax.Array:
+    """The ``uint32`` bits of ``shape`` that ``key`` draws inside :func:`init_on_host`: computed
+    by NumPy when it looks at the initialisation, an argument of the program it builds."""
+    draw = getattr(_SUPPLY, "draw", None)
+    if draw is None:
+        raise ConfigError("a HostKey draws only inside jaxnet.random.init_on_host", ("init",))
+    return draw(key.words, tuple(int(n) for n in shape))
+
+
+@contextlib.contextmanager
+def _supplying(draw):
+    _SUPPLY.draw = draw
+    try:
+        yield
+    finally:
+        _SUPPLY.draw = None
+
+
+def init_on_host(init: Callable, words: np.ndarray):
+    """``(program, bits)`` with ``program(bits)`` equal to ``init(key)``, bit for bit, for the
+    Threefry key whose data is ``words``; ``program`` draws no random numbers.
+
+    ``init`` is first traced for shapes with a :class:`HostKey`, and NumPy derives its keys and
+    computes its draws' bits (:func:`host_jax_bits`); ``program`` then turns those bits into numbers
+    as ``jax.random`` does (:func:`uniform_from_bits` and its siblings). XLA:CPU compiles
+    Threefry's hash rounds slowly: most of an MLP's initialisation program is them. ``None``
+    where this cannot be: ``init`` fails with a host key (it uses its key otherwise than through
+    :func:`split`, :func:`fold_in` and jaxnet's initializers; the JAX key then runs ``init``,
+    and an error of ``init``'s own is raised there).
+    """
+    bits: list[np.ndarray] = []
+
+    def record(words, shape):
+        bits.append(host_jax_bits(words, shape))
+        return bits[-1]
+
+    try:
+        with _supplying(record):
+            jax.eval_shape(lambda: init(HostKey(words)))
+    except Exception:  # noqa: BLE001 - see the docstring: the JAX key's run says what is wrong
+        return None
+
+    def program(drawn):
+        supply = iter(drawn)
+        with _supplying(lambda words, shape: next(supply)):
+            return init(HostKey(words))
+
+    return program, bits

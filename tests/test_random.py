@@ -6,18 +6,31 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jaxnet
+from jaxnet import init as initializers
+from jaxnet.compilation import run_once
+from jaxnet.core import init_model
 from jaxnet.errors import ConfigError
 from jaxnet.random import (
+    HostKey,
     bernoulli,
+    drawn_bits,
+    fold_in,
     host_fold_in,
+    host_jax_bits,
     host_permutation,
     host_split,
+    init_on_host,
     key_words,
     normal,
+    normal_from_bits,
     permutation,
     random_bits,
+    split,
     threefry2x32,
+    truncated_normal_from_bits,
     uniform,
+    uniform_from_bits,
 )
 
 SHAPES = [(7,), (32, 256), (2, 3, 5)]
@@ -123,3 +136,81 @@ def test_normal_moments_and_tails():
     assert abs(z.mean()) < 0.01 and abs(z.std() - 1.0) < 0.01  # 200k samples: sd 0.0022
     assert abs(np.mean(np.abs(z) < 1.0) - 0.682689) < 0.005
     assert abs(np.mean(np.abs(z) < 2.0) - 0.954500) < 0.003
+
+
+# -- an initialisation whose draws' bits come from the host ---------------------------------------
+@pytest.mark.parametrize("partitionable", [True, False])
+def test_numbers_from_host_bits_are_jax_randoms(partitionable):
+    """NumPy's bits and the from-bits maps give jax.random's float32 numbers, compiled either
+    way (XLA fuses the affine map into a multiply-add: both sides are compiled)."""
+    with jax.threefry_partitionable(partitionable):
+        for seed, shape in [(0, (7,)), (3, (64, 100)), (9, (3, 3, 2, 5))]:
+            key = jax.random.fold_in(jax.random.key(seed), 1)
+            bits = host_jax_bits(key_words(key), shape)
+            np.testing.assert_array_equal(bits, jax.random.bits(key, shape, jnp.uint32))
+            pairs = [
+                (lambda b: uniform_from_bits(b, -0.3, 0.3),
+                 lambda k, s=shape: jax.random.uniform(k, s, jnp.float32, -0.3, 0.3)),
+                (lambda b: 0.7 * truncated_normal_from_bits(b, -2.0, 2.0),
+                 lambda k, s=shape: 0.7 * jax.random.truncated_normal(k, -2.0, 2.0, s)),
+                (normal_from_bits, lambda k, s=shape: jax.random.normal(k, s)),
+            ]  # fmt: skip
+            for ours, theirs in pairs:
+                np.testing.assert_array_equal(jax.jit(ours)(bits), jax.jit(theirs)(key))
+                np.testing.assert_array_equal(run_once(ours, bits), run_once(theirs, key))
+
+
+def _models():
+    dense, relu = jaxnet.Dense, jaxnet.activations.Relu
+    return {
+        "he MLP": (jaxnet.serial(dense(16, kernel_init="he_normal"), relu(), dense(3)), (6,)),
+        "each initializer": (jaxnet.serial(
+            dense(7, kernel_init="lecun_uniform"), dense(5, kernel_init=initializers.normal(0.3)),
+            dense(4, kernel_init="glorot_normal"), dense(3, kernel_init="orthogonal")), (6,)),
+        "CNN and BatchNorm": (jaxnet.serial(
+            jaxnet.layers.Conv2D(4, (3, 3)), jaxnet.layers.BatchNorm(), jaxnet.layers.Flatten(),
+            dense(3)), (6, 6, 2)),
+        "GRU": (jaxnet.RNN(jaxnet.GRUCell(8), return_sequences=True), (5, 3)),
+        "LSTM": (jaxnet.RNN(jaxnet.LSTMCell(4)), (5, 3)),
+        "bfloat16 (drawn by jax.random)": (
+            jaxnet.serial(dense(6, dtype=jnp.bfloat16), dense(3)), (4,)),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("partitionable", [True, False])
+@pytest.mark.parametrize("name", list(_models()))
+def test_init_on_host_equals_the_initialisation_with_jax_keys(name, partitionable):
+    model, shape = _models()[name]
+    with jax.threefry_partitionable(partitionable):
+        for key in (jax.random.key(5), jax.random.PRNGKey(11)):
+            init = lambda k: init_model(model, k, shape)  # noqa: E731
+            program, bits = init_on_host(init, key_words(key))
+            for a, b in zip(jax.tree.leaves(run_once(program, bits)),
+                            jax.tree.leaves(run_once(init, key)), strict=True):  # fmt: skip
+                assert a.dtype == b.dtype
+                np.testing.assert_array_equal(a, b)
+
+
+def test_init_on_host_leaves_a_key_used_otherwise_to_jax():
+    """A custom initializer or layer that hands its key to jax.random: no host program (the
+    JAX key initialises the model, with the same numbers as ever)."""
+    words = key_words(jax.random.key(0))
+    custom_init = jaxnet.Dense(3, kernel_init=lambda k, s, d: jax.random.normal(k, s, d))
+    assert init_on_host(lambda k: init_model(custom_init, k, (4,)), words) is None
+
+    def noise_init(key, input_shape):
+        return input_shape, {"w": jax.random.uniform(jax.random.split(key)[0], (2,))}, {}
+
+    layer = jaxnet.Layer(noise_init, lambda p, s, x, **_: (x, s), "noise")
+    assert init_on_host(lambda k: init_model(layer, k, (4,)), words) is None
+
+
+def test_host_keys_split_and_fold_in_as_jax_keys_do_and_draw_only_inside_init_on_host():
+    key = jax.random.key(3)
+    host = HostKey(key_words(key))
+    for ours, theirs in zip(split(host, 3), jax.random.split(key, 3), strict=True):
+        np.testing.assert_array_equal(ours.words, jax.random.key_data(theirs))
+    np.testing.assert_array_equal(fold_in(host, 9).words,
+                                  jax.random.key_data(jax.random.fold_in(key, 9)))  # fmt: skip
+    with pytest.raises(ConfigError, match="init_on_host"):
+        drawn_bits(host, (2,))

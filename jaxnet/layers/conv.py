@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnet import init as initializers
-from jaxnet import registry
+from jaxnet import random, registry
 from jaxnet.core import Layer, constructor_info
 from jaxnet.errors import ConfigError, ShapeError, check_int
 from jaxnet.layers._checks import check_floating, check_rank
@@ -220,7 +220,7 @@ def Conv(
                 input_shape[:-1], kernel_size, strides, dilation, per_axis, strict=True
             )
         )
-        k_w, k_b = jax.random.split(key)
+        k_w, k_b = random.split(key)
         params = {"w": kernel_init_fn(k_w, (*kernel_size, channels // groups, features), dtype)}
         if use_bias:
             params["b"] = bias_init_fn(k_b, (features,), dtype)

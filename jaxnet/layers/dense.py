@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numbers
 
-import jax
 import jax.numpy as jnp
 
 from jaxnet import init as initializers
-from jaxnet import registry
+from jaxnet import random, registry
 from jaxnet.core import Layer, constructor_info
 from jaxnet.errors import ShapeError, check_int
 from jaxnet.layers._checks import check_floating, check_last_axis
@@ -52,7 +51,7 @@ def Dense(
             raise ShapeError(
                 f"expected inputs with a feature axis, got shape {input_shape}", (name,)
             )
-        k_w, k_b = jax.random.split(key)
+        k_w, k_b = random.split(key)
         params = {"w": kernel_init_fn(k_w, (input_shape[-1], units), dtype)}
         if use_bias:
             params["b"] = bias_init_fn(k_b, (units,), dtype)

@@ -35,7 +35,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxnet import activations, registry
+from jaxnet import activations, random, registry
 from jaxnet import init as initializers
 from jaxnet.activations import sigmoid
 from jaxnet.core import Layer, apply_child, combinator, constructor_info, init_child
@@ -80,10 +80,10 @@ def cell_step(cell: Cell, params, carry, x_t):
 
 
 def _dense_init(key, input_features, width, kernel_init, recurrent_init, units, dtype):
-    k_x, k_h = jax.random.split(key)
+    k_x, k_h = random.split(key)
     w_x = initializers.get(kernel_init)(k_x, (input_features, width), dtype)
     # One orthogonal matrix per gate, as Keras/Flax initialise each gate's recurrent kernel.
-    gate_keys = jax.random.split(k_h, width // units)
+    gate_keys = random.split(k_h, width // units)
     w_h = jnp.concatenate(
         [initializers.get(recurrent_init)(k, (units, units), dtype) for k in gate_keys], axis=1
     )

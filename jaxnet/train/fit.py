@@ -7,10 +7,12 @@ import time
 from collections.abc import Callable, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
+from jaxnet import random
 from jaxnet.compilation import collector_spares_older_objects, run_once
-from jaxnet.core import Layer
+from jaxnet.core import Layer, init_model
 from jaxnet.errors import ConfigError
 from jaxnet.losses import target_kind
 from jaxnet.train import options, parallel
@@ -211,11 +213,29 @@ def initial_state(model, optimizer, input_shape, key) -> TrainState:
     """:func:`~jaxnet.train.step.create_train_state` as two run-once programs: the model's, kept
     for the next ``fit`` of this architecture (:func:`~jaxnet.compilation.compile_cached`), and
     the optimizer's, small, which holds its hyper-parameters (another learning rate compiles only
-    this one again). The same bits as one program."""
-    params, state, step, train_key = run_once(
-        functools.partial(model_train_state, model, input_shape), key
-    )
+    this one again). For a Threefry key the model's program takes its draws' bits from NumPy
+    (:func:`jaxnet.random.init_on_host`: no hash rounds to compile, and another seed compiles
+    nothing). The same bits as one program."""
+    params, state, step, train_key = initial_model_state(model, input_shape, key)
     return TrainState(params, state, run_once(optimizer.init, params), step, train_key)
+
+
+def initial_model_state(model, input_shape, key):
+    """:func:`~jaxnet.train.step.model_train_state` as a run-once program."""
+    words = random.key_words(key)
+    on_host = None
+    if words is not None:  # split as model_train_state does, on the host
+        init_words, train_words = random.host_split(words)
+        on_host = random.init_on_host(lambda k: init_model(model, k, input_shape), init_words)
+    if on_host is None:
+        return run_once(functools.partial(model_train_state, model, input_shape), key)
+    program, bits = on_host
+
+    def model_state_from_bits(drawn):
+        return (*program(drawn), jnp.zeros((), jnp.int32))
+
+    params, state, step = run_once(model_state_from_bits, bits)
+    return params, state, step, random.key_like(train_words, key)
 
 
 def chunk_end(callbacks, epoch: int, loop: Loop, feed, train_state, steps_done: int, step_logs):
