@@ -220,23 +220,36 @@ def _sort_rounds(n: int) -> int:
 class HostKey(NamedTuple):
     """A Threefry key's data (``(2,)`` ``uint32``) on the host, handed to a model's ``init`` by
     :func:`init_on_host`: :func:`split` and :func:`fold_in` derive keys from it with NumPy, and
-    jaxnet's initializers take their numbers' bits from :func:`drawn_bits`."""
+    jaxnet's initializers take their numbers' bits from :func:`drawn_bits`. ``path``: how it was
+    derived from the key ``init`` was given (``("split", num, i)`` and ``("fold_in", data)``
+    steps), so another key's draws can be computed without tracing ``init`` again."""
 
     words: np.ndarray
+    path: tuple = ()
 
 
 def split(key, num: int = 2):
     """``jax.random.split(key, num)``; of a :class:`HostKey`, a tuple of ``num`` host keys."""
     if isinstance(key, HostKey):
-        return tuple(HostKey(words) for words in host_split(key.words, num))
+        return tuple(HostKey(words, (*key.path, ("split", num, i)))
+                     for i, words in enumerate(host_split(key.words, num)))  # fmt: skip
     return jax.random.split(key, num)
 
 
 def fold_in(key, data: int):
     """``jax.random.fold_in(key, data)``; of a :class:`HostKey`, a host key."""
     if isinstance(key, HostKey):
-        return HostKey(host_fold_in(key.words, data))
+        return HostKey(host_fold_in(key.words, data), (*key.path, ("fold_in", data)))
     return jax.random.fold_in(key, data)
+
+
+def derived(words: np.ndarray, path: tuple) -> np.ndarray:
+    """The data of the key a :class:`HostKey`'s ``path`` derives from the key with data
+    ``words``."""
+    for step in path:
+        words = host_split(words, step[1])[step[2]] if step[0] == "split" else (
+            host_fold_in(words, step[1]))  # fmt: skip
+    return words
 
 
 def jax_key(key):
@@ -263,7 +276,7 @@ def drawn_bits(key: HostKey, shape) -> jax.Array:
     draw = getattr(_SUPPLY, "draw", None)
     if draw is None:
         raise ConfigError("a HostKey draws only inside jaxnet.random.init_on_host", ("init",))
-    return draw(key.words, tuple(int(n) for n in shape))
+    return draw(key, tuple(int(n) for n in shape))
 
 
 @contextlib.contextmanager
@@ -277,31 +290,40 @@ def _supplying(draw):
 
 def init_on_host(init: Callable, words: np.ndarray):
     """``(program, bits)`` with ``program(bits)`` equal to ``init(key)``, bit for bit, for the
-    Threefry key whose data is ``words``; ``program`` draws no random numbers.
+    Threefry key whose data is ``words``; ``program`` draws no random numbers. ``words`` of
+    shape ``(n, 2)``, ``n`` keys' data: each array of ``bits`` has a leading axis of ``n``, for
+    ``jax.vmap(program)`` (one key's ``init`` equal to the ``vmap`` over keys).
 
     ``init`` is first traced for shapes with a :class:`HostKey`, and NumPy derives its keys and
-    computes its draws' bits (:func:`host_jax_bits`); ``program`` then turns those bits into numbers
-    as ``jax.random`` does (:func:`uniform_from_bits` and its siblings). XLA:CPU compiles
+    computes its draws' bits (:func:`host_jax_bits`); ``program`` then turns those bits into
+    numbers as ``jax.random`` does (:func:`uniform_from_bits` and its siblings). XLA:CPU compiles
     Threefry's hash rounds slowly: most of an MLP's initialisation program is them. ``None``
     where this cannot be: ``init`` fails with a host key (it uses its key otherwise than through
     :func:`split`, :func:`fold_in` and jaxnet's initializers; the JAX key then runs ``init``,
     and an error of ``init``'s own is raised there).
     """
-    bits: list[np.ndarray] = []
+    words = np.asarray(words, np.uint32)
+    first = words if words.ndim == 1 else words[0]
+    draws: list[tuple[tuple, tuple]] = []  # each draw's key path and shape
 
-    def record(words, shape):
-        bits.append(host_jax_bits(words, shape))
-        return bits[-1]
+    def record(key, shape):  # (a trace for shapes: the numbers come below)
+        draws.append((key.path, shape))
+        return np.zeros(shape, np.uint32)
 
     try:
         with _supplying(record):
-            jax.eval_shape(lambda: init(HostKey(words)))
+            jax.eval_shape(lambda: init(HostKey(first)))
     except Exception:  # noqa: BLE001 - see the docstring: the JAX key's run says what is wrong
         return None
+    if words.ndim == 1:
+        bits = [host_jax_bits(derived(words, path), shape) for path, shape in draws]
+    else:
+        bits = [np.stack([host_jax_bits(derived(w, path), shape) for w in words])
+                for path, shape in draws]  # fmt: skip
 
     def program(drawn):
         supply = iter(drawn)
-        with _supplying(lambda words, shape: next(supply)):
-            return init(HostKey(words))
+        with _supplying(lambda key, shape: next(supply)):
+            return init(HostKey(first))
 
     return program, bits

@@ -25,7 +25,7 @@ from jaxnet.compilation import (
     same_types,
 )
 from jaxnet.random import permutation
-from jaxnet.train.many import data_orders
+from jaxnet.train.many import data_orders, initial_states
 from jaxnet.train.step import create_train_state, make_epoch, take_rows
 
 LOSS = losses.sparse_categorical_cross_entropy
@@ -167,7 +167,7 @@ def test_a_second_fit_many_compiles_nothing_and_equals_the_first(compile_log):
         return result.train_state.params, result.history
 
     params, history = run()
-    assert {"jit(train_epoch)", "jit(init_one)"} <= set(compile_log), compile_log
+    assert {"jit(train_epoch)", "jit(state_from_bits)"} <= set(compile_log), compile_log
     op_by_op = {"jit(dynamic_slice)", "jit(squeeze)", "jit(_threefry_seed)", "jit(stage)",
                 "jit(convert_element_type)"}  # fmt: skip
     assert not op_by_op & set(compile_log), compile_log  # (keys, one model's shapes, hypers)
@@ -179,6 +179,27 @@ def test_a_second_fit_many_compiles_nothing_and_equals_the_first(compile_log):
     other, _ = run(data_seed=5)  # the data's order is an argument (NumPy's): nothing compiles
     assert compile_log == [], compile_log
     assert not np.array_equal(other["dense_0"]["w"], params["dense_0"]["w"])
+
+
+@pytest.mark.parametrize("kernel_init", ["he_normal", "glorot_uniform", "custom"])
+def test_fit_many_initialises_as_its_vmapped_program_of_jax_keys_would(kernel_init):
+    """The models' states from NumPy's bits (a custom initializer: from JAX keys, as before)
+    equal one ``vmap``ped program of ``create_train_state`` with ``jax.random.key(seed)``."""
+    if kernel_init == "custom":
+        kernel_init = lambda k, s, d: jax.random.normal(k, s, d)  # noqa: E731
+    model = jaxnet.serial(jaxnet.Dense(8, kernel_init=kernel_init), jaxnet.Dense(3))
+    seeds = np.array([1, 2, 2**31 + 5], np.uint32)
+    hparams = {"learning_rate": np.array([1e-2, 3e-2, 1e-3], np.float32)}
+    make = lambda learning_rate: optim.adam(learning_rate)  # noqa: E731
+
+    def init_one(seed, hp):
+        return create_train_state(model, make(**hp), (5,), jax.random.key(seed))
+
+    raw = lambda t: t._replace(key=jax.random.key_data(t.key))  # noqa: E731
+    ours = raw(initial_states(model, make, (5,), seeds, hparams))
+    jax.tree.map(
+        np.testing.assert_array_equal, ours, raw(run_once(jax.vmap(init_one), seeds, hparams))
+    )
 
 
 @pytest.mark.parametrize("data_seed", [0, 5, 2**31 + 3])  # the last: a key computed, not wrapped

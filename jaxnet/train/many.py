@@ -9,14 +9,22 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxnet.compilation import collector_spares_older_objects, compile_cached, jit_rarely_run
-from jaxnet.core import Layer
+from jaxnet.core import Layer, init_model
 from jaxnet.errors import ConfigError, check_range
 from jaxnet.losses import target_kind
 from jaxnet.metrics import check_mode, direction
-from jaxnet.random import folded_permutation, host_fold_in, host_permutation, key_words
+from jaxnet.random import (
+    folded_permutation,
+    host_fold_in,
+    host_permutation,
+    host_split,
+    init_on_host,
+    key_words,
+)
 from jaxnet.train import options, parallel
 from jaxnet.train.callbacks import Loop, call
 from jaxnet.train.data import output_shape, place, prepare
@@ -174,11 +182,7 @@ def fit_many(
                          targets=target_kind(loss_fn))  # fmt: skip
         input_shape = feed.input_shape
 
-    def init_one(seed, hp):
-        return create_train_state(model, make_optimizer(**hp), input_shape, jax.random.key(seed))
-
-    init_all = jit_rarely_run(jax.vmap(init_one)).lower(seeds, hparams)
-    train_state = compile_cached(init_all)(seeds, hparams)
+    train_state = initial_states(model, make_optimizer, input_shape, seeds, hparams)
     one_params, one_state = jax.tree.map(  # one model's shapes
         lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype),
         (train_state.params, train_state.state),
@@ -259,6 +263,35 @@ def fit_many(
     return ManyResult(
         train_state, history_arrays, configs, best, compile_seconds, tuple(epoch_seconds)
     )
+
+
+def initial_states(model, make_optimizer, input_shape, seeds, hparams) -> TrainState:
+    """The models' :func:`~jaxnet.train.step.create_train_state` with keys
+    ``jax.random.key(seed)``, one ``vmap``ped run-once program; with Threefry keys its draws'
+    bits come from NumPy (:func:`jaxnet.random.init_on_host`: no hash rounds to compile)."""
+    on_host = None
+    if jax.config.jax_default_prng_impl == "threefry2x32":  # key(seed)'s data: [0, seed]
+        keys = np.stack([host_split(np.array([0, s], np.uint32)) for s in seeds])
+        on_host = init_on_host(lambda k: init_model(model, k, input_shape), keys[:, 0])
+    if on_host is None:
+
+        def init_one(seed, hp):
+            key = jax.random.key(seed)
+            return create_train_state(model, make_optimizer(**hp), input_shape, key)
+
+        return compile_cached(jit_rarely_run(jax.vmap(init_one)).lower(seeds, hparams))(
+            seeds, hparams
+        )
+    program, bits = on_host
+
+    def state_from_bits(drawn, train_words, hp):
+        params, state = program(drawn)
+        train_key = jax.random.wrap_key_data(train_words, impl="threefry2x32")
+        optimizer_state = make_optimizer(**hp).init(params)
+        return TrainState(params, state, optimizer_state, jnp.zeros((), jnp.int32), train_key)
+
+    init_all = jit_rarely_run(jax.vmap(state_from_bits)).lower(bits, keys[:, 1], hparams)
+    return compile_cached(init_all)(bits, keys[:, 1], hparams)
 
 
 def _array_epochs(model, loss_fn, make_optimizer, batch_size, metrics, penalty, data, data_seed,
