@@ -88,28 +88,25 @@ xavier_normal, xavier_uniform = glorot_normal, glorot_uniform
 kaiming_normal, kaiming_uniform = he_normal, he_uniform
 
 
-# The draws: ``jax.random``'s, where a host key's float32 numbers come from bits that NumPy drew
-# (the same numbers; :func:`jaxnet.random.init_on_host`).
+# The draws: ``jax.random``'s; a host key's numbers come from bits that NumPy drew (the same
+# numbers; :func:`jaxnet.random.init_on_host`).
 def _uniform(key, shape, dtype, minval, maxval):
-    if _on_host(key, dtype):
-        return random.uniform_from_bits(random.drawn_bits(key, shape), minval, maxval)
-    return jax.random.uniform(random.jax_key(key), shape, dtype, minval, maxval)
+    if isinstance(key, random.HostKey):
+        return random.uniform_from_bits(random.drawn_bits(key, shape, dtype), minval, maxval)
+    return jax.random.uniform(key, shape, dtype, minval, maxval)
 
 
 def _truncated_normal(key, lower, upper, shape, dtype):
-    if _on_host(key, dtype):
-        return random.truncated_normal_from_bits(random.drawn_bits(key, shape), lower, upper)
-    return jax.random.truncated_normal(random.jax_key(key), lower, upper, shape, dtype)
+    if isinstance(key, random.HostKey):
+        bits = random.drawn_bits(key, shape, dtype)
+        return random.truncated_normal_from_bits(bits, lower, upper)
+    return jax.random.truncated_normal(key, lower, upper, shape, dtype)
 
 
 def _normal(key, shape, dtype):
-    if _on_host(key, dtype):
-        return random.normal_from_bits(random.drawn_bits(key, shape))
-    return jax.random.normal(random.jax_key(key), shape, dtype)
-
-
-def _on_host(key, dtype) -> bool:
-    return isinstance(key, random.HostKey) and jnp.dtype(dtype) == jnp.float32
+    if isinstance(key, random.HostKey):
+        return random.normal_from_bits(random.drawn_bits(key, shape, dtype))
+    return jax.random.normal(key, shape, dtype)
 
 
 def constant(value: float) -> Initializer:

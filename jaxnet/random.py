@@ -220,9 +220,10 @@ def _sort_rounds(n: int) -> int:
 class HostKey(NamedTuple):
     """A Threefry key's data (``(2,)`` ``uint32``) on the host, handed to a model's ``init`` by
     :func:`init_on_host`: :func:`split` and :func:`fold_in` derive keys from it with NumPy, and
-    jaxnet's initializers take their numbers' bits from :func:`drawn_bits`. ``path``: how it was
-    derived from the key ``init`` was given (``("split", num, i)`` and ``("fold_in", data)``
-    steps), so another key's draws can be computed without tracing ``init`` again."""
+    jaxnet's initializers take their float32 numbers' bits from :func:`drawn_bits`. ``path``:
+    how it was derived from the key ``init`` was given (``("split", num, i)`` and
+    ``("fold_in", data)`` steps), so another key's draws can be computed without tracing
+    ``init`` again."""
 
     words: np.ndarray
     path: tuple = ()
@@ -252,14 +253,6 @@ def derived(words: np.ndarray, path: tuple) -> np.ndarray:
     return words
 
 
-def jax_key(key):
-    """``key`` as a JAX key: a :class:`HostKey`'s data wrapped as a Threefry key (the same
-    numbers from ``jax.random``)."""
-    if isinstance(key, HostKey):
-        return jax.random.wrap_key_data(jnp.asarray(key.words), impl="threefry2x32")
-    return key
-
-
 def key_like(words: np.ndarray, key):
     """A key with data ``words`` of ``key``'s kind: typed, or a raw ``uint32`` array."""
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
@@ -270,12 +263,15 @@ def key_like(words: np.ndarray, key):
 _SUPPLY = threading.local()  # .draw(words, shape) -> bits, inside init_on_host
 
 
-def drawn_bits(key: HostKey, shape) -> jax.Array:
-    """The ``uint32`` bits of ``shape`` that ``key`` draws inside :func:`init_on_host`: computed
-    by NumPy when it looks at the initialisation, an argument of the program it builds."""
+def drawn_bits(key: HostKey, shape, dtype=np.float32) -> jax.Array:
+    """The ``uint32`` bits of a float32 draw of ``shape`` by ``key`` inside :func:`init_on_host`:
+    computed by NumPy when it looks at the initialisation, an argument of the program it builds.
+    (``jax.random`` draws other dtypes from other bits: their initialisation keeps JAX keys.)"""
     draw = getattr(_SUPPLY, "draw", None)
     if draw is None:
         raise ConfigError("a HostKey draws only inside jaxnet.random.init_on_host", ("init",))
+    if np.dtype(dtype) != np.float32:
+        raise ConfigError(f"a HostKey draws float32 numbers, not {np.dtype(dtype)}", ("init",))
     return draw(key, tuple(int(n) for n in shape))
 
 
@@ -299,8 +295,8 @@ def init_on_host(init: Callable, words: np.ndarray):
     numbers as ``jax.random`` does (:func:`uniform_from_bits` and its siblings). XLA:CPU compiles
     Threefry's hash rounds slowly: most of an MLP's initialisation program is them. ``None``
     where this cannot be: ``init`` fails with a host key (it uses its key otherwise than through
-    :func:`split`, :func:`fold_in` and jaxnet's initializers; the JAX key then runs ``init``,
-    and an error of ``init``'s own is raised there).
+    :func:`split`, :func:`fold_in` and float32 draws of jaxnet's initializers; the JAX key then
+    runs ``init``, and an error of ``init``'s own is raised there).
     """
     words = np.asarray(words, np.uint32)
     first = words if words.ndim == 1 else words[0]

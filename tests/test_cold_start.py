@@ -181,13 +181,17 @@ def test_a_second_fit_many_compiles_nothing_and_equals_the_first(compile_log):
     assert not np.array_equal(other["dense_0"]["w"], params["dense_0"]["w"])
 
 
-@pytest.mark.parametrize("kernel_init", ["he_normal", "glorot_uniform", "custom"])
+@pytest.mark.parametrize("kernel_init", ["he_normal", "glorot_uniform", "custom", "bfloat16"])
 def test_fit_many_initialises_as_its_vmapped_program_of_jax_keys_would(kernel_init):
-    """The models' states from NumPy's bits (a custom initializer: from JAX keys, as before)
-    equal one ``vmap``ped program of ``create_train_state`` with ``jax.random.key(seed)``."""
+    """The models' states from NumPy's bits (a custom initializer, a bfloat16 layer: from JAX
+    keys, as before) equal one ``vmap``ped program of ``create_train_state`` with
+    ``jax.random.key(seed)``: each model its own numbers."""
+    dtype = jnp.bfloat16 if kernel_init == "bfloat16" else jnp.float32
     if kernel_init == "custom":
         kernel_init = lambda k, s, d: jax.random.normal(k, s, d)  # noqa: E731
-    model = jaxnet.serial(jaxnet.Dense(8, kernel_init=kernel_init), jaxnet.Dense(3))
+    elif kernel_init == "bfloat16":
+        kernel_init = "he_normal"
+    model = jaxnet.serial(jaxnet.Dense(8, kernel_init=kernel_init, dtype=dtype), jaxnet.Dense(3))
     seeds = np.array([1, 2, 2**31 + 5], np.uint32)
     hparams = {"learning_rate": np.array([1e-2, 3e-2, 1e-3], np.float32)}
     make = lambda learning_rate: optim.adam(learning_rate)  # noqa: E731
