@@ -38,9 +38,8 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import validate_data
 
-from jaxnet import optim, random
+from jaxnet import optim
 from jaxnet.activations import Activation
-from jaxnet.compilation import compile_cached
 from jaxnet.core import Layer, init_model, serial
 from jaxnet.description import build, describe
 from jaxnet.layers import Dense
@@ -251,10 +250,10 @@ class _BaseNeuralNet(BaseMLP):
         return X.shape[1:]
 
     def _init_weights(self, input_shape, dtype, rng):
-        seed = rng.randint(np.iinfo(np.int32).max)
+        key = jax.random.key(rng.randint(np.iinfo(np.int32).max))
+        self._key_data = np.asarray(jax.random.key_data(jax.random.fold_in(key, 1)))
         model = self._training(self.n_outputs_, self.out_activation_).model
-        params, state = _initial_weights(model, tuple(input_shape), seed)
-        self._key_data = _step_key_data(seed)
+        params, state = init_model(model, key, tuple(input_shape))
         self.params_ = jax.tree.map(np.asarray, params)
         self.state_ = jax.tree.map(np.asarray, state)
 
@@ -291,27 +290,6 @@ class _BaseNeuralNet(BaseMLP):
 
 def _is_number(value) -> bool:
     return isinstance(value, int | float | np.number) and not isinstance(value, bool)
-
-
-def _initial_weights(model: Layer, input_shape: tuple, seed: int):
-    """``init_model(model, jax.random.key(seed), input_shape)`` as it runs op by op, the same
-    numbers; with Threefry keys one program whose random bits come from NumPy
-    (:func:`jaxnet.random.init_on_host`), kept for the next fit of this structure."""
-    on_host = None
-    if jax.config.jax_default_prng_impl == "threefry2x32":  # key(seed)'s data: [0, seed]
-        words = np.array([0, seed], np.uint32)
-        on_host = random.init_on_host(lambda k: init_model(model, k, input_shape), words)
-    if on_host is None:
-        return init_model(model, jax.random.key(seed), input_shape)
-    program, bits = on_host
-    return compile_cached(jax.jit(program).lower(bits))(bits)
-
-
-def _step_key_data(seed: int) -> np.ndarray:
-    """The data of ``fold_in(jax.random.key(seed), 1)``, the key of the training steps."""
-    if jax.config.jax_default_prng_impl == "threefry2x32":
-        return random.host_fold_in(np.array([0, seed], np.uint32), 1)
-    return np.asarray(jax.random.key_data(jax.random.fold_in(jax.random.key(seed), 1)))
 
 
 class NeuralNetClassifier(ClassifierMixin, _BaseNeuralNet):
