@@ -166,7 +166,8 @@ def _models():
         "he MLP": (jaxnet.serial(dense(16, kernel_init="he_normal"), relu(), dense(3)), (6,)),
         "each initializer": (jaxnet.serial(
             dense(7, kernel_init="lecun_uniform"), dense(5, kernel_init=initializers.normal(0.3)),
-            dense(4, kernel_init="glorot_normal"), dense(3, kernel_init="orthogonal")), (6,)),
+            dense(4, kernel_init="glorot_normal"), dense(4, kernel_init="orthogonal"),
+            dense(5, kernel_init="orthogonal(2.0)"), dense(3, kernel_init="he_uniform")), (6,)),
         "CNN and BatchNorm": (jaxnet.serial(
             jaxnet.layers.Conv2D(4, (3, 3)), jaxnet.layers.BatchNorm(), jaxnet.layers.Flatten(),
             dense(3)), (6, 6, 2)),
