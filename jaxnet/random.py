@@ -261,6 +261,10 @@ def key_like(words: np.ndarray, key):
 
 
 _SUPPLY = threading.local()  # .draw(words, shape) -> bits, inside init_on_host
+# The most numbers init_on_host draws with NumPy (~90 ns each on one core): a cold fit of a
+# 784-w-w-10 MLP gained ~0.2 s at w = 1024 and 2048 (1.8 and 5.8 million numbers) and lost ~0.5 s
+# at w = 4096 (20 million), where XLA's compiled Threefry is the cheaper way.
+HOST_DRAWS = 2**23
 
 
 def drawn_bits(key: HostKey, shape, dtype=np.float32) -> jax.Array:
@@ -296,7 +300,8 @@ def init_on_host(init: Callable, words: np.ndarray):
     Threefry's hash rounds slowly: most of an MLP's initialisation program is them. ``None``
     where this cannot be: ``init`` fails with a host key (it uses its key otherwise than through
     :func:`split`, :func:`fold_in` and float32 draws of jaxnet's initializers; the JAX key then
-    runs ``init``, and an error of ``init``'s own is raised there).
+    runs ``init``, and an error of ``init``'s own is raised there), or it draws more than
+    :data:`HOST_DRAWS` numbers (NumPy's hashing then costs more than compiling Threefry's).
 
     >>> dense = jaxnet.Dense(3)
     >>> init = lambda key: dense.init(key, (2,))[1]  # its params
@@ -319,6 +324,8 @@ def init_on_host(init: Callable, words: np.ndarray):
         with _supplying(record):
             jax.eval_shape(lambda: init(HostKey(first)))
     except Exception:  # noqa: BLE001 - see the docstring: the JAX key's run says what is wrong
+        return None
+    if sum(math.prod(shape) for _, shape in draws) * len(np.atleast_2d(words)) > HOST_DRAWS:
         return None
     if words.ndim == 1:
         bits = [host_jax_bits(derived(words, path), shape) for path, shape in draws]

@@ -216,3 +216,15 @@ def test_host_keys_split_and_fold_in_as_jax_keys_do_and_draw_only_inside_init_on
                                   jax.random.key_data(jax.random.fold_in(key, 9)))  # fmt: skip
     with pytest.raises(ConfigError, match="init_on_host"):
         drawn_bits(host, (2,))
+
+
+def test_init_on_host_leaves_many_numbers_to_jax(monkeypatch):
+    """Beyond ``HOST_DRAWS`` numbers (all keys' together), compiled Threefry is cheaper."""
+    import jaxnet.random
+
+    init = lambda k: init_model(jaxnet.Dense(20), k, (6,))  # noqa: E731 - 120 numbers a key
+    words = key_words(jax.random.key(0))
+    monkeypatch.setattr(jaxnet.random, "HOST_DRAWS", 240)
+    assert init_on_host(init, words) is not None
+    assert init_on_host(init, np.stack([words, words])) is not None  # 240
+    assert init_on_host(init, np.stack([words, words, words])) is None  # 360
