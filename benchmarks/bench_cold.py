@@ -12,8 +12,11 @@ building, compiling and training, then predicting the test set the way each libr
 its first run. The import rows time
 ``import jax`` and ``import jaxnet`` alone, each in a fresh process.
 
-Rows: scikit-learn's ``MLPClassifier`` (the reference), ``jaxnet.fit``, ``jaxnet.fit`` with
-``validation_data`` and a :class:`~jaxnet.diagnostics.GradientMonitor`,
+Rows: scikit-learn's ``MLPClassifier`` (the reference), ``jaxnet.fit``, the same with its
+initialisation's random bits from a compiled Threefry program rather than NumPy
+(``jaxnet.random.HOST_DRAWS = 0``: what :func:`jaxnet.random.init_on_host` gains on this
+device), ``jaxnet.fit`` with ``validation_data`` and a
+:class:`~jaxnet.diagnostics.GradientMonitor`,
 ``jaxnet.sklearn.MLPClassifier`` where ``jaxnet.sklearn`` imports, and the floor of any trainer
 that compiles its epoch with XLA: the same model, shuffle and Adam written directly in JAX and
 optax as one jitted epoch, nothing else. "epoch compile" is the seconds spent lowering and
@@ -63,6 +66,13 @@ accuracy = classifier.score(x_test, y_test)
     ),
     "jaxnet.fit": (
         "import jax\nimport numpy as np\nimport jaxnet\nfrom jaxnet import losses, optim\n",
+        JAXNET_FIT.format(extra=""),
+    ),
+    # The same fit with the initialisation's random bits from a compiled Threefry program, as
+    # before they came from NumPy (jaxnet.random.init_on_host): what that path gains here.
+    "jaxnet.fit, initialisation by compiled Threefry": (
+        "import jax\nimport numpy as np\nimport jaxnet\nfrom jaxnet import losses, optim\n"
+        "jaxnet.random.HOST_DRAWS = 0\n",
         JAXNET_FIT.format(extra=""),
     ),
     "jaxnet.fit + validation_data + GradientMonitor": (
