@@ -40,17 +40,18 @@ _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 
 
 def threefry2x32(k0, k1, x0, x1):
-    """The Threefry-2x32 block cipher, 20 rounds, on ``uint32`` arrays (JAX's or NumPy's):
-    ``(y0, y1)``."""
+    """The Threefry-2x32 block cipher, 20 rounds, on ``uint32`` arrays of one shape (JAX's or
+    NumPy's): ``(y0, y1)``. (NumPy's are updated in place after the first addition, which
+    copies them: half the time of new arrays at every step.)"""
     keys = (k0, k1, k0 ^ k1 ^ np.uint32(0x1BD11BDA))
     x0, x1 = x0 + keys[0], x1 + keys[1]
     for i in range(5):
         for r in _ROTATIONS[i % 2]:
-            x0 = x0 + x1
+            x0 += x1
             x1 = (x1 << np.uint32(r)) | (x1 >> np.uint32(32 - r))
-            x1 = x1 ^ x0
-        x0 = x0 + keys[(i + 1) % 3]
-        x1 = x1 + keys[(i + 2) % 3] + np.uint32(i + 1)
+            x1 ^= x0
+        x0 += keys[(i + 1) % 3]
+        x1 += keys[(i + 2) % 3] + np.uint32(i + 1)
     return x0, x1
 
 
@@ -261,9 +262,9 @@ def key_like(words: np.ndarray, key):
 
 
 _SUPPLY = threading.local()  # .draw(words, shape) -> bits, inside init_on_host
-# The most numbers init_on_host draws with NumPy (~90 ns each on one core): a cold fit of a
-# 784-w-w-10 MLP gained ~0.2 s at w = 1024 and 2048 (1.8 and 5.8 million numbers) and lost ~0.5 s
-# at w = 4096 (20 million), where XLA's compiled Threefry is the cheaper way.
+# The most numbers init_on_host draws with NumPy (~35-55 ns each on one core): a cold fit of a
+# 784-w-w-10 MLP gained ~0.2 s at w = 1024 and 2048 (1.8 and 5.8 million numbers) and lost
+# ~0.3 s at w = 4096 (20 million), where XLA's compiled Threefry is the cheaper way.
 HOST_DRAWS = 2**23
 
 
@@ -301,7 +302,7 @@ def init_on_host(init: Callable, words: np.ndarray):
     where this cannot be: ``init`` fails with a host key (it uses its key otherwise than through
     :func:`split`, :func:`fold_in` and float32 draws of jaxnet's initializers; the JAX key then
     runs ``init``, and an error of ``init``'s own is raised there), or it draws more than
-    :data:`HOST_DRAWS` numbers (NumPy's hashing then costs more than compiling Threefry's).
+    :data:`HOST_DRAWS` numbers (NumPy's hashing then costs more than compiling Threefry).
 
     >>> dense = jaxnet.Dense(3)
     >>> init = lambda key: dense.init(key, (2,))[1]  # its params
