@@ -59,8 +59,7 @@ def random_bits(key, shape) -> jax.Array:
     """``uint32`` bits of ``shape`` (``jax.random.bits(key, shape, jnp.uint32)`` for a Threefry
     key; other key types are folded to 64 bits and hashed the same way)."""
     shape = tuple(int(n) for n in shape)
-    if math.prod(shape) >= 2**32:
-        raise ConfigError(f"at most 2**32 - 1 random numbers per key, asked for {shape}")
+    _size(shape)  # (at most 2**32 - 1 numbers per key)
     words = jax.random.key_data(key).reshape(-1, 2).astype(jnp.uint32)
     k0, k1 = words[0, 0], words[0, 1]
     for row in range(1, words.shape[0]):
