@@ -1,6 +1,6 @@
 """Cold start: a fresh process with an empty compilation cache trains the digits MLP once.
 
-    python benchmarks/bench_cold.py [--rounds 3] [--epochs 50]
+    python benchmarks/bench_cold.py [--rounds 3] [--epochs 50] [--cpus N]
 
 The demo's shape: digits (1437 training images), 64-100-100-10 ReLU, Adam 1e-3, batch 32, 50
 epochs. Every run is its own Python process whose ``JAXNET_CACHE_DIR`` and
@@ -21,7 +21,8 @@ device), ``jaxnet.fit`` with ``validation_data`` and a
 that compiles its epoch with XLA: the same model, shuffle and Adam written directly in JAX and
 optax as one jitted epoch, nothing else. "epoch compile" is the seconds spent lowering and
 compiling the epoch program (``history.compile_seconds`` for ``jaxnet.fit``; it overlaps the
-initialisation there).
+initialisation there). ``--cpus N`` runs every process on the first N CPUs only (XLA's thread
+pools size themselves from that set): how each row scales with the machine's cores.
 """
 
 from __future__ import annotations
@@ -187,7 +188,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--cpus", type=int, help="run on the first N CPUs only (default: all)")
     args = parser.parse_args()
+    cpus = common.use_cpus(args.cpus)  # the children inherit it
     cases = dict(CASES)
     if not has_jaxnet_sklearn():
         print("(jaxnet.sklearn does not import here: its row is skipped)")
@@ -221,7 +224,7 @@ def main() -> None:
         rows.append([name, median, f"{min(values):.2f}-{max(values):.2f}", compiled,
                      f"{median / reference:.2f}", versus_fit,
                      f"{statistics.median(accuracy[name]):.3f}"])  # fmt: skip
-    print(f"\n{common.machine()}, {os.cpu_count()} CPUs; {args.rounds} rounds, {args.epochs} "
+    print(f"\n{common.machine()}, {cpus} CPUs; {args.rounds} rounds, {args.epochs} "
           "epochs, fresh process and empty compilation cache per run\n")  # fmt: skip
     header = ["run", "seconds (median)", "range", "epoch compile (s)", "x scikit-learn",
               "x jaxnet.fit", "test acc."]  # fmt: skip

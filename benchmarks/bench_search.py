@@ -1,6 +1,6 @@
 """Model selection end to end: a cross-validated digits MLP grid, one program vs cell by cell.
 
-    python benchmarks/bench_search.py [--quick] [--cells 12 48]
+    python benchmarks/bench_search.py [--quick] [--cells 12 48] [--cpus N]
 
 The grid: ``learning_rate_init`` x ``alpha`` (12 cells; 48 adds ``beta_1`` x ``random_state``)
 over ``MLPClassifier(hidden_layer_sizes=(100,), max_iter=30)`` on digits (1797 x 64, pixels
@@ -8,8 +8,9 @@ scaled to [0, 1]), 5-fold stratified CV, no refit. Each row runs in a fresh proc
 excluded, compiling included: end to end, cold) and prints the wall time of ``fit``:
 
   - ``jaxnet.sklearn.search.GridSearchCV`` over ``jaxnet.sklearn.MLPClassifier``: every
-    (cell x fold) in one vmapped program, its models split over two CPU devices
-    (``XLA_FLAGS=--xla_force_host_platform_device_count=2``, ``n_devices=-1``);
+    (cell x fold) in one vmapped program, its models split over one CPU device per core (two
+    on a two-core machine: ``XLA_FLAGS=--xla_force_host_platform_device_count=2``,
+    ``n_devices=-1``);
   - scikit-learn's ``GridSearchCV`` over the same jaxnet estimator, cell by cell;
   - scikit-learn's ``GridSearchCV`` over scikit-learn's ``MLPClassifier``, with ``n_jobs=2``
     and cell by cell;
@@ -24,6 +25,7 @@ worker processes for the ``n_jobs=2`` rows) — on a machine shared with other j
 time is the fairer comparison; on an idle two-core machine the wall time is the user's.
 Ratios are against the first row. The best cell's mean test accuracy is printed beside each
 row (the jaxnet rows must agree to 1e-4: same computation; the others are other programs).
+``--cpus N`` runs every process on the first N CPUs only: how each row scales with the cores.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 CONTENDERS = [
-    "jaxnet search (1 program, 2 devices)",
+    "jaxnet search (1 program, {devices})",
     "sklearn GridSearchCV(jaxnet MLPClassifier)",
     "sklearn GridSearchCV(sklearn MLPClassifier, n_jobs=2)",
     "sklearn GridSearchCV(sklearn MLPClassifier)",
@@ -152,6 +154,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="600 rows, 5 epochs")
     parser.add_argument("--cells", type=int, nargs="+", default=[12, 48])
     parser.add_argument("--only", type=int, nargs="+", help="rows to run (0-based), default all")
+    parser.add_argument("--cpus", type=int, help="run on the first N CPUs only (default: all)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
@@ -160,21 +163,23 @@ def main() -> None:
 
     import common
 
-    print(f"machine: {common.machine()}", flush=True)
+    cpus = common.use_cpus(args.cpus)  # the children inherit it
+    print(f"machine: {common.machine()}, {cpus} CPUs", flush=True)
     for cells in args.cells:
         print(f"\n{cells} cells x 5 folds, {'5' if args.quick else '30'} epochs, end to end:")
         print("| search | wall s | vs jaxnet | CPU s | vs jaxnet | best mean score |")
         print("|---|---|---|---|---|---|")
         base = base_cpu = None
         for index, name in enumerate(CONTENDERS):
+            name = name.format(devices=f"{cpus} device{'s' if cpus > 1 else ''}")
             if args.only is not None and index not in args.only:
                 continue
             if index == 4 and not _installed("skorch", "torch"):
                 print(f"| {name} | not installed | | | | |", flush=True)
                 continue
             env = dict(os.environ)
-            if index in (0, 5):
-                env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+            if index in (0, 5):  # one CPU device per core
+                env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={cpus}"
             command = [sys.executable, __file__, "--one", str(index), "--cells", str(cells)]
             command += ["--quick"] if args.quick else []
             done = subprocess.run(command, env=env, capture_output=True, text=True)

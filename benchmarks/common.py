@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
@@ -53,6 +54,18 @@ def machine() -> str:
         f"{platform.processor() or platform.machine()}, {device.platform} ({device.device_kind}), "
         f"jax {jax.__version__}, python {platform.python_version()}"
     )
+
+
+def use_cpus(n: int | None) -> int:
+    """Pin this process, and the processes it starts, to the first ``n`` CPUs it may run on
+    (``None``: all of them); the number it runs on. XLA sizes its compile and run thread pools
+    from this set, so a fresh process sees a machine with ``n`` cores."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if n is not None:
+        if not 1 <= n <= len(allowed):
+            raise SystemExit(f"--cpus {n}: this process may run on 1 to {len(allowed)} CPUs")
+        os.sched_setaffinity(0, allowed[:n])
+    return len(os.sched_getaffinity(0))
 
 
 def table(header: list[str], rows: list[list]) -> str:
