@@ -1,6 +1,6 @@
 """Cold start: a fresh process with an empty compilation cache trains the digits MLP once.
 
-    python benchmarks/bench_cold.py [--rounds 3] [--epochs 50] [--cpus N]
+    python benchmarks/bench_cold.py [--rounds 3] [--epochs 50] [--cpus N [N ...]]
 
 The demo's shape: digits (1437 training images), 64-100-100-10 ReLU, Adam 1e-3, batch 32, 50
 epochs. Every run is its own Python process whose ``JAXNET_CACHE_DIR`` and
@@ -21,8 +21,9 @@ device), ``jaxnet.fit`` with ``validation_data`` and a
 that compiles its epoch with XLA: the same model, shuffle and Adam written directly in JAX and
 optax as one jitted epoch, nothing else. "epoch compile" is the seconds spent lowering and
 compiling the epoch program (``history.compile_seconds`` for ``jaxnet.fit``; it overlaps the
-initialisation there). ``--cpus N`` runs every process on the first N CPUs only (XLA's thread
-pools size themselves from that set): how each row scales with the machine's cores.
+initialisation there). ``--cpus 1 2`` runs every case on the first CPU only and on the first
+two, interleaved in each round (XLA sizes its thread pools from the CPUs a process may use):
+a table per count, then how each row scales with the machine's cores.
 """
 
 from __future__ import annotations
@@ -144,7 +145,9 @@ CASES["hand-written lax.scan epoch (JAX + optax)"] = (
 IMPORTS = {"import jax": "import jax", "import jaxnet": "import jaxnet"}
 
 CHILD = """
+import os
 import time
+os.sched_setaffinity(0, {cpus})  # before JAX sizes its thread pools
 start = time.perf_counter()
 {imports}
 imported = time.perf_counter() - start
@@ -162,13 +165,15 @@ print("RESULT " + json.dumps({{"imported": imported, "seconds": seconds,
 """
 
 
-def run_child(imports: str, timed: str, epochs: int, accuracy: str = "accuracy") -> dict:
-    """Run one case in a fresh process with an empty compilation cache; its figures."""
+def run_child(imports: str, timed: str, epochs: int, cpus: list[int],
+              accuracy: str = "accuracy") -> dict:  # fmt: skip
+    """Run one case on ``cpus`` in a fresh process with an empty compilation cache; its
+    figures."""
     with tempfile.TemporaryDirectory(prefix="bench_cold_") as cache:
         env = {**os.environ, "JAXNET_CACHE_DIR": cache, "JAX_COMPILATION_CACHE_DIR": cache,
                "PYTHONPATH": os.pathsep.join([str(ROOT), str(Path(__file__).parent)])}  # fmt: skip
         code = CHILD.format(imports=imports, data=DATA if timed else "", epochs=epochs,
-                            timed=textwrap.dedent(timed), accuracy=accuracy)  # fmt: skip
+                            timed=textwrap.dedent(timed), accuracy=accuracy, cpus=cpus)  # fmt: skip
         done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                               text=True, timeout=600)  # fmt: skip
     if done.returncode != 0:
@@ -184,57 +189,99 @@ def has_jaxnet_sklearn() -> bool:
     return done.returncode == 0
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=50)
-    parser.add_argument("--cpus", type=int, help="run on the first N CPUs only (default: all)")
-    args = parser.parse_args()
-    cpus = common.use_cpus(args.cpus)  # the children inherit it
-    cases = dict(CASES)
-    if not has_jaxnet_sklearn():
-        print("(jaxnet.sklearn does not import here: its row is skipped)")
-        del cases["jaxnet.sklearn.MLPClassifier"]
-    seconds = {name: [] for name in [*cases, *IMPORTS]}
-    accuracy = {name: [] for name in cases}
-    compiles = {name: [] for name in cases}
-    floors = []  # the hand-written epoch's compile + its epochs' run: no XLA trainer does less
-    for round_ in range(args.rounds):
-        for name, (imports, timed) in cases.items():
-            result = run_child(imports, timed, args.epochs)
-            seconds[name].append(result["seconds"])
-            accuracy[name].append(result["accuracy"])
-            if result["compile"] is not None:
-                compiles[name].append(result["compile"])
-            if result["run"] is not None:
-                floors.append(result["compile"] + result["run"])
-            print(f"round {round_ + 1}: {name}: {result['seconds']:.2f} s", flush=True)
-        for name, imports in IMPORTS.items():
-            seconds[name].append(run_child(imports, "", args.epochs, "None")["imported"])
-    reference = statistics.median(seconds[next(iter(CASES))])
-    plain = statistics.median(seconds["jaxnet.fit"]) if "jaxnet.fit" in seconds else None
+class Figures:
+    """One CPU count's measurements: per case its seconds, accuracies and epoch compiles, and
+    the floor's."""
+
+    def __init__(self, names):
+        self.seconds = {name: [] for name in names}
+        self.accuracy = {name: [] for name in names}
+        self.compiles = {name: [] for name in names}
+        self.floors = []  # the hand-written epoch's compile + its epochs: no XLA trainer does less
+
+    def add(self, name: str, result: dict) -> None:
+        self.seconds[name].append(result["seconds"])
+        self.accuracy[name].append(result["accuracy"])
+        if result["compile"] is not None:
+            self.compiles[name].append(result["compile"])
+        if result["run"] is not None:
+            self.floors.append(result["compile"] + result["run"])
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.seconds[name])
+
+
+def report(figures: Figures, cpus: int, args) -> None:
+    """The table of one CPU count, the import difference and the floor."""
+    reference = figures.median(next(iter(CASES)))
+    plain = figures.median("jaxnet.fit")
     rows = []
-    for name, values in seconds.items():
+    for name, values in figures.seconds.items():
         median = statistics.median(values)
         if name in IMPORTS:
             rows.append([name, median, f"{min(values):.2f}-{max(values):.2f}", "", "", "", ""])
             continue
-        versus_fit = f"{median / plain:.2f}" if plain else ""
-        compiled = f"{statistics.median(compiles[name]):.2f}" if compiles[name] else ""
+        compiles = figures.compiles[name]
+        compiled = f"{statistics.median(compiles):.2f}" if compiles else ""
         rows.append([name, median, f"{min(values):.2f}-{max(values):.2f}", compiled,
-                     f"{median / reference:.2f}", versus_fit,
-                     f"{statistics.median(accuracy[name]):.3f}"])  # fmt: skip
+                     f"{median / reference:.2f}", f"{median / plain:.2f}",
+                     f"{statistics.median(figures.accuracy[name]):.3f}"])  # fmt: skip
     print(f"\n{common.machine()}, {cpus} CPUs; {args.rounds} rounds, {args.epochs} "
           "epochs, fresh process and empty compilation cache per run\n")  # fmt: skip
     header = ["run", "seconds (median)", "range", "epoch compile (s)", "x scikit-learn",
               "x jaxnet.fit", "test acc."]  # fmt: skip
     print(common.table(header, rows))
-    imports = statistics.median(seconds["import jaxnet"]) - statistics.median(seconds["import jax"])
+    imports = figures.median("import jaxnet") - figures.median("import jax")
     print(f"\nimport jaxnet - import jax: {imports:+.2f} s")
-    floor = statistics.median(floors)
+    floor = statistics.median(figures.floors)
     print(f"floor: compiling the hand-written epoch program and running its {args.epochs} epochs "
           f"(nothing else) takes {floor:.2f} s = {floor / reference:.2f}x scikit-learn's whole "
           "fit")  # fmt: skip
+
+
+def report_cores(figures: dict[int, Figures]) -> None:
+    """Each run's median and its ratio to scikit-learn's, side by side for each CPU count."""
+    header, rows = ["run"], {}
+    for cpus, f in figures.items():
+        header += [f"{cpus} CPU{'s' if cpus > 1 else ''} (s)", "x scikit-learn"]
+        reference = f.median(next(iter(CASES)))
+        for name in [n for n in f.seconds if n not in IMPORTS]:
+            rows.setdefault(name, [name])
+            rows[name] += [f.median(name), f"{f.median(name) / reference:.2f}"]
+        floor = statistics.median(f.floors)
+        rows.setdefault("floor", ["the floor: hand-written epoch's compile + its epochs"])
+        rows["floor"] += [floor, f"{floor / reference:.2f}"]
+    print("\nby the CPUs each process may use (the same rounds):\n")
+    print(common.table(header, list(rows.values())))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--cpus", type=int, nargs="+", help="run on the first N CPUs, each N")
+    args = parser.parse_args()
+    counts = args.cpus or [None]
+    sets = {n: common.cpu_set(n) for n in counts}
+    cases = dict(CASES)
+    if not has_jaxnet_sklearn():
+        print("(jaxnet.sklearn does not import here: its row is skipped)")
+        del cases["jaxnet.sklearn.MLPClassifier"]
+    figures = {n: Figures([*cases, *IMPORTS]) for n in counts}
+    for round_ in range(args.rounds):
+        for n in counts:  # interleaved: each count sees the machine's same hour
+            where = f" ({len(sets[n])} CPUs)" if len(counts) > 1 else ""
+            for name, (imports, timed) in cases.items():
+                result = run_child(imports, timed, args.epochs, sets[n])
+                figures[n].add(name, result)
+                print(f"round {round_ + 1}{where}: {name}: {result['seconds']:.2f} s", flush=True)
+            for name, imports in IMPORTS.items():
+                result = run_child(imports, "", args.epochs, sets[n], "None")
+                figures[n].seconds[name].append(result["imported"])
+    for n in counts:
+        report(figures[n], len(sets[n]), args)
+    if len(counts) > 1:
+        report_cores({len(sets[n]): figures[n] for n in counts})
 
 
 if __name__ == "__main__":

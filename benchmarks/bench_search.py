@@ -1,6 +1,6 @@
 """Model selection end to end: a cross-validated digits MLP grid, one program vs cell by cell.
 
-    python benchmarks/bench_search.py [--quick] [--cells 12 48] [--cpus N]
+    python benchmarks/bench_search.py [--quick] [--cells 12 48] [--cpus N [N ...]]
 
 The grid: ``learning_rate_init`` x ``alpha`` (12 cells; 48 adds ``beta_1`` x ``random_state``)
 over ``MLPClassifier(hidden_layer_sizes=(100,), max_iter=30)`` on digits (1797 x 64, pixels
@@ -25,7 +25,8 @@ worker processes for the ``n_jobs=2`` rows) — on a machine shared with other j
 time is the fairer comparison; on an idle two-core machine the wall time is the user's.
 Ratios are against the first row. The best cell's mean test accuracy is printed beside each
 row (the jaxnet rows must agree to 1e-4: same computation; the others are other programs).
-``--cpus N`` runs every process on the first N CPUs only: how each row scales with the cores.
+``--cpus 1 2`` runs the tables on the first CPU only, then on the first two (jaxnet's search on
+one CPU device per core): how each row scales with the cores.
 """
 
 from __future__ import annotations
@@ -154,16 +155,27 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="600 rows, 5 epochs")
     parser.add_argument("--cells", type=int, nargs="+", default=[12, 48])
     parser.add_argument("--only", type=int, nargs="+", help="rows to run (0-based), default all")
-    parser.add_argument("--cpus", type=int, help="run on the first N CPUs only (default: all)")
+    parser.add_argument("--cpus", type=int, nargs="+", help="run on the first N CPUs, each N")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--pin", type=int, nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
+        if args.pin:
+            os.sched_setaffinity(0, args.pin)  # before JAX sizes its thread pools
         print(json.dumps(run_one(args.one, args.cells[0], args.quick)))
         return
 
     import common
 
-    cpus = common.use_cpus(args.cpus)  # the children inherit it
+    for n in args.cpus or [None]:
+        run_tables(args, common.cpu_set(n))
+
+
+def run_tables(args, cpu_set: list[int]) -> None:
+    """The tables of ``args.cells``, every process on ``cpu_set``."""
+    import common
+
+    cpus = len(cpu_set)
     print(f"machine: {common.machine()}, {cpus} CPUs", flush=True)
     for cells in args.cells:
         print(f"\n{cells} cells x 5 folds, {'5' if args.quick else '30'} epochs, end to end:")
@@ -180,7 +192,8 @@ def main() -> None:
             env = dict(os.environ)
             if index in (0, 5):  # one CPU device per core
                 env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={cpus}"
-            command = [sys.executable, __file__, "--one", str(index), "--cells", str(cells)]
+            command = [sys.executable, __file__, "--one", str(index), "--cells", str(cells),
+                       "--pin", *map(str, cpu_set)]  # fmt: skip
             command += ["--quick"] if args.quick else []
             done = subprocess.run(command, env=env, capture_output=True, text=True)
             if done.returncode:

@@ -56,16 +56,16 @@ def machine() -> str:
     )
 
 
-def use_cpus(n: int | None) -> int:
-    """Pin this process, and the processes it starts, to the first ``n`` CPUs it may run on
-    (``None``: all of them); the number it runs on. XLA sizes its compile and run thread pools
-    from this set, so a fresh process sees a machine with ``n`` cores."""
+def cpu_set(n: int | None) -> list[int]:
+    """The first ``n`` CPUs this process may run on (``None``: all of them). A child pinned to
+    them before it imports JAX (``os.sched_setaffinity``) sees a machine with that many cores:
+    XLA sizes its compile and run thread pools from the set."""
     allowed = sorted(os.sched_getaffinity(0))
-    if n is not None:
-        if not 1 <= n <= len(allowed):
-            raise SystemExit(f"--cpus {n}: this process may run on 1 to {len(allowed)} CPUs")
-        os.sched_setaffinity(0, allowed[:n])
-    return len(os.sched_getaffinity(0))
+    if n is None:
+        return allowed
+    if not 1 <= n <= len(allowed):
+        raise SystemExit(f"--cpus {n}: this process may run on 1 to {len(allowed)} CPUs")
+    return allowed[:n]
 
 
 def table(header: list[str], rows: list[list]) -> str:
