@@ -1,16 +1,20 @@
 """Smoke test of the benchmark suite: it imports, and one tiny workload runs for jaxnet only."""
 
+import os
 import sys
 from pathlib import Path
 
 import jax
 import numpy as np
+import pytest
 
 import jaxnet
 from jaxnet.layers import conv, pooling
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+import bench_cold  # noqa: E402
 import bench_paths  # noqa: E402
+import common  # noqa: E402
 import suite  # noqa: E402
 from peers import jaxnet_model  # noqa: E402
 from peers.spec import Workload, flops_per_step, weight_uses  # noqa: E402
@@ -87,3 +91,14 @@ def test_bench_paths_off_forms_compute_what_the_fast_paths_compute():
     with jax.threefry_partitionable(True):  # jax's default, which the benchmark runs with
         plain = jax.jit(lambda k: jax.random.bernoulli(k, 0.7, (5, 9)))(key)
     np.testing.assert_array_equal(bench_paths.dropout.bernoulli(key, 0.7, (5, 9)), plain)
+
+
+def test_cpu_set_is_the_first_n_cpus_and_a_cold_run_stays_on_them():
+    allowed = sorted(os.sched_getaffinity(0))
+    assert common.cpu_set(None) == allowed and common.cpu_set(1) == allowed[:1]
+    for wrong in (0, len(allowed) + 1):
+        with pytest.raises(SystemExit, match="--cpus"):
+            common.cpu_set(wrong)
+    # the child pins itself before anything imports JAX; it reports the CPUs it may use
+    child = bench_cold.run_child("", "", 1, allowed[:1], "sorted(os.sched_getaffinity(0))")
+    assert child["accuracy"] == allowed[:1]
