@@ -215,6 +215,7 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("KERAS_BACKEND", "jax")
     os.environ.setdefault("KERAS_HOME", str(out / "keras"))  # keras writes its config here
+    os.environ.setdefault("XDG_CACHE_HOME", str(out / "cache"))  # onnxruntime, its device id
     onnx_ok = all(importlib.util.find_spec(m) for m in ("jax2onnx", "onnxruntime"))
     keras_ok = importlib.util.find_spec("keras") is not None
     for missing, what in ((not onnx_ok, "onnx extra"), (not keras_ok, "keras")):
