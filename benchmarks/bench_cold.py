@@ -147,7 +147,7 @@ IMPORTS = {"import jax": "import jax", "import jaxnet": "import jaxnet"}
 CHILD = """
 import os
 import time
-os.sched_setaffinity(0, {cpus})  # before JAX sizes its thread pools
+{pin}
 start = time.perf_counter()
 {imports}
 imported = time.perf_counter() - start
@@ -165,15 +165,16 @@ print("RESULT " + json.dumps({{"imported": imported, "seconds": seconds,
 """
 
 
-def run_child(imports: str, timed: str, epochs: int, cpus: list[int],
+def run_child(imports: str, timed: str, epochs: int, cpus: list[int] | None,
               accuracy: str = "accuracy") -> dict:  # fmt: skip
-    """Run one case on ``cpus`` in a fresh process with an empty compilation cache; its
-    figures."""
+    """Run one case in a fresh process with an empty compilation cache, on ``cpus`` (``None``:
+    wherever this process may run); its figures."""
+    pin = "" if cpus is None else f"os.sched_setaffinity(0, {cpus})  # before JAX starts"
     with tempfile.TemporaryDirectory(prefix="bench_cold_") as cache:
         env = {**os.environ, "JAXNET_CACHE_DIR": cache, "JAX_COMPILATION_CACHE_DIR": cache,
                "PYTHONPATH": os.pathsep.join([str(ROOT), str(Path(__file__).parent)])}  # fmt: skip
         code = CHILD.format(imports=imports, data=DATA if timed else "", epochs=epochs,
-                            timed=textwrap.dedent(timed), accuracy=accuracy, cpus=cpus)  # fmt: skip
+                            timed=textwrap.dedent(timed), accuracy=accuracy, pin=pin)  # fmt: skip
         done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                               text=True, timeout=600)  # fmt: skip
     if done.returncode != 0:
@@ -263,6 +264,7 @@ def main() -> None:
     args = parser.parse_args()
     counts = args.cpus or [None]
     sets = {n: common.cpu_set(n) for n in counts}
+    pins = {n: None if n is None else sets[n] for n in counts}  # pin only when asked
     cases = dict(CASES)
     if not has_jaxnet_sklearn():
         print("(jaxnet.sklearn does not import here: its row is skipped)")
@@ -272,11 +274,11 @@ def main() -> None:
         for n in counts:  # interleaved: each count sees the machine's same hour
             where = f" ({len(sets[n])} CPUs)" if len(counts) > 1 else ""
             for name, (imports, timed) in cases.items():
-                result = run_child(imports, timed, args.epochs, sets[n])
+                result = run_child(imports, timed, args.epochs, pins[n])
                 figures[n].add(name, result)
                 print(f"round {round_ + 1}{where}: {name}: {result['seconds']:.2f} s", flush=True)
             for name, imports in IMPORTS.items():
-                result = run_child(imports, "", args.epochs, sets[n], "None")
+                result = run_child(imports, "", args.epochs, pins[n], "None")
                 figures[n].seconds[name].append(result["imported"])
     for n in counts:
         report(figures[n], len(sets[n]), args)

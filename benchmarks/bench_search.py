@@ -168,11 +168,11 @@ def main() -> None:
     import common
 
     for n in args.cpus or [None]:
-        run_tables(args, common.cpu_set(n))
+        run_tables(args, common.cpu_set(n), pin=n is not None)
 
 
-def run_tables(args, cpu_set: list[int]) -> None:
-    """The tables of ``args.cells``, every process on ``cpu_set``."""
+def run_tables(args, cpu_set: list[int], pin: bool) -> None:
+    """The tables of ``args.cells``, every process on ``cpu_set`` (pinned there if ``pin``)."""
     import common
 
     cpus = len(cpu_set)
@@ -192,8 +192,8 @@ def run_tables(args, cpu_set: list[int]) -> None:
             env = dict(os.environ)
             if index in (0, 5):  # one CPU device per core
                 env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={cpus}"
-            command = [sys.executable, __file__, "--one", str(index), "--cells", str(cells),
-                       "--pin", *map(str, cpu_set)]  # fmt: skip
+            command = [sys.executable, __file__, "--one", str(index), "--cells", str(cells)]
+            command += ["--pin", *map(str, cpu_set)] if pin else []
             command += ["--quick"] if args.quick else []
             done = subprocess.run(command, env=env, capture_output=True, text=True)
             if done.returncode:

@@ -58,8 +58,12 @@ def machine() -> str:
 
 def cpu_set(n: int | None) -> list[int]:
     """The first ``n`` CPUs this process may run on (``None``: all of them). A child pinned to
-    them before it imports JAX (``os.sched_setaffinity``) sees a machine with that many cores:
-    XLA sizes its compile and run thread pools from the set."""
+    them before it imports JAX (``os.sched_setaffinity``, Linux) sees a machine with that many
+    cores: XLA sizes its compile and run thread pools from the set."""
+    if not hasattr(os, "sched_getaffinity"):  # not Linux: no pinning
+        if n is not None:
+            raise SystemExit("--cpus needs os.sched_setaffinity (Linux)")
+        return list(range(os.cpu_count() or 1))
     allowed = sorted(os.sched_getaffinity(0))
     if n is None:
         return allowed
