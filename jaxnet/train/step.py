@@ -47,9 +47,12 @@ def shuffle_key(ts: TrainState, epoch):
     return run_shuffle_key(ts.key, epoch)
 
 
+SHUFFLE_STREAM = 1  # the run key folded with this, then the epoch, shuffles the epoch's data
+
+
 def run_shuffle_key(key, epoch):
     """The key that shuffles the data in ``epoch`` of the run whose key is ``key``."""
-    return jax.random.fold_in(jax.random.fold_in(key, 1), epoch)
+    return jax.random.fold_in(jax.random.fold_in(key, SHUFFLE_STREAM), epoch)
 
 
 def create_train_state(model: Layer, optimizer, input_shape, key) -> TrainState:
@@ -329,8 +332,8 @@ def host_order_of_epoch(words, epoch: int, n: int, shuffle: bool = True, key=Non
     if not shuffle:
         return np.arange(n, dtype=np.int32)
     if words is None:
-        return np.asarray(folded_permutation(key, np.array([1, epoch], np.int32), n))
-    return host_permutation(host_fold_in(host_fold_in(words, 1), epoch), n)
+        return np.asarray(folded_permutation(key, np.array([SHUFFLE_STREAM, epoch], np.int32), n))
+    return host_permutation(host_fold_in(host_fold_in(words, SHUFFLE_STREAM), epoch), n)
 
 
 def epoch_order_on_host(ts: TrainState, n: int, batch_size: int, shuffle: bool = True):
